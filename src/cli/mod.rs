@@ -1,0 +1,41 @@
+//! The native command-line tool (`--features cli`). Each subcommand lives in its own module.
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod bench;
+mod data;
+
+#[derive(Parser)]
+#[command(
+    name = "metarec",
+    version,
+    about = "On-device meta-RL recommender: data, training, evaluation, benchmarks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Summarise a ratings dataset (users, items, ratings, like-rate, warnings).
+    Data(data::Args),
+    /// Benchmarks that print figures (never timed tests).
+    Bench(bench::Args),
+}
+
+/// Entry point of the `metarec` binary: parse arguments, run, map errors to a non-zero exit.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Data(args) => data::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

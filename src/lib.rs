@@ -1,0 +1,8 @@
+//! metarec: an on-device meta-reinforcement-learning recommender.
+//!
+//! The learning engine runs hand-written WGSL compute shaders through `wgpu` (WebGPU in the
+//! browser, Vulkan/Metal/DX12 natively) with a plain-Rust CPU engine as reference and fallback.
+//! See `ARCHITECTURE.md` for the data flow.
+
+#[cfg(feature = "cli")]
+pub mod cli;
