@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The whole test suite: ./scripts/test.sh
+# Runs scripts/setup.sh, then every stage below (a failing stage does not stop the later ones),
+# and ends with one summary line `test stages: N passed, M failed`; exits non-zero if any failed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) [ -d "$HOME/.cargo/bin" ] && PATH="$HOME/.cargo/bin:$PATH" ;; esac
+export PATH
+
+echo "==> setup"
+./scripts/setup.sh
+
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+passed=0
+failed=0
+failed_names=()
+stage() {
+    local name="$1"
+    shift
+    echo
+    echo "==> stage: $name"
+    echo "    \$ $*"
+    local start=$SECONDS rc=0
+    "$@" || rc=$?
+    if [ "$rc" -eq 0 ]; then
+        passed=$((passed + 1))
+        echo "<== stage: $name: ok ($((SECONDS - start)) s)"
+    else
+        failed=$((failed + 1))
+        failed_names+=("$name")
+        echo "<== stage: $name: FAILED (exit $rc, $((SECONDS - start)) s)"
+    fi
+}
+
+e2e() {
+    # The page loads the wasm package from www/pkg; a dev build is enough (and faster).
+    # (errexit is off inside a function called from `||`, hence the explicit returns.)
+    wasm-pack build --dev --target web --out-dir www/pkg || return 1
+    local f rc=0
+    for f in tests/e2e/*.mjs; do
+        echo "--- node $f"
+        node "$f" || rc=1
+    done
+    return "$rc"
+}
+
+stage "cargo fmt" cargo fmt --check
+stage "clippy (native)" cargo clippy --all-targets --features cli -- -D warnings
+stage "clippy (wasm32)" cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+stage "cargo test (native, lavapipe)" cargo test --features cli
+stage "wasm-pack test (headless chromium)" wasm-pack test --headless --chrome
+stage "e2e browser tests" e2e
+
+echo
+if [ "$failed" -ne 0 ]; then
+    echo "failed stages: ${failed_names[*]}"
+fi
+echo "test stages: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
