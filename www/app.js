@@ -1,0 +1,269 @@
+// metarec demo page: loads the wasm engine (www/pkg, built by wasm-pack) and shows its self-check.
+//
+// Contract with the engine (src/web.rs): www/pkg/metarec.js default-exports the wasm init function;
+// after `await init()`, `self_check({ engine: "auto" | "gpu" | "cpu" })` resolves to
+//   { engine, adapter: { name, backend, device_type, fallback } | null, gpu_error,
+//     kernels: [{ name, shape, max_rel_err, tolerance, pass }],
+//     steps_per_s: { gpu, cpu }, dispatches_per_step }
+// or rejects with an Error.
+//
+// All data is rendered with textContent. When done, document.body.dataset.state is "ready" or
+// "error" and the result (or the error message) is on window.metarecSelfCheck(Error), for tests.
+
+const ENGINES = ['auto', 'gpu', 'cpu'];
+const PKG_URL = new URL('./pkg/metarec.js', import.meta.url);
+
+const $ = (id) => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`page is missing #${id}`);
+  return el;
+};
+
+function setText(id, text) {
+  $(id).textContent = text;
+}
+
+// "loading" (from the HTML) → "running" → "ready" | "error"; data-runs counts finished runs.
+function setState(state) {
+  document.body.dataset.state = state;
+  if (state === 'ready' || state === 'error') {
+    document.body.dataset.runs = String(Number(document.body.dataset.runs || 0) + 1);
+  }
+}
+
+function requestedEngine() {
+  const value = new URLSearchParams(window.location.search).get('engine');
+  if (value === null || value === '') return 'auto';
+  if (!ENGINES.includes(value)) {
+    throw new Error(`unknown engine ${JSON.stringify(value)} in the URL: use ?engine=auto, ?engine=gpu or ?engine=cpu`);
+  }
+  return value;
+}
+
+// ---- number formatting -------------------------------------------------------
+
+const rateFormat = new Intl.NumberFormat('en-US', { maximumSignificantDigits: 3 });
+const msFormat = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
+
+function fmtSci(x) {
+  if (typeof x !== 'number') return '—';
+  if (Number.isNaN(x)) return 'NaN';
+  if (!Number.isFinite(x)) return x > 0 ? '∞' : '−∞';
+  if (x === 0) return '0';
+  return x.toExponential(2);
+}
+
+function fmtRate(x) {
+  if (typeof x !== 'number' || !Number.isFinite(x)) return '—';
+  return rateFormat.format(x);
+}
+
+function fmtMs(ms) {
+  return ms >= 10000 ? `${(ms / 1000).toFixed(1)} s` : `${msFormat.format(ms)} ms`;
+}
+
+// ---- rendering -----------------------------------------------------------------
+
+function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+function renderBadges(result, requested) {
+  const list = $('badges');
+  list.replaceChildren();
+  const add = (kind, title, reason) => {
+    const li = el('li', undefined, `badge badge-${kind}`);
+    li.append(el('strong', title));
+    if (reason) li.append(el('span', `: ${reason}`));
+    list.append(li);
+  };
+  if (result.engine === 'cpu') {
+    if (requested === 'cpu') {
+      add('info', 'CPU engine', 'requested with ?engine=cpu');
+    } else {
+      add('warn', 'CPU fallback', result.gpu_error || 'the GPU engine is not available (no reason given)');
+    }
+  } else if (result.gpu_error) {
+    add('warn', 'GPU warning', result.gpu_error);
+  }
+  if (result.adapter && result.adapter.fallback) {
+    add('info', 'Software adapter', 'the browser offered a fallback (CPU-emulated) GPU adapter, so GPU timings are not representative');
+  }
+  list.hidden = list.childElementCount === 0;
+}
+
+function renderStatus(result, requested, timings) {
+  const a = result.adapter;
+  setText('st-adapter', a ? a.name || '(unnamed adapter)' : 'none');
+  setText('st-backend', a ? [a.backend, a.device_type].filter(Boolean).join(', ') || '—' : '—');
+  setText('st-engine', result.engine === 'gpu' ? 'GPU' : result.engine === 'cpu' ? 'CPU' : String(result.engine));
+  setText('st-requested', `(requested: ${requested})`);
+  setText('st-timings', `engine load ${fmtMs(timings.load)}, self-check ${fmtMs(timings.check)}`);
+  renderBadges(result, requested);
+}
+
+function renderKernels(kernels) {
+  const body = $('kernels-body');
+  const wrap = body.closest('.table-wrap');
+  const summary = $('kernels-summary');
+  body.replaceChildren();
+  if (kernels.length === 0) {
+    wrap.hidden = true;
+    summary.textContent = 'No kernel checks ran: the GPU kernels are only checked when the GPU engine runs.';
+    summary.className = 'summary muted';
+    return;
+  }
+  wrap.hidden = false;
+  let passed = 0;
+  for (const k of kernels) {
+    const tr = el('tr', undefined, k.pass ? 'pass' : 'fail');
+    const name = el('th', String(k.name ?? ''));
+    name.scope = 'row';
+    tr.append(
+      name,
+      el('td', String(k.shape ?? '')),
+      el('td', fmtSci(k.max_rel_err), 'num'),
+      el('td', fmtSci(k.tolerance), 'num'),
+    );
+    const verdict = el('td');
+    verdict.append(el('span', k.pass ? '✓ pass' : '✗ FAIL', `verdict ${k.pass ? 'verdict-pass' : 'verdict-fail'}`));
+    tr.append(verdict);
+    body.append(tr);
+    if (k.pass) passed += 1;
+  }
+  const failed = kernels.length - passed;
+  summary.textContent = `${passed} of ${kernels.length} kernel checks passed${failed ? `, ${failed} failed` : ''}.`;
+  summary.className = `summary ${failed ? 'summary-fail' : 'summary-pass'}`;
+}
+
+function setRate(id, x) {
+  const dd = $(id);
+  if (typeof x === 'number' && Number.isFinite(x)) {
+    dd.replaceChildren(fmtRate(x), ' ', el('span', 'steps/s', 'unit'));
+  } else {
+    dd.replaceChildren(el('span', 'not measured', 'unit'));
+  }
+}
+
+function renderSpeed(result) {
+  const gpu = result.steps_per_s ? result.steps_per_s.gpu : null;
+  const cpu = result.steps_per_s ? result.steps_per_s.cpu : null;
+  setRate('sp-gpu', gpu);
+  setRate('sp-cpu', cpu);
+  const ratioOk = typeof gpu === 'number' && typeof cpu === 'number' && gpu > 0 && cpu > 0;
+  setText('sp-ratio', ratioOk ? `${rateFormat.format(gpu / cpu)}×` : '—');
+  const d = result.dispatches_per_step;
+  setText('sp-dispatches', typeof d === 'number' ? String(d) : '—');
+}
+
+function showError(err) {
+  const message = err instanceof Error ? err.message || String(err) : String(err);
+  const panel = $('error-panel');
+  setText('error-message', message);
+  let hint = '';
+  if (/pkg\/metarec\.js|Failed to fetch dynamically imported module|Importing a module script failed/i.test(message)) {
+    hint = 'The wasm package is missing: build it with ./scripts/demo.sh (wasm-pack build --target web --out-dir www/pkg).';
+  } else if (!('gpu' in navigator)) {
+    hint = 'This browser does not expose WebGPU; try ?engine=cpu, or a browser with WebGPU enabled.';
+  } else if (/engine=/.test(message)) {
+    hint = '';
+  } else {
+    hint = 'Reload to try again, or try ?engine=cpu to use the CPU engine only.';
+  }
+  setText('error-hint', hint);
+  panel.hidden = false;
+  setText('progress', 'Failed.');
+  window.metarecSelfCheckError = message;
+  setState('error');
+}
+
+function validate(result) {
+  const ok =
+    result &&
+    typeof result === 'object' &&
+    (result.engine === 'gpu' || result.engine === 'cpu') &&
+    Array.isArray(result.kernels) &&
+    result.steps_per_s &&
+    typeof result.steps_per_s === 'object';
+  if (!ok) {
+    throw new Error(`self_check returned an unexpected value: ${JSON.stringify(result)?.slice(0, 300)}`);
+  }
+  return result;
+}
+
+// ---- main ------------------------------------------------------------------------
+
+let engineModule = null;
+let loadMs = 0;
+
+async function loadEngine() {
+  if (engineModule) return engineModule;
+  const t0 = performance.now();
+  let mod;
+  try {
+    mod = await import(PKG_URL.href);
+  } catch (err) {
+    throw new Error(`cannot load ${PKG_URL.pathname}: ${err && err.message ? err.message : err}`);
+  }
+  if (typeof mod.default !== 'function' || typeof mod.self_check !== 'function') {
+    throw new Error(`${PKG_URL.pathname} does not export init() and self_check(): rebuild the wasm package`);
+  }
+  await mod.default();
+  loadMs = performance.now() - t0;
+  engineModule = mod;
+  return mod;
+}
+
+async function run() {
+  const button = $('rerun');
+  button.disabled = true;
+  $('error-panel').hidden = true;
+  window.metarecSelfCheck = undefined;
+  window.metarecSelfCheckError = undefined;
+  setState('running');
+  try {
+    const requested = requestedEngine();
+    setText('progress', 'Loading the engine…');
+    const mod = await loadEngine();
+    setText('progress', `Running the self-check (engine: ${requested})…`);
+    const t0 = performance.now();
+    const result = validate(await mod.self_check({ engine: requested }));
+    const checkMs = performance.now() - t0;
+    renderStatus(result, requested, { load: loadMs, check: checkMs });
+    renderKernels(result.kernels);
+    renderSpeed(result);
+    const failed = result.kernels.filter((k) => !k.pass).length;
+    setText('progress', failed ? `Done: ${failed} kernel check(s) failed.` : 'Done.');
+    window.metarecSelfCheck = result;
+    setState('ready');
+  } catch (err) {
+    showError(err);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function markEngineChoice() {
+  let current = 'auto';
+  try {
+    current = requestedEngine();
+  } catch {
+    current = null;
+  }
+  for (const a of document.querySelectorAll('.engine-choice a')) {
+    if (a.dataset.engine === current) a.setAttribute('aria-current', 'page');
+    else a.removeAttribute('aria-current');
+  }
+}
+
+window.addEventListener('unhandledrejection', (event) => showError(event.reason));
+window.addEventListener('error', (event) => showError(event.error || event.message));
+
+markEngineChoice();
+$('rerun').addEventListener('click', () => {
+  run();
+});
+run();
