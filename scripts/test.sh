@@ -8,7 +8,11 @@ case ":$PATH:" in *":$HOME/.cargo/bin:"*) ;; *) [ -d "$HOME/.cargo/bin" ] && PAT
 export PATH
 
 echo "==> setup"
-./scripts/setup.sh
+if ! ./scripts/setup.sh; then
+    echo "setup failed: nothing was tested"
+    echo "test stages: 0 passed, 1 failed"
+    exit 1
+fi
 
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-120}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
