@@ -6,3 +6,6 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
+
+pub mod engine;
+pub mod model;

@@ -1,0 +1,59 @@
+// Adam over the flat parameter buffer in one dispatch: bias correction, decoupled weight
+// decay, and clipping by the global gradient norm that `step_stats` (reduce.wgsl) computed on
+// the GPU for this step, together with the step counter.
+
+struct AdamParams {
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    clip_norm: f32,     // 0 disables clipping
+    n: u32,
+    _pad: u32,
+}
+
+struct Stats {
+    step: u32,
+    steps: u32,
+    loss_sum: f32,
+    entropy_sum: f32,
+    last_loss: f32,
+    grad_sq: f32,
+    _pad0: u32,
+    _pad1: u32,
+}
+
+@group(0) @binding(0) var<uniform> ap: AdamParams;
+@group(0) @binding(1) var<storage, read_write> params: array<f32>;
+@group(0) @binding(2) var<storage, read> grads: array<f32>;
+@group(0) @binding(3) var<storage, read_write> m1: array<f32>;
+@group(0) @binding(4) var<storage, read_write> m2: array<f32>;
+@group(0) @binding(5) var<storage, read> stats: Stats;
+
+@compute @workgroup_size(256)
+fn adam(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let i = linear_group(wg, nwg) * WG + lid.x;
+    if (i >= ap.n) {
+        return;
+    }
+    let norm = sqrt(stats.grad_sq);
+    var scale = 1.0;
+    if (ap.clip_norm > 0.0 && norm > ap.clip_norm) {
+        scale = ap.clip_norm / norm;
+    }
+    let t = f32(stats.step);
+    let g = grads[i] * scale;
+    let m = ap.beta1 * m1[i] + (1.0 - ap.beta1) * g;
+    let v = ap.beta2 * m2[i] + (1.0 - ap.beta2) * g * g;
+    m1[i] = m;
+    m2[i] = v;
+    let c1 = 1.0 - pow(ap.beta1, t);
+    let c2 = 1.0 - pow(ap.beta2, t);
+    let update = (m / c1) / (sqrt(v / c2) + ap.eps) + ap.weight_decay * params[i];
+    params[i] = params[i] - ap.lr * update;
+}

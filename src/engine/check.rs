@@ -1,0 +1,359 @@
+//! Kernel self-check: runs every GPU kernel and the CPU reference on the same inputs and reports
+//! the largest relative error per kernel. The native tests, the browser tests and the page's
+//! self-check all run this one code.
+//!
+//! Error metric: `max_i |gpu_i - cpu_i| / max(max_i |cpu_i|, 1e-6)`, i.e. relative to the
+//! tensor's scale, so entries near zero are not judged by their own tiny magnitude. Masked
+//! entries (`f32::MIN`) must coincide exactly; slate item ids must be identical.
+
+use super::cpu::CpuEngine;
+use super::gpu::{GpuContext, GpuEngine};
+use super::{Adam, Batch, Engine, Loss, Mask, Reduce, Result, Row, SlateSpec};
+use crate::model::{Activation, Head, Init, ModelConfig};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+/// Default bound on the relative error of a kernel against the CPU reference.
+pub const TOLERANCE: f32 = 1e-4;
+
+/// A model and batch shape to check the kernels on.
+#[derive(Clone, Debug, Serialize)]
+pub struct Shape {
+    pub input: usize,
+    pub hidden: Vec<usize>,
+    pub output: usize,
+    pub items: usize,
+    pub rows: usize,
+    pub activation: Activation,
+}
+
+impl Shape {
+    fn label(&self) -> String {
+        format!(
+            "in {} hidden {:?} out {} items {} rows {} {:?}",
+            self.input, self.hidden, self.output, self.items, self.rows, self.activation
+        )
+    }
+
+    fn config(&self, head: Head, output: usize, output_activation: Activation) -> ModelConfig {
+        ModelConfig {
+            input: self.input,
+            hidden: self.hidden.clone(),
+            output,
+            hidden_activation: self.activation,
+            output_activation,
+            head,
+            init: Init::Xavier,
+            seed: 11,
+            max_rows: self.rows,
+        }
+    }
+}
+
+/// One kernel's result on one shape.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelCheck {
+    pub name: String,
+    pub shape: String,
+    pub max_rel_err: f32,
+    pub tolerance: f32,
+    pub pass: bool,
+}
+
+/// Shapes that stress the edges: sizes that are not multiples of the 16×16 tiles or the
+/// 256-wide workgroups, batch 1, a one-item catalog and a 10,000-item one.
+pub fn edge_shapes() -> Vec<Shape> {
+    use Activation::*;
+    vec![
+        Shape {
+            input: 1,
+            hidden: vec![],
+            output: 1,
+            items: 1,
+            rows: 1,
+            activation: Relu,
+        },
+        Shape {
+            input: 7,
+            hidden: vec![33],
+            output: 5,
+            items: 300,
+            rows: 1,
+            activation: Sigmoid,
+        },
+        Shape {
+            input: 17,
+            hidden: vec![31, 15],
+            output: 9,
+            items: 257,
+            rows: 19,
+            activation: Relu,
+        },
+        Shape {
+            input: 40,
+            hidden: vec![24],
+            output: 16,
+            items: 10_000,
+            rows: 3,
+            activation: Identity,
+        },
+        Shape {
+            input: 128,
+            hidden: vec![256, 256],
+            output: 64,
+            items: 1682,
+            rows: 64,
+            activation: Relu,
+        },
+    ]
+}
+
+/// A quicker set for the browser self-check.
+pub fn quick_shapes() -> Vec<Shape> {
+    let mut s = edge_shapes();
+    s.retain(|s| s.items != 10_000);
+    s
+}
+
+/// Relative error as defined in the module docs.
+pub fn rel_err(gpu: &[f32], cpu: &[f32]) -> f32 {
+    if gpu.len() != cpu.len() {
+        return f32::INFINITY;
+    }
+    let scale = cpu
+        .iter()
+        .filter(|v| **v != f32::MIN)
+        .fold(0f32, |m, v| m.max(v.abs()))
+        .max(1e-6);
+    let mut worst = 0f32;
+    for (&g, &c) in gpu.iter().zip(cpu) {
+        if (g == f32::MIN) != (c == f32::MIN) {
+            return f32::INFINITY;
+        }
+        if c != f32::MIN {
+            let e = (g - c).abs() / scale;
+            if e.is_nan() {
+                return f32::INFINITY;
+            }
+            worst = worst.max(e);
+        }
+    }
+    worst
+}
+
+fn uniform(rng: &mut ChaCha8Rng, n: usize, a: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-a..a)).collect()
+}
+
+struct Report {
+    shape: String,
+    out: Vec<KernelCheck>,
+}
+
+impl Report {
+    fn add(&mut self, name: &str, err: f32, tolerance: f32) {
+        self.out.push(KernelCheck {
+            name: name.into(),
+            shape: self.shape.clone(),
+            max_rel_err: err,
+            tolerance,
+            pass: err <= tolerance,
+        });
+    }
+}
+
+/// Runs every kernel on `shape` on both engines and reports each kernel's error.
+pub async fn check_shape(ctx: &GpuContext, shape: &Shape) -> Result<Vec<KernelCheck>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(shape.items as u64 * 31 + shape.rows as u64);
+    let mut rep = Report {
+        shape: shape.label(),
+        out: Vec::new(),
+    };
+    let (rows, n) = (shape.rows, shape.items);
+    let cfg = shape.config(
+        Head::Policy { items: n },
+        shape.output,
+        Activation::Identity,
+    );
+    let mut gpu = GpuEngine::new(ctx, &cfg).await?;
+    let mut cpu = CpuEngine::new(&cfg)?;
+    let items = uniform(&mut rng, n * shape.output, 0.5);
+    gpu.set_items(&items)?;
+    cpu.set_items(&items)?;
+    let inputs = uniform(&mut rng, rows * shape.input, 1.0);
+
+    let f = (gpu.forward(&inputs).await?, cpu.forward(&inputs).await?);
+    rep.add("dense forward", rel_err(&f.0, &f.1), TOLERANCE);
+    let s = (gpu.scores(&inputs).await?, cpu.scores(&inputs).await?);
+    rep.add("item scoring", rel_err(&s.0, &s.1), TOLERANCE);
+
+    // mask about a third of the items, never an item the batch acts on
+    let actions: Vec<u32> = (0..rows).map(|_| rng.random_range(0..n as u32)).collect();
+    let mut mask = Mask::new(rows, n);
+    for (r, &a) in actions.iter().enumerate() {
+        for j in 0..n {
+            if j != a as usize && rng.random_range(0..3) == 0 {
+                mask.set(r, j);
+            }
+        }
+    }
+    let lp = (
+        gpu.log_probs(&inputs, Some(&mask), 0.7).await?,
+        cpu.log_probs(&inputs, Some(&mask), 0.7).await?,
+    );
+    rep.add("masked log-softmax", rel_err(&lp.0, &lp.1), TOLERANCE);
+
+    let open = (0..rows)
+        .map(|r| (0..n).filter(|&j| !mask.get(r, j)).count())
+        .min()
+        .unwrap_or(1);
+    for greedy in [true, false] {
+        let spec = SlateSpec {
+            k: open.min(5),
+            temperature: 0.7,
+            greedy,
+            seed: 5,
+            draw: 2,
+        };
+        let a = gpu.sample(&inputs, Some(&mask), spec).await?;
+        let b = cpu.sample(&inputs, Some(&mask), spec).await?;
+        let err = if a.items == b.items {
+            rel_err(&a.logp, &b.logp)
+        } else {
+            f32::INFINITY
+        };
+        let name = if greedy {
+            "greedy top-k"
+        } else {
+            "Gumbel top-k"
+        };
+        rep.add(name, err, TOLERANCE);
+    }
+
+    let reinforce = Loss::Reinforce {
+        entropy: 0.05,
+        temperature: 0.8,
+    };
+    let mut batch = Batch {
+        inputs: inputs.clone(),
+        rows: actions
+            .iter()
+            .map(|&a| Row {
+                action: a,
+                reward: rng.random_range(0..2) as f32,
+                baseline: 0.4,
+                old_logp: 0.0,
+            })
+            .collect(),
+        mask: Some(mask),
+    };
+    let g = (
+        gpu.gradients(&batch, reinforce).await?,
+        cpu.gradients(&batch, reinforce).await?,
+    );
+    rep.add("REINFORCE gradient", rel_err(&g.0 .0, &g.1 .0), TOLERANCE);
+    rep.add("REINFORCE loss", rel_err(&[g.0 .1], &[g.1 .1]), TOLERANCE);
+
+    // PPO: old log-probs around the current ones so that some rows are clipped
+    let current = cpu.log_probs(&inputs, batch.mask.as_ref(), 0.8).await?;
+    for (r, row) in batch.rows.iter_mut().enumerate() {
+        row.old_logp = current[r * n + row.action as usize] + rng.random_range(-0.5..0.5);
+    }
+    let ppo = Loss::Ppo {
+        entropy: 0.05,
+        temperature: 0.8,
+        clip: 0.2,
+    };
+    let g = (
+        gpu.gradients(&batch, ppo).await?,
+        cpu.gradients(&batch, ppo).await?,
+    );
+    rep.add("PPO-clip gradient", rel_err(&g.0 .0, &g.1 .0), TOLERANCE);
+
+    // Adam's first steps are nearly sign(g) * lr, so an entry whose gradient is ~0 on one
+    // engine and ~1e-9 on the other would move by lr on one side only: eps = 1e-3 keeps such
+    // entries still on both, and the check measures the optimiser's arithmetic.
+    let adam = Adam {
+        lr: 0.01,
+        eps: 1e-3,
+        weight_decay: 0.01,
+        clip_norm: 0.5,
+        ..Adam::default()
+    };
+    gpu.train(&batch, reinforce, adam, 3)?;
+    cpu.train(&batch, reinforce, adam, 3)?;
+    let p = (gpu.params().await?, cpu.params().await?);
+    rep.add("Adam (3 steps, clipped)", rel_err(&p.0, &p.1), TOLERANCE);
+    let st = (gpu.stats().await?, cpu.stats().await?);
+    rep.add(
+        "step statistics",
+        rel_err(
+            &[
+                st.0.mean_loss,
+                st.0.mean_entropy,
+                st.0.grad_norm,
+                st.0.step as f32,
+            ],
+            &[
+                st.1.mean_loss,
+                st.1.mean_entropy,
+                st.1.grad_norm,
+                st.1.step as f32,
+            ],
+        ),
+        TOLERANCE,
+    );
+
+    // regression head: sigmoid output scaled to a rating range, MSE
+    let rcfg = shape.config(
+        Head::Regression {
+            low: 1.0,
+            high: 5.0,
+        },
+        1,
+        Activation::Sigmoid,
+    );
+    let mut rgpu = GpuEngine::new(ctx, &rcfg).await?;
+    let mut rcpu = CpuEngine::new(&rcfg)?;
+    let targets = Batch {
+        inputs: inputs.clone(),
+        rows: (0..rows)
+            .map(|_| Row {
+                reward: rng.random_range(1..=5) as f32,
+                ..Row::default()
+            })
+            .collect(),
+        mask: None,
+    };
+    let g = (
+        rgpu.gradients(&targets, Loss::Mse).await?,
+        rcpu.gradients(&targets, Loss::Mse).await?,
+    );
+    rep.add("MSE gradient", rel_err(&g.0 .0, &g.1 .0), TOLERANCE);
+
+    let data = uniform(&mut rng, 1000 + n, 2.0);
+    for (op, name) in [
+        (Reduce::Sum, "sum"),
+        (Reduce::Mean, "mean"),
+        (Reduce::SquaredNorm, "squared norm"),
+    ] {
+        let r = (gpu.reduce(&data, op).await?, cpu.reduce(&data, op).await?);
+        // scale by the sum of magnitudes: a sum of signed values may cancel to near zero
+        let scale = match op {
+            Reduce::Mean => data.iter().map(|v| v.abs()).sum::<f32>() / data.len() as f32,
+            _ => data.iter().map(|v| v.abs().max(v * v)).sum::<f32>(),
+        };
+        rep.add(name, (r.0 - r.1).abs() / scale.max(1e-6), TOLERANCE);
+    }
+    Ok(rep.out)
+}
+
+/// Runs [`check_shape`] over `shapes`.
+pub async fn check_all(ctx: &GpuContext, shapes: &[Shape]) -> Result<Vec<KernelCheck>> {
+    let mut out = Vec::new();
+    for s in shapes {
+        out.extend(check_shape(ctx, s).await?);
+    }
+    Ok(out)
+}

@@ -1,0 +1,319 @@
+//! The GPU context: instance, adapter, device and queue; shader modules compiled once; a cache of
+//! specialised pipelines; readback through a staging buffer. Never panics on a missing adapter.
+
+use crate::engine::{EngineError, EngineInfo, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// The shader files, each prefixed with `shaders/common.wgsl` (reductions, constants).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Shader {
+    Dense,
+    Score,
+    Softmax,
+    Sample,
+    Loss,
+    Adam,
+    Reduce,
+}
+
+impl Shader {
+    const ALL: [Shader; 7] = [
+        Shader::Dense,
+        Shader::Score,
+        Shader::Softmax,
+        Shader::Sample,
+        Shader::Loss,
+        Shader::Adam,
+        Shader::Reduce,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Shader::Dense => "dense.wgsl",
+            Shader::Score => "score.wgsl",
+            Shader::Softmax => "softmax.wgsl",
+            Shader::Sample => "sample.wgsl",
+            Shader::Loss => "loss.wgsl",
+            Shader::Adam => "adam.wgsl",
+            Shader::Reduce => "reduce.wgsl",
+        }
+    }
+
+    fn source(self) -> String {
+        let body = match self {
+            Shader::Dense => include_str!("../../../shaders/dense.wgsl"),
+            Shader::Score => include_str!("../../../shaders/score.wgsl"),
+            Shader::Softmax => include_str!("../../../shaders/softmax.wgsl"),
+            Shader::Sample => include_str!("../../../shaders/sample.wgsl"),
+            Shader::Loss => include_str!("../../../shaders/loss.wgsl"),
+            Shader::Adam => include_str!("../../../shaders/adam.wgsl"),
+            Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
+        };
+        format!("{}\n{}", include_str!("../../../shaders/common.wgsl"), body)
+    }
+}
+
+/// A device plus everything built once for it. Cheap to clone; engines for several models can
+/// share one context.
+#[derive(Clone)]
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: EngineInfo,
+    binding_limit: u64,
+    modules: Arc<HashMap<Shader, wgpu::ShaderModule>>,
+    pipelines: Arc<Mutex<HashMap<String, wgpu::ComputePipeline>>>,
+    /// Set by the device-lost callback or by an uncaptured error.
+    fault: Arc<Mutex<Option<EngineError>>>,
+}
+
+impl GpuContext {
+    /// Opens the default adapter. Natively, `METAREC_NO_GPU=1` hides every adapter (to exercise
+    /// the CPU fallback) and `WGPU_BACKEND` picks backends as in wgpu.
+    pub async fn new() -> Result<Self> {
+        #[cfg(not(target_arch = "wasm32"))]
+        if std::env::var("METAREC_NO_GPU").is_ok_and(|v| !v.is_empty() && v != "0") {
+            return Err(EngineError::NoAdapter(
+                "GPU disabled by METAREC_NO_GPU".into(),
+            ));
+        }
+        Self::with_backends(None).await
+    }
+
+    /// Opens an adapter from the given backends only (`Some(Backends::empty())` finds none).
+    pub async fn with_backends(backends: Option<wgpu::Backends>) -> Result<Self> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        if let Some(b) = backends {
+            desc.backends = b;
+        }
+        let instance = wgpu::Instance::new(desc);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| EngineError::NoAdapter(e.to_string()))?;
+        let a = adapter.get_info();
+        let limits = adapter.limits();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("metarec"),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| EngineError::Device(e.to_string()))?;
+        let fault = Arc::new(Mutex::new(None));
+        let lost = fault.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut f) = lost.lock() {
+                *f = Some(EngineError::DeviceLost(format!("{reason:?}: {message}")));
+            }
+        });
+        let uncaptured = fault.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut f) = uncaptured.lock() {
+                f.get_or_insert(EngineError::Device(e.to_string()));
+            }
+        }));
+        let info = EngineInfo {
+            engine: "gpu".into(),
+            adapter: if a.name.is_empty() {
+                format!("{:?} adapter", a.backend)
+            } else {
+                a.name.clone()
+            },
+            backend: a.backend.to_string(),
+            device_type: format!("{:?}", a.device_type).to_lowercase(),
+            fallback: a.device_type == wgpu::DeviceType::Cpu,
+        };
+        let mut modules = HashMap::new();
+        for shader in Shader::ALL {
+            let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(shader.name()),
+                source: wgpu::ShaderSource::Wgsl(shader.source().into()),
+            });
+            if let Some(e) = scope.pop().await {
+                return Err(EngineError::Shader {
+                    shader: shader.name().into(),
+                    message: e.to_string(),
+                });
+            }
+            modules.insert(shader, module);
+        }
+        Ok(GpuContext {
+            binding_limit: limits
+                .max_storage_buffer_binding_size
+                .min(limits.max_buffer_size),
+            device,
+            queue,
+            info,
+            modules: Arc::new(modules),
+            pipelines: Arc::new(Mutex::new(HashMap::new())),
+            fault,
+        })
+    }
+
+    /// Caps the bytes one storage binding may hold (below the device limit), so that tests can
+    /// exercise catalog tiling on small catalogs.
+    pub fn with_binding_limit(mut self, bytes: u64) -> Self {
+        self.binding_limit = self.binding_limit.min(bytes.max(256));
+        self
+    }
+
+    /// Adapter description.
+    pub fn info(&self) -> &EngineInfo {
+        &self.info
+    }
+
+    pub(crate) fn binding_limit(&self) -> u64 {
+        self.binding_limit
+    }
+
+    /// Destroys the device, as a lost GPU would (tests and the page's device-loss drill).
+    pub fn destroy(&self) {
+        self.device.destroy();
+    }
+
+    /// The first device loss or uncaptured error since creation, if any.
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.fault.lock() {
+            Ok(f) => match &*f {
+                Some(EngineError::DeviceLost(m)) => Err(EngineError::DeviceLost(m.clone())),
+                Some(e) => Err(EngineError::Device(e.to_string())),
+                None => Ok(()),
+            },
+            Err(_) => Err(EngineError::Device("fault lock poisoned".into())),
+        }
+    }
+
+    /// A pipeline for `entry` of `shader` specialised with `constants`, built once and cached.
+    pub(crate) async fn pipeline(
+        &self,
+        shader: Shader,
+        entry: &str,
+        constants: &[(&str, f64)],
+    ) -> Result<wgpu::ComputePipeline> {
+        let key = format!("{}:{entry}:{constants:?}", shader.name());
+        if let Some(p) = self.lock_pipelines()?.get(&key) {
+            return Ok(p.clone());
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&key),
+                layout: None,
+                module: &self.modules[&shader],
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants,
+                    ..Default::default()
+                },
+                cache: None,
+            });
+        if let Some(e) = scope.pop().await {
+            return Err(EngineError::Shader {
+                shader: format!("{} ({entry})", shader.name()),
+                message: e.to_string(),
+            });
+        }
+        self.lock_pipelines()?.insert(key, pipeline.clone());
+        Ok(pipeline)
+    }
+
+    fn lock_pipelines(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<String, wgpu::ComputePipeline>>> {
+        self.pipelines
+            .lock()
+            .map_err(|_| EngineError::Device("pipeline cache lock poisoned".into()))
+    }
+
+    /// A storage buffer of `bytes` (at least 16) usable as copy source and destination.
+    pub(crate) fn storage(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(4),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A uniform buffer holding `value`'s bytes, rewritten with `queue.write_buffer`.
+    pub(crate) fn uniform(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A bind group for group 0 of `pipeline`, with `buffers[i]` at binding `bindings[i]`.
+    pub(crate) fn bind(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        entries: &[(u32, &wgpu::Buffer)],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = entries
+            .iter()
+            .map(|(binding, buffer)| wgpu::BindGroupEntry {
+                binding: *binding,
+                resource: buffer.as_entire_binding(),
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        })
+    }
+
+    /// Submits `encoder` after copying each `(buffer, bytes)` into `staging`, then awaits the
+    /// mapping and returns the bytes of each copy. The one place the engine reads back.
+    pub(crate) async fn read_back(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+        staging: &wgpu::Buffer,
+        copies: &[(&wgpu::Buffer, u64)],
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut offset = 0;
+        for (buffer, bytes) in copies {
+            encoder.copy_buffer_to_buffer(buffer, 0, staging, offset, *bytes);
+            offset += bytes.next_multiple_of(8);
+        }
+        self.queue.submit([encoder.finish()]);
+        let slice = staging.slice(..offset.max(8));
+        let (tx, rx) = futures_channel::oneshot::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| EngineError::Readback(e.to_string()))?;
+        rx.await
+            .map_err(|_| EngineError::Readback("map callback dropped".into()))?
+            .map_err(|e| EngineError::Readback(e.to_string()))?;
+        let out = {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| EngineError::Readback(e.to_string()))?;
+            let mut out = Vec::with_capacity(copies.len());
+            let mut at = 0usize;
+            for (_, bytes) in copies {
+                out.push(view[at..at + *bytes as usize].to_vec());
+                at += bytes.next_multiple_of(8) as usize;
+            }
+            out
+        };
+        staging.unmap();
+        self.check()?;
+        Ok(out)
+    }
+}
