@@ -7,5 +7,9 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 
+pub mod bench;
+pub mod clock;
 pub mod engine;
 pub mod model;
+#[cfg(target_arch = "wasm32")]
+pub mod web;

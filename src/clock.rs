@@ -1,0 +1,19 @@
+//! Wall-clock milliseconds on both targets (`std::time::Instant` panics on wasm).
+
+/// Milliseconds since an arbitrary origin, monotonic where the platform allows.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn now_ms() -> f64 {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    static ORIGIN: OnceLock<Instant> = OnceLock::new();
+    ORIGIN.get_or_init(Instant::now).elapsed().as_secs_f64() * 1e3
+}
+
+/// Milliseconds from `performance.now()` (or `Date.now()` where there is no window).
+#[cfg(target_arch = "wasm32")]
+pub fn now_ms() -> f64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map(|p| p.now())
+        .unwrap_or_else(js_sys::Date::now)
+}
