@@ -198,7 +198,7 @@ impl ModelConfig {
                         self.output
                     ));
                 }
-                if !(low < high) {
+                if low.partial_cmp(&high) != Some(std::cmp::Ordering::Less) {
                     return Err(format!("regression range [{low}, {high}] is empty"));
                 }
             }

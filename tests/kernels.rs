@@ -1,6 +1,6 @@
 //! Every GPU kernel against the CPU reference, natively (Mesa lavapipe on CI).
 
-use metarec::engine::check::{self, Shape};
+use metarec::engine::check;
 use metarec::engine::gpu::GpuContext;
 use metarec::model::Activation;
 
@@ -36,22 +36,63 @@ fn every_kernel_matches_the_cpu_engine_on_edge_shapes() {
 }
 
 #[test]
-fn scoring_is_tiled_when_the_catalog_exceeds_one_binding() {
-    // 4 KiB bindings hold 64 items of width 16: the 10,000-item catalog needs 157 tiles
-    let ctx = context().with_binding_limit(4096);
-    let shape = Shape {
+fn catalogs_beyond_one_binding_are_scored_tile_by_tile() {
+    use metarec::engine::cpu::CpuEngine;
+    use metarec::engine::gpu::GpuEngine;
+    use metarec::engine::{Batch, Engine, Loss, Row, SlateSpec};
+    use metarec::model::{Head, Init, ModelConfig};
+    use pollster::block_on;
+    // 64 KiB bindings: the 10,000 × 16 item matrix (640 KB) needs 10 tiles of 1,024 items,
+    // while one row of logits (40 KB) still fits one binding
+    let ctx = context().with_binding_limit(64 * 1024);
+    let cfg = ModelConfig {
         input: 8,
         hidden: vec![12],
         output: 16,
-        items: 10_000,
-        rows: 1,
-        activation: Activation::Relu,
+        hidden_activation: Activation::Relu,
+        output_activation: Activation::Identity,
+        head: Head::Policy { items: 10_000 },
+        init: Init::He,
+        seed: 5,
+        max_rows: 1,
     };
-    let err = pollster::block_on(check::check_shape(&ctx, &shape));
-    // training needs the whole matrix in one binding and says so; scoring still works
-    let msg = err.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(
-        msg.contains("one storage binding") || msg.contains("exceed"),
-        "unexpected: {msg}"
+    let mut gpu = block_on(GpuEngine::new(&ctx, &cfg)).unwrap();
+    let mut cpu = CpuEngine::new(&cfg).unwrap();
+    let items: Vec<f32> = (0..10_000 * 16)
+        .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
+        .collect();
+    gpu.set_items(&items).unwrap();
+    cpu.set_items(&items).unwrap();
+    let x: Vec<f32> = (0..8).map(|i| i as f32 / 8.0 - 0.4).collect();
+    let s = (
+        block_on(gpu.scores(&x)).unwrap(),
+        block_on(cpu.scores(&x)).unwrap(),
     );
+    assert!(check::rel_err(&s.0, &s.1) <= check::TOLERANCE);
+    let spec = SlateSpec {
+        k: 10,
+        temperature: 0.5,
+        greedy: true,
+        seed: 0,
+        draw: 0,
+    };
+    let t = (
+        block_on(gpu.sample(&x, None, spec)).unwrap(),
+        block_on(cpu.sample(&x, None, spec)).unwrap(),
+    );
+    assert_eq!(t.0.items, t.1.items);
+    // training needs the matrix in one binding and says so
+    let batch = Batch {
+        inputs: x,
+        rows: vec![Row::default()],
+        mask: None,
+    };
+    let loss = Loss::Reinforce {
+        entropy: 0.0,
+        temperature: 1.0,
+    };
+    let err = block_on(gpu.gradients(&batch, loss))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("one storage binding"), "{err}");
 }

@@ -205,15 +205,17 @@ impl CpuEngine {
         };
         let t = self.stats.step as f32;
         let (c1, c2) = (1.0 - adam.beta1.powf(t), 1.0 - adam.beta2.powf(t));
-        for i in 0..self.params.len() {
-            let g = grads[i] * scale;
-            let m = adam.beta1 * self.adam_m[i] + (1.0 - adam.beta1) * g;
-            let v = adam.beta2 * self.adam_v[i] + (1.0 - adam.beta2) * g * g;
-            self.adam_m[i] = m;
-            self.adam_v[i] = v;
-            let update =
-                (m / c1) / ((v / c2).sqrt() + adam.eps) + adam.weight_decay * self.params[i];
-            self.params[i] -= adam.lr * update;
+        let state = self
+            .params
+            .iter_mut()
+            .zip(&mut self.adam_m)
+            .zip(&mut self.adam_v);
+        for (((p, m1), m2), &g) in state.zip(grads) {
+            let g = g * scale;
+            *m1 = adam.beta1 * *m1 + (1.0 - adam.beta1) * g;
+            *m2 = adam.beta2 * *m2 + (1.0 - adam.beta2) * g * g;
+            let update = (*m1 / c1) / ((*m2 / c2).sqrt() + adam.eps) + adam.weight_decay * *p;
+            *p -= adam.lr * update;
         }
     }
 }

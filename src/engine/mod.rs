@@ -388,8 +388,8 @@ pub(crate) fn check_slate(spec: &SlateSpec, items: usize) -> Result<()> {
 
 /// An engine chosen at run time.
 pub enum AnyEngine {
-    Gpu(gpu::GpuEngine),
-    Cpu(cpu::CpuEngine),
+    Gpu(Box<gpu::GpuEngine>),
+    Cpu(Box<cpu::CpuEngine>),
 }
 
 /// Why the CPU engine was chosen, when it was.
@@ -400,17 +400,17 @@ impl AnyEngine {
     /// back to the CPU engine and the reason is returned; with [`Preference::Gpu`] it is an error.
     pub async fn new(cfg: &ModelConfig, pref: Preference) -> Result<(Self, Fallback)> {
         if pref == Preference::Cpu {
-            return Ok((AnyEngine::Cpu(cpu::CpuEngine::new(cfg)?), None));
+            return Ok((AnyEngine::Cpu(Box::new(cpu::CpuEngine::new(cfg)?)), None));
         }
         let gpu = match gpu::GpuContext::new().await {
             Ok(ctx) => gpu::GpuEngine::new(&ctx, cfg).await,
             Err(e) => Err(e),
         };
         match (gpu, pref) {
-            (Ok(g), _) => Ok((AnyEngine::Gpu(g), None)),
+            (Ok(g), _) => Ok((AnyEngine::Gpu(Box::new(g)), None)),
             (Err(e), Preference::Gpu) => Err(e),
             (Err(e), _) => Ok((
-                AnyEngine::Cpu(cpu::CpuEngine::new(cfg)?),
+                AnyEngine::Cpu(Box::new(cpu::CpuEngine::new(cfg)?)),
                 Some(e.to_string()),
             )),
         }
