@@ -105,11 +105,29 @@ function renderStatus(result, requested, timings) {
   renderBadges(result, requested);
 }
 
+// Text nodes for `text` with optional line breaks (<wbr>) after underscores and dots, so that long
+// identifiers wrap in narrow table cells.
+function breakable(text) {
+  const parts = [];
+  for (const piece of text.split(/(?<=[_.])/)) {
+    if (parts.length) parts.push(document.createElement('wbr'));
+    parts.push(document.createTextNode(piece));
+  }
+  return parts;
+}
+
+function verdictCell(pass) {
+  const td = el('td');
+  td.append(el('span', pass ? '✓ pass' : '✗ FAIL', `verdict ${pass ? 'verdict-pass' : 'verdict-fail'}`));
+  return td;
+}
+
+// One <tbody> per shape (in first-seen order), headed by a row-group header with the shape.
 function renderKernels(kernels) {
-  const body = $('kernels-body');
-  const wrap = body.closest('.table-wrap');
+  const table = $('kernels');
+  const wrap = table.closest('.table-wrap');
   const summary = $('kernels-summary');
-  body.replaceChildren();
+  for (const tb of table.querySelectorAll('tbody')) tb.remove();
   if (kernels.length === 0) {
     wrap.hidden = true;
     summary.textContent = 'No kernel checks ran: the GPU kernels are only checked when the GPU engine runs.';
@@ -117,25 +135,39 @@ function renderKernels(kernels) {
     return;
   }
   wrap.hidden = false;
-  let passed = 0;
+  const groups = new Map();
   for (const k of kernels) {
-    const tr = el('tr', undefined, k.pass ? 'pass' : 'fail');
-    const name = el('th', String(k.name ?? ''));
-    name.scope = 'row';
-    tr.append(
-      name,
-      el('td', String(k.shape ?? '')),
-      el('td', fmtSci(k.max_rel_err), 'num'),
-      el('td', fmtSci(k.tolerance), 'num'),
-    );
-    const verdict = el('td');
-    verdict.append(el('span', k.pass ? '✓ pass' : '✗ FAIL', `verdict ${k.pass ? 'verdict-pass' : 'verdict-fail'}`));
-    tr.append(verdict);
-    body.append(tr);
-    if (k.pass) passed += 1;
+    const shape = String(k.shape ?? '');
+    if (!groups.has(shape)) groups.set(shape, []);
+    groups.get(shape).push(k);
+  }
+  let passed = 0;
+  for (const [shape, ks] of groups) {
+    const tbody = el('tbody');
+    const head = el('tr', undefined, 'group');
+    const th = el('th');
+    th.scope = 'rowgroup';
+    th.colSpan = 4;
+    th.append(el('span', 'Shape ', 'muted'), el('span', shape || '(unnamed)'));
+    const groupFailed = ks.filter((k) => !k.pass).length;
+    th.append(el('span', groupFailed ? ` — ${groupFailed} failed` : ` — ${ks.length} passed`, 'muted'));
+    head.append(th);
+    tbody.append(head);
+    for (const k of ks) {
+      const tr = el('tr', undefined, `kernel ${k.pass ? 'pass' : 'fail'}`);
+      const name = el('th');
+      name.scope = 'row';
+      name.append(...breakable(String(k.name ?? '')));
+      tr.append(name, el('td', fmtSci(k.max_rel_err), 'num'), el('td', fmtSci(k.tolerance), 'num'), verdictCell(k.pass));
+      tbody.append(tr);
+      if (k.pass) passed += 1;
+    }
+    table.append(tbody);
   }
   const failed = kernels.length - passed;
-  summary.textContent = `${passed} of ${kernels.length} kernel checks passed${failed ? `, ${failed} failed` : ''}.`;
+  summary.textContent =
+    `${passed} of ${kernels.length} kernel checks passed on ${groups.size} shape${groups.size === 1 ? '' : 's'}` +
+    `${failed ? `; ${failed} failed` : ''}.`;
   summary.className = `summary ${failed ? 'summary-fail' : 'summary-pass'}`;
 }
 
