@@ -1,4 +1,5 @@
 //! Every GPU kernel against the CPU reference, natively (Mesa lavapipe on CI).
+#![cfg(not(target_arch = "wasm32"))]
 
 use metarec::engine::check;
 use metarec::engine::gpu::GpuContext;

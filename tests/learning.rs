@@ -1,6 +1,7 @@
 //! Learning on both engines: a finite-difference check of the whole backward pass, a toy
 //! supervised task and a toy bandit whose loss / regret fall at least 10×, with the GPU and CPU
 //! runs ending on the same parameters, and Gumbel-top-k frequencies against the softmax.
+#![cfg(not(target_arch = "wasm32"))]
 
 use metarec::engine::check::rel_err;
 use metarec::engine::cpu::CpuEngine;

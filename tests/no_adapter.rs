@@ -1,5 +1,6 @@
 //! Without any adapter everything still works, on the CPU engine. Its own test binary, because
 //! it sets `METAREC_NO_GPU` for the whole process.
+#![cfg(not(target_arch = "wasm32"))]
 
 use metarec::engine::gpu::GpuContext;
 use metarec::engine::{
