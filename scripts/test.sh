@@ -39,9 +39,11 @@ stage() {
 }
 
 e2e() {
-    # The page loads the wasm package from www/pkg; a dev build is enough (and faster).
+    # The page loads the wasm package from www/pkg. A release build, as the demo serves: it
+    # compiles longer than --dev, but the unoptimised build made the GPU self-check in SwiftShader
+    # take 68 s instead of 40 s, too close to the tests' 120 s limit on a busy 2-core machine.
     # (errexit is off inside a function called from `||`, hence the explicit returns.)
-    wasm-pack build --dev --target web --out-dir www/pkg || return 1
+    wasm-pack build --release --target web --out-dir www/pkg || return 1
     local f rc=0
     for f in tests/e2e/*.mjs; do
         echo "--- node $f"
