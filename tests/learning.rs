@@ -123,6 +123,20 @@ fn backward_matches_finite_differences() {
         }
         let err = rel_err(&numeric, &grad);
         assert!(err < 1e-2, "{loss:?}: finite differences off by {err:.2e}");
+        // and w.r.t. the inputs (what a CAVIA context vector adapts along)
+        e.set_params(&params).unwrap();
+        let (dx, _) = block_on(e.input_gradient(&batch, loss)).unwrap();
+        let mut numeric = Vec::new();
+        for i in 0..batch.inputs.len() {
+            let mut b = batch.clone();
+            b.inputs[i] += h;
+            let up = block_on(e.gradients(&b, loss)).unwrap().1;
+            b.inputs[i] -= 2.0 * h;
+            let down = block_on(e.gradients(&b, loss)).unwrap().1;
+            numeric.push((up - down) / (2.0 * h));
+        }
+        let err = rel_err(&numeric, &dx);
+        assert!(err < 1e-2, "{loss:?}: input gradient off by {err:.2e}");
     }
 }
 

@@ -254,6 +254,11 @@ pub async fn check_shape(ctx: &GpuContext, shape: &Shape) -> Result<Vec<KernelCh
     );
     rep.add("REINFORCE gradient", rel_err(&g.0 .0, &g.1 .0), TOLERANCE);
     rep.add("REINFORCE loss", rel_err(&[g.0 .1], &[g.1 .1]), TOLERANCE);
+    let dx = (
+        gpu.input_gradient(&batch, reinforce).await?,
+        cpu.input_gradient(&batch, reinforce).await?,
+    );
+    rep.add("input gradient", rel_err(&dx.0 .0, &dx.1 .0), TOLERANCE);
 
     // PPO: old log-probs around the current ones so that some rows are clipped
     let current = cpu.log_probs(&inputs, batch.mask.as_ref(), 0.8).await?;

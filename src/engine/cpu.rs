@@ -153,8 +153,9 @@ impl CpuEngine {
         (du, loss_sum * inv_b, ent_sum * inv_b)
     }
 
-    /// Backward pass from the gradient w.r.t. the MLP output to the flat parameter gradient.
-    fn backward(&self, fwd: &Forward, d_out: Vec<f32>) -> Vec<f32> {
+    /// Backward pass from the gradient w.r.t. the MLP output to the flat parameter gradient and,
+    /// when `want_input`, the gradient w.r.t. the inputs (else empty).
+    fn backward(&self, fwd: &Forward, d_out: Vec<f32>, want_input: bool) -> (Vec<f32>, Vec<f32>) {
         let mut grads = vec![0.0; self.params.len()];
         let mut dy = d_out;
         for l in (0..self.layers.len()).rev() {
@@ -180,7 +181,7 @@ impl CpuEngine {
                     *gb += dzv;
                 }
             }
-            if l > 0 {
+            if l > 0 || want_input {
                 let mut dx = vec![0.0; fwd.rows * i_n];
                 for r in 0..fwd.rows {
                     for i in 0..i_n {
@@ -191,7 +192,7 @@ impl CpuEngine {
                 dy = dx;
             }
         }
-        grads
+        (grads, if want_input { dy } else { Vec::new() })
     }
 
     fn adam_step(&mut self, grads: &[f32], adam: Adam) {
@@ -437,7 +438,14 @@ impl Engine for CpuEngine {
         check_batch(&self.cfg, batch, loss)?;
         let fwd = self.run_forward(&batch.inputs);
         let (d_out, value, _) = self.head_gradient(&fwd, batch, loss);
-        Ok((self.backward(&fwd, d_out), value))
+        Ok((self.backward(&fwd, d_out, false).0, value))
+    }
+
+    async fn input_gradient(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
+        check_batch(&self.cfg, batch, loss)?;
+        let fwd = self.run_forward(&batch.inputs);
+        let (d_out, value, _) = self.head_gradient(&fwd, batch, loss);
+        Ok((self.backward(&fwd, d_out, true).1, value))
     }
 
     fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()> {
@@ -445,7 +453,7 @@ impl Engine for CpuEngine {
         for _ in 0..steps {
             let fwd = self.run_forward(&batch.inputs);
             let (d_out, value, entropy) = self.head_gradient(&fwd, batch, loss);
-            let grads = self.backward(&fwd, d_out);
+            let (grads, _) = self.backward(&fwd, d_out, false);
             self.adam_step(&grads, adam);
             self.stats.steps += 1;
             self.stats.loss_sum += value;

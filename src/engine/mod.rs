@@ -264,6 +264,9 @@ pub trait Engine {
 
     /// Gradient of `loss` on `batch` w.r.t. all parameters, and the loss; parameters unchanged.
     async fn gradients(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)>;
+    /// Gradient of `loss` w.r.t. the batch's inputs (`rows × input`), and the loss: what a
+    /// per-user context vector that is part of the input adapts along (CAVIA).
+    async fn input_gradient(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)>;
     /// Enqueues `steps` optimiser steps on the same batch, with no readback.
     fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()>;
     /// Reads the statistics accumulated by `train`.
@@ -469,6 +472,9 @@ impl Engine for AnyEngine {
     }
     async fn gradients(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
         dispatch!(self, e => e.gradients(batch, loss).await)
+    }
+    async fn input_gradient(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
+        dispatch!(self, e => e.input_gradient(batch, loss).await)
     }
     fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()> {
         dispatch!(self, e => e.train(batch, loss, adam, steps))

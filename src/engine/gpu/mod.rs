@@ -154,6 +154,7 @@ pub struct GpuEngine {
     adam_m: wgpu::Buffer,
     adam_v: wgpu::Buffer,
     acts: Vec<wgpu::Buffer>,
+    d_input: wgpu::Buffer,
     rows_buf: wgpu::Buffer,
     mask_buf: wgpu::Buffer,
     logits: wgpu::Buffer,
@@ -264,7 +265,7 @@ impl GpuEngine {
             acts.push(ctx.storage("activations", rows * l.outputs as u64 * 4));
             dys.push(ctx.storage("output gradient", rows * l.outputs as u64 * 4));
         }
-        let no_dx = ctx.storage("unused input gradient", 16);
+        let d_input = ctx.storage("input gradient", rows * cfg.input as u64 * 4);
         let rows_buf = ctx.storage("rows", rows * std::mem::size_of::<Row>() as u64);
         let mask_buf = ctx.storage("mask", rows * items.div_ceil(32) as u64 * 4);
         let logits = ctx.storage("logits", logit_bytes);
@@ -281,6 +282,7 @@ impl GpuEngine {
             rows * widest * 4,
             2 * slate_bytes + 16,
             rows * 8 + pbytes + 16,
+            rows * 8 + rows * cfg.input as u64 * 4 + 16,
         ]
         .into_iter()
         .max()
@@ -314,7 +316,7 @@ impl GpuEngine {
                 bind: fb,
             });
             let bp = ctx.pipeline(Shader::Dense, "backward", &constants).await?;
-            let dx = if l == 0 { &no_dx } else { &dys[l - 1] };
+            let dx = if l == 0 { &d_input } else { &dys[l - 1] };
             let bb = ctx.bind(
                 &bp,
                 &[
@@ -469,6 +471,7 @@ impl GpuEngine {
             adam_m,
             adam_v,
             acts,
+            d_input,
             rows_buf,
             mask_buf,
             logits,
@@ -517,15 +520,16 @@ impl GpuEngine {
             .write_buffer(buffer, 0, bytemuck::cast_slice(value));
     }
 
-    /// Uploads the inputs and sets the row count of every layer.
-    fn upload_inputs(&self, inputs: &[f32], rows: usize) {
+    /// Uploads the inputs and sets the row count of every layer; the first layer's backward also
+    /// computes the input gradient when `input_grad`.
+    fn upload_inputs(&self, inputs: &[f32], rows: usize, input_grad: bool) {
         self.write(&self.acts[0], inputs);
         for (l, dims) in self.layer_dims.iter().enumerate() {
             self.write(
                 dims,
                 &[Dims {
                     rows: rows as u32,
-                    want_dx: (l > 0) as u32,
+                    want_dx: (l > 0 || input_grad) as u32,
                     _pad: [0; 2],
                 }],
             );
@@ -581,7 +585,7 @@ impl GpuEngine {
     }
 
     /// Uploads a batch and the head's uniforms; returns the row count.
-    fn upload_batch(&self, batch: &Batch, loss: Loss) -> Result<usize> {
+    fn upload_batch(&self, batch: &Batch, loss: Loss, input_grad: bool) -> Result<usize> {
         let rows = check_batch(&self.cfg, batch, loss)?;
         if let (Head::Policy { .. }, true) = (self.cfg.head, self.tiles.len() > 1) {
             return Err(EngineError::Config(format!(
@@ -590,7 +594,7 @@ impl GpuEngine {
                 self.tiles.len()
             )));
         }
-        self.upload_inputs(&batch.inputs, rows);
+        self.upload_inputs(&batch.inputs, rows, input_grad);
         self.write(&self.rows_buf, &batch.rows);
         let use_mask = self.upload_mask(batch.mask.as_ref());
         match (self.cfg.head, loss) {
@@ -635,7 +639,7 @@ impl GpuEngine {
     }
 
     /// Forward, loss gradient and backward: the gradient of the whole model lands in `grads`.
-    fn encode_gradient(&mut self, pass: &mut wgpu::ComputePass, rows: usize) {
+    fn encode_gradient(&mut self, pass: &mut wgpu::ComputePass, rows: usize, input_grad: bool) {
         self.encode_forward(pass, rows);
         let head_groups = match self.cfg.head {
             Head::Policy { .. } => (rows as u32, 1),
@@ -646,7 +650,7 @@ impl GpuEngine {
         for (l, k) in self.backward.iter().enumerate().rev() {
             let layer = layers[l];
             let nw = (layer.inputs + 1).div_ceil(16) * layer.outputs.div_ceil(16);
-            let nx = if l > 0 {
+            let nx = if l > 0 || input_grad {
                 rows.div_ceil(16) * layer.inputs.div_ceil(16)
             } else {
                 0
@@ -731,7 +735,7 @@ impl Engine for GpuEngine {
 
     async fn forward(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
         let rows = check_inputs(&self.cfg, inputs)?;
-        self.upload_inputs(inputs, rows);
+        self.upload_inputs(inputs, rows, false);
         let mut enc = self.encoder();
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
@@ -754,7 +758,7 @@ impl Engine for GpuEngine {
     async fn scores(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
         let n = check_policy(&self.cfg)?;
         let rows = check_inputs(&self.cfg, inputs)?;
-        self.upload_inputs(inputs, rows);
+        self.upload_inputs(inputs, rows, false);
         self.write_score_dims(rows);
         let mut enc = self.encoder();
         {
@@ -786,7 +790,7 @@ impl Engine for GpuEngine {
         if temperature.is_nan() || temperature <= 0.0 {
             return Err(EngineError::Input("temperature must be positive".into()));
         }
-        self.upload_inputs(inputs, rows);
+        self.upload_inputs(inputs, rows, false);
         self.write_score_dims(rows);
         let use_mask = self.upload_mask(mask);
         self.write(
@@ -833,7 +837,7 @@ impl Engine for GpuEngine {
             check_mask(&self.cfg, m, rows)?;
             check_open_items(m, rows, n, spec.k)?;
         }
-        self.upload_inputs(inputs, rows);
+        self.upload_inputs(inputs, rows, false);
         self.write_score_dims(rows);
         let use_mask = self.upload_mask(mask);
         self.write(
@@ -880,11 +884,11 @@ impl Engine for GpuEngine {
     }
 
     async fn gradients(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
-        let rows = self.upload_batch(batch, loss)?;
+        let rows = self.upload_batch(batch, loss, false)?;
         let mut enc = self.encoder();
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            self.encode_gradient(&mut pass, rows);
+            self.encode_gradient(&mut pass, rows, false);
         }
         let gbytes = self.n_params as u64 * 4;
         let sbytes = rows as u64 * 8;
@@ -903,9 +907,33 @@ impl Engine for GpuEngine {
         Ok((Self::f32s(&out[0]), value))
     }
 
+    async fn input_gradient(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
+        let rows = self.upload_batch(batch, loss, true)?;
+        let mut enc = self.encoder();
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            self.encode_gradient(&mut pass, rows, true);
+        }
+        let xbytes = (rows * self.cfg.input * 4) as u64;
+        let sbytes = rows as u64 * 8;
+        let out = self
+            .ctx
+            .read_back(
+                enc,
+                &self.staging,
+                &[(&self.d_input, xbytes), (&self.row_stats, sbytes)],
+            )
+            .await?;
+        self.counters.submits += 1;
+        self.counters.bytes_read_back += xbytes + sbytes;
+        let row_stats = Self::f32s(&out[1]);
+        let value = row_stats.iter().step_by(2).sum::<f32>() / rows as f32;
+        Ok((Self::f32s(&out[0]), value))
+    }
+
     fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()> {
         self.ctx.check()?;
-        let rows = self.upload_batch(batch, loss)?;
+        let rows = self.upload_batch(batch, loss, false)?;
         self.write(
             &self.adam_params,
             &[AdamParams {
@@ -932,7 +960,7 @@ impl Engine for GpuEngine {
             let mut pass = enc.begin_compute_pass(&Default::default());
             let adam_grid = grid(self.n_params.div_ceil(256));
             for _ in 0..steps {
-                self.encode_gradient(&mut pass, rows);
+                self.encode_gradient(&mut pass, rows, false);
                 self.step_stats.dispatch(&mut pass, (1, 1));
                 self.adam.dispatch(&mut pass, adam_grid);
             }
