@@ -11,5 +11,6 @@ pub mod bench;
 pub mod clock;
 pub mod engine;
 pub mod model;
+pub mod session;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

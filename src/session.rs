@@ -1,0 +1,240 @@
+//! One person's adaptation session: a CAVIA context vector adapted on-device by policy-gradient
+//! steps, the items already shown, the reward baseline and the context's optimiser state.
+//!
+//! The shared policy network (parameters and item matrix) lives in an [`Engine`]; a session only
+//! holds what is personal, so it is small, serialises to bytes and restores exactly. The policy
+//! is `π(j | c) = softmax(MLP(c) · e_j / T)` over items not yet shown.
+
+use crate::engine::{Batch, Engine, EngineError, Loss, Mask, Result, Row, SlateSpec};
+use serde::{Deserialize, Serialize};
+
+/// How a session adapts.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdaptConfig {
+    /// Step size of the context update (Adam on the context vector).
+    pub lr: f32,
+    /// Softmax temperature of the policy.
+    pub temperature: f32,
+    /// Entropy bonus of the inner REINFORCE loss.
+    pub entropy: f32,
+    /// Decay of the running-mean reward baseline.
+    pub baseline_decay: f32,
+    /// Whether feedback adapts the context at all (off: a fixed policy, for ablations).
+    pub enabled: bool,
+}
+
+impl Default for AdaptConfig {
+    fn default() -> Self {
+        AdaptConfig {
+            lr: 0.1,
+            temperature: 1.0,
+            entropy: 0.0,
+            baseline_decay: 0.8,
+            enabled: true,
+        }
+    }
+}
+
+/// A recommended item.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    pub item: u32,
+    /// The policy's logit for the item (`u · e_j / T`).
+    pub score: f32,
+    /// Probability of the item at its slate position given the items before it.
+    pub propensity: f32,
+}
+
+/// One reaction the session learned from.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Interaction {
+    pub item: u32,
+    pub reward: f32,
+}
+
+/// What a session serialises (see [`Session::to_bytes`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub config: AdaptConfig,
+    /// The adapted context vector (the network's input).
+    pub context: Vec<f32>,
+    /// Items shown so far, as mask words over the catalog.
+    shown: Vec<u32>,
+    pub history: Vec<Interaction>,
+    pub baseline: f32,
+    adam_m: Vec<f32>,
+    adam_v: Vec<f32>,
+    adam_t: u32,
+    /// Counter of the sampling RNG, so a restored session continues the same stream.
+    pub draws: u32,
+    pub seed: u32,
+}
+
+/// Magic and version of serialised sessions.
+const MAGIC: &[u8; 8] = b"MRSESS01";
+
+impl Session {
+    /// A fresh session starting from the meta-learned initial context `init` (the whole input).
+    pub fn new(init: &[f32], items: usize, config: AdaptConfig, seed: u32) -> Self {
+        Session {
+            config,
+            context: init.to_vec(),
+            shown: vec![0; items.div_ceil(32)],
+            history: Vec::new(),
+            baseline: 0.0,
+            adam_m: vec![0.0; init.len()],
+            adam_v: vec![0.0; init.len()],
+            adam_t: 0,
+            draws: 0,
+            seed,
+        }
+    }
+
+    fn mask(&self) -> Mask {
+        Mask {
+            words: self.shown.clone(),
+            words_per_row: self.shown.len(),
+        }
+    }
+
+    /// Whether `item` was shown (and reacted to) already.
+    pub fn was_shown(&self, item: u32) -> bool {
+        self.mask().get(0, item as usize)
+    }
+
+    fn check_engine(&self, engine: &impl Engine) -> Result<usize> {
+        let cfg = engine.config();
+        if cfg.input != self.context.len() || cfg.items().div_ceil(32) != self.shown.len() {
+            return Err(EngineError::Input(format!(
+                "session made for input width {} and {} mask words, model has {} and {}",
+                self.context.len(),
+                self.shown.len(),
+                cfg.input,
+                cfg.items().div_ceil(32)
+            )));
+        }
+        Ok(cfg.items())
+    }
+
+    /// Recommends `k` items not shown yet: a Gumbel-top-k draw from the policy (exploring) or the
+    /// greedy top-k, with each item's logit and propensity.
+    pub async fn recommend(
+        &mut self,
+        engine: &mut impl Engine,
+        k: usize,
+        greedy: bool,
+    ) -> Result<Vec<Recommendation>> {
+        self.check_engine(engine)?;
+        let mask = self.mask();
+        let spec = SlateSpec {
+            k,
+            temperature: self.config.temperature,
+            greedy,
+            seed: self.seed,
+            draw: self.draws,
+        };
+        let slate = engine.sample(&self.context, Some(&mask), spec).await?;
+        self.draws = self.draws.wrapping_add(1);
+        let scores = engine.scores(&self.context).await?;
+        Ok(slate
+            .items
+            .iter()
+            .zip(&slate.logp)
+            .map(|(&item, &lp)| Recommendation {
+                item,
+                score: scores[item as usize] / self.config.temperature,
+                propensity: lp.exp(),
+            })
+            .collect())
+    }
+
+    /// Learns from one reaction: one REINFORCE step with the running baseline on the context
+    /// (when adaptation is on), then marks the item shown and records it.
+    pub async fn feedback(
+        &mut self,
+        engine: &mut impl Engine,
+        item: u32,
+        reward: f32,
+    ) -> Result<()> {
+        let items = self.check_engine(engine)?;
+        if item as usize >= items {
+            return Err(EngineError::Input(format!(
+                "item {item} is outside the catalog of {items} items"
+            )));
+        }
+        if !reward.is_finite() || !(0.0..=1.0).contains(&reward) {
+            return Err(EngineError::Input(format!(
+                "reward must be in [0, 1], got {reward}"
+            )));
+        }
+        if self.was_shown(item) {
+            return Err(EngineError::Input(format!(
+                "item {item} already had feedback in this session"
+            )));
+        }
+        if self.config.enabled {
+            let batch = Batch {
+                inputs: self.context.clone(),
+                rows: vec![Row {
+                    action: item,
+                    reward,
+                    baseline: self.baseline,
+                    old_logp: 0.0,
+                }],
+                mask: Some(self.mask()),
+            };
+            let loss = Loss::Reinforce {
+                entropy: self.config.entropy,
+                temperature: self.config.temperature,
+            };
+            let (grad, _) = engine.input_gradient(&batch, loss).await?;
+            self.adam_step(&grad);
+        }
+        let d = self.config.baseline_decay;
+        self.baseline = d * self.baseline + (1.0 - d) * reward;
+        self.shown[item as usize / 32] |= 1 << (item % 32);
+        self.history.push(Interaction { item, reward });
+        Ok(())
+    }
+
+    fn adam_step(&mut self, grad: &[f32]) {
+        let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
+        self.adam_t += 1;
+        let t = self.adam_t as f32;
+        let (c1, c2) = (1.0 - b1.powf(t), 1.0 - b2.powf(t));
+        let state = self.context.iter_mut().zip(&mut self.adam_m).zip(&mut self.adam_v);
+        for (((c, m), v), &g) in state.zip(grad) {
+            *m = b1 * *m + (1.0 - b1) * g;
+            *v = b2 * *v + (1.0 - b2) * g * g;
+            *c -= self.config.lr * (*m / c1) / ((*v / c2).sqrt() + eps);
+        }
+    }
+
+    /// Versioned bytes: magic, then the session as JSON.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        // serialising plain vectors and numbers cannot fail
+        out.extend(serde_json::to_vec(self).unwrap_or_default());
+        out
+    }
+
+    /// Restores a session written by [`Session::to_bytes`]; refuses other versions and
+    /// corrupted bytes with a clear message.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let body = bytes.strip_prefix(MAGIC.as_slice()).ok_or_else(|| {
+            EngineError::Input(
+                "not a metarec session of this version (bad magic or version)".into(),
+            )
+        })?;
+        let s: Session = serde_json::from_slice(body)
+            .map_err(|e| EngineError::Input(format!("corrupted session: {e}")))?;
+        let n = s.context.len();
+        if s.adam_m.len() != n || s.adam_v.len() != n || s.context.iter().any(|v| !v.is_finite())
+        {
+            return Err(EngineError::Input(
+                "corrupted session: inconsistent or non-finite state".into(),
+            ));
+        }
+        Ok(s)
+    }
+}
