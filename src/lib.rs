@@ -6,3 +6,4 @@
 
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod data;
