@@ -7,12 +7,16 @@
 pub mod csv_ratings;
 pub mod dataset;
 pub mod error;
+pub mod features;
 pub mod input;
 pub mod movielens;
+pub mod split;
 
 pub use csv_ratings::CsvOptions;
 pub use dataset::{Catalog, Dataset, Format, IdMap, ItemMeta, Rating, RatingScale, Summary};
 pub use error::DataError;
+pub use features::ItemFeatures;
+pub use split::{split_ratings, split_users, support_query, SplitFractions, UserSplit};
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
