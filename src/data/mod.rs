@@ -4,6 +4,7 @@
 //! Start with [`load`] (a directory or a file; the format is picked from the files) or
 //! [`synthetic::World::generate`] (no files needed). Every input error is a [`DataError`]
 //! naming the file, the line, the field and what was expected.
+pub mod bundle;
 pub mod csv_ratings;
 pub mod dataset;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod input;
 pub mod movielens;
 pub mod split;
 
+pub use bundle::Bundle;
 pub use csv_ratings::CsvOptions;
 pub use dataset::{Catalog, Dataset, Format, IdMap, ItemMeta, Rating, RatingScale, Summary};
 pub use error::DataError;
