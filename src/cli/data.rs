@@ -5,8 +5,9 @@ use std::path::PathBuf;
 /// Arguments of `metarec data`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// A dataset directory (MovieLens 100K or latest/20M/25M) or a ratings file
-    /// (MovieLens ratings.csv or generic user,item,rating[,timestamp]).
+    /// A dataset directory (MovieLens 100K or latest/20M/25M), a ratings file (MovieLens
+    /// ratings.csv or generic user,item,rating[,timestamp]), or `synthetic[:SEED]` for the
+    /// built-in synthetic world.
     path: PathBuf,
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -38,6 +39,26 @@ fn parse_delimiter(s: &str) -> Result<u8, String> {
     }
 }
 
+/// `Some(seed)` when `path` names the synthetic world (and no such file exists).
+fn synthetic_seed(path: &std::path::Path) -> Result<Option<u64>, String> {
+    let Some(text) = path.to_str() else {
+        return Ok(None);
+    };
+    if path.exists() {
+        return Ok(None);
+    }
+    match text.strip_prefix("synthetic") {
+        Some("") => Ok(Some(0)),
+        Some(rest) => match rest.strip_prefix(':').map(str::parse::<u64>) {
+            Some(Ok(seed)) => Ok(Some(seed)),
+            _ => Err(format!(
+                "expected synthetic or synthetic:SEED (an integer), found {text:?}"
+            )),
+        },
+        None => Ok(None),
+    }
+}
+
 /// Runs `metarec data`.
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let options = CsvOptions {
@@ -52,7 +73,14 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             max: args.max_rating,
         },
     };
-    let dataset = data::load_with(&args.path, &options)?;
+    let dataset = match synthetic_seed(&args.path)? {
+        Some(seed) => data::World::generate(data::WorldConfig {
+            seed,
+            ..Default::default()
+        })?
+        .dataset(seed)?,
+        None => data::load_with(&args.path, &options)?,
+    };
     let summary = dataset.summary();
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -7,18 +7,25 @@
 pub mod bundle;
 pub mod csv_ratings;
 pub mod dataset;
+pub mod env;
 pub mod error;
 pub mod features;
 pub mod input;
+pub mod mf;
 pub mod movielens;
+mod sampling;
 pub mod split;
+pub mod synthetic;
 
 pub use bundle::Bundle;
 pub use csv_ratings::CsvOptions;
 pub use dataset::{Catalog, Dataset, Format, IdMap, ItemMeta, Rating, RatingScale, Summary};
+pub use env::{sample_slate, LogEntry, ObservedTask, RewardMode, Shown, SimulatedTask, UserTask};
 pub use error::DataError;
 pub use features::ItemFeatures;
+pub use mf::{FitConfig, LatentFactorModel};
 pub use split::{split_ratings, split_users, support_query, SplitFractions, UserSplit};
+pub use synthetic::{SyntheticTask, World, WorldConfig};
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
