@@ -10,6 +10,7 @@ pub mod dataset;
 pub mod env;
 pub mod error;
 pub mod features;
+pub mod fuzz;
 pub mod input;
 pub mod mf;
 pub mod movielens;
