@@ -183,6 +183,8 @@ pub struct RatingScale {
 
 /// A loaded dataset. Ratings are sorted by user, then time (ratings without timestamps keep
 /// file order), then item; there is at most one rating per (user, item).
+/// Fields are public for reading; datasets come from the loaders or the synthetic world
+/// (editing `ratings` by hand would leave [`Dataset::user_ratings`] stale).
 #[derive(Debug, Clone)]
 pub struct Dataset {
     /// A short name (the directory or file name).

@@ -11,7 +11,7 @@ pub mod env;
 pub mod error;
 pub mod features;
 pub mod fuzz;
-pub mod input;
+mod input;
 pub mod mf;
 pub mod movielens;
 mod sampling;
@@ -20,10 +20,14 @@ pub mod synthetic;
 
 pub use bundle::Bundle;
 pub use csv_ratings::CsvOptions;
-pub use dataset::{Catalog, Dataset, Format, IdMap, ItemMeta, Rating, RatingScale, Summary};
+pub use dataset::{
+    Catalog, Dataset, Format, HistogramBin, IdMap, ItemMeta, Rating, RatingScale, Summary, Warning,
+    WarningKind, LIKE_THRESHOLD,
+};
 pub use env::{sample_slate, LogEntry, ObservedTask, RewardMode, Shown, SimulatedTask, UserTask};
-pub use error::DataError;
+pub use error::{DataError, Location};
 pub use features::ItemFeatures;
+pub use input::{decode_text, MAX_LINE_BYTES};
 pub use mf::{FitConfig, LatentFactorModel};
 pub use split::{split_ratings, split_users, support_query, SplitFractions, UserSplit};
 pub use synthetic::{SyntheticTask, World, WorldConfig};
