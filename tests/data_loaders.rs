@@ -252,6 +252,14 @@ fn bad_inputs_are_rejected_with_file_line_and_field() {
             "bad/ml-latest-header/ratings.csv",
             "ratings.csv:1: expected the header userId,movieId,rating,timestamp",
         ),
+        (
+            "bad/crlf_blank_lines.csv",
+            "crlf_blank_lines.csv:5: field 3 (rating)",
+        ),
+        (
+            "bad/movies_multiline",
+            "movies.csv:4: field 3 (genres): expected genres like A|B",
+        ),
         ("bad/does-not-exist", "does-not-exist: cannot read"),
         ("generic", "no dataset files found"),
     ];

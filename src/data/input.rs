@@ -25,8 +25,9 @@ impl std::fmt::Display for LineTooLong {
 
 impl std::error::Error for LineTooLong {}
 
-/// A reader that drops a leading UTF-8 byte-order mark, refuses over-long lines and remembers
-/// whether it saw anything but whitespace.
+/// A reader that drops a leading UTF-8 byte-order mark, turns CRLF into LF, refuses over-long
+/// lines, remembers whether it saw anything but whitespace, and notes where the newlines are
+/// (the CSV reader's own line numbers are off for CRLF files).
 struct Guarded<R> {
     prefix: Vec<u8>,
     prefix_pos: usize,
@@ -34,6 +35,15 @@ struct Guarded<R> {
     line: u64,
     run: usize,
     saw_content: bool,
+    /// Bytes handed out so far.
+    emitted: u64,
+    /// Offsets of newlines handed out but not yet passed by a record start.
+    newlines: std::collections::VecDeque<u64>,
+    /// Bytes read and CRLF-normalised, not yet handed out.
+    queue: std::collections::VecDeque<u8>,
+    /// A `\r` seen last; dropped if a `\n` follows.
+    pending_cr: bool,
+    eof: bool,
 }
 
 impl<R: Read> Guarded<R> {
@@ -57,23 +67,61 @@ impl<R: Read> Guarded<R> {
             line: 1,
             run: 0,
             saw_content: false,
+            emitted: 0,
+            newlines: std::collections::VecDeque::new(),
+            queue: std::collections::VecDeque::new(),
+            pending_cr: false,
+            eof: false,
         })
+    }
+}
+
+impl<R: Read> Guarded<R> {
+    /// Reads a chunk into the queue, turning each CRLF into LF (a `\r` at the end of a chunk
+    /// waits for the next byte).
+    fn fill(&mut self) -> std::io::Result<()> {
+        let mut chunk = [0u8; 8192];
+        let n = if self.prefix_pos < self.prefix.len() {
+            let rest = &self.prefix[self.prefix_pos..];
+            chunk[..rest.len()].copy_from_slice(rest);
+            self.prefix_pos = self.prefix.len();
+            rest.len()
+        } else {
+            self.inner.read(&mut chunk)?
+        };
+        if n == 0 {
+            self.eof = true;
+            if std::mem::take(&mut self.pending_cr) {
+                self.queue.push_back(b'\r');
+            }
+            return Ok(());
+        }
+        for &b in &chunk[..n] {
+            if std::mem::take(&mut self.pending_cr) && b != b'\n' {
+                self.queue.push_back(b'\r');
+            }
+            if b == b'\r' {
+                self.pending_cr = true;
+            } else {
+                self.queue.push_back(b);
+            }
+        }
+        Ok(())
     }
 }
 
 impl<R: Read> Read for Guarded<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = if self.prefix_pos < self.prefix.len() {
-            let rest = &self.prefix[self.prefix_pos..];
-            let n = rest.len().min(buf.len());
-            buf[..n].copy_from_slice(&rest[..n]);
-            self.prefix_pos += n;
-            n
-        } else {
-            self.inner.read(buf)?
-        };
-        for &b in &buf[..n] {
+        while self.queue.is_empty() && !self.eof {
+            self.fill()?;
+        }
+        let n = buf.len().min(self.queue.len());
+        for (slot, b) in buf.iter_mut().zip(self.queue.drain(..n)) {
+            *slot = b;
+        }
+        for (k, &b) in buf[..n].iter().enumerate() {
             if b == b'\n' {
+                self.newlines.push_back(self.emitted + k as u64);
                 self.line += 1;
                 self.run = 0;
             } else {
@@ -89,6 +137,7 @@ impl<R: Read> Read for Guarded<R> {
                 }
             }
         }
+        self.emitted += n as u64;
         Ok(n)
     }
 }
@@ -106,6 +155,8 @@ pub(crate) struct Records<R: Read> {
     reader: csv::Reader<Guarded<R>>,
     record: csv::ByteRecord,
     line: u64,
+    /// Newlines before the current record's start.
+    newlines_passed: u64,
 }
 
 impl<R: Read> Records<R> {
@@ -126,6 +177,7 @@ impl<R: Read> Records<R> {
             reader,
             record: csv::ByteRecord::new(),
             line: 0,
+            newlines_passed: 0,
         })
     }
 
@@ -139,7 +191,10 @@ impl<R: Read> Records<R> {
         match self.reader.read_byte_record(&mut self.record) {
             Ok(more) => {
                 if more {
-                    self.line = self.record.position().map_or(self.line + 1, |p| p.line());
+                    self.line = match self.record.position() {
+                        Some(p) => self.line_at(p.byte()),
+                        None => self.line + 1,
+                    };
                 }
                 Ok(more)
             }
@@ -147,8 +202,23 @@ impl<R: Read> Records<R> {
         }
     }
 
-    fn csv_error(&self, e: csv::Error) -> DataError {
-        let line = e.position().map_or(self.line + 1, |p| p.line());
+    /// The 1-based line of a record starting at byte offset `byte` (offsets must not decrease
+    /// between calls). The CSV reader may report a record as starting on a terminator it
+    /// skips, so a newline at `byte` itself counts as passed.
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let newlines = &mut self.reader.get_mut().newlines;
+        while newlines.front().is_some_and(|&at| at <= byte) {
+            newlines.pop_front();
+            self.newlines_passed += 1;
+        }
+        self.newlines_passed + 1
+    }
+
+    fn csv_error(&mut self, e: csv::Error) -> DataError {
+        let line = match e.position() {
+            Some(p) => self.line_at(p.byte()),
+            None => self.line + 1,
+        };
         match e.into_kind() {
             csv::ErrorKind::Io(io) => {
                 if let Some(long) = io.get_ref().and_then(|x| x.downcast_ref::<LineTooLong>()) {
@@ -279,4 +349,51 @@ pub(crate) fn open(path: &Path) -> Result<std::fs::File, DataError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reader that hands out one byte per call, to split the BOM across reads.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            match (self.0.split_first(), buf.is_empty()) {
+                (Some((&b, rest)), false) => {
+                    buf[0] = b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    #[test]
+    fn bom_is_stripped_even_when_split_across_reads() {
+        let dialect = Dialect {
+            delimiter: b',',
+            quoting: true,
+        };
+        let mut rec = Records::new(
+            Trickle(b"\xef\xbb\xbfa,b\r\nc,d\n"),
+            Path::new("x"),
+            dialect,
+        )
+        .unwrap();
+        assert!(rec.advance().unwrap());
+        assert_eq!((rec.text(0), rec.line()), ("a".to_string(), 1));
+        assert!(rec.advance().unwrap());
+        assert_eq!((rec.text(1), rec.line()), ("d".to_string(), 2));
+        assert!(!rec.advance().unwrap());
+    }
+
+    #[test]
+    fn text_is_utf8_or_latin1() {
+        assert_eq!(decode_text("Zoë".as_bytes()), "Zoë");
+        assert_eq!(decode_text(b"Zo\xeb"), "Zoë");
+        assert_eq!(decode_text(b"\xc1 k\xf6ldum"), "Á köldum");
+    }
 }

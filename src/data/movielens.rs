@@ -389,3 +389,34 @@ pub(crate) fn dir_name(path: &Path) -> String {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn years_from_titles_and_dates() {
+        assert_eq!(title_year("Toy Tale (1995)"), Some(1995));
+        assert_eq!(title_year("Blue Engine, The (2015) "), Some(2015));
+        assert_eq!(title_year("Long Show (2007-2013)"), Some(2007));
+        assert_eq!(title_year("unknown"), None);
+        assert_eq!(title_year("Odd (19x5)"), None);
+        assert_eq!(date_year("01-Jan-1995"), Some(1995));
+        assert_eq!(date_year("4-Feb-1971"), Some(1971));
+        assert_eq!(date_year("32-Jan-1995"), None);
+        assert_eq!(date_year("01-Foo-1995"), None);
+        assert_eq!(date_year("01-Jan-95"), None);
+        assert_eq!(date_year(""), None);
+    }
+
+    #[test]
+    fn u_item_without_enough_genre_flags_names_the_line() {
+        let genres = vec!["a".to_string(), "b".to_string()];
+        let bytes: &[u8] = b"1|T (1990)|01-Jan-1990||u|0|1\n2|U (1991)|01-Jan-1991||u|1\n";
+        let e = read_u_item(bytes, Path::new("u.item"), &genres).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "u.item:2: expected 7 fields (id|title|date|video date|url|genre flags), found 6 fields"
+        );
+    }
+}
