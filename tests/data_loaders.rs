@@ -260,6 +260,10 @@ fn bad_inputs_are_rejected_with_file_line_and_field() {
             "bad/movies_multiline",
             "movies.csv:4: field 3 (genres): expected genres like A|B",
         ),
+        (
+            "bad/unnamed_header.csv",
+            "unnamed_header.csv:1: field 3 (rating): expected a finite number, found \"abc\"",
+        ),
         ("bad/does-not-exist", "does-not-exist: cannot read"),
         ("generic", "no dataset files found"),
     ];

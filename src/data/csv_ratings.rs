@@ -14,8 +14,7 @@ pub const DELIMITERS: [u8; 4] = [b'\t', b',', b';', b'|'];
 pub struct CsvOptions {
     /// The field delimiter; detected from the first line when `None`.
     pub delimiter: Option<u8>,
-    /// Whether the first line is a header; detected when `None` (a first line whose id and
-    /// rating fields are all non-numeric is a header).
+    /// Whether the first line is a header; detected when `None` (see [`RATING_HEADERS`]).
     pub header: Option<bool>,
     /// The valid rating range; values outside are errors.
     pub scale: RatingScale,
@@ -112,12 +111,7 @@ pub fn read_generic<R: Read>(
                 ));
             }
             width = Some(n);
-            header = options.header.unwrap_or_else(|| {
-                (0..3).all(|i| {
-                    let t = rec.text(i);
-                    !t.is_empty() && t.parse::<f64>().is_err()
-                })
-            });
+            header = options.header.unwrap_or_else(|| looks_like_header(&rec));
             if header {
                 continue;
             }
@@ -143,6 +137,32 @@ pub fn read_generic<R: Read>(
         return Err(DataError::invalid(path, None, message));
     }
     Ok(ratings)
+}
+
+/// Rating column names that mark a first line as a header.
+pub const RATING_HEADERS: [&str; 8] = [
+    "rating",
+    "ratings",
+    "score",
+    "stars",
+    "value",
+    "preference",
+    "rate",
+    "grade",
+];
+
+/// A header has non-numeric user and item names and a known rating column name (compared in
+/// lower case, ignoring `_`, `-` and spaces), so a malformed first data line is an error, not
+/// a header.
+fn looks_like_header<R: Read>(rec: &Records<R>) -> bool {
+    let text = |i: usize| rec.text(i);
+    let named = |t: String| !t.is_empty() && t.parse::<f64>().is_err();
+    let rating: String = text(2)
+        .to_lowercase()
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | ' '))
+        .collect();
+    named(text(0)) && named(text(1)) && RATING_HEADERS.contains(&rating.as_str())
 }
 
 fn parse_row<R: Read>(

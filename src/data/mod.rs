@@ -60,11 +60,11 @@ pub fn load(path: &Path) -> Result<Dataset, DataError> {
 }
 
 /// Loads a dataset from a directory or a file, picking the format by its files:
-/// a directory with `u.data` is MovieLens 100K; a directory with `ratings.csv` whose header is
-/// `userId,movieId,rating,timestamp` is MovieLens CSV (with `movies.csv` when present). A file
-/// named `u.data` loads its MovieLens 100K directory; a file whose header starts `userId,movieId,` loads
-/// as MovieLens CSV (with a sibling `movies.csv`); any other file is read as a generic
-/// `user,item,rating[,timestamp]` file with `options`.
+/// a directory with `u.data` is MovieLens 100K; a directory with `ratings.csv` loads that file.
+/// A file named `u.data` loads its MovieLens 100K directory; a file whose header starts
+/// `userId,movieId,` is MovieLens CSV (`userId,movieId,rating,timestamp`, with a sibling
+/// `movies.csv` when present); any other file is a generic `user,item,rating[,timestamp]` file
+/// read with `options`.
 pub fn load_with(path: &Path, options: &CsvOptions) -> Result<Dataset, DataError> {
     if path.is_dir() {
         if path.join("u.data").is_file() {
