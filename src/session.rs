@@ -202,7 +202,11 @@ impl Session {
         self.adam_t += 1;
         let t = self.adam_t as f32;
         let (c1, c2) = (1.0 - b1.powf(t), 1.0 - b2.powf(t));
-        let state = self.context.iter_mut().zip(&mut self.adam_m).zip(&mut self.adam_v);
+        let state = self
+            .context
+            .iter_mut()
+            .zip(&mut self.adam_m)
+            .zip(&mut self.adam_v);
         for (((c, m), v), &g) in state.zip(grad) {
             *m = b1 * *m + (1.0 - b1) * g;
             *v = b2 * *v + (1.0 - b2) * g * g;
@@ -229,8 +233,7 @@ impl Session {
         let s: Session = serde_json::from_slice(body)
             .map_err(|e| EngineError::Input(format!("corrupted session: {e}")))?;
         let n = s.context.len();
-        if s.adam_m.len() != n || s.adam_v.len() != n || s.context.iter().any(|v| !v.is_finite())
-        {
+        if s.adam_m.len() != n || s.adam_v.len() != n || s.context.iter().any(|v| !v.is_finite()) {
             return Err(EngineError::Input(
                 "corrupted session: inconsistent or non-finite state".into(),
             ));
