@@ -11,6 +11,7 @@ pub mod bench;
 pub mod clock;
 pub mod data;
 pub mod engine;
+pub mod meta;
 pub mod model;
 pub mod session;
 #[cfg(target_arch = "wasm32")]

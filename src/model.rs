@@ -206,7 +206,7 @@ impl ModelConfig {
         Ok(())
     }
 
-    /// Fresh parameters drawn from the configured initialisation (biases start at zero).
+    /// Fresh parameters drawn from the configured initialisation (biases 0.1 after ReLU, else 0).
     pub fn init_params(&self) -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         let mut params = Vec::with_capacity(self.param_count());
@@ -218,7 +218,14 @@ impl ModelConfig {
             for _ in 0..layer.inputs * layer.outputs {
                 params.push(rng.random_range(-bound..bound));
             }
-            params.extend(std::iter::repeat_n(0.0, layer.outputs));
+            // ReLU layers start with a small positive bias, so that an all-zero input (a fresh
+            // per-user context) still reaches live units and has a gradient
+            let bias = if layer.activation == Activation::Relu {
+                0.1
+            } else {
+                0.0
+            };
+            params.extend(std::iter::repeat_n(bias, layer.outputs));
         }
         params
     }

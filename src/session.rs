@@ -97,6 +97,11 @@ impl Session {
         }
     }
 
+    /// The mask words of the items shown so far.
+    pub fn shown_words(&self) -> &[u32] {
+        &self.shown
+    }
+
     /// Whether `item` was shown (and reacted to) already.
     pub fn was_shown(&self, item: u32) -> bool {
         self.mask().get(0, item as usize)

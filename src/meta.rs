@@ -1,0 +1,231 @@
+//! Meta-reinforcement learning across users (each user is a task), CAVIA-style: the network's
+//! input is a per-user context vector that starts at zero for every user and is adapted by the
+//! same on-device REINFORCE steps a [`Session`] takes; the shared parameters are learned, first
+//! order, from the rewards the adapted contexts earn. A new person's policy then adapts within
+//! a few reactions by changing only their context.
+
+use crate::data::{ItemFeatures, Shown, UserTask};
+use crate::engine::{Adam, Batch, Engine, EngineError, Loss, Mask, Result, Row};
+use crate::model::{Activation, Head, Init, ModelConfig};
+use crate::session::{AdaptConfig, Session};
+use serde::{Deserialize, Serialize};
+
+/// Shape of the policy network.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicyShape {
+    /// Width of the per-user context vector (the network's input).
+    pub context: usize,
+    pub hidden: Vec<usize>,
+}
+
+impl Default for PolicyShape {
+    fn default() -> Self {
+        PolicyShape {
+            context: 16,
+            hidden: vec![64, 64],
+        }
+    }
+}
+
+/// The policy's model description for a catalog whose item vectors have `item_dim` values.
+pub fn policy_config(
+    shape: &PolicyShape,
+    items: usize,
+    item_dim: usize,
+    rows: usize,
+) -> ModelConfig {
+    ModelConfig {
+        input: shape.context,
+        hidden: shape.hidden.clone(),
+        output: item_dim,
+        hidden_activation: Activation::Relu,
+        output_activation: Activation::Identity,
+        head: Head::Policy { items },
+        init: Init::He,
+        seed: 17,
+        max_rows: rows,
+    }
+}
+
+/// Item vectors for the policy: the item features with every column standardised (zero mean,
+/// unit variance; constant columns dropped to zero), row-major `items × dim`.
+pub fn item_matrix(features: &ItemFeatures) -> Vec<f32> {
+    let n = features.n_items();
+    let d = features.layout.dim();
+    let mut out = features.values.clone();
+    for c in 0..d {
+        let col = (0..n).map(|i| out[i * d + c] as f64);
+        let mean = col.clone().sum::<f64>() / n.max(1) as f64;
+        let var = col.map(|v| (v - mean).powi(2)).sum::<f64>() / n.max(1) as f64;
+        let sd = var.sqrt();
+        for i in 0..n {
+            let v = &mut out[i * d + c];
+            *v = if sd > 1e-9 {
+                ((*v as f64 - mean) / sd) as f32
+            } else {
+                0.0
+            };
+        }
+    }
+    out
+}
+
+/// Meta-training settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetaConfig {
+    pub iterations: usize,
+    /// Users (tasks) per meta-iteration.
+    pub users_per_iteration: usize,
+    /// Rounds per episode.
+    pub rounds: usize,
+    /// Items per slate.
+    pub slate: usize,
+    /// The inner loop: the same adaptation a session runs on the device.
+    pub adapt: AdaptConfig,
+    /// The outer optimiser over the shared parameters.
+    pub outer: Adam,
+    pub seed: u32,
+}
+
+impl Default for MetaConfig {
+    fn default() -> Self {
+        MetaConfig {
+            iterations: 100,
+            users_per_iteration: 16,
+            rounds: 20,
+            slate: 1,
+            adapt: AdaptConfig::default(),
+            outer: Adam {
+                lr: 3e-3,
+                clip_norm: 5.0,
+                ..Adam::default()
+            },
+            seed: 1,
+        }
+    }
+}
+
+impl MetaConfig {
+    /// Rows of one outer batch, which the engine must allocate.
+    pub fn rows(&self) -> usize {
+        self.users_per_iteration * self.rounds * self.slate
+    }
+}
+
+/// What one episode produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Episode {
+    /// Reward summed over the slate, per round.
+    pub rewards: Vec<f32>,
+    /// The transitions, each with the context it was chosen under.
+    inputs: Vec<f32>,
+    rows: Vec<Row>,
+    masks: Vec<u32>,
+}
+
+/// Runs one episode of `task` from a fresh session (context `init`), adapting online as the
+/// person's device would (when `adapt.enabled`).
+pub async fn run_episode(
+    engine: &mut impl Engine,
+    task: &mut impl UserTask,
+    init: &[f32],
+    adapt: AdaptConfig,
+    slate: usize,
+    seed: u32,
+) -> Result<Episode> {
+    let items = engine.config().items();
+    let mut session = Session::new(init, items, adapt, seed);
+    let mut ep = Episode {
+        rewards: Vec::new(),
+        inputs: Vec::new(),
+        rows: Vec::new(),
+        masks: Vec::new(),
+    };
+    let fail = |e: crate::data::DataError| EngineError::Input(e.to_string());
+    while !task.done() {
+        let k = slate.min(items - session.history.len());
+        if k == 0 {
+            break;
+        }
+        let context = session.context.clone();
+        let mask = session.shown_words().to_vec();
+        let recs = session.recommend(engine, k, false).await?;
+        let shown: Vec<Shown> = recs
+            .iter()
+            .map(|r| Shown {
+                item: r.item,
+                propensity: r.propensity,
+            })
+            .collect();
+        let rewards = task.step(&shown).map_err(fail)?;
+        let baseline = session.baseline;
+        for (rec, &reward) in recs.iter().zip(&rewards) {
+            ep.inputs.extend(&context);
+            ep.masks.extend(&mask);
+            ep.rows.push(Row {
+                action: rec.item,
+                reward,
+                baseline,
+                old_logp: rec.propensity.ln(),
+            });
+            session.feedback(engine, rec.item, reward).await?;
+        }
+        ep.rewards.push(rewards.iter().sum());
+    }
+    Ok(ep)
+}
+
+/// Progress of one meta-iteration.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct MetaProgress {
+    pub iteration: usize,
+    /// Mean reward per round over the iteration's episodes.
+    pub mean_reward: f32,
+    /// Outer REINFORCE loss of the iteration's batch.
+    pub loss: f32,
+}
+
+/// One meta-iteration: an adapted episode for each task, then one outer step on all their
+/// transitions (first-order: contexts are treated as inputs).
+pub async fn meta_step<T: UserTask>(
+    engine: &mut impl Engine,
+    tasks: Vec<T>,
+    cfg: &MetaConfig,
+    iteration: usize,
+) -> Result<MetaProgress> {
+    let init = vec![0.0; engine.config().input];
+    let mut batch = Batch::default();
+    let mut words = Vec::new();
+    let mut rewards = Vec::new();
+    for (u, mut task) in tasks.into_iter().enumerate() {
+        let seed = cfg.seed ^ ((iteration * 7919 + u) as u32);
+        let ep = run_episode(engine, &mut task, &init, cfg.adapt, cfg.slate, seed).await?;
+        batch.inputs.extend(ep.inputs);
+        batch.rows.extend(ep.rows);
+        words.extend(ep.masks);
+        rewards.extend(ep.rewards);
+    }
+    let wpr = engine.config().items().div_ceil(32);
+    batch.mask = Some(Mask {
+        words,
+        words_per_row: wpr,
+    });
+    let loss = Loss::Reinforce {
+        entropy: cfg.adapt.entropy,
+        temperature: cfg.adapt.temperature,
+    };
+    engine.reset_stats()?;
+    engine.train(&batch, loss, cfg.outer, 1)?;
+    let stats = engine.stats().await?;
+    if !stats.last_loss.is_finite() {
+        return Err(EngineError::Input(format!(
+            "meta-iteration {iteration}: the loss is not finite ({}); lower the learning rate",
+            stats.last_loss
+        )));
+    }
+    Ok(MetaProgress {
+        iteration,
+        mean_reward: rewards.iter().sum::<f32>() / rewards.len().max(1) as f32,
+        loss: stats.last_loss,
+    })
+}
