@@ -288,8 +288,19 @@ pub async fn check_shape(ctx: &GpuContext, shape: &Shape) -> Result<Vec<KernelCh
     };
     gpu.train(&batch, reinforce, adam, 3)?;
     cpu.train(&batch, reinforce, adam, 3)?;
+    let ti = (
+        gpu.train_with_input_gradient(&batch, reinforce, adam)
+            .await?,
+        cpu.train_with_input_gradient(&batch, reinforce, adam)
+            .await?,
+    );
+    rep.add(
+        "train step + input gradient",
+        rel_err(&ti.0 .0, &ti.1 .0),
+        TOLERANCE,
+    );
     let p = (gpu.params().await?, cpu.params().await?);
-    rep.add("Adam (3 steps, clipped)", rel_err(&p.0, &p.1), TOLERANCE);
+    rep.add("Adam (4 steps, clipped)", rel_err(&p.0, &p.1), TOLERANCE);
     let st = (gpu.stats().await?, cpu.stats().await?);
     rep.add(
         "step statistics",

@@ -195,6 +195,26 @@ impl CpuEngine {
         (grads, if want_input { dy } else { Vec::new() })
     }
 
+    /// One optimiser step; returns the input gradient (when `want_input`) and the loss.
+    fn train_step(
+        &mut self,
+        batch: &Batch,
+        loss: Loss,
+        adam: Adam,
+        want_input: bool,
+    ) -> (Vec<f32>, f32) {
+        let fwd = self.run_forward(&batch.inputs);
+        let (d_out, value, entropy) = self.head_gradient(&fwd, batch, loss);
+        let (grads, d_input) = self.backward(&fwd, d_out, want_input);
+        self.adam_step(&grads, adam);
+        self.stats.steps += 1;
+        self.stats.loss_sum += value;
+        self.stats.entropy_sum += entropy;
+        self.stats.last_loss = value;
+        self.counters.train_steps += 1;
+        (d_input, value)
+    }
+
     fn adam_step(&mut self, grads: &[f32], adam: Adam) {
         let norm = grads.iter().map(|g| g * g).sum::<f32>().sqrt();
         self.stats.grad_norm = norm;
@@ -451,17 +471,19 @@ impl Engine for CpuEngine {
     fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()> {
         check_batch(&self.cfg, batch, loss)?;
         for _ in 0..steps {
-            let fwd = self.run_forward(&batch.inputs);
-            let (d_out, value, entropy) = self.head_gradient(&fwd, batch, loss);
-            let (grads, _) = self.backward(&fwd, d_out, false);
-            self.adam_step(&grads, adam);
-            self.stats.steps += 1;
-            self.stats.loss_sum += value;
-            self.stats.entropy_sum += entropy;
-            self.stats.last_loss = value;
-            self.counters.train_steps += 1;
+            self.train_step(batch, loss, adam, false);
         }
         Ok(())
+    }
+
+    async fn train_with_input_gradient(
+        &mut self,
+        batch: &Batch,
+        loss: Loss,
+        adam: Adam,
+    ) -> Result<(Vec<f32>, f32)> {
+        check_batch(&self.cfg, batch, loss)?;
+        Ok(self.train_step(batch, loss, adam, true))
     }
 
     async fn stats(&mut self) -> Result<TrainStats> {

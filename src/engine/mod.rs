@@ -269,6 +269,14 @@ pub trait Engine {
     async fn input_gradient(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)>;
     /// Enqueues `steps` optimiser steps on the same batch, with no readback.
     fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()>;
+    /// One training step that also returns the gradient w.r.t. the inputs (from the same pass,
+    /// before the update) and the loss: for models whose inputs hold learned embeddings.
+    async fn train_with_input_gradient(
+        &mut self,
+        batch: &Batch,
+        loss: Loss,
+        adam: Adam,
+    ) -> Result<(Vec<f32>, f32)>;
     /// Reads the statistics accumulated by `train`.
     async fn stats(&mut self) -> Result<TrainStats>;
     /// Zeroes the accumulated loss/entropy sums (the Adam step counter is kept).
@@ -478,6 +486,14 @@ impl Engine for AnyEngine {
     }
     fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()> {
         dispatch!(self, e => e.train(batch, loss, adam, steps))
+    }
+    async fn train_with_input_gradient(
+        &mut self,
+        batch: &Batch,
+        loss: Loss,
+        adam: Adam,
+    ) -> Result<(Vec<f32>, f32)> {
+        dispatch!(self, e => e.train_with_input_gradient(batch, loss, adam).await)
     }
     async fn stats(&mut self) -> Result<TrainStats> {
         dispatch!(self, e => e.stats().await)

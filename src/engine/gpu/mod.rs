@@ -660,6 +660,54 @@ impl GpuEngine {
         self.counters.dispatches += 1 + self.backward.len() as u64;
     }
 
+    /// Uploads a batch and encodes `steps` full training steps (forward, loss gradient,
+    /// backward, statistics, Adam) in one compute pass; returns the encoder, not yet submitted.
+    fn encode_train(
+        &mut self,
+        batch: &Batch,
+        loss: Loss,
+        adam: Adam,
+        steps: u32,
+        input_grad: bool,
+    ) -> Result<(wgpu::CommandEncoder, usize)> {
+        self.ctx.check()?;
+        let rows = self.upload_batch(batch, loss, input_grad)?;
+        self.write(
+            &self.adam_params,
+            &[AdamParams {
+                lr: adam.lr,
+                beta1: adam.beta1,
+                beta2: adam.beta2,
+                eps: adam.eps,
+                weight_decay: adam.weight_decay,
+                clip_norm: adam.clip_norm,
+                n: self.n_params as u32,
+                _pad: 0,
+            }],
+        );
+        self.write(
+            &self.stat_dims,
+            &[StatDims {
+                n_params: self.n_params as u32,
+                rows: rows as u32,
+                _pad: [0; 2],
+            }],
+        );
+        let mut enc = self.encoder();
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            let adam_grid = grid(self.n_params.div_ceil(256));
+            for _ in 0..steps {
+                self.encode_gradient(&mut pass, rows, input_grad);
+                self.step_stats.dispatch(&mut pass, (1, 1));
+                self.adam.dispatch(&mut pass, adam_grid);
+            }
+        }
+        self.counters.dispatches += 2 * steps as u64;
+        self.counters.train_steps += steps as u64;
+        Ok((enc, rows))
+    }
+
     fn f32s(bytes: &[u8]) -> Vec<f32> {
         bytemuck::pod_collect_to_vec(bytes)
     }
@@ -932,44 +980,34 @@ impl Engine for GpuEngine {
     }
 
     fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()> {
-        self.ctx.check()?;
-        let rows = self.upload_batch(batch, loss, false)?;
-        self.write(
-            &self.adam_params,
-            &[AdamParams {
-                lr: adam.lr,
-                beta1: adam.beta1,
-                beta2: adam.beta2,
-                eps: adam.eps,
-                weight_decay: adam.weight_decay,
-                clip_norm: adam.clip_norm,
-                n: self.n_params as u32,
-                _pad: 0,
-            }],
-        );
-        self.write(
-            &self.stat_dims,
-            &[StatDims {
-                n_params: self.n_params as u32,
-                rows: rows as u32,
-                _pad: [0; 2],
-            }],
-        );
-        let mut enc = self.encoder();
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            let adam_grid = grid(self.n_params.div_ceil(256));
-            for _ in 0..steps {
-                self.encode_gradient(&mut pass, rows, false);
-                self.step_stats.dispatch(&mut pass, (1, 1));
-                self.adam.dispatch(&mut pass, adam_grid);
-            }
-        }
-        self.counters.dispatches += 2 * steps as u64;
-        self.counters.train_steps += steps as u64;
+        let (enc, _) = self.encode_train(batch, loss, adam, steps, false)?;
         self.ctx.queue.submit([enc.finish()]);
         self.counters.submits += 1;
         Ok(())
+    }
+
+    async fn train_with_input_gradient(
+        &mut self,
+        batch: &Batch,
+        loss: Loss,
+        adam: Adam,
+    ) -> Result<(Vec<f32>, f32)> {
+        let (enc, rows) = self.encode_train(batch, loss, adam, 1, true)?;
+        let xbytes = (rows * self.cfg.input * 4) as u64;
+        let sbytes = rows as u64 * 8;
+        let out = self
+            .ctx
+            .read_back(
+                enc,
+                &self.staging,
+                &[(&self.d_input, xbytes), (&self.row_stats, sbytes)],
+            )
+            .await?;
+        self.counters.submits += 1;
+        self.counters.bytes_read_back += xbytes + sbytes;
+        let row_stats = Self::f32s(&out[1]);
+        let value = row_stats.iter().step_by(2).sum::<f32>() / rows as f32;
+        Ok((Self::f32s(&out[0]), value))
     }
 
     async fn stats(&mut self) -> Result<TrainStats> {
