@@ -54,6 +54,17 @@ fn err(msg: impl Into<String>) -> DataError {
 }
 
 impl Bundle {
+    /// A bundle of a catalog and its item features (popularity counted over `ratings`,
+    /// e.g. the training ratings), without weights or config.
+    pub fn from_catalog(catalog: &Catalog, ratings: &[super::dataset::Rating]) -> Self {
+        Bundle {
+            features: Some(ItemFeatures::build(catalog, ratings)),
+            catalog: catalog.clone(),
+            weights: None,
+            config: None,
+        }
+    }
+
     /// Stores `tensors` (name, shape, row-major f32 values) as the safetensors weights.
     pub fn set_weights(&mut self, tensors: &[(&str, Vec<usize>, &[f32])]) -> Result<(), DataError> {
         let bytes: Vec<Vec<u8>> = tensors
