@@ -5,12 +5,12 @@ use std::path::Path;
 fn sample() -> Bundle {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data/ml100k");
     let ds = data::load(&dir).unwrap();
-    let mut b = Bundle {
-        features: Some(ItemFeatures::build(&ds.catalog, &ds.ratings)),
-        catalog: ds.catalog,
-        config: Some(r#"{"model":"toy","dim":2}"#.into()),
-        weights: None,
-    };
+    let mut b = Bundle::from_catalog(&ds.catalog, &ds.ratings);
+    assert_eq!(
+        b.features,
+        Some(ItemFeatures::build(&ds.catalog, &ds.ratings))
+    );
+    b.config = Some(r#"{"model":"toy","dim":2}"#.into());
     b.set_weights(&[
         (
             "item_embedding",

@@ -55,3 +55,51 @@ fn malformed_file_exits_non_zero_naming_file_and_line() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("rating_text.csv:3: field 3 (rating)"), "{err}");
 }
+
+#[test]
+fn generic_options_and_synthetic_world() {
+    let out = metarec(&[
+        "data",
+        "tests/fixtures/data/generic/semicolon_bom.txt",
+        "--delimiter",
+        ";",
+        "--header",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ratings"], 2, "first line taken as a header");
+
+    let out = metarec(&[
+        "data",
+        "tests/fixtures/data/bad/rating_range.csv",
+        "--max-rating",
+        "10",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = metarec(&[
+        "data",
+        "tests/fixtures/data/generic/tab_no_header.tsv",
+        "--delimiter",
+        "ab",
+    ]);
+    assert!(!out.status.success());
+
+    let out = metarec(&["data", "synthetic:7", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["users"].as_u64(), v["items"].as_u64()),
+        (Some(1000), Some(2000))
+    );
+    assert_eq!(v["format"], "synthetic");
+}

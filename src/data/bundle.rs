@@ -24,6 +24,8 @@ pub const BUNDLE_VERSION: u32 = 1;
 const MAGIC: &[u8; 8] = b"MRBUNDL\0";
 const HEADER_LEN: usize = 8 + 4 + 8;
 const CRC_LEN: usize = 4;
+/// Bound on genre and text-embedding columns a reader accepts (keeps sizes in range on wasm32).
+const MAX_FEATURE_COLUMNS: usize = 1 << 16;
 
 /// What the browser loads: catalog, features, and optionally weights and config.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -52,6 +54,17 @@ fn err(msg: impl Into<String>) -> DataError {
 }
 
 impl Bundle {
+    /// A bundle of a catalog and its item features (popularity counted over `ratings`,
+    /// e.g. the training ratings), without weights or config.
+    pub fn from_catalog(catalog: &Catalog, ratings: &[super::dataset::Rating]) -> Self {
+        Bundle {
+            features: Some(ItemFeatures::build(catalog, ratings)),
+            catalog: catalog.clone(),
+            weights: None,
+            config: None,
+        }
+    }
+
     /// Stores `tensors` (name, shape, row-major f32 values) as the safetensors weights.
     pub fn set_weights(&mut self, tensors: &[(&str, Vec<usize>, &[f32])]) -> Result<(), DataError> {
         let bytes: Vec<Vec<u8>> = tensors
@@ -355,6 +368,11 @@ fn decode_features(payload: &[u8]) -> Result<ItemFeatures, DataError> {
     let n_genres = r.u32()? as usize;
     let text_dim = r.u32()? as usize;
     let n_items = r.u32()? as usize;
+    if n_genres > MAX_FEATURE_COLUMNS || text_dim > MAX_FEATURE_COLUMNS {
+        return Err(err(format!(
+            "features section: {n_genres} genre and {text_dim} text columns; at most {MAX_FEATURE_COLUMNS} each"
+        )));
+    }
     let layout = FeatureLayout::new(n_genres, text_dim);
     let n_values = n_items
         .checked_mul(layout.dim())

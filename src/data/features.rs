@@ -98,18 +98,19 @@ impl ItemFeatures {
     /// The feature row of dense item `item` (empty when out of range).
     pub fn row(&self, item: u32) -> &[f32] {
         let dim = self.layout.dim();
-        let start = item as usize * dim;
-        self.values.get(start..start + dim).unwrap_or(&[])
+        (item as usize)
+            .checked_mul(dim)
+            .and_then(|start| self.values.get(start..start.checked_add(dim)?))
+            .unwrap_or(&[])
     }
 
     /// Fills the text-embedding slot with `dim` columns per item (`values` row-major,
     /// `n_items * dim` long), replacing any previous embedding.
     pub fn set_text_embeddings(&mut self, dim: usize, values: &[f32]) -> Result<(), DataError> {
         let n = self.n_items();
-        if values.len() != n * dim {
+        if n.checked_mul(dim) != Some(values.len()) {
             return Err(DataError::Argument(format!(
-                "text embeddings: expected {n} x {dim} = {} values, found {}",
-                n * dim,
+                "text embeddings: expected {n} x {dim} values, found {}",
                 values.len()
             )));
         }
