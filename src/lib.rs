@@ -13,6 +13,7 @@ pub mod data;
 pub mod engine;
 pub mod meta;
 pub mod model;
+pub mod policy;
 pub mod session;
 #[cfg(target_arch = "wasm32")]
 pub mod web;

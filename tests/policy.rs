@@ -1,0 +1,127 @@
+//! A meta-trained policy survives the bundle, and a person's session survives its bytes: a
+//! restored session on a policy restored from a bundle recommends exactly what the original
+//! would have, on the CPU and the GPU engine.
+#![cfg(not(target_arch = "wasm32"))]
+
+use metarec::data::{Bundle, ItemFeatures, World, WorldConfig};
+use metarec::engine::cpu::CpuEngine;
+use metarec::engine::gpu::{GpuContext, GpuEngine};
+use metarec::engine::Engine;
+use metarec::meta::{item_matrix, meta_step, policy_config, MetaConfig, PolicyShape};
+use metarec::policy::Policy;
+use metarec::session::Session;
+use pollster::block_on;
+
+fn trained() -> (World, Bundle, Policy) {
+    let world = World::generate(WorldConfig {
+        n_items: 120,
+        n_users: 40,
+        style_dim: 3,
+        seed: 8,
+    })
+    .unwrap();
+    let ratings = world.dataset(8).unwrap();
+    let features = ItemFeatures::build(&world.catalog, &ratings.ratings);
+    let items = item_matrix(&features);
+    let cfg = MetaConfig {
+        users_per_iteration: 4,
+        rounds: 8,
+        ..MetaConfig::default()
+    };
+    let model = policy_config(
+        &PolicyShape::default(),
+        world.catalog.len(),
+        features.layout.dim(),
+        cfg.rows(),
+    );
+    let mut engine = CpuEngine::new(&model).unwrap();
+    engine.set_items(&items).unwrap();
+    for it in 0..5 {
+        let tasks = (0..4)
+            .map(|u| world.task(u + 4 * it as u32, cfg.rounds, it as u64))
+            .collect();
+        block_on(meta_step(&mut engine, tasks, &cfg, it)).unwrap();
+    }
+    let policy = block_on(Policy::from_engine(&mut engine, items, cfg.adapt)).unwrap();
+    let bundle = Bundle::from_catalog(&world.catalog, &ratings.ratings);
+    (world, bundle, policy)
+}
+
+#[test]
+fn a_restored_session_on_a_restored_policy_recommends_the_same() {
+    let (_world, mut bundle, policy) = trained();
+    policy.store(&mut bundle).unwrap();
+    let bytes = bundle.to_bytes().unwrap();
+    let restored = Policy::from_bundle(&Bundle::from_bytes(&bytes).unwrap()).unwrap();
+    assert_eq!(restored, policy);
+
+    let mut original = CpuEngine::new(&policy.model).unwrap();
+    policy.load_into(&mut original).unwrap();
+    let mut session = policy.session(42);
+    for reward in [1.0, 0.0, 1.0] {
+        let rec = block_on(session.recommend(&mut original, 3, false)).unwrap();
+        block_on(session.feedback(&mut original, rec[0].item, reward)).unwrap();
+    }
+    let saved = session.to_bytes();
+
+    let mut cpu = CpuEngine::new(&restored.model).unwrap();
+    restored.load_into(&mut cpu).unwrap();
+    let mut again = Session::from_bytes(&saved).unwrap();
+    assert_eq!(again, session);
+    let want = block_on(session.recommend(&mut original, 5, false)).unwrap();
+    let got = block_on(again.recommend(&mut cpu, 5, false)).unwrap();
+    assert_eq!(got, want, "restored session, CPU engine");
+
+    let ctx = block_on(GpuContext::new()).expect("a wgpu adapter (lavapipe)");
+    let mut gpu = block_on(GpuEngine::new(&ctx, &restored.model)).unwrap();
+    restored.load_into(&mut gpu).unwrap();
+    let mut on_gpu = Session::from_bytes(&saved).unwrap();
+    let g = block_on(on_gpu.recommend(&mut gpu, 5, true)).unwrap();
+    let c = block_on(
+        Session::from_bytes(&saved)
+            .unwrap()
+            .recommend(&mut cpu, 5, true),
+    )
+    .unwrap();
+    assert_eq!(
+        g.iter().map(|r| r.item).collect::<Vec<_>>(),
+        c.iter().map(|r| r.item).collect::<Vec<_>>(),
+        "greedy slate on the GPU engine"
+    );
+}
+
+#[test]
+fn bad_bundles_and_sessions_are_refused_clearly() {
+    let (_world, bundle, policy) = trained();
+    let err = Policy::from_bundle(&bundle).unwrap_err().to_string();
+    assert!(err.contains("no trained policy"), "{err}");
+
+    let mut other = bundle.clone();
+    policy.store(&mut other).unwrap();
+    other.config = other
+        .config
+        .map(|c| c.replace("metarec-policy/1", "metarec-policy/0"));
+    let err = Policy::from_bundle(&other).unwrap_err().to_string();
+    assert!(err.contains("metarec-policy/0"), "{err}");
+
+    let saved = policy.session(1).to_bytes();
+    assert!(Session::from_bytes(&saved[..saved.len() / 2])
+        .unwrap_err()
+        .to_string()
+        .contains("corrupted"));
+    assert!(Session::from_bytes(b"MRSESS00{}")
+        .unwrap_err()
+        .to_string()
+        .contains("version"));
+    let mut s = policy.session(1);
+    let mut engine = CpuEngine::new(&policy.model).unwrap();
+    policy.load_into(&mut engine).unwrap();
+    let err = block_on(s.feedback(&mut engine, 10_000, 1.0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("outside the catalog"), "{err}");
+    let err = block_on(s.feedback(&mut engine, 3, 7.0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("reward must be in [0, 1]"), "{err}");
+}
