@@ -53,3 +53,33 @@ async fn the_cpu_engine_trains_in_the_browser() {
     let (_, after) = engine.gradients(&batch, loss).await.unwrap();
     assert!(after < before, "loss {before} -> {after}");
 }
+
+#[wasm_bindgen_test]
+fn bundles_round_trip_and_bad_ones_are_refused_in_wasm() {
+    use metarec::data::{Bundle, World, WorldConfig};
+    let world = World::generate(WorldConfig {
+        n_items: 50,
+        n_users: 10,
+        style_dim: 2,
+        seed: 4,
+    })
+    .unwrap();
+    let ratings = world.dataset(4).unwrap();
+    let mut bundle = Bundle::from_catalog(&world.catalog, &ratings.ratings);
+    bundle
+        .set_weights(&[("params", vec![3], &[1.0, 2.0, 3.0])])
+        .unwrap();
+    let bytes = bundle.to_bytes().unwrap();
+    assert_eq!(Bundle::from_bytes(&bytes).unwrap(), bundle);
+    let truncated = Bundle::from_bytes(&bytes[..bytes.len() - 7]).unwrap_err();
+    assert!(!truncated.to_string().is_empty());
+    let mut flipped = bytes.clone();
+    flipped[bytes.len() / 2] ^= 0x40;
+    assert!(Bundle::from_bytes(&flipped).is_err());
+    let mut version = bytes;
+    version[8] = 99;
+    assert!(Bundle::from_bytes(&version)
+        .unwrap_err()
+        .to_string()
+        .contains("version"));
+}
