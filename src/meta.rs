@@ -135,6 +135,9 @@ pub async fn run_episode(
 ) -> Result<Episode> {
     let items = engine.config().items();
     let mut session = Session::new(init, items, adapt, seed);
+    if task.candidates().len() < items {
+        session.restrict_to(task.candidates());
+    }
     let mut ep = Episode {
         rewards: Vec::new(),
         inputs: Vec::new(),
@@ -143,7 +146,7 @@ pub async fn run_episode(
     };
     let fail = |e: crate::data::DataError| EngineError::Input(e.to_string());
     while !task.done() {
-        let k = slate.min(items - session.history.len());
+        let k = slate.min(task.candidates().len());
         if k == 0 {
             break;
         }

@@ -97,6 +97,20 @@ impl Session {
         }
     }
 
+    /// Restricts recommendations to `candidates` (e.g. the items a logged user rated): every
+    /// other item is treated as already shown.
+    pub fn restrict_to(&mut self, candidates: &[u32]) {
+        let mut keep = vec![0u32; self.shown.len()];
+        for &c in candidates {
+            if let Some(w) = keep.get_mut(c as usize / 32) {
+                *w |= 1 << (c % 32);
+            }
+        }
+        for (s, k) in self.shown.iter_mut().zip(keep) {
+            *s |= !k;
+        }
+    }
+
     /// The mask words of the items shown so far.
     pub fn shown_words(&self) -> &[u32] {
         &self.shown

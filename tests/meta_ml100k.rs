@@ -1,0 +1,111 @@
+//! Meta-RL on MovieLens 100K, observed-only environment (ignored: a benchmark; run with
+//! `cargo test --release --test meta_ml100k -- --ignored --nocapture`).
+#![cfg(not(target_arch = "wasm32"))]
+
+use metarec::data::{self, ItemFeatures, ObservedTask, RewardMode, SplitFractions};
+use metarec::engine::cpu::CpuEngine;
+use metarec::engine::Engine;
+use metarec::meta::{item_matrix, meta_step, policy_config, run_episode, MetaConfig, PolicyShape};
+use metarec::session::AdaptConfig;
+use pollster::block_on;
+use std::path::Path;
+
+fn per_user(
+    engine: &mut CpuEngine,
+    ds: &data::Dataset,
+    users: &[u32],
+    adapt: AdaptConfig,
+) -> Vec<f32> {
+    let init = vec![0.0; engine.config().input];
+    users
+        .iter()
+        .map(|&u| {
+            let mut task = ObservedTask::for_user(ds, u, RewardMode::default(), 10);
+            let ep = block_on(run_episode(engine, &mut task, &init, adapt, 1, 900 + u)).unwrap();
+            ep.rewards.iter().sum::<f32>() / ep.rewards.len().max(1) as f32
+        })
+        .collect()
+}
+
+fn mean_ci(v: &[f32]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+    let var = v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / (n - 1.0);
+    (m, 1.96 * (var / n).sqrt())
+}
+
+#[test]
+#[ignore]
+fn meta_rl_on_ml100k_held_out_users() {
+    let path = Path::new("../shared/data/ml-100k");
+    if !path.exists() {
+        eprintln!("skipped: no ../shared/data/ml-100k");
+        return;
+    }
+    let ds = data::load(path).unwrap();
+    let split = data::split_users(ds.n_users(), SplitFractions::default(), 1).unwrap();
+    let train: std::collections::HashSet<u32> = split.train.iter().copied().collect();
+    let train_ratings: Vec<_> = ds
+        .ratings
+        .iter()
+        .filter(|r| train.contains(&r.user))
+        .cloned()
+        .collect();
+    let features = ItemFeatures::build(&ds.catalog, &train_ratings);
+    let cfg = MetaConfig {
+        iterations: 150,
+        users_per_iteration: 16,
+        rounds: 20,
+        ..MetaConfig::default()
+    };
+    let model = policy_config(
+        &PolicyShape::default(),
+        ds.n_items(),
+        features.layout.dim(),
+        cfg.rows(),
+    );
+    let mut engine = CpuEngine::new(&model).unwrap();
+    engine.set_items(&item_matrix(&features)).unwrap();
+    // defaults as chosen on the synthetic world; nothing here is tuned on these users
+    let held: Vec<u32> = split.cold_start.clone();
+    let off = AdaptConfig {
+        enabled: false,
+        ..cfg.adapt
+    };
+    let untrained = (
+        per_user(&mut engine, &ds, &held, cfg.adapt),
+        per_user(&mut engine, &ds, &held, off),
+    );
+    let t0 = std::time::Instant::now();
+    for it in 0..cfg.iterations {
+        let tasks: Vec<_> = (0..cfg.users_per_iteration)
+            .map(|k| split.train[(it * cfg.users_per_iteration + k) % split.train.len()])
+            .map(|u| ObservedTask::for_user(&ds, u, RewardMode::default(), cfg.rounds))
+            .collect();
+        let p = block_on(meta_step(&mut engine, tasks, &cfg, it)).unwrap();
+        if it % 25 == 0 {
+            println!(
+                "it {it}: reward {:.3} loss {:.3} ({:.0?})",
+                p.mean_reward,
+                p.loss,
+                t0.elapsed()
+            );
+        }
+    }
+    let meta = (
+        per_user(&mut engine, &ds, &held, cfg.adapt),
+        per_user(&mut engine, &ds, &held, off),
+    );
+    for (name, v) in [
+        ("untrained+adapt", &untrained.0),
+        ("untrained fixed", &untrained.1),
+        ("meta+adapt", &meta.0),
+        ("meta fixed", &meta.1),
+    ] {
+        let (m, ci) = mean_ci(v);
+        println!(
+            "{name:>16}: {m:.3} ± {ci:.3} (first 10 rounds, {} users)",
+            v.len()
+        );
+    }
+}
