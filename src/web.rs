@@ -62,11 +62,7 @@ fn js_err(e: impl std::fmt::Display) -> JsError {
 /// error; with "auto" the CPU engine is used and `gpu_error` says why.
 #[wasm_bindgen]
 pub async fn self_check(options: JsValue) -> Result<JsValue, JsError> {
-    let opts: SelfCheckOptions = if options.is_undefined() || options.is_null() {
-        SelfCheckOptions::default()
-    } else {
-        serde_wasm_bindgen::from_value(options).map_err(js_err)?
-    };
+    let opts: SelfCheckOptions = self::options(options)?;
     let cfg = ModelConfig::reference_policy();
     let ctx = match opts.engine {
         Preference::Cpu => Err("CPU engine requested".to_string()),
@@ -102,7 +98,176 @@ pub async fn self_check(options: JsValue) -> Result<JsValue, JsError> {
         },
         dispatches_per_step: dispatches,
     };
-    report
+    to_js(&report)
+}
+
+/// Options of [`Recommender::create`] and [`Recommender::restore`].
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RecommenderOptions {
+    engine: Preference,
+    /// Seed of the exploration noise of a new session.
+    seed: u32,
+}
+
+fn options<T: for<'de> Deserialize<'de> + Default>(value: JsValue) -> Result<T, JsError> {
+    if value.is_undefined() || value.is_null() {
+        Ok(T::default())
+    } else {
+        serde_wasm_bindgen::from_value(value).map_err(js_err)
+    }
+}
+
+fn to_js(value: &impl Serialize) -> Result<JsValue, JsError> {
+    value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(js_err)
+}
+
+#[derive(Serialize)]
+struct JsRecommendation<'a> {
+    item: &'a str,
+    title: &'a str,
+    genres: Vec<&'a str>,
+    year: Option<i32>,
+    score: f32,
+    propensity: f32,
+}
+
+#[derive(Serialize)]
+struct JsEngineInfo {
+    #[serde(flatten)]
+    info: EngineInfo,
+    /// Why the CPU engine runs when the GPU was wanted, if it does.
+    fallback_reason: Option<String>,
+}
+
+/// On-device recommendations that adapt to one person: a trained policy from a bundle, an
+/// engine (WebGPU when there is one), and the person's session.
+#[wasm_bindgen]
+pub struct Recommender {
+    engine: crate::engine::AnyEngine,
+    fallback: Option<String>,
+    catalog: crate::data::Catalog,
+    session: crate::session::Session,
+}
+
+#[wasm_bindgen]
+impl Recommender {
+    async fn open(
+        bundle: &[u8],
+        opts: RecommenderOptions,
+    ) -> Result<(Self, crate::policy::Policy), JsError> {
+        let bundle = crate::data::Bundle::from_bytes(bundle).map_err(js_err)?;
+        let policy = crate::policy::Policy::from_bundle(&bundle).map_err(js_err)?;
+        let (mut engine, fallback) = crate::engine::AnyEngine::new(&policy.model, opts.engine)
+            .await
+            .map_err(js_err)?;
+        policy.load_into(&mut engine).map_err(js_err)?;
+        let session = policy.session(opts.seed);
+        Ok((
+            Recommender {
+                engine,
+                fallback,
+                catalog: bundle.catalog,
+                session,
+            },
+            policy,
+        ))
+    }
+
+    /// A recommender for a new person from a bundle's bytes.
+    /// `options`: `{ engine: "auto" | "gpu" | "cpu", seed: number }`.
+    pub async fn create(bundle: Vec<u8>, options_value: JsValue) -> Result<Recommender, JsError> {
+        Ok(Self::open(&bundle, options(options_value)?).await?.0)
+    }
+
+    /// A recommender that continues a person's saved state (from [`Recommender::save_state`]).
+    pub async fn restore(
+        bundle: Vec<u8>,
+        state: Vec<u8>,
+        options_value: JsValue,
+    ) -> Result<Recommender, JsError> {
+        let (mut rec, policy) = Self::open(&bundle, options(options_value)?).await?;
+        let session = crate::session::Session::from_bytes(&state).map_err(js_err)?;
+        if session.context.len() != policy.model.input
+            || session.shown_words().len() != policy.model.items().div_ceil(32)
+        {
+            return Err(JsError::new(
+                "the saved state belongs to another model: it cannot be restored with this bundle",
+            ));
+        }
+        rec.session = session;
+        Ok(rec)
+    }
+
+    /// `k` items not shown yet: `[{ item, title, genres, year, score, propensity }]`; `greedy`
+    /// ranks by score, otherwise the slate is drawn from the policy (exploration).
+    pub async fn recommend(&mut self, k: usize, greedy: bool) -> Result<JsValue, JsError> {
+        let recs = self
+            .session
+            .recommend(&mut self.engine, k, greedy)
+            .await
+            .map_err(js_err)?;
+        let out: Vec<JsRecommendation> = recs
+            .iter()
+            .map(|r| {
+                let meta = &self.catalog.items[r.item as usize];
+                JsRecommendation {
+                    item: self.catalog.ids.id(r.item).unwrap_or(""),
+                    title: &meta.title,
+                    genres: meta
+                        .genres
+                        .iter()
+                        .filter_map(|&g| self.catalog.genres.get(g as usize).map(String::as_str))
+                        .collect(),
+                    year: meta.year,
+                    score: r.score,
+                    propensity: r.propensity,
+                }
+            })
+            .collect();
+        to_js(&out)
+    }
+
+    /// Learns from one reaction to `item` (the dataset's item id): `reward` 1 = liked,
+    /// 0 = skipped (anything in [0, 1]).
+    pub async fn feedback(&mut self, item: String, reward: f32) -> Result<(), JsError> {
+        let index = self
+            .catalog
+            .ids
+            .index(&item)
+            .ok_or_else(|| JsError::new(&format!("unknown item id '{item}'")))?;
+        self.session
+            .feedback(&mut self.engine, index, reward)
+            .await
+            .map_err(js_err)
+    }
+
+    /// The person's state as bytes (context, history, optimiser state), for IndexedDB or a file.
+    #[wasm_bindgen(js_name = saveState)]
+    pub fn save_state(&self) -> Vec<u8> {
+        self.session.to_bytes()
+    }
+
+    /// Reactions so far: `[{ item, reward }]` with the dataset's item ids.
+    pub fn history(&self) -> Result<JsValue, JsError> {
+        let h: Vec<(&str, f32)> = self
+            .session
+            .history
+            .iter()
+            .map(|i| (self.catalog.ids.id(i.item).unwrap_or(""), i.reward))
+            .collect();
+        to_js(&h)
+    }
+
+    /// The engine in use: `{ engine, adapter, backend, device_type, fallback, fallback_reason }`.
+    #[wasm_bindgen(js_name = engineInfo)]
+    pub fn engine_info(&self) -> Result<JsValue, JsError> {
+        use crate::engine::Engine;
+        to_js(&JsEngineInfo {
+            info: self.engine.info(),
+            fallback_reason: self.fallback.clone(),
+        })
+    }
 }

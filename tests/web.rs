@@ -83,3 +83,107 @@ fn bundles_round_trip_and_bad_ones_are_refused_in_wasm() {
         .to_string()
         .contains("version"));
 }
+
+/// A small meta-trained synthetic policy as bundle bytes.
+async fn policy_bundle() -> Vec<u8> {
+    use metarec::data::{Bundle, ItemFeatures, World, WorldConfig};
+    use metarec::engine::cpu::CpuEngine;
+    use metarec::meta::{item_matrix, meta_step, policy_config, MetaConfig, PolicyShape};
+    let world = World::generate(WorldConfig {
+        n_items: 90,
+        n_users: 20,
+        style_dim: 2,
+        seed: 6,
+    })
+    .unwrap();
+    let ratings = world.dataset(6).unwrap();
+    let features = ItemFeatures::build(&world.catalog, &ratings.ratings);
+    let items = item_matrix(&features);
+    let cfg = MetaConfig {
+        users_per_iteration: 2,
+        rounds: 5,
+        ..MetaConfig::default()
+    };
+    let model = policy_config(
+        &PolicyShape::default(),
+        world.catalog.len(),
+        features.layout.dim(),
+        cfg.rows(),
+    );
+    let mut engine = CpuEngine::new(&model).unwrap();
+    engine.set_items(&items).unwrap();
+    for it in 0..3 {
+        let tasks = (0..2).map(|u| world.task(u, cfg.rounds, it)).collect();
+        meta_step(&mut engine, tasks, &cfg, it as usize)
+            .await
+            .unwrap();
+    }
+    let policy = metarec::policy::Policy::from_engine(&mut engine, items, cfg.adapt)
+        .await
+        .unwrap();
+    let mut bundle = Bundle::from_catalog(&world.catalog, &ratings.ratings);
+    policy.store(&mut bundle).unwrap();
+    bundle.to_bytes().unwrap()
+}
+
+#[derive(serde::Deserialize, Debug, PartialEq)]
+struct Rec {
+    item: String,
+    title: String,
+    score: f32,
+    propensity: f32,
+}
+
+async fn js_api_round_trip(engine: &str) {
+    use metarec::web::Recommender;
+    let bytes = policy_bundle().await;
+    // a plain JS object, as a web page passes it
+    let opts = serde::Serialize::serialize(
+        &serde_json::json!({ "engine": engine, "seed": 3 }),
+        &serde_wasm_bindgen::Serializer::json_compatible(),
+    )
+    .unwrap();
+    let mut rec = Recommender::create(bytes.clone(), opts.clone())
+        .await
+        .unwrap();
+    let info: serde_json::Value =
+        serde_wasm_bindgen::from_value(rec.engine_info().unwrap()).unwrap();
+    assert_eq!(info["engine"], engine);
+    let first: Vec<Rec> =
+        serde_wasm_bindgen::from_value(rec.recommend(5, false).await.unwrap()).unwrap();
+    assert_eq!(first.len(), 5);
+    assert!(first
+        .iter()
+        .all(|r| !r.title.is_empty() && r.propensity > 0.0 && r.propensity <= 1.0));
+    rec.feedback(first[0].item.clone(), 1.0).await.unwrap();
+    rec.feedback(first[1].item.clone(), 0.0).await.unwrap();
+    let err = rec
+        .feedback("no such item".into(), 1.0)
+        .await
+        .err()
+        .unwrap();
+    let message: String = js_sys::Error::from(wasm_bindgen::JsValue::from(err))
+        .message()
+        .into();
+    assert!(message.contains("unknown item id"), "{message}");
+    let state = rec.save_state();
+    let mut again = Recommender::restore(bytes, state, opts).await.unwrap();
+    let a: Vec<Rec> =
+        serde_wasm_bindgen::from_value(rec.recommend(5, true).await.unwrap()).unwrap();
+    let b: Vec<Rec> =
+        serde_wasm_bindgen::from_value(again.recommend(5, true).await.unwrap()).unwrap();
+    assert_eq!(a, b, "a restored state recommends what the original would");
+    assert!(a
+        .iter()
+        .all(|r| r.item != first[0].item && r.item != first[1].item));
+}
+
+#[wasm_bindgen_test]
+async fn the_js_api_adapts_saves_and_restores_on_the_cpu_engine() {
+    js_api_round_trip("cpu").await;
+}
+
+#[wasm_bindgen_test]
+async fn the_js_api_adapts_saves_and_restores_on_webgpu() {
+    js_api_round_trip("gpu").await;
+}
