@@ -232,3 +232,58 @@ pub async fn meta_step<T: UserTask>(
         loss: stats.last_loss,
     })
 }
+
+/// A synthetic world ready for meta-training: the world, its logged ratings, the item vectors
+/// and the policy's model description.
+pub struct SyntheticSetup {
+    pub world: crate::data::World,
+    pub ratings: crate::data::Dataset,
+    pub items: Vec<f32>,
+    pub model: ModelConfig,
+}
+
+impl SyntheticSetup {
+    /// Generates the world for `world` and describes a policy for it.
+    pub fn new(
+        world: crate::data::WorldConfig,
+        shape: &PolicyShape,
+        cfg: &MetaConfig,
+    ) -> Result<Self> {
+        let fail = |e: crate::data::DataError| EngineError::Input(e.to_string());
+        let w = crate::data::World::generate(world).map_err(fail)?;
+        let ratings = w.dataset(world.seed).map_err(fail)?;
+        let features = ItemFeatures::build(&w.catalog, &ratings.ratings);
+        let model = policy_config(shape, w.catalog.len(), features.layout.dim(), cfg.rows());
+        Ok(SyntheticSetup {
+            items: item_matrix(&features),
+            world: w,
+            ratings,
+            model,
+        })
+    }
+
+    /// The tasks of meta-iteration `iteration`: consecutive users, wrapping around.
+    pub fn tasks(&self, cfg: &MetaConfig, iteration: usize) -> Vec<crate::data::SyntheticTask<'_>> {
+        let n = self.world.n_users();
+        (0..cfg.users_per_iteration)
+            .map(|k| {
+                let u = ((iteration * cfg.users_per_iteration + k) % n) as u32;
+                let seed = ((cfg.seed as u64) << 32) ^ (iteration as u64 * 65_537 + u as u64);
+                self.world.task(u, cfg.rounds, seed)
+            })
+            .collect()
+    }
+
+    /// A bundle with the catalog, the item features and the policy that `engine` holds.
+    pub async fn bundle(
+        &self,
+        engine: &mut impl Engine,
+        adapt: AdaptConfig,
+    ) -> Result<crate::data::Bundle> {
+        let policy = crate::policy::Policy::from_engine(engine, self.items.clone(), adapt).await?;
+        let mut bundle =
+            crate::data::Bundle::from_catalog(&self.world.catalog, &self.ratings.ratings);
+        policy.store(&mut bundle)?;
+        Ok(bundle)
+    }
+}

@@ -271,3 +271,84 @@ impl Recommender {
         })
     }
 }
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct MetaTrainOptions {
+    engine: Preference,
+    seed: u64,
+    items: usize,
+    users: usize,
+    iterations: usize,
+    users_per_iteration: usize,
+    rounds: usize,
+}
+
+impl Default for MetaTrainOptions {
+    fn default() -> Self {
+        MetaTrainOptions {
+            engine: Preference::Auto,
+            seed: 0,
+            items: 2000,
+            users: 1000,
+            iterations: 60,
+            users_per_iteration: 8,
+            rounds: 20,
+        }
+    }
+}
+
+/// Lets the browser render between meta-iterations (a `setTimeout(0)` turn of the event loop).
+async fn yield_to_browser() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback(&resolve);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+/// Meta-trains a policy on a generated synthetic world, in the browser, and resolves to the
+/// bundle's bytes (catalog + policy) for [`Recommender::create`]. `on_progress` (optional) is
+/// called after every meta-iteration with `{ iteration, mean_reward, loss }`.
+///
+/// `options`: `{ engine, seed, items, users, iterations, users_per_iteration, rounds }`.
+#[wasm_bindgen(js_name = metaTrainSynthetic)]
+pub async fn meta_train_synthetic(
+    options_value: JsValue,
+    on_progress: Option<js_sys::Function>,
+) -> Result<Vec<u8>, JsError> {
+    use crate::meta::{meta_step, MetaConfig, PolicyShape, SyntheticSetup};
+    let o: MetaTrainOptions = options(options_value)?;
+    let cfg = MetaConfig {
+        iterations: o.iterations,
+        users_per_iteration: o.users_per_iteration.max(1),
+        rounds: o.rounds.max(1),
+        seed: o.seed as u32,
+        ..MetaConfig::default()
+    };
+    let world = crate::data::WorldConfig {
+        n_items: o.items,
+        n_users: o.users,
+        style_dim: 4,
+        seed: o.seed,
+    };
+    let setup = SyntheticSetup::new(world, &PolicyShape::default(), &cfg).map_err(js_err)?;
+    let (mut engine, _) = crate::engine::AnyEngine::new(&setup.model, o.engine)
+        .await
+        .map_err(js_err)?;
+    use crate::engine::Engine;
+    engine.set_items(&setup.items).map_err(js_err)?;
+    for it in 0..cfg.iterations {
+        let p = meta_step(&mut engine, setup.tasks(&cfg, it), &cfg, it)
+            .await
+            .map_err(js_err)?;
+        if let Some(f) = &on_progress {
+            f.call1(&JsValue::NULL, &to_js(&p)?)
+                .map_err(|e| JsError::new(&format!("onProgress threw: {e:?}")))?;
+        }
+        yield_to_browser().await;
+    }
+    let bundle = setup.bundle(&mut engine, cfg.adapt).await.map_err(js_err)?;
+    bundle.to_bytes().map_err(js_err)
+}

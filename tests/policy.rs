@@ -3,53 +3,46 @@
 //! would have, on the CPU and the GPU engine.
 #![cfg(not(target_arch = "wasm32"))]
 
-use metarec::data::{Bundle, ItemFeatures, World, WorldConfig};
+use metarec::data::{Bundle, WorldConfig};
 use metarec::engine::cpu::CpuEngine;
 use metarec::engine::gpu::{GpuContext, GpuEngine};
 use metarec::engine::Engine;
-use metarec::meta::{item_matrix, meta_step, policy_config, MetaConfig, PolicyShape};
+use metarec::meta::{meta_step, MetaConfig, PolicyShape, SyntheticSetup};
 use metarec::policy::Policy;
 use metarec::session::Session;
 use pollster::block_on;
 
-fn trained() -> (World, Bundle, Policy) {
-    let world = World::generate(WorldConfig {
-        n_items: 120,
-        n_users: 40,
-        style_dim: 3,
-        seed: 8,
-    })
-    .unwrap();
-    let ratings = world.dataset(8).unwrap();
-    let features = ItemFeatures::build(&world.catalog, &ratings.ratings);
-    let items = item_matrix(&features);
+fn trained() -> (Bundle, Policy) {
     let cfg = MetaConfig {
         users_per_iteration: 4,
         rounds: 8,
         ..MetaConfig::default()
     };
-    let model = policy_config(
-        &PolicyShape::default(),
-        world.catalog.len(),
-        features.layout.dim(),
-        cfg.rows(),
-    );
-    let mut engine = CpuEngine::new(&model).unwrap();
-    engine.set_items(&items).unwrap();
+    let world = WorldConfig {
+        n_items: 120,
+        n_users: 40,
+        style_dim: 3,
+        seed: 8,
+    };
+    let setup = SyntheticSetup::new(world, &PolicyShape::default(), &cfg).unwrap();
+    let mut engine = CpuEngine::new(&setup.model).unwrap();
+    engine.set_items(&setup.items).unwrap();
     for it in 0..5 {
-        let tasks = (0..4)
-            .map(|u| world.task(u + 4 * it as u32, cfg.rounds, it as u64))
-            .collect();
-        block_on(meta_step(&mut engine, tasks, &cfg, it)).unwrap();
+        block_on(meta_step(&mut engine, setup.tasks(&cfg, it), &cfg, it)).unwrap();
     }
-    let policy = block_on(Policy::from_engine(&mut engine, items, cfg.adapt)).unwrap();
-    let bundle = Bundle::from_catalog(&world.catalog, &ratings.ratings);
-    (world, bundle, policy)
+    let policy = block_on(Policy::from_engine(
+        &mut engine,
+        setup.items.clone(),
+        cfg.adapt,
+    ))
+    .unwrap();
+    let bundle = Bundle::from_catalog(&setup.world.catalog, &setup.ratings.ratings);
+    (bundle, policy)
 }
 
 #[test]
 fn a_restored_session_on_a_restored_policy_recommends_the_same() {
-    let (_world, mut bundle, policy) = trained();
+    let (mut bundle, policy) = trained();
     policy.store(&mut bundle).unwrap();
     let bytes = bundle.to_bytes().unwrap();
     let restored = Policy::from_bundle(&Bundle::from_bytes(&bytes).unwrap()).unwrap();
@@ -92,7 +85,7 @@ fn a_restored_session_on_a_restored_policy_recommends_the_same() {
 
 #[test]
 fn bad_bundles_and_sessions_are_refused_clearly() {
-    let (_world, bundle, policy) = trained();
+    let (bundle, policy) = trained();
     let err = Policy::from_bundle(&bundle).unwrap_err().to_string();
     assert!(err.contains("no trained policy"), "{err}");
 

@@ -7,6 +7,7 @@ use metarec::engine::check::{check_all, quick_shapes};
 use metarec::engine::gpu::GpuContext;
 use metarec::engine::{Adam, AnyEngine, Engine, Loss, Preference};
 use metarec::model::ModelConfig;
+use wasm_bindgen::JsCast;
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -84,46 +85,33 @@ fn bundles_round_trip_and_bad_ones_are_refused_in_wasm() {
         .contains("version"));
 }
 
-/// A small meta-trained synthetic policy as bundle bytes.
+/// A small meta-trained synthetic policy as bundle bytes, trained in the browser through the
+/// JS API, with progress reported per iteration.
 async fn policy_bundle() -> Vec<u8> {
-    use metarec::data::{Bundle, ItemFeatures, World, WorldConfig};
-    use metarec::engine::cpu::CpuEngine;
-    use metarec::meta::{item_matrix, meta_step, policy_config, MetaConfig, PolicyShape};
-    let world = World::generate(WorldConfig {
-        n_items: 90,
-        n_users: 20,
-        style_dim: 2,
-        seed: 6,
-    })
-    .unwrap();
-    let ratings = world.dataset(6).unwrap();
-    let features = ItemFeatures::build(&world.catalog, &ratings.ratings);
-    let items = item_matrix(&features);
-    let cfg = MetaConfig {
-        users_per_iteration: 2,
-        rounds: 5,
-        ..MetaConfig::default()
-    };
-    let model = policy_config(
-        &PolicyShape::default(),
-        world.catalog.len(),
-        features.layout.dim(),
-        cfg.rows(),
+    let opts = plain(serde_json::json!({
+        "engine": "cpu", "seed": 6, "items": 90, "users": 20,
+        "iterations": 3, "users_per_iteration": 2, "rounds": 5
+    }));
+    let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+    let seen = calls.clone();
+    let on_progress = wasm_bindgen::closure::Closure::<dyn FnMut(wasm_bindgen::JsValue)>::new(
+        move |p: wasm_bindgen::JsValue| {
+            let p: serde_json::Value = serde_wasm_bindgen::from_value(p).unwrap();
+            assert_eq!(p["iteration"], seen.get());
+            seen.set(seen.get() + 1);
+        },
     );
-    let mut engine = CpuEngine::new(&model).unwrap();
-    engine.set_items(&items).unwrap();
-    for it in 0..3 {
-        let tasks = (0..2).map(|u| world.task(u, cfg.rounds, it)).collect();
-        meta_step(&mut engine, tasks, &cfg, it as usize)
-            .await
-            .unwrap();
-    }
-    let policy = metarec::policy::Policy::from_engine(&mut engine, items, cfg.adapt)
+    let f: &js_sys::Function = on_progress.as_ref().unchecked_ref();
+    let bytes = metarec::web::meta_train_synthetic(opts, Some(f.clone()))
         .await
         .unwrap();
-    let mut bundle = Bundle::from_catalog(&world.catalog, &ratings.ratings);
-    policy.store(&mut bundle).unwrap();
-    bundle.to_bytes().unwrap()
+    assert_eq!(calls.get(), 3, "one progress call per meta-iteration");
+    bytes
+}
+
+/// A plain JS object, as a web page passes it.
+fn plain(v: serde_json::Value) -> wasm_bindgen::JsValue {
+    serde::Serialize::serialize(&v, &serde_wasm_bindgen::Serializer::json_compatible()).unwrap()
 }
 
 #[derive(serde::Deserialize, Debug, PartialEq)]
@@ -137,12 +125,7 @@ struct Rec {
 async fn js_api_round_trip(engine: &str) {
     use metarec::web::Recommender;
     let bytes = policy_bundle().await;
-    // a plain JS object, as a web page passes it
-    let opts = serde::Serialize::serialize(
-        &serde_json::json!({ "engine": engine, "seed": 3 }),
-        &serde_wasm_bindgen::Serializer::json_compatible(),
-    )
-    .unwrap();
+    let opts = plain(serde_json::json!({ "engine": engine, "seed": 3 }));
     let mut rec = Recommender::create(bytes.clone(), opts.clone())
         .await
         .unwrap();
