@@ -5,7 +5,7 @@
 //! a few reactions by changing only their context.
 
 use crate::data::{ItemFeatures, Shown, UserTask};
-use crate::engine::{Adam, Batch, Engine, EngineError, Loss, Mask, Result, Row};
+use crate::engine::{Adam, Batch, Engine, EngineError, Loss, Mask, OptimizerState, Result, Row};
 use crate::model::{Activation, Head, Init, ModelConfig};
 use crate::session::{AdaptConfig, Session};
 use serde::{Deserialize, Serialize};
@@ -179,7 +179,7 @@ pub async fn run_episode(
 }
 
 /// Progress of one meta-iteration.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetaProgress {
     pub iteration: usize,
     /// Mean reward per round over the iteration's episodes.
@@ -285,5 +285,77 @@ impl SyntheticSetup {
             crate::data::Bundle::from_catalog(&self.world.catalog, &self.ratings.ratings);
         policy.store(&mut bundle)?;
         Ok(bundle)
+    }
+}
+
+/// Format tag of meta-training checkpoints.
+pub const CHECKPOINT_FORMAT: &str = "metarec-checkpoint/1";
+
+/// Everything needed to continue meta-training exactly where it stopped: with the same
+/// configuration and seed, a resumed run reaches the same parameters as an uninterrupted one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub format: String,
+    /// The next meta-iteration to run.
+    pub iteration: usize,
+    pub model: ModelConfig,
+    pub params: Vec<f32>,
+    pub optimizer: OptimizerState,
+    pub history: Vec<MetaProgress>,
+}
+
+impl Checkpoint {
+    /// Captures `engine`'s parameters and optimiser state before meta-iteration `iteration`.
+    pub async fn capture(
+        engine: &mut impl Engine,
+        iteration: usize,
+        history: &[MetaProgress],
+    ) -> Result<Self> {
+        Ok(Checkpoint {
+            format: CHECKPOINT_FORMAT.into(),
+            iteration,
+            model: engine.config().clone(),
+            params: engine.params().await?,
+            optimizer: engine.optimizer_state().await?,
+            history: history.to_vec(),
+        })
+    }
+
+    /// Puts the parameters and optimiser state back into `engine` (same model configuration).
+    pub fn restore_into(&self, engine: &mut impl Engine) -> Result<()> {
+        if engine.config() != &self.model {
+            return Err(EngineError::Input(
+                "the checkpoint was made for another model configuration".into(),
+            ));
+        }
+        engine.set_params(&self.params)?;
+        engine.set_optimizer_state(&self.optimizer)
+    }
+
+    /// JSON bytes (f32 values round-trip exactly).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads a checkpoint, refusing other formats and corrupted files clearly.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let c: Checkpoint = serde_json::from_slice(bytes)
+            .map_err(|e| EngineError::Input(format!("corrupted checkpoint: {e}")))?;
+        if c.format != CHECKPOINT_FORMAT {
+            return Err(EngineError::Input(format!(
+                "checkpoint is '{}', this build reads '{CHECKPOINT_FORMAT}'",
+                c.format
+            )));
+        }
+        Ok(c)
+    }
+
+    /// Writes atomically (a temporary file, then a rename), so an interrupted write never
+    /// leaves a broken checkpoint behind.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, self.to_bytes())?;
+        std::fs::rename(&tmp, path)
     }
 }

@@ -4,8 +4,12 @@
 
 use metarec::data::{ItemFeatures, World, WorldConfig};
 use metarec::engine::cpu::CpuEngine;
+use metarec::engine::gpu::{GpuContext, GpuEngine};
 use metarec::engine::Engine;
-use metarec::meta::{item_matrix, meta_step, policy_config, run_episode, MetaConfig, PolicyShape};
+use metarec::meta::{
+    item_matrix, meta_step, policy_config, run_episode, Checkpoint, MetaConfig, MetaProgress,
+    PolicyShape, SyntheticSetup,
+};
 use metarec::session::AdaptConfig;
 use pollster::block_on;
 
@@ -90,4 +94,89 @@ fn meta_training_and_adaptation_raise_the_click_rate_of_held_out_users() {
         gain_adapt - ci_adapt > 0.0,
         "adaptation: {gain_adapt:+.3} ± {ci_adapt:.3}"
     );
+}
+
+fn small() -> (SyntheticSetup, MetaConfig) {
+    let cfg = MetaConfig {
+        users_per_iteration: 3,
+        rounds: 6,
+        ..MetaConfig::default()
+    };
+    let world = WorldConfig {
+        n_items: 70,
+        n_users: 30,
+        style_dim: 2,
+        seed: 21,
+    };
+    (
+        SyntheticSetup::new(world, &PolicyShape::default(), &cfg).unwrap(),
+        cfg,
+    )
+}
+
+fn iterate(
+    engine: &mut impl Engine,
+    setup: &SyntheticSetup,
+    cfg: &MetaConfig,
+    its: std::ops::Range<usize>,
+) -> Vec<MetaProgress> {
+    its.map(|it| block_on(meta_step(engine, setup.tasks(cfg, it), cfg, it)).unwrap())
+        .collect()
+}
+
+#[test]
+fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
+    let (setup, cfg) = small();
+    let mut straight = CpuEngine::new(&setup.model).unwrap();
+    straight.set_items(&setup.items).unwrap();
+    let all = iterate(&mut straight, &setup, &cfg, 0..6);
+
+    let mut first = CpuEngine::new(&setup.model).unwrap();
+    first.set_items(&setup.items).unwrap();
+    let head = iterate(&mut first, &setup, &cfg, 0..3);
+    let dir = std::env::temp_dir().join(format!("metarec-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("meta.ckpt");
+    block_on(Checkpoint::capture(&mut first, 3, &head))
+        .unwrap()
+        .write(&path)
+        .unwrap();
+    drop(first); // "interrupted"
+
+    let ckpt = Checkpoint::from_bytes(&std::fs::read(&path).unwrap()).unwrap();
+    let mut resumed = CpuEngine::new(&setup.model).unwrap();
+    resumed.set_items(&setup.items).unwrap();
+    ckpt.restore_into(&mut resumed).unwrap();
+    let mut history = ckpt.history.clone();
+    history.extend(iterate(&mut resumed, &setup, &cfg, ckpt.iteration..6));
+    assert_eq!(history, all);
+    assert_eq!(
+        block_on(resumed.params()).unwrap(),
+        block_on(straight.params()).unwrap()
+    );
+    assert!(Checkpoint::from_bytes(br#"{"format":1}"#).is_err());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn gpu_and_cpu_engines_follow_the_same_meta_training_curve() {
+    let (setup, cfg) = small();
+    let ctx = block_on(GpuContext::new()).expect("a wgpu adapter (lavapipe)");
+    let mut gpu = block_on(GpuEngine::new(&ctx, &setup.model)).unwrap();
+    let mut cpu = CpuEngine::new(&setup.model).unwrap();
+    gpu.set_items(&setup.items).unwrap();
+    cpu.set_items(&setup.items).unwrap();
+    let g = iterate(&mut gpu, &setup, &cfg, 0..4);
+    let c = iterate(&mut cpu, &setup, &cfg, 0..4);
+    for (a, b) in g.iter().zip(&c) {
+        assert_eq!(
+            a.mean_reward, b.mean_reward,
+            "iteration {}: same slates, same clicks",
+            a.iteration
+        );
+        assert!(
+            (a.loss - b.loss).abs() <= 1e-4 * b.loss.abs().max(1.0),
+            "{a:?} vs {b:?}"
+        );
+    }
 }

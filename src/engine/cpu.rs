@@ -2,9 +2,9 @@
 //! It is the reference the GPU kernels are tested against and the fallback without an adapter.
 
 use super::{
-    check_batch, check_inputs, check_mask, check_policy, check_slate, rng, Adam, Batch, Counters,
-    Engine, EngineError, EngineInfo, Loss, Mask, Reduce, Result, Row, SlateSpec, Slates,
-    TrainStats,
+    check_batch, check_inputs, check_mask, check_optimizer, check_policy, check_slate, rng, Adam,
+    Batch, Counters, Engine, EngineError, EngineInfo, Loss, Mask, OptimizerState, Reduce, Result,
+    Row, SlateSpec, Slates, TrainStats,
 };
 use crate::model::{Head, Layer, ModelConfig};
 
@@ -503,6 +503,22 @@ impl Engine for CpuEngine {
         self.stats.steps = 0;
         self.stats.loss_sum = 0.0;
         self.stats.entropy_sum = 0.0;
+        Ok(())
+    }
+
+    async fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        Ok(OptimizerState {
+            m: self.adam_m.clone(),
+            v: self.adam_v.clone(),
+            step: self.stats.step,
+        })
+    }
+
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        check_optimizer(self.params.len(), state)?;
+        self.adam_m.copy_from_slice(&state.m);
+        self.adam_v.copy_from_slice(&state.v);
+        self.stats.step = state.step;
         Ok(())
     }
 

@@ -216,6 +216,14 @@ pub struct TrainStats {
     pub grad_norm: f32,
 }
 
+/// Adam's state, for checkpoints: first and second moments per parameter and the step count.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OptimizerState {
+    pub m: Vec<f32>,
+    pub v: Vec<f32>,
+    pub step: u32,
+}
+
 /// A reduction over a vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -281,6 +289,11 @@ pub trait Engine {
     async fn stats(&mut self) -> Result<TrainStats>;
     /// Zeroes the accumulated loss/entropy sums (the Adam step counter is kept).
     fn reset_stats(&mut self) -> Result<()>;
+
+    /// Reads Adam's state (for a checkpoint).
+    async fn optimizer_state(&mut self) -> Result<OptimizerState>;
+    /// Restores Adam's state from a checkpoint (after `set_params`, which resets it).
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()>;
 
     /// A reduction over `data`, computed on this engine.
     async fn reduce(&mut self, data: &[f32], op: Reduce) -> Result<f32>;
@@ -363,6 +376,21 @@ pub(crate) fn check_inputs(cfg: &ModelConfig, inputs: &[f32]) -> Result<usize> {
         )));
     }
     Ok(rows)
+}
+
+/// Checks a restored optimiser state against the parameter count.
+pub(crate) fn check_optimizer(params: usize, state: &OptimizerState) -> Result<()> {
+    if state.m.len() != params || state.v.len() != params {
+        return Err(EngineError::Input(format!(
+            "optimiser state has {} / {} moments for {params} parameters",
+            state.m.len(),
+            state.v.len()
+        )));
+    }
+    if state.v.iter().chain(&state.m).any(|x| !x.is_finite()) || state.v.iter().any(|&x| x < 0.0) {
+        return Err(EngineError::Input("optimiser state is not finite".into()));
+    }
+    Ok(())
 }
 
 pub(crate) fn check_mask(cfg: &ModelConfig, mask: &Mask, rows: usize) -> Result<()> {
@@ -500,6 +528,12 @@ impl Engine for AnyEngine {
     }
     fn reset_stats(&mut self) -> Result<()> {
         dispatch!(self, e => e.reset_stats())
+    }
+    async fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        dispatch!(self, e => e.optimizer_state().await)
+    }
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        dispatch!(self, e => e.set_optimizer_state(state))
     }
     async fn reduce(&mut self, data: &[f32], op: Reduce) -> Result<f32> {
         dispatch!(self, e => e.reduce(data, op).await)

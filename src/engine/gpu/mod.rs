@@ -8,9 +8,9 @@ pub use context::GpuContext;
 use context::Shader;
 
 use super::{
-    check_batch, check_inputs, check_mask, check_policy, check_slate, cpu::check_open_items, Adam,
-    Batch, Counters, Engine, EngineError, EngineInfo, Loss, Mask, Reduce, Result, Row, SlateSpec,
-    Slates, TrainStats, MAX_SLATE,
+    check_batch, check_inputs, check_mask, check_optimizer, check_policy, check_slate,
+    cpu::check_open_items, Adam, Batch, Counters, Engine, EngineError, EngineInfo, Loss, Mask,
+    OptimizerState, Reduce, Result, Row, SlateSpec, Slates, TrainStats, MAX_SLATE,
 };
 use crate::model::{Head, ModelConfig};
 use bytemuck::{Pod, Zeroable};
@@ -283,6 +283,7 @@ impl GpuEngine {
             2 * slate_bytes + 16,
             rows * 8 + pbytes + 16,
             rows * 8 + rows * cfg.input as u64 * 4 + 16,
+            2 * pbytes + 64,
         ]
         .into_iter()
         .max()
@@ -1035,6 +1036,39 @@ impl Engine for GpuEngine {
         self.ctx
             .queue
             .write_buffer(&self.stats, 4, bytemuck::cast_slice(&[0u32; 3]));
+        Ok(())
+    }
+
+    async fn optimizer_state(&mut self) -> Result<OptimizerState> {
+        let bytes = self.n_params as u64 * 4;
+        let sbytes = std::mem::size_of::<GpuStats>() as u64;
+        let out = self
+            .ctx
+            .read_back(
+                self.encoder(),
+                &self.staging,
+                &[
+                    (&self.adam_m, bytes),
+                    (&self.adam_v, bytes),
+                    (&self.stats, sbytes),
+                ],
+            )
+            .await?;
+        self.counters.submits += 1;
+        self.counters.bytes_read_back += 2 * bytes + sbytes;
+        let s: GpuStats = bytemuck::pod_read_unaligned(&out[2]);
+        Ok(OptimizerState {
+            m: Self::f32s(&out[0]),
+            v: Self::f32s(&out[1]),
+            step: s.step,
+        })
+    }
+
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        check_optimizer(self.n_params, state)?;
+        self.write(&self.adam_m, &state.m);
+        self.write(&self.adam_v, &state.v);
+        self.write(&self.stats, &[state.step]);
         Ok(())
     }
 
