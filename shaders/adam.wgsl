@@ -1,6 +1,7 @@
 // Adam over the flat parameter buffer in one dispatch: bias correction, decoupled weight
 // decay, and clipping by the global gradient norm that `step_stats` (reduce.wgsl) computed on
-// the GPU for this step, together with the step counter.
+// the GPU for this step, together with the step counter. A step whose gradient is not finite
+// is skipped.
 
 struct AdamParams {
     lr: f32,
@@ -20,8 +21,8 @@ struct Stats {
     entropy_sum: f32,
     last_loss: f32,
     grad_sq: f32,
-    _pad0: u32,
-    _pad1: u32,
+    skipped: u32,       // steps skipped because the loss or gradient was not finite
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> ap: AdamParams;
@@ -40,6 +41,9 @@ fn adam(
     let i = linear_group(wg, nwg) * WG + lid.x;
     if (i >= ap.n) {
         return;
+    }
+    if (!finite(stats.grad_sq)) {
+        return; // step_stats skipped this step: parameters and moments stay as they were
     }
     let norm = sqrt(stats.grad_sq);
     var scale = 1.0;

@@ -68,3 +68,9 @@ fn bit_set(word: u32, j: u32) -> bool {
 fn linear_group(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wg.x + wg.y * nwg.x;
 }
+
+// Whether `x` is finite, from its bits: WGSL lets compilers assume floats are never NaN or
+// infinite, so comparisons cannot be trusted to detect them.
+fn finite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}

@@ -1,6 +1,7 @@
 // Reductions. `reduce` sums, averages or takes the squared norm of a vector (one workgroup,
 // tree reduction). `step_stats` closes a training step on the GPU: squared gradient norm for
-// clipping, the batch's mean loss and entropy accumulated, the Adam step counter advanced.
+// clipping, the batch's mean loss and entropy accumulated, the Adam step counter advanced —
+// or, when the loss or the gradient is not finite, the step counted as skipped.
 
 override MODE: u32 = 0u;   // 0 sum, 1 mean, 2 squared norm
 
@@ -43,8 +44,8 @@ struct Stats {
     entropy_sum: f32,
     last_loss: f32,
     grad_sq: f32,
-    _pad0: u32,
-    _pad1: u32,
+    skipped: u32,       // steps skipped because the loss or gradient was not finite
+    _pad: u32,
 }
 
 struct StatDims {
@@ -77,11 +78,17 @@ fn step_stats(@builtin(local_invocation_id) lid: vec3<u32>) {
     ent = wg_sum(ent, lid.x);
     if (lid.x == 0u) {
         let inv = 1.0 / f32(st.rows);
-        stats.step = stats.step + 1u;
-        stats.steps = stats.steps + 1u;
-        stats.grad_sq = sq;
-        stats.last_loss = loss * inv;
-        stats.loss_sum = stats.loss_sum + loss * inv;
-        stats.entropy_sum = stats.entropy_sum + ent * inv;
+        if (finite(sq) && finite(loss * inv)) {
+            stats.step = stats.step + 1u;
+            stats.steps = stats.steps + 1u;
+            stats.grad_sq = sq;
+            stats.last_loss = loss * inv;
+            stats.loss_sum = stats.loss_sum + loss * inv;
+            stats.entropy_sum = stats.entropy_sum + ent * inv;
+        } else {
+            // mark the step for adam.wgsl to skip: an infinite grad_sq
+            stats.skipped = stats.skipped + 1u;
+            stats.grad_sq = bitcast<f32>(0x7f800000u);
+        }
     }
 }

@@ -184,8 +184,11 @@ pub struct MetaProgress {
     pub iteration: usize,
     /// Mean reward per round over the iteration's episodes.
     pub mean_reward: f32,
-    /// Outer REINFORCE loss of the iteration's batch.
+    /// Outer REINFORCE loss of the iteration's batch (NaN when its step was skipped).
     pub loss: f32,
+    /// Outer steps skipped so far because their loss or gradient was not finite (the engine
+    /// detects them on the device and leaves the parameters unchanged).
+    pub skipped_total: u32,
 }
 
 /// One meta-iteration: an adapted episode for each task, then one outer step on all their
@@ -220,16 +223,15 @@ pub async fn meta_step<T: UserTask>(
     engine.reset_stats()?;
     engine.train(&batch, loss, cfg.outer, 1)?;
     let stats = engine.stats().await?;
-    if !stats.last_loss.is_finite() {
-        return Err(EngineError::Input(format!(
-            "meta-iteration {iteration}: the loss is not finite ({}); lower the learning rate",
-            stats.last_loss
-        )));
-    }
     Ok(MetaProgress {
         iteration,
         mean_reward: rewards.iter().sum::<f32>() / rewards.len().max(1) as f32,
-        loss: stats.last_loss,
+        loss: if stats.steps > 0 {
+            stats.last_loss
+        } else {
+            f32::NAN
+        },
+        skipped_total: stats.skipped,
     })
 }
 

@@ -387,3 +387,70 @@ impl<E: Engine> DynSample for E {
         block_on(self.sample(inputs, None, spec)).unwrap().items
     }
 }
+
+/// A step whose loss overflows is detected on the device, skipped and counted; training goes on.
+#[test]
+fn non_finite_steps_are_skipped_and_reported_on_both_engines() {
+    let cfg = ModelConfig {
+        hidden_activation: Activation::Relu,
+        init: Init::He,
+        ..config(Head::Policy { items: 5 }, 3, Activation::Identity, 2)
+    };
+    let ctx = context();
+    let mut gpu = block_on(GpuEngine::new(&ctx, &cfg)).unwrap();
+    let mut cpu = CpuEngine::new(&cfg).unwrap();
+    let rows = vec![
+        Row {
+            action: 1,
+            reward: 1.0,
+            baseline: 0.0,
+            old_logp: 0.0
+        };
+        2
+    ];
+    // finite inputs whose activations overflow to infinity two layers up
+    let huge = Batch {
+        inputs: vec![1e30; 12],
+        rows: rows.clone(),
+        mask: None,
+    };
+    let fine = Batch {
+        inputs: vec![0.5; 12],
+        rows,
+        mask: None,
+    };
+    let loss = Loss::Reinforce {
+        entropy: 0.0,
+        temperature: 1.0,
+    };
+    for e in [&mut gpu as &mut dyn Skips, &mut cpu] {
+        e.run(&huge, &fine, loss);
+    }
+}
+
+trait Skips {
+    fn run(&mut self, huge: &Batch, fine: &Batch, loss: Loss);
+}
+
+impl<E: Engine> Skips for E {
+    fn run(&mut self, huge: &Batch, fine: &Batch, loss: Loss) {
+        self.set_items(&(0..15).map(|i| i as f32 / 15.0).collect::<Vec<_>>())
+            .unwrap();
+        let before = block_on(self.params()).unwrap();
+        self.train(huge, loss, Adam::default(), 3).unwrap();
+        let s = block_on(self.stats()).unwrap();
+        assert_eq!((s.skipped, s.step), (3, 0), "{}: {s:?}", self.info().engine);
+        assert_eq!(
+            block_on(self.params()).unwrap(),
+            before,
+            "skipped steps change nothing"
+        );
+        self.train(fine, loss, Adam::default(), 1).unwrap();
+        let s = block_on(self.stats()).unwrap();
+        assert_eq!((s.skipped, s.step), (3, 1), "{}: {s:?}", self.info().engine);
+        assert!(block_on(self.params())
+            .unwrap()
+            .iter()
+            .all(|p| p.is_finite()));
+    }
+}

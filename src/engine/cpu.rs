@@ -29,6 +29,7 @@ struct Accumulated {
     entropy_sum: f32,
     last_loss: f32,
     grad_norm: f32,
+    skipped: u32,
 }
 
 /// Activations of one forward pass: `acts[0]` is the input, `acts[l + 1]` the output of layer l.
@@ -206,7 +207,13 @@ impl CpuEngine {
         let fwd = self.run_forward(&batch.inputs);
         let (d_out, value, entropy) = self.head_gradient(&fwd, batch, loss);
         let (grads, d_input) = self.backward(&fwd, d_out, want_input);
-        self.adam_step(&grads, adam);
+        let sq: f32 = grads.iter().map(|g| g * g).sum();
+        if !(sq.is_finite() && value.is_finite()) {
+            self.stats.skipped += 1;
+            self.stats.grad_norm = f32::INFINITY;
+            return (d_input, value);
+        }
+        self.adam_step(&grads, adam, sq.sqrt());
         self.stats.steps += 1;
         self.stats.loss_sum += value;
         self.stats.entropy_sum += entropy;
@@ -215,8 +222,7 @@ impl CpuEngine {
         (d_input, value)
     }
 
-    fn adam_step(&mut self, grads: &[f32], adam: Adam) {
-        let norm = grads.iter().map(|g| g * g).sum::<f32>().sqrt();
+    fn adam_step(&mut self, grads: &[f32], adam: Adam, norm: f32) {
         self.stats.grad_norm = norm;
         self.stats.step += 1;
         let scale = if adam.clip_norm > 0.0 && norm > adam.clip_norm {
@@ -496,6 +502,7 @@ impl Engine for CpuEngine {
             last_loss: s.last_loss,
             mean_entropy: s.entropy_sum / n,
             grad_norm: s.grad_norm,
+            skipped: s.skipped,
         })
     }
 

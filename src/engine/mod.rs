@@ -214,6 +214,8 @@ pub struct TrainStats {
     pub mean_entropy: f32,
     /// Global gradient norm of the latest step, before clipping.
     pub grad_norm: f32,
+    /// Steps skipped (not applied) because their loss or gradient was not finite.
+    pub skipped: u32,
 }
 
 /// Adam's state, for checkpoints: first and second moments per parameter and the step count.
@@ -308,6 +310,13 @@ pub(crate) fn check_batch(cfg: &ModelConfig, batch: &Batch, loss: Loss) -> Resul
             "batch has {rows} rows but {} input values (expected {})",
             batch.inputs.len(),
             rows * cfg.input
+        )));
+    }
+    if let Some((r, _)) = batch.rows.iter().enumerate().find(|(_, row)| {
+        !(row.reward.is_finite() && row.baseline.is_finite() && row.old_logp.is_finite())
+    }) {
+        return Err(EngineError::Input(format!(
+            "row {r}: reward, baseline and old log-probability must be finite"
         )));
     }
     let items = cfg.items();

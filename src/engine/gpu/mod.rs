@@ -111,7 +111,8 @@ struct GpuStats {
     entropy_sum: f32,
     last_loss: f32,
     grad_sq: f32,
-    _pad: [u32; 2],
+    skipped: u32,
+    _pad: u32,
 }
 
 /// A pipeline with the bind group it always runs with.
@@ -1028,6 +1029,7 @@ impl Engine for GpuEngine {
             last_loss: s.last_loss,
             mean_entropy: s.entropy_sum / n,
             grad_norm: s.grad_sq.sqrt(),
+            skipped: s.skipped,
         })
     }
 
