@@ -2,9 +2,9 @@
 //! It is the reference the GPU kernels are tested against and the fallback without an adapter.
 
 use super::{
-    check_batch, check_inputs, check_mask, check_optimizer, check_policy, check_slate, rng, Adam,
-    Batch, Counters, Engine, EngineError, EngineInfo, Loss, Mask, OptimizerState, Reduce, Result,
-    Row, SlateSpec, Slates, TrainStats,
+    check_batch, check_inputs, check_log_probs, check_optimizer, check_policy, check_sample, rng,
+    Adam, Batch, Counters, Engine, EngineError, EngineInfo, Loss, Mask, OptimizerState, Reduce,
+    Result, Row, SlateSpec, Slates, TrainStats,
 };
 use crate::model::{Head, Layer, ModelConfig};
 
@@ -388,14 +388,7 @@ impl Engine for CpuEngine {
         mask: Option<&Mask>,
         temperature: f32,
     ) -> Result<Vec<f32>> {
-        let n = check_policy(&self.cfg)?;
-        let rows = check_inputs(&self.cfg, inputs)?;
-        if let Some(m) = mask {
-            check_mask(&self.cfg, m, rows)?;
-        }
-        if temperature.is_nan() || temperature <= 0.0 {
-            return Err(EngineError::Input("temperature must be positive".into()));
-        }
+        let (n, rows) = check_log_probs(&self.cfg, inputs, mask, temperature)?;
         let scores = self.scores(inputs).await?;
         Ok((0..rows)
             .flat_map(|r| masked_log_softmax(&scores[r * n..(r + 1) * n], mask, r, temperature))
@@ -408,13 +401,7 @@ impl Engine for CpuEngine {
         mask: Option<&Mask>,
         spec: SlateSpec,
     ) -> Result<Slates> {
-        let n = check_policy(&self.cfg)?;
-        check_slate(&spec, n)?;
-        let rows = check_inputs(&self.cfg, inputs)?;
-        if let Some(m) = mask {
-            check_mask(&self.cfg, m, rows)?;
-            check_open_items(m, rows, n, spec.k)?;
-        }
+        let (n, rows) = check_sample(&self.cfg, inputs, mask, &spec)?;
         let scores = self.scores(inputs).await?;
         let mut items = Vec::with_capacity(rows * spec.k);
         let mut logp = Vec::with_capacity(rows * spec.k);
@@ -544,17 +531,4 @@ pub fn reduce(data: &[f32], op: Reduce) -> f32 {
         Reduce::Mean if !data.is_empty() => (sum / data.len() as f64) as f32,
         _ => sum as f32,
     }
-}
-
-/// A slate of `k` needs `k` unmasked items in every row.
-pub(crate) fn check_open_items(mask: &Mask, rows: usize, items: usize, k: usize) -> Result<()> {
-    for r in 0..rows {
-        let open = (0..items).filter(|&j| !mask.get(r, j)).count();
-        if open < k {
-            return Err(EngineError::Input(format!(
-                "row {r} has {open} unmasked items, fewer than the slate size {k}"
-            )));
-        }
-    }
-    Ok(())
 }

@@ -412,6 +412,47 @@ pub(crate) fn check_mask(cfg: &ModelConfig, mask: &Mask, rows: usize) -> Result<
     Ok(())
 }
 
+/// Checks the arguments of `log_probs`; returns (items, rows).
+pub(crate) fn check_log_probs(
+    cfg: &ModelConfig,
+    inputs: &[f32],
+    mask: Option<&Mask>,
+    temperature: f32,
+) -> Result<(usize, usize)> {
+    let n = check_policy(cfg)?;
+    let rows = check_inputs(cfg, inputs)?;
+    if let Some(m) = mask {
+        check_mask(cfg, m, rows)?;
+    }
+    if temperature.is_nan() || temperature <= 0.0 {
+        return Err(EngineError::Input("temperature must be positive".into()));
+    }
+    Ok((n, rows))
+}
+
+/// Checks the arguments of `sample`; returns (items, rows).
+pub(crate) fn check_sample(
+    cfg: &ModelConfig,
+    inputs: &[f32],
+    mask: Option<&Mask>,
+    spec: &SlateSpec,
+) -> Result<(usize, usize)> {
+    let (n, rows) = check_log_probs(cfg, inputs, mask, spec.temperature)?;
+    check_slate(spec, n)?;
+    if let Some(m) = mask {
+        for r in 0..rows {
+            let open = (0..n).filter(|&j| !m.get(r, j)).count();
+            if open < spec.k {
+                return Err(EngineError::Input(format!(
+                    "row {r} has {open} unmasked items, fewer than the slate size {}",
+                    spec.k
+                )));
+            }
+        }
+    }
+    Ok((n, rows))
+}
+
 pub(crate) fn check_policy(cfg: &ModelConfig) -> Result<usize> {
     match cfg.head {
         crate::model::Head::Policy { items } => Ok(items),

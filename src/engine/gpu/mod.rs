@@ -8,9 +8,9 @@ pub use context::GpuContext;
 use context::Shader;
 
 use super::{
-    check_batch, check_inputs, check_mask, check_optimizer, check_policy, check_slate,
-    cpu::check_open_items, Adam, Batch, Counters, Engine, EngineError, EngineInfo, Loss, Mask,
-    OptimizerState, Reduce, Result, Row, SlateSpec, Slates, TrainStats, MAX_SLATE,
+    check_batch, check_inputs, check_log_probs, check_optimizer, check_policy, check_sample, Adam,
+    Batch, Counters, Engine, EngineError, EngineInfo, Loss, Mask, OptimizerState, Reduce, Result,
+    Row, SlateSpec, Slates, TrainStats, MAX_SLATE,
 };
 use crate::model::{Head, ModelConfig};
 use bytemuck::{Pod, Zeroable};
@@ -710,6 +710,21 @@ impl GpuEngine {
         Ok((enc, rows))
     }
 
+    /// Submits `enc` and reads back `copies` through `staging`, counting the submit and the
+    /// bytes (a free function over the fields it needs, so `copies` may borrow other fields).
+    async fn read(
+        ctx: &GpuContext,
+        staging: &wgpu::Buffer,
+        counters: &mut Counters,
+        enc: wgpu::CommandEncoder,
+        copies: &[(&wgpu::Buffer, u64)],
+    ) -> Result<Vec<Vec<u8>>> {
+        let out = ctx.read_back(enc, staging, copies).await?;
+        counters.submits += 1;
+        counters.bytes_read_back += copies.iter().map(|c| c.1).sum::<u64>();
+        Ok(out)
+    }
+
     fn f32s(bytes: &[u8]) -> Vec<f32> {
         bytemuck::pod_collect_to_vec(bytes)
     }
@@ -749,12 +764,15 @@ impl Engine for GpuEngine {
 
     async fn params(&mut self) -> Result<Vec<f32>> {
         let bytes = self.n_params as u64 * 4;
-        let out = self
-            .ctx
-            .read_back(self.encoder(), &self.staging, &[(&self.params, bytes)])
-            .await?;
-        self.counters.submits += 1;
-        self.counters.bytes_read_back += bytes;
+        let enc = self.encoder();
+        let out = Self::read(
+            &self.ctx,
+            &self.staging,
+            &mut self.counters,
+            enc,
+            &[(&self.params, bytes)],
+        )
+        .await?;
         Ok(Self::f32s(&out[0]))
     }
 
@@ -792,16 +810,14 @@ impl Engine for GpuEngine {
             self.encode_forward(&mut pass, rows);
         }
         let bytes = (rows * self.cfg.output * 4) as u64;
-        let out = self
-            .ctx
-            .read_back(
-                enc,
-                &self.staging,
-                &[(&self.acts[self.forward.len()], bytes)],
-            )
-            .await?;
-        self.counters.submits += 1;
-        self.counters.bytes_read_back += bytes;
+        let out = Self::read(
+            &self.ctx,
+            &self.staging,
+            &mut self.counters,
+            enc,
+            &[(&self.acts[self.forward.len()], bytes)],
+        )
+        .await?;
         Ok(Self::f32s(&out[0]))
     }
 
@@ -817,12 +833,14 @@ impl Engine for GpuEngine {
             self.encode_scores(&mut pass, rows);
         }
         let bytes = (rows * n * 4) as u64;
-        let out = self
-            .ctx
-            .read_back(enc, &self.staging, &[(&self.logits, bytes)])
-            .await?;
-        self.counters.submits += 1;
-        self.counters.bytes_read_back += bytes;
+        let out = Self::read(
+            &self.ctx,
+            &self.staging,
+            &mut self.counters,
+            enc,
+            &[(&self.logits, bytes)],
+        )
+        .await?;
         Ok(Self::f32s(&out[0]))
     }
 
@@ -832,14 +850,7 @@ impl Engine for GpuEngine {
         mask: Option<&Mask>,
         temperature: f32,
     ) -> Result<Vec<f32>> {
-        let n = check_policy(&self.cfg)?;
-        let rows = check_inputs(&self.cfg, inputs)?;
-        if let Some(m) = mask {
-            check_mask(&self.cfg, m, rows)?;
-        }
-        if temperature.is_nan() || temperature <= 0.0 {
-            return Err(EngineError::Input("temperature must be positive".into()));
-        }
+        let (n, rows) = check_log_probs(&self.cfg, inputs, mask, temperature)?;
         self.upload_inputs(inputs, rows, false);
         self.write_score_dims(rows);
         let use_mask = self.upload_mask(mask);
@@ -865,12 +876,14 @@ impl Engine for GpuEngine {
         }
         self.counters.dispatches += 1;
         let bytes = (rows * n * 4) as u64;
-        let out = self
-            .ctx
-            .read_back(enc, &self.staging, &[(&self.logp, bytes)])
-            .await?;
-        self.counters.submits += 1;
-        self.counters.bytes_read_back += bytes;
+        let out = Self::read(
+            &self.ctx,
+            &self.staging,
+            &mut self.counters,
+            enc,
+            &[(&self.logp, bytes)],
+        )
+        .await?;
         Ok(Self::f32s(&out[0]))
     }
 
@@ -880,13 +893,7 @@ impl Engine for GpuEngine {
         mask: Option<&Mask>,
         spec: SlateSpec,
     ) -> Result<Slates> {
-        let n = check_policy(&self.cfg)?;
-        check_slate(&spec, n)?;
-        let rows = check_inputs(&self.cfg, inputs)?;
-        if let Some(m) = mask {
-            check_mask(&self.cfg, m, rows)?;
-            check_open_items(m, rows, n, spec.k)?;
-        }
+        let (n, rows) = check_sample(&self.cfg, inputs, mask, &spec)?;
         self.upload_inputs(inputs, rows, false);
         self.write_score_dims(rows);
         let use_mask = self.upload_mask(mask);
@@ -916,16 +923,14 @@ impl Engine for GpuEngine {
         }
         self.counters.dispatches += 1;
         let bytes = (rows * spec.k * 4) as u64;
-        let out = self
-            .ctx
-            .read_back(
-                enc,
-                &self.staging,
-                &[(&self.slate_items, bytes), (&self.slate_logp, bytes)],
-            )
-            .await?;
-        self.counters.submits += 1;
-        self.counters.bytes_read_back += 2 * bytes;
+        let out = Self::read(
+            &self.ctx,
+            &self.staging,
+            &mut self.counters,
+            enc,
+            &[(&self.slate_items, bytes), (&self.slate_logp, bytes)],
+        )
+        .await?;
         Ok(Slates {
             k: spec.k,
             items: bytemuck::pod_collect_to_vec(&out[0]),
@@ -942,16 +947,14 @@ impl Engine for GpuEngine {
         }
         let gbytes = self.n_params as u64 * 4;
         let sbytes = rows as u64 * 8;
-        let out = self
-            .ctx
-            .read_back(
-                enc,
-                &self.staging,
-                &[(&self.grads, gbytes), (&self.row_stats, sbytes)],
-            )
-            .await?;
-        self.counters.submits += 1;
-        self.counters.bytes_read_back += gbytes + sbytes;
+        let out = Self::read(
+            &self.ctx,
+            &self.staging,
+            &mut self.counters,
+            enc,
+            &[(&self.grads, gbytes), (&self.row_stats, sbytes)],
+        )
+        .await?;
         let row_stats = Self::f32s(&out[1]);
         let value = row_stats.iter().step_by(2).sum::<f32>() / rows as f32;
         Ok((Self::f32s(&out[0]), value))
@@ -966,16 +969,14 @@ impl Engine for GpuEngine {
         }
         let xbytes = (rows * self.cfg.input * 4) as u64;
         let sbytes = rows as u64 * 8;
-        let out = self
-            .ctx
-            .read_back(
-                enc,
-                &self.staging,
-                &[(&self.d_input, xbytes), (&self.row_stats, sbytes)],
-            )
-            .await?;
-        self.counters.submits += 1;
-        self.counters.bytes_read_back += xbytes + sbytes;
+        let out = Self::read(
+            &self.ctx,
+            &self.staging,
+            &mut self.counters,
+            enc,
+            &[(&self.d_input, xbytes), (&self.row_stats, sbytes)],
+        )
+        .await?;
         let row_stats = Self::f32s(&out[1]);
         let value = row_stats.iter().step_by(2).sum::<f32>() / rows as f32;
         Ok((Self::f32s(&out[0]), value))
@@ -997,16 +998,14 @@ impl Engine for GpuEngine {
         let (enc, rows) = self.encode_train(batch, loss, adam, 1, true)?;
         let xbytes = (rows * self.cfg.input * 4) as u64;
         let sbytes = rows as u64 * 8;
-        let out = self
-            .ctx
-            .read_back(
-                enc,
-                &self.staging,
-                &[(&self.d_input, xbytes), (&self.row_stats, sbytes)],
-            )
-            .await?;
-        self.counters.submits += 1;
-        self.counters.bytes_read_back += xbytes + sbytes;
+        let out = Self::read(
+            &self.ctx,
+            &self.staging,
+            &mut self.counters,
+            enc,
+            &[(&self.d_input, xbytes), (&self.row_stats, sbytes)],
+        )
+        .await?;
         let row_stats = Self::f32s(&out[1]);
         let value = row_stats.iter().step_by(2).sum::<f32>() / rows as f32;
         Ok((Self::f32s(&out[0]), value))
@@ -1014,12 +1013,15 @@ impl Engine for GpuEngine {
 
     async fn stats(&mut self) -> Result<TrainStats> {
         let bytes = std::mem::size_of::<GpuStats>() as u64;
-        let out = self
-            .ctx
-            .read_back(self.encoder(), &self.staging, &[(&self.stats, bytes)])
-            .await?;
-        self.counters.submits += 1;
-        self.counters.bytes_read_back += bytes;
+        let enc = self.encoder();
+        let out = Self::read(
+            &self.ctx,
+            &self.staging,
+            &mut self.counters,
+            enc,
+            &[(&self.stats, bytes)],
+        )
+        .await?;
         let s: GpuStats = bytemuck::pod_read_unaligned(&out[0]);
         let n = s.steps.max(1) as f32;
         Ok(TrainStats {
@@ -1044,20 +1046,19 @@ impl Engine for GpuEngine {
     async fn optimizer_state(&mut self) -> Result<OptimizerState> {
         let bytes = self.n_params as u64 * 4;
         let sbytes = std::mem::size_of::<GpuStats>() as u64;
-        let out = self
-            .ctx
-            .read_back(
-                self.encoder(),
-                &self.staging,
-                &[
-                    (&self.adam_m, bytes),
-                    (&self.adam_v, bytes),
-                    (&self.stats, sbytes),
-                ],
-            )
-            .await?;
-        self.counters.submits += 1;
-        self.counters.bytes_read_back += 2 * bytes + sbytes;
+        let enc = self.encoder();
+        let out = Self::read(
+            &self.ctx,
+            &self.staging,
+            &mut self.counters,
+            enc,
+            &[
+                (&self.adam_m, bytes),
+                (&self.adam_v, bytes),
+                (&self.stats, sbytes),
+            ],
+        )
+        .await?;
         let s: GpuStats = bytemuck::pod_read_unaligned(&out[2]);
         Ok(OptimizerState {
             m: Self::f32s(&out[0]),
