@@ -42,7 +42,7 @@ fn adam(
     if (i >= ap.n) {
         return;
     }
-    if (!finite(stats.grad_sq)) {
+    if (stats.grad_sq < 0.0) {
         return; // step_stats skipped this step: parameters and moments stay as they were
     }
     let norm = sqrt(stats.grad_sq);

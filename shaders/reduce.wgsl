@@ -86,9 +86,9 @@ fn step_stats(@builtin(local_invocation_id) lid: vec3<u32>) {
             stats.loss_sum = stats.loss_sum + loss * inv;
             stats.entropy_sum = stats.entropy_sum + ent * inv;
         } else {
-            // mark the step for adam.wgsl to skip: an infinite grad_sq
+            // mark the step for adam.wgsl to skip: a negative grad_sq
             stats.skipped = stats.skipped + 1u;
-            stats.grad_sq = bitcast<f32>(0x7f800000u);
+            stats.grad_sq = -1.0;
         }
     }
 }

@@ -1030,7 +1030,12 @@ impl Engine for GpuEngine {
             mean_loss: s.loss_sum / n,
             last_loss: s.last_loss,
             mean_entropy: s.entropy_sum / n,
-            grad_norm: s.grad_sq.sqrt(),
+            // step_stats marks a skipped step with a negative squared norm
+            grad_norm: if s.grad_sq < 0.0 {
+                f32::INFINITY
+            } else {
+                s.grad_sq.sqrt()
+            },
             skipped: s.skipped,
         })
     }
