@@ -104,7 +104,7 @@ fn date_year(date: &str) -> Option<i32> {
     }
 }
 
-/// The year at the end of a MovieLens title, as in `Toy Story (1995)`.
+/// The year at the end of a MovieLens title, as in `Some Title (1995)`.
 pub fn title_year(title: &str) -> Option<i32> {
     let t = title.trim_end().strip_suffix(')')?;
     let open = t.rfind('(')?;
