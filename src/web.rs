@@ -140,6 +140,8 @@ struct JsEngineInfo {
     info: EngineInfo,
     /// Why the CPU engine runs when the GPU was wanted, if it does.
     fallback_reason: Option<String>,
+    /// Times the engine was rebuilt after the GPU device was lost.
+    recoveries: u32,
 }
 
 /// On-device recommendations that adapt to one person: a trained policy from a bundle, an
@@ -150,6 +152,11 @@ pub struct Recommender {
     fallback: Option<String>,
     catalog: crate::data::Catalog,
     session: crate::session::Session,
+    /// The trained policy: the engine is rebuilt from it when the GPU device is lost (a
+    /// session only adapts its own context, so nothing the person taught is on the device).
+    policy: crate::policy::Policy,
+    preference: Preference,
+    recoveries: u32,
 }
 
 #[wasm_bindgen]
@@ -171,9 +178,33 @@ impl Recommender {
                 fallback,
                 catalog: bundle.catalog,
                 session,
+                policy: policy.clone(),
+                preference: opts.engine,
+                recoveries: 0,
             },
             policy,
         ))
+    }
+
+    /// Whether `e` means the GPU device is gone (lost, destroyed, or failing every readback).
+    fn device_gone(&self, e: &crate::engine::EngineError) -> bool {
+        use crate::engine::EngineError::*;
+        matches!(self.engine, crate::engine::AnyEngine::Gpu(_))
+            && matches!(e, DeviceLost(_) | Device(_) | Readback(_))
+    }
+
+    /// Rebuilds the engine from the policy after a device loss (the GPU when one can be had
+    /// again, else the CPU engine).
+    async fn recover(&mut self) -> Result<(), JsError> {
+        let (mut engine, fallback) =
+            crate::engine::AnyEngine::new(&self.policy.model, self.preference)
+                .await
+                .map_err(js_err)?;
+        self.policy.load_into(&mut engine).map_err(js_err)?;
+        self.engine = engine;
+        self.fallback = fallback;
+        self.recoveries += 1;
+        Ok(())
     }
 
     /// A recommender for a new person from a bundle's bytes.
@@ -204,11 +235,14 @@ impl Recommender {
     /// `k` items not shown yet: `[{ item, title, genres, year, score, propensity }]`; `greedy`
     /// ranks by score, otherwise the slate is drawn from the policy (exploration).
     pub async fn recommend(&mut self, k: usize, greedy: bool) -> Result<JsValue, JsError> {
-        let recs = self
-            .session
-            .recommend(&mut self.engine, k, greedy)
-            .await
-            .map_err(js_err)?;
+        let recs = match self.session.recommend(&mut self.engine, k, greedy).await {
+            Err(e) if self.device_gone(&e) => {
+                self.recover().await?;
+                self.session.recommend(&mut self.engine, k, greedy).await
+            }
+            other => other,
+        }
+        .map_err(js_err)?;
         let out: Vec<JsRecommendation> = recs
             .iter()
             .map(|r| {
@@ -238,10 +272,23 @@ impl Recommender {
             .ids
             .index(&item)
             .ok_or_else(|| JsError::new(&format!("unknown item id '{item}'")))?;
-        self.session
-            .feedback(&mut self.engine, index, reward)
-            .await
-            .map_err(js_err)
+        match self.session.feedback(&mut self.engine, index, reward).await {
+            Err(e) if self.device_gone(&e) => {
+                self.recover().await?;
+                self.session.feedback(&mut self.engine, index, reward).await
+            }
+            other => other,
+        }
+        .map_err(js_err)
+    }
+
+    /// Destroys the GPU device, as a driver reset would (for tests and the page's drill); the
+    /// next call rebuilds the engine without losing anything. No-op on the CPU engine.
+    #[wasm_bindgen(js_name = simulateDeviceLoss)]
+    pub fn simulate_device_loss(&self) {
+        if let crate::engine::AnyEngine::Gpu(g) = &self.engine {
+            g.context().destroy();
+        }
     }
 
     /// The person's state as bytes (context, history, optimiser state), for IndexedDB or a file.
@@ -268,6 +315,7 @@ impl Recommender {
         to_js(&JsEngineInfo {
             info: self.engine.info(),
             fallback_reason: self.fallback.clone(),
+            recoveries: self.recoveries,
         })
     }
 }

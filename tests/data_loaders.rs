@@ -46,7 +46,10 @@ fn ml100k_exact_counts_titles_and_item_267() {
     assert_eq!(title_of(&ds, "1633"), "Á köldum klaka (Cold Fever) (1994)");
     // (plain ASCII titles come through as written: item 1 is a 1995 title of two words)
     let first = title_of(&ds, "1");
-    assert!(first.ends_with(" (1995)") && first.split(' ').count() == 3, "{first}");
+    assert!(
+        first.ends_with(" (1995)") && first.split(' ').count() == 3,
+        "{first}"
+    );
     // Item 267: title "unknown", empty release date, genre "unknown".
     let i = ds.catalog.ids.index("267").expect("267") as usize;
     let meta = &ds.catalog.items[i];

@@ -156,6 +156,12 @@ async fn js_api_round_trip(engine: &str) {
     let b: Vec<Rec> =
         serde_wasm_bindgen::from_value(again.recommend(5, true).await.unwrap()).unwrap();
     assert_eq!(a, b, "a restored state recommends what the original would");
+    // a lost GPU device: the engine is rebuilt and nothing the person taught is lost
+    rec.simulate_device_loss();
+    let c: Vec<Rec> =
+        serde_wasm_bindgen::from_value(rec.recommend(5, true).await.unwrap()).unwrap();
+    assert_eq!(c, a, "after a device loss");
+    rec.feedback(a[0].item.clone(), 1.0).await.unwrap();
     assert!(a
         .iter()
         .all(|r| r.item != first[0].item && r.item != first[1].item));
