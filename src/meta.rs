@@ -361,3 +361,68 @@ impl Checkpoint {
         std::fs::rename(&tmp, path)
     }
 }
+
+/// How a meta-training run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunResult {
+    pub history: Vec<MetaProgress>,
+    /// False when `should_stop` ended the run early (a checkpoint was saved first).
+    pub completed: bool,
+}
+
+/// Callbacks of [`run`].
+pub struct Hooks<P, S, C> {
+    /// Sees every finished iteration.
+    pub on_progress: P,
+    /// Polled after every iteration (e.g. a Ctrl-C flag); true ends the run after a checkpoint.
+    pub should_stop: S,
+    /// Receives a checkpoint every `every` iterations, at the end and before an early stop.
+    pub save: C,
+    pub every: usize,
+}
+
+/// Runs meta-iterations from `start` (a checkpoint, or the engine's current state) up to
+/// `cfg.iterations`. `tasks(i)` gives iteration i's tasks, so a resumed run sees exactly the
+/// tasks an uninterrupted one would.
+pub async fn run<E, T, P, S, C>(
+    engine: &mut E,
+    cfg: &MetaConfig,
+    start: Option<Checkpoint>,
+    mut tasks: impl FnMut(usize) -> Vec<T>,
+    mut hooks: Hooks<P, S, C>,
+) -> Result<RunResult>
+where
+    E: Engine,
+    T: UserTask,
+    P: FnMut(&MetaProgress),
+    S: FnMut() -> bool,
+    C: FnMut(&Checkpoint) -> Result<()>,
+{
+    let (first, mut history) = match start {
+        Some(c) => {
+            c.restore_into(engine)?;
+            (c.iteration, c.history)
+        }
+        None => (0, Vec::new()),
+    };
+    for it in first..cfg.iterations {
+        let p = meta_step(engine, tasks(it), cfg, it).await?;
+        (hooks.on_progress)(&p);
+        history.push(p);
+        let stop = (hooks.should_stop)();
+        let periodic = hooks.every > 0 && (it + 1) % hooks.every == 0;
+        if stop || periodic || it + 1 == cfg.iterations {
+            (hooks.save)(&Checkpoint::capture(engine, it + 1, &history).await?)?;
+        }
+        if stop && it + 1 < cfg.iterations {
+            return Ok(RunResult {
+                history,
+                completed: false,
+            });
+        }
+    }
+    Ok(RunResult {
+        history,
+        completed: true,
+    })
+}

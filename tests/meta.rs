@@ -7,8 +7,8 @@ use metarec::engine::cpu::CpuEngine;
 use metarec::engine::gpu::{GpuContext, GpuEngine};
 use metarec::engine::Engine;
 use metarec::meta::{
-    item_matrix, meta_step, policy_config, run_episode, Checkpoint, MetaConfig, MetaProgress,
-    PolicyShape, SyntheticSetup,
+    item_matrix, meta_step, policy_config, run, run_episode, Checkpoint, Hooks, MetaConfig,
+    MetaProgress, PolicyShape, SyntheticSetup,
 };
 use metarec::session::AdaptConfig;
 use pollster::block_on;
@@ -126,30 +126,47 @@ fn iterate(
 
 #[test]
 fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
-    let (setup, cfg) = small();
-    let mut straight = CpuEngine::new(&setup.model).unwrap();
-    straight.set_items(&setup.items).unwrap();
-    let all = iterate(&mut straight, &setup, &cfg, 0..6);
+    let (setup, mut cfg) = small();
+    cfg.iterations = 6;
+    let fresh = || {
+        let mut e = CpuEngine::new(&setup.model).unwrap();
+        e.set_items(&setup.items).unwrap();
+        e
+    };
+    let run_with =
+        |engine: &mut CpuEngine, start, stop_after: usize, saved: &mut Vec<Checkpoint>| {
+            let done = std::cell::Cell::new(0);
+            let hooks = Hooks {
+                on_progress: |_: &MetaProgress| done.set(done.get() + 1),
+                should_stop: || done.get() >= stop_after,
+                save: |c: &Checkpoint| {
+                    saved.push(c.clone());
+                    Ok(())
+                },
+                every: 2,
+            };
+            block_on(run(engine, &cfg, start, |it| setup.tasks(&cfg, it), hooks)).unwrap()
+        };
+    let mut straight = fresh();
+    let all = run_with(&mut straight, None, usize::MAX, &mut Vec::new());
+    assert!(all.completed);
 
-    let mut first = CpuEngine::new(&setup.model).unwrap();
-    first.set_items(&setup.items).unwrap();
-    let head = iterate(&mut first, &setup, &cfg, 0..3);
+    // interrupted after 3 iterations (as Ctrl-C would): a checkpoint is written first
+    let mut saved = Vec::new();
+    let head = run_with(&mut fresh(), None, 3, &mut saved);
+    assert!(!head.completed);
+    let ckpt = saved.last().unwrap().clone();
+    assert_eq!(ckpt.iteration, 3);
     let dir = std::env::temp_dir().join(format!("metarec-ckpt-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("meta.ckpt");
-    block_on(Checkpoint::capture(&mut first, 3, &head))
-        .unwrap()
-        .write(&path)
-        .unwrap();
-    drop(first); // "interrupted"
-
+    ckpt.write(&path).unwrap();
     let ckpt = Checkpoint::from_bytes(&std::fs::read(&path).unwrap()).unwrap();
-    let mut resumed = CpuEngine::new(&setup.model).unwrap();
-    resumed.set_items(&setup.items).unwrap();
-    ckpt.restore_into(&mut resumed).unwrap();
-    let mut history = ckpt.history.clone();
-    history.extend(iterate(&mut resumed, &setup, &cfg, ckpt.iteration..6));
-    assert_eq!(history, all);
+
+    let mut resumed = fresh();
+    let rest = run_with(&mut resumed, Some(ckpt), usize::MAX, &mut Vec::new());
+    assert!(rest.completed);
+    assert_eq!(rest.history, all.history);
     assert_eq!(
         block_on(resumed.params()).unwrap(),
         block_on(straight.params()).unwrap()
