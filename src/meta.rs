@@ -47,27 +47,52 @@ pub fn policy_config(
     }
 }
 
-/// Item vectors for the policy: the item features with every column standardised (zero mean,
-/// unit variance; constant columns dropped to zero), row-major `items × dim`.
-pub fn item_matrix(features: &ItemFeatures) -> Vec<f32> {
-    let n = features.n_items();
-    let d = features.layout.dim();
-    let mut out = features.values.clone();
-    for c in 0..d {
-        let col = (0..n).map(|i| out[i * d + c] as f64);
-        let mean = col.clone().sum::<f64>() / n.max(1) as f64;
-        let var = col.map(|v| (v - mean).powi(2)).sum::<f64>() / n.max(1) as f64;
-        let sd = var.sqrt();
-        for i in 0..n {
-            let v = &mut out[i * d + c];
-            *v = if sd > 1e-9 {
-                ((*v as f64 - mean) / sd) as f32
-            } else {
-                0.0
-            };
+/// Strength (in ratings) of the prior that smooths an item's mean rating towards the global one.
+pub const QUALITY_PRIOR: f64 = 10.0;
+
+/// Item vectors for the policy, row-major `items × dim`: the item features plus one "quality"
+/// column, the item's mean rating smoothed towards the global mean (a prior of
+/// [`QUALITY_PRIOR`] ratings) over `ratings` (the training ratings only); every column
+/// standardised (zero mean, unit variance; constant columns become zero).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemVectors {
+    pub values: Vec<f32>,
+    pub dim: usize,
+}
+
+impl ItemVectors {
+    pub fn new(features: &ItemFeatures, ratings: &[crate::data::Rating]) -> Self {
+        let n = features.n_items();
+        let d0 = features.layout.dim();
+        let global =
+            ratings.iter().map(|r| r.value as f64).sum::<f64>() / ratings.len().max(1) as f64;
+        let mut sum = vec![0.0f64; n];
+        let mut count = vec![0.0f64; n];
+        for r in ratings.iter().filter(|r| (r.item as usize) < n) {
+            sum[r.item as usize] += r.value as f64;
+            count[r.item as usize] += 1.0;
         }
+        let dim = d0 + 1;
+        let mut values = Vec::with_capacity(n * dim);
+        for i in 0..n {
+            values.extend(&features.values[i * d0..(i + 1) * d0]);
+            values.push(((sum[i] + QUALITY_PRIOR * global) / (count[i] + QUALITY_PRIOR)) as f32);
+        }
+        for c in 0..dim {
+            let col = (0..n).map(|i| values[i * dim + c] as f64);
+            let mean = col.clone().sum::<f64>() / n.max(1) as f64;
+            let sd = (col.map(|v| (v - mean).powi(2)).sum::<f64>() / n.max(1) as f64).sqrt();
+            for i in 0..n {
+                let v = &mut values[i * dim + c];
+                *v = if sd > 1e-9 {
+                    ((*v as f64 - mean) / sd) as f32
+                } else {
+                    0.0
+                };
+            }
+        }
+        ItemVectors { values, dim }
     }
-    out
 }
 
 /// Meta-training settings.
@@ -255,9 +280,10 @@ impl SyntheticSetup {
         let w = crate::data::World::generate(world).map_err(fail)?;
         let ratings = w.dataset(world.seed).map_err(fail)?;
         let features = ItemFeatures::build(&w.catalog, &ratings.ratings);
-        let model = policy_config(shape, w.catalog.len(), features.layout.dim(), cfg.rows());
+        let vectors = ItemVectors::new(&features, &ratings.ratings);
+        let model = policy_config(shape, w.catalog.len(), vectors.dim, cfg.rows());
         Ok(SyntheticSetup {
-            items: item_matrix(&features),
+            items: vectors.values,
             world: w,
             ratings,
             model,

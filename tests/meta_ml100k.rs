@@ -5,7 +5,7 @@
 use metarec::data::{self, ItemFeatures, ObservedTask, RewardMode, SplitFractions};
 use metarec::engine::cpu::CpuEngine;
 use metarec::engine::Engine;
-use metarec::meta::{item_matrix, meta_step, policy_config, run_episode, MetaConfig, PolicyShape};
+use metarec::meta::{meta_step, policy_config, run_episode, ItemVectors, MetaConfig, PolicyShape};
 use metarec::session::AdaptConfig;
 use pollster::block_on;
 use std::path::Path;
@@ -52,6 +52,7 @@ fn meta_rl_on_ml100k_held_out_users() {
         .cloned()
         .collect();
     let features = ItemFeatures::build(&ds.catalog, &train_ratings);
+    let vectors = ItemVectors::new(&features, &train_ratings);
     let cfg = MetaConfig {
         iterations: 150,
         users_per_iteration: 16,
@@ -61,11 +62,11 @@ fn meta_rl_on_ml100k_held_out_users() {
     let model = policy_config(
         &PolicyShape::default(),
         ds.n_items(),
-        features.layout.dim(),
+        vectors.dim,
         cfg.rows(),
     );
     let mut engine = CpuEngine::new(&model).unwrap();
-    engine.set_items(&item_matrix(&features)).unwrap();
+    engine.set_items(&vectors.values).unwrap();
     // defaults as chosen on the synthetic world; nothing here is tuned on these users
     let held: Vec<u32> = split.cold_start.clone();
     let off = AdaptConfig {
