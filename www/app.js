@@ -1,4 +1,5 @@
-// metarec demo page: loads the wasm engine (www/pkg, built by wasm-pack) and shows its self-check.
+// metarec demo page: the views ("For you", www/foryou.js, the default; the engine self-check with
+// ?view=selfcheck) and the self-check, on the wasm engine (www/pkg, built by wasm-pack).
 //
 // Contract with the engine (src/web.rs): www/pkg/metarec.js default-exports the wasm init function;
 // after `await init()`, `self_check({ engine: "auto" | "gpu" | "cpu" })` resolves to
@@ -231,22 +232,32 @@ function validate(result) {
 let engineModule = null;
 let loadMs = 0;
 
-async function loadEngine() {
-  if (engineModule) return engineModule;
-  const t0 = performance.now();
-  let mod;
-  try {
-    mod = await import(PKG_URL.href);
-  } catch (err) {
-    throw new Error(`cannot load ${PKG_URL.pathname}: ${err && err.message ? err.message : err}`);
+let enginePromise = null;
+
+// Loads and initialises the wasm package once (shared by both views).
+export function loadEngine() {
+  if (!enginePromise) {
+    enginePromise = (async () => {
+      const t0 = performance.now();
+      let mod;
+      try {
+        mod = await import(PKG_URL.href);
+      } catch (err) {
+        throw new Error(`cannot load ${PKG_URL.pathname}: ${err && err.message ? err.message : err}`);
+      }
+      if (typeof mod.default !== 'function' || typeof mod.self_check !== 'function') {
+        throw new Error(`${PKG_URL.pathname} does not export init() and self_check(): rebuild the wasm package`);
+      }
+      await mod.default();
+      loadMs = performance.now() - t0;
+      engineModule = mod;
+      return mod;
+    })();
+    enginePromise.catch(() => {
+      enginePromise = null;
+    });
   }
-  if (typeof mod.default !== 'function' || typeof mod.self_check !== 'function') {
-    throw new Error(`${PKG_URL.pathname} does not export init() and self_check(): rebuild the wasm package`);
-  }
-  await mod.default();
-  loadMs = performance.now() - t0;
-  engineModule = mod;
-  return mod;
+  return enginePromise;
 }
 
 async function run() {
@@ -278,6 +289,7 @@ async function run() {
   }
 }
 
+// Engine links keep the other URL parameters (view, bundle, training settings).
 function markEngineChoice() {
   let current = 'auto';
   try {
@@ -286,16 +298,59 @@ function markEngineChoice() {
     current = null;
   }
   for (const a of document.querySelectorAll('.engine-choice a')) {
+    const params = new URLSearchParams(window.location.search);
+    params.set('engine', a.dataset.engine);
+    if (a.closest('#view-selfcheck')) params.set('view', 'selfcheck');
+    else params.delete('view');
+    a.href = `?${params}`;
     if (a.dataset.engine === current) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
 }
 
-window.addEventListener('unhandledrejection', (event) => showError(event.reason));
-window.addEventListener('error', (event) => showError(event.error || event.message));
+// ---- views: "For you" (default) and the engine self-check ----------------------------
+
+let selfCheckStarted = false;
+let forYouStarted = false;
+
+function showView(view, { push = false } = {}) {
+  const which = view === 'selfcheck' ? 'selfcheck' : 'foryou';
+  for (const tab of document.querySelectorAll('.view-tab')) {
+    tab.setAttribute('aria-pressed', String(tab.dataset.view === which));
+  }
+  $('view-foryou').hidden = which !== 'foryou';
+  $('view-selfcheck').hidden = which !== 'selfcheck';
+  document.title = which === 'selfcheck' ? 'metarec: engine self-check' : 'metarec: for you';
+  if (push) {
+    const params = new URLSearchParams(window.location.search);
+    if (which === 'selfcheck') params.set('view', 'selfcheck');
+    else params.delete('view');
+    const q = params.toString();
+    history.replaceState(null, '', q ? `?${q}` : window.location.pathname);
+  }
+  if (which === 'foryou' && !forYouStarted) {
+    // Started when first shown, so that a self-check is not slowed down by meta-training.
+    forYouStarted = true;
+    import('./foryou.js').then((m) => m.start({ loadEngine }));
+  }
+  if (which === 'selfcheck' && !selfCheckStarted) {
+    selfCheckStarted = true;
+    run();
+  }
+}
+
+window.addEventListener('unhandledrejection', (event) => {
+  if (selfCheckStarted) showError(event.reason);
+});
+window.addEventListener('error', (event) => {
+  if (selfCheckStarted) showError(event.error || event.message);
+});
 
 markEngineChoice();
 $('rerun').addEventListener('click', () => {
   run();
 });
-run();
+for (const tab of document.querySelectorAll('.view-tab')) {
+  tab.addEventListener('click', () => showView(tab.dataset.view, { push: true }));
+}
+showView(new URLSearchParams(window.location.search).get('view') || 'foryou');

@@ -3,7 +3,7 @@
 // Needs the wasm package in www/pkg (scripts/test.sh builds it: wasm-pack build --release --target
 // web --out-dir www/pkg; a --dev build works too, but its GPU self-check took 68 s here instead of
 // 40 s). Starts scripts/serve.mjs on a free port, loads the page with ?engine=gpu and ?engine=cpu
-// (the latter at phone width), waits for the self-check, and checks that every kernel check
+// (the latter at phone width; with ?view=selfcheck, since "For you" is the default view), waits for the self-check, and checks that every kernel check
 // passed, that nothing was requested from another origin, that the CSP was never violated, and
 // that the page did not throw. Screenshots go to out/.
 //
@@ -147,7 +147,7 @@ try {
     {
       name: '?engine=gpu: every kernel check passes on the WebGPU adapter',
       fn: async () => {
-        const r = await loadPage(browser, server.url, '?engine=gpu', { screenshot: 'selfcheck.png' });
+        const r = await loadPage(browser, server.url, '?view=selfcheck&engine=gpu', { screenshot: 'selfcheck.png' });
         const res = checkReady(r, 'gpu');
         commonChecks(r);
         assert(res.adapter && typeof res.adapter.name === 'string', `no adapter: ${JSON.stringify(res.adapter)}`);
@@ -162,7 +162,7 @@ try {
     {
       name: '?engine=cpu at phone width: CPU engine, no sideways scrolling, runs again on the button',
       fn: async () => {
-        const r = await loadPage(browser, server.url, '?engine=cpu', {
+        const r = await loadPage(browser, server.url, '?view=selfcheck&engine=cpu', {
           viewport: { width: 390, height: 844 },
           screenshot: 'selfcheck-cpu-phone.png',
           rerun: true,
@@ -176,7 +176,7 @@ try {
     {
       name: '?engine=bogus: the error panel explains, state is "error"',
       fn: async () => {
-        const r = await loadPage(browser, server.url, '?engine=bogus');
+        const r = await loadPage(browser, server.url, '?view=selfcheck&engine=bogus');
         commonChecks(r);
         assert(r.state === 'error', `state is ${r.state}`);
         assert(r.errorPanelVisible, 'error panel is hidden');
