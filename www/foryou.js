@@ -289,10 +289,12 @@ async function refreshSlate() {
   st.slate = slate;
 }
 
-async function saveState() {
+// `bytes`: the state taken right after the reaction, before the next slate was drawn, so that a
+// reload draws the same slate again.
+async function saveState(bytes = st.rec.saveState()) {
   const seen = {};
   for (const [item] of st.rec.history()) if (st.itemGenres[item]) seen[item] = st.itemGenres[item];
-  await dbPut(`state:${st.bundleKey}`, { bytes: st.rec.saveState(), itemGenres: seen, saved: Date.now() });
+  await dbPut(`state:${st.bundleKey}`, { bytes, itemGenres: seen, saved: Date.now() });
 }
 
 async function react(r, reward, index, focusKind) {
@@ -303,6 +305,7 @@ async function react(r, reward, index, focusKind) {
   const hadFocus = document.activeElement && $('fy-slate').contains(document.activeElement);
   try {
     await st.rec.feedback(r.item, reward);
+    const state = st.rec.saveState();
     await refreshSlate();
     renderSlate(hadFocus ? index : -1);
     const ms = performance.now() - t0;
@@ -312,7 +315,7 @@ async function react(r, reward, index, focusKind) {
     console.log(`metarec adaptation ${ms.toFixed(2)} ms (median ${s.median.toFixed(2)}, p95 ${s.p95.toFixed(2)} over ${s.n})`);
     renderStatus();
     renderBadges();
-    await saveState();
+    await saveState(state);
   } catch (err) {
     notice('warn', `That reaction could not be processed: ${message(err)}`);
   } finally {
