@@ -132,6 +132,10 @@ try {
           }
           await mkdir(OUT_DIR, { recursive: true });
           await page.screenshot({ path: path.join(OUT_DIR, 'foryou.png'), fullPage: true });
+          // A smaller one, the top of the page at 820 px (docs/foryou.png is a copy of it).
+          await page.setViewportSize({ width: 820, height: 980 });
+          await page.screenshot({ path: path.join(OUT_DIR, 'foryou-small.png') });
+          await page.setViewportSize({ width: 1100, height: 900 });
 
           // Reload: the bundle comes from IndexedDB (no meta-training), the state is restored.
           const slateBefore = s.map((x) => x.item).join(',');
@@ -188,7 +192,7 @@ try {
       },
     },
     {
-      name: '?engine=gpu: device-loss drill, the next reactions work, recoveries up, history intact',
+      name: '?engine=gpu: device-loss drill, the next reactions (buttons and the S key) work, recoveries up, history intact',
       fn: async () => {
         const { context, page, log } = await newContext();
         try {
@@ -200,10 +204,16 @@ try {
           const h0 = await history(page);
           await page.getByRole('button', { name: 'Device-loss drill' }).click();
           for (let i = 0; i < 3; i++) await reactOnce(page, g);
+          // Keyboard: S skips the first item when no item has the focus.
+          const first = (await slate(page))[0].item;
+          await page.evaluate(() => document.activeElement && document.activeElement.blur());
+          await page.keyboard.press('s');
+          await page.waitForFunction(() => document.getElementById('view-foryou').dataset.reactions === '7' && !document.getElementById('view-foryou').dataset.busy, null, { timeout: 30_000 });
           const i1 = await info(page);
           const h1 = await history(page);
+          assert(JSON.stringify(h1[6]) === JSON.stringify([first, 0]), `the S key did not skip ${first}: ${JSON.stringify(h1[6])}`);
           assert(i1.recoveries > i0.recoveries, `recoveries ${i0.recoveries} → ${i1.recoveries}`);
-          assert(h1.length === 6 && JSON.stringify(h1.slice(0, 3)) === JSON.stringify(h0), `history after the drill: ${JSON.stringify(h1)}`);
+          assert(h1.length === 7 && JSON.stringify(h1.slice(0, 3)) === JSON.stringify(h0), `history after the drill: ${JSON.stringify(h1)}`);
           assert((await slate(page)).length === 10, 'no slate after the drill');
           const status = await page.textContent('#fy-engine');
           assert(/recovered/.test(status), `status bar does not show the recovery: ${status}`);
