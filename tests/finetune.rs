@@ -192,3 +192,76 @@ fn non_finite_training_is_caught_not_reported() {
         }
     }
 }
+
+#[cfg(feature = "cli")]
+fn metarec(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_metarec"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run metarec")
+}
+
+#[cfg(feature = "cli")]
+#[test]
+fn cli_prints_one_json_object_and_writes_a_bundle() {
+    let dir = std::env::temp_dir().join(format!("metarec-finetune-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bundle = dir.join("model.bundle");
+    let out = metarec(&[
+        "train",
+        "--data",
+        "synthetic:2",
+        "--stages",
+        "finetune",
+        "--engine",
+        "cpu",
+        "--epochs",
+        "1",
+        "--embedding-dim",
+        "4",
+        "--hidden",
+        "8",
+        "--json",
+        "--out",
+        bundle.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("validation RMSE"),
+        "per-epoch figures: {stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for key in [
+        "test_rmse",
+        "test_mae",
+        "meta_iterations",
+        "engine",
+        "seconds",
+    ] {
+        assert!(v.get(key).is_some(), "key {key} missing in {v}");
+    }
+    assert_eq!(v["meta_iterations"], 0);
+    assert_eq!(v["engine"], "cpu");
+    assert!(v["test_rmse"].as_f64().is_some_and(f64::is_finite));
+    let b = data::Bundle::read(&bundle).unwrap();
+    let params = b.weight("params").unwrap().unwrap();
+    let users = b.weight("user_embeddings").unwrap().unwrap();
+    assert_eq!(users.shape, vec![1000, 4]);
+    assert!(!params.values.is_empty());
+    assert!(b.config.unwrap().contains("\"finetune\""));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(feature = "cli")]
+#[test]
+fn cli_refuses_the_meta_stage_and_unknown_stages() {
+    let out = metarec(&["train", "--data", "synthetic", "--stages", "finetune,meta"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not in this build yet"), "{stderr}");
+    let out = metarec(&["train", "--data", "synthetic", "--stages", "pretrain"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown stage"));
+}
