@@ -67,7 +67,7 @@ impl Default for FinetuneConfig {
             seed: 1,
             test_fraction: 0.2,
             validation_fraction: 0.1,
-            embedding_dim: 32,
+            embedding_dim: 128,
             product: true,
             biases: true,
             features: true,
@@ -77,8 +77,8 @@ impl Default for FinetuneConfig {
             patience: 3,
             lr: 1e-3,
             weight_decay: 1e-4,
-            embedding_lr: 3e-3,
-            embedding_l2: 0.05,
+            embedding_lr: 1e-3,
+            embedding_l2: 2.0,
             init_std: 0.1,
         }
     }

@@ -43,8 +43,8 @@ fn run_cpu(dataset: &Dataset, config: &FinetuneConfig) -> Finetuned {
 }
 
 #[test]
-fn learns_well_below_the_mean_baseline_and_is_deterministic() {
-    let dataset = world(250, 250);
+fn learns_well_below_the_mean_baseline() {
+    let dataset = world(200, 200);
     let config = small_config(3);
     let a = run_cpu(&dataset, &config);
     let r = &a.report;
@@ -58,7 +58,7 @@ fn learns_well_below_the_mean_baseline_and_is_deterministic() {
         r.history.len()
     );
     // stars are rounded from a noisy utility (noise ≈ 0.45 stars, rounding ≈ 0.29), so no model
-    // gets far below ≈ 0.6 × the baseline here; 0.77 / 0.90 was measured
+    // gets far below ≈ 0.6 × the baseline here; 0.78 / 0.90 was measured
     assert!(
         r.test_rmse < 0.9 * r.baseline_test_rmse,
         "test RMSE {} is not well below the mean baseline {}",
