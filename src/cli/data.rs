@@ -40,7 +40,7 @@ fn parse_delimiter(s: &str) -> Result<u8, String> {
 }
 
 /// `Some(seed)` when `path` names the synthetic world (and no such file exists).
-fn synthetic_seed(path: &std::path::Path) -> Result<Option<u64>, String> {
+pub(super) fn synthetic_seed(path: &std::path::Path) -> Result<Option<u64>, String> {
     let Some(text) = path.to_str() else {
         return Ok(None);
     };

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 mod bench;
 mod data;
+mod train;
 
 #[derive(Parser)]
 #[command(
@@ -20,6 +21,8 @@ struct Cli {
 enum Command {
     /// Summarise a ratings dataset (users, items, ratings, like-rate, warnings).
     Data(data::Args),
+    /// Train a model (stages: finetune; meta is not in this build yet).
+    Train(train::Args),
     /// Benchmarks that print figures (never timed tests).
     Bench(bench::Args),
 }
@@ -30,6 +33,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Data(args) => data::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Train(args) => train::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,241 @@
+//! `metarec train --data PATH --stages finetune [--seed N] [--engine auto|gpu|cpu] [--json]
+//! [--out BUNDLE]`: train the rating network and report test RMSE / MAE on the 80/20 split.
+use crate::data::{self, Bundle};
+use crate::engine::{AnyEngine, Engine, Preference};
+use crate::finetune::{finetune, FinetuneConfig, Progress};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Arguments of `metarec train`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A dataset directory or ratings file (as `metarec data` reads), or `synthetic[:SEED]`.
+    #[arg(long)]
+    data: PathBuf,
+    /// Comma-separated stages to run, in order: `finetune` (supervised rating network);
+    /// `meta` is not in this build yet.
+    #[arg(long, default_value = "finetune", value_delimiter = ',')]
+    stages: Vec<String>,
+    /// Seed of the splits, initialisation and batch order.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Engine: auto (the GPU when there is an adapter, else the CPU), gpu or cpu.
+    #[arg(long, default_value = "auto", value_parser = parse_engine)]
+    engine: Preference,
+    /// Print one JSON object on stdout (progress still goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Write the trained model to this bundle file (catalog, features, safetensors weights,
+    /// configuration).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Upper bound on epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Early-stopping patience in epochs.
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Width of the user and item embeddings.
+    #[arg(long)]
+    embedding_dim: Option<usize>,
+    /// Hidden layer widths, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
+    /// Ratings per step.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Adam step size of the MLP.
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Decoupled weight decay of the MLP.
+    #[arg(long)]
+    weight_decay: Option<f32>,
+    /// Adam step size of the embeddings and biases.
+    #[arg(long)]
+    embedding_lr: Option<f32>,
+    /// L2 penalty on the embeddings and biases.
+    #[arg(long)]
+    embedding_l2: Option<f32>,
+    /// Leave the element-wise product of the embeddings out of the input.
+    #[arg(long)]
+    no_product: bool,
+    /// Leave the item features out of the input.
+    #[arg(long)]
+    no_features: bool,
+}
+
+fn parse_engine(s: &str) -> Result<Preference, String> {
+    match s {
+        "auto" => Ok(Preference::Auto),
+        "gpu" => Ok(Preference::Gpu),
+        "cpu" => Ok(Preference::Cpu),
+        _ => Err(format!("expected auto, gpu or cpu, found {s:?}")),
+    }
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    stages: &'a [String],
+    dataset: String,
+    seed: u64,
+    engine: String,
+    adapter: String,
+    /// Why the CPU engine was used under `--engine auto`, when it was.
+    fallback: Option<String>,
+    test_rmse: f64,
+    test_mae: f64,
+    validation_rmse: f64,
+    baseline_test_rmse: f64,
+    best_epoch: usize,
+    epochs: usize,
+    meta_iterations: usize,
+    skipped_steps: usize,
+    seconds: f64,
+    report: &'a crate::finetune::FinetuneReport,
+}
+
+/// Runs `metarec train`.
+pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    for stage in &args.stages {
+        match stage.as_str() {
+            "finetune" => {}
+            "meta" => {
+                return Err("stage \"meta\" is not in this build yet; use --stages finetune".into())
+            }
+            other => {
+                return Err(format!(
+                    "unknown stage {other:?}; expected finetune (or meta, not in this build yet)"
+                )
+                .into())
+            }
+        }
+    }
+    let dataset = match super::data::synthetic_seed(&args.data)? {
+        Some(seed) => data::World::generate(data::WorldConfig {
+            seed,
+            ..Default::default()
+        })?
+        .dataset(seed)?,
+        None => data::load(&args.data)?,
+    };
+    let defaults = FinetuneConfig::default();
+    let config = FinetuneConfig {
+        seed: args.seed,
+        max_epochs: args.epochs.unwrap_or(defaults.max_epochs),
+        patience: args.patience.unwrap_or(defaults.patience),
+        embedding_dim: args.embedding_dim.unwrap_or(defaults.embedding_dim),
+        hidden: args.hidden.clone().unwrap_or(defaults.hidden.clone()),
+        batch_size: args.batch_size.unwrap_or(defaults.batch_size),
+        lr: args.lr.unwrap_or(defaults.lr),
+        weight_decay: args.weight_decay.unwrap_or(defaults.weight_decay),
+        embedding_lr: args.embedding_lr.unwrap_or(defaults.embedding_lr),
+        embedding_l2: args.embedding_l2.unwrap_or(defaults.embedding_l2),
+        product: !args.no_product,
+        features: !args.no_features,
+        ..defaults
+    };
+    let model = config.model(&dataset);
+    let (mut engine, fallback) = pollster::block_on(AnyEngine::new(&model, args.engine))?;
+    let info = engine.info();
+    if let Some(reason) = &fallback {
+        eprintln!("no usable GPU ({reason}); training on the CPU engine");
+    }
+    eprintln!(
+        "finetune: {} ({} users, {} items, {} ratings) on {} ({}), seed {}",
+        dataset.name,
+        dataset.n_users(),
+        dataset.n_items(),
+        dataset.ratings.len(),
+        info.engine,
+        info.adapter,
+        args.seed
+    );
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} steps, {elapsed_precise}, ETA {eta}",
+        )?
+        .progress_chars("=> "),
+    );
+    let mut max_epochs = 0;
+    let trained = pollster::block_on(finetune(&mut engine, &dataset, &config, |p| match p {
+        Progress::Start { epochs, batches } => {
+            max_epochs = epochs;
+            bar.set_length(batches as u64);
+            bar.set_prefix(format!("epoch 1/{epochs}"));
+        }
+        Progress::Step { batch, .. } => bar.set_position(batch as u64),
+        Progress::Epoch(s) => {
+            let line = format!(
+                "epoch {:>3}  train loss {:.4}  validation RMSE {:.4}  {:.1} s{}",
+                s.epoch,
+                s.train_loss,
+                s.validation_rmse,
+                s.seconds,
+                if s.skipped_steps > 0 {
+                    format!("  ({} steps skipped: non-finite loss)", s.skipped_steps)
+                } else {
+                    String::new()
+                }
+            );
+            // a hidden bar (stderr not a terminal) prints nothing, so print the line directly
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+            bar.reset();
+            bar.set_prefix(format!("epoch {}/{max_epochs}", s.epoch + 1));
+        }
+    }));
+    bar.finish_and_clear();
+    let trained = trained?;
+    let report = &trained.report;
+    if let Some(path) = &args.out {
+        let mut bundle = Bundle::from_catalog(&dataset.catalog, &[]);
+        bundle.features = Some(trained.features.clone());
+        bundle.set_weights(&trained.tensors())?;
+        bundle.config = Some(serde_json::to_string(&serde_json::json!({
+            "stage": "finetune",
+            "model": report.model,
+            "finetune": report.config,
+        }))?);
+        bundle.write(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    let out = Output {
+        stages: &args.stages,
+        dataset: dataset.name.clone(),
+        seed: args.seed,
+        engine: info.engine.clone(),
+        adapter: info.adapter.clone(),
+        fallback,
+        test_rmse: report.test_rmse,
+        test_mae: report.test_mae,
+        validation_rmse: report.validation_rmse,
+        baseline_test_rmse: report.baseline_test_rmse,
+        best_epoch: report.best_epoch,
+        epochs: report.history.len(),
+        meta_iterations: 0,
+        skipped_steps: report.skipped_steps,
+        seconds: report.seconds,
+        report,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "test RMSE {:.4}  MAE {:.4}  (training-mean baseline RMSE {:.4}); best epoch {} of {}, validation RMSE {:.4}; {} engine, {:.1} s",
+            report.test_rmse,
+            report.test_mae,
+            report.baseline_test_rmse,
+            report.best_epoch,
+            report.history.len(),
+            report.validation_rmse,
+            info.engine,
+            report.seconds
+        );
+    }
+    Ok(())
+}
