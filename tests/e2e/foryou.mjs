@@ -10,7 +10,7 @@
 //
 // METAREC_E2E_STRICT_SHARE=1 turns the genre-share measurement into a hard assertion (see the
 // README: with the current policy the share does not rise; it is measured and reported).
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { REPO_ROOT, assert, runTests, startServer } from './lib/harness.mjs';
@@ -218,6 +218,65 @@ try {
           const status = await page.textContent('#fy-engine');
           assert(/recovered/.test(status), `status bar does not show the recovery: ${status}`);
           console.log(`     ${JSON.stringify(i1)}`);
+          clean(log);
+        } finally {
+          await context.close();
+        }
+      },
+    },
+    {
+      name: 'export → import of the state as a file; ?bundle= a same-origin file; a foreign ?bundle= is refused without a request',
+      fn: async () => {
+        const { context, page, log } = await newContext();
+        try {
+          await open(page, SMALL);
+          const g = (await slate(page))[0].genres[0];
+          for (let i = 0; i < 4; i++) await reactOnce(page, g);
+          const h = await history(page);
+          const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export my state' }).click()]);
+          await mkdir(OUT_DIR, { recursive: true });
+          const statePath = path.join(OUT_DIR, 'e2e-state.bin');
+          await download.saveAs(statePath);
+          // The bundle the page trained, read back from IndexedDB, saved under out/ (served).
+          const bundle = await page.evaluate(
+            () =>
+              new Promise((resolve, reject) => {
+                const req = indexedDB.open('metarec', 1);
+                req.onsuccess = () => {
+                  const store = req.result.transaction('kv').objectStore('kv');
+                  const keys = store.getAllKeys();
+                  keys.onsuccess = () => {
+                    const k = keys.result.find((x) => String(x).startsWith('bundle:synthetic'));
+                    const get = store.get(k);
+                    get.onsuccess = () => resolve(Array.from(get.result));
+                  };
+                };
+                req.onerror = () => reject(req.error);
+              }),
+          );
+          await writeFile(path.join(OUT_DIR, 'e2e.bundle'), Buffer.from(bundle));
+          await page.getByRole('button', { name: 'Forget me' }).click();
+          await page.waitForFunction(() => document.getElementById('view-foryou').dataset.reactions === '0', null, { timeout: 30_000 });
+          await page.setInputFiles('#fy-import', statePath);
+          await page.waitForFunction(() => document.getElementById('view-foryou').dataset.reactions === '4', null, { timeout: 30_000 });
+          assert(JSON.stringify(await history(page)) === JSON.stringify(h), 'imported history differs');
+          // A file that is not a state: a notice, nothing changes.
+          const junk = path.join(OUT_DIR, 'e2e-junk.bin');
+          await writeFile(junk, 'not a state');
+          await page.setInputFiles('#fy-import', junk);
+          await page.waitForFunction(() => [...document.querySelectorAll('#fy-notices li')].some((li) => /Could not use e2e-junk/.test(li.textContent)), null, { timeout: 30_000 });
+          assert((await history(page)).length === 4, 'a bad import changed the history');
+          clean(log);
+
+          // ?bundle= a same-origin file: no meta-training, the bundle's path in the status bar.
+          await open(page, 'bundle=/out/e2e.bundle');
+          assert(!/meta-training/.test(await page.textContent('#fy-timings')), 'meta-trained despite ?bundle=');
+          assert(/e2e\.bundle/.test(await page.textContent('#fy-bundle')), 'bundle label');
+          assert((await slate(page)).length === 10, 'no slate from ?bundle=');
+          // Another origin: refused before any request.
+          await page.goto(new URL('?bundle=http://203.0.113.1/x.bundle', server.url).href, { waitUntil: 'load' });
+          await page.waitForFunction(() => document.getElementById('view-foryou').dataset.foryou === 'error', null, { timeout: 30_000 });
+          assert(/origin/.test(await page.textContent('#fy-notices')), 'no explanation for the foreign bundle');
           clean(log);
         } finally {
           await context.close();
