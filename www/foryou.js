@@ -316,6 +316,7 @@ async function react(r, reward, index, focusKind) {
     renderStatus();
     renderBadges();
     await saveState(state);
+    await renderLearning();
   } catch (err) {
     notice('warn', `That reaction could not be processed: ${message(err)}`);
   } finally {
@@ -343,6 +344,74 @@ function onKey(event) {
     const kind = document.activeElement.classList.contains('skip') ? 'skip' : 'like';
     rows[next].querySelector(`button.${kind}`).focus();
     event.preventDefault();
+  }
+}
+
+// ---- the Learning panel: like rate over the reactions (uPlot, same origin) ----------------------
+
+const UPLOT_URL = new URL('../node_modules/uplot/dist/uPlot.esm.js', import.meta.url);
+const UPLOT_CSS = new URL('../node_modules/uplot/dist/uPlot.min.css', import.meta.url);
+let uplotPromise = null;
+let chart = null;
+
+function loadUplot() {
+  if (!uplotPromise) {
+    const link = document.createElement('link');
+    link.rel = 'stylesheet';
+    link.href = UPLOT_CSS.href;
+    document.head.append(link);
+    uplotPromise = import(UPLOT_URL.href).then((m) => m.default);
+  }
+  return uplotPromise;
+}
+
+function learningSeries() {
+  const h = st.rec.history();
+  const x = [];
+  const overall = [];
+  const recent = [];
+  let likes = 0;
+  h.forEach(([, r], i) => {
+    likes += r;
+    x.push(i + 1);
+    overall.push(likes / (i + 1));
+    const w = h.slice(Math.max(0, i - 9), i + 1);
+    recent.push(w.reduce((a, [, rr]) => a + rr, 0) / w.length);
+  });
+  return { x, overall, recent, likes, n: h.length };
+}
+
+async function renderLearning() {
+  const s = learningSeries();
+  $('fy-learning-summary').textContent = s.n
+    ? `${s.likes} liked of ${s.n} reactions (${((100 * s.likes) / s.n).toFixed(0)}%); last 10: ${(100 * s.recent[s.n - 1]).toFixed(0)}%.`
+    : 'No reactions yet.';
+  const box = $('fy-chart');
+  try {
+    const UPlot = await loadUplot();
+    const data = [s.x, s.overall, s.recent];
+    if (!chart) {
+      const css = getComputedStyle(document.documentElement);
+      const accent = css.getPropertyValue('--accent').trim() || '#0b5cad';
+      const pass = css.getPropertyValue('--pass').trim() || '#116329';
+      chart = new UPlot(
+        {
+          width: Math.max(240, box.clientWidth),
+          height: 200,
+          scales: { x: { time: false }, y: { range: [0, 1] } },
+          axes: [{ label: 'reactions', stroke: css.getPropertyValue('--muted').trim() }, { label: 'like rate', stroke: css.getPropertyValue('--muted').trim() }],
+          series: [{ label: 'reaction' }, { label: 'overall', stroke: accent, width: 2 }, { label: 'last 10', stroke: pass, width: 1.5 }],
+        },
+        data,
+        box,
+      );
+      new ResizeObserver(() => chart.setSize({ width: Math.max(240, box.clientWidth), height: 200 })).observe(box);
+    } else {
+      chart.setData(data);
+    }
+    box.dataset.points = String(s.n);
+  } catch (err) {
+    box.textContent = `The chart is not available (${message(err)}); run npm ci to install uPlot.`;
   }
 }
 
@@ -425,6 +494,7 @@ async function openRecommender(bundle) {
   renderSlate();
   renderStatus();
   renderBadges();
+  await renderLearning();
 }
 
 async function useBundleBytes(bytes, name) {
@@ -451,6 +521,7 @@ async function importStateBytes(bytes, name) {
   renderSlate();
   renderStatus();
   renderBadges();
+  await renderLearning();
   notice('info', `Imported the state ${name}: ${rec.history().length} reactions.`);
 }
 
@@ -487,6 +558,7 @@ function wireControls() {
       await refreshSlate();
       renderSlate();
       renderStatus();
+      await renderLearning();
       notice('info', 'Forgotten: your reactions and the adapted state were erased from this browser.');
     } catch (err) {
       notice('warn', `Could not forget: ${message(err)}`);

@@ -126,6 +126,9 @@ try {
           assert(h.length === 100, `history has ${h.length} reactions`);
           const lat = await page.evaluate(() => window.metarecForYou.stats());
           console.log(`     adaptation latency (click → new slate rendered) over ${lat.n}: median ${lat.median.toFixed(2)} ms, p95 ${lat.p95.toFixed(2)} ms`);
+          const chart = await page.evaluate(() => ({ points: document.getElementById('fy-chart').dataset.points, canvas: !!document.querySelector('#fy-chart canvas'), summary: document.getElementById('fy-learning-summary').textContent }));
+          assert(chart.canvas && chart.points === '100', `Learning chart: ${JSON.stringify(chart)}`);
+          console.log(`     Learning panel: ${chart.summary}`);
           assert(log.latencyLines.length === 100, `${log.latencyLines.length} latency lines logged`);
           if (process.env.METAREC_E2E_STRICT_SHARE === '1') {
             assert(learned.end >= learned.start + 0.3, `genre share did not rise: ${learned.start} → ${learned.end}`);
