@@ -276,6 +276,9 @@ try {
           assert(!/meta-training/.test(await page.textContent('#fy-timings')), 'meta-trained despite ?bundle=');
           assert(/e2e\.bundle/.test(await page.textContent('#fy-bundle')), 'bundle label');
           assert((await slate(page)).length === 10, 'no slate from ?bundle=');
+          await page.setViewportSize({ width: 390, height: 844 });
+          const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+          assert(overflow <= 0, `page is ${overflow}px wider than a 390px screen`);
           // Another origin: refused before any request.
           await page.goto(new URL('?bundle=http://203.0.113.1/x.bundle', server.url).href, { waitUntil: 'load' });
           await page.waitForFunction(() => document.getElementById('view-foryou').dataset.foryou === 'error', null, { timeout: 30_000 });
