@@ -10,7 +10,7 @@
 //
 // METAREC_E2E_STRICT_SHARE=1 turns the genre-share measurement into a hard assertion (see the
 // README: with the current policy the share does not rise; it is measured and reported).
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { REPO_ROOT, assert, runTests, startServer } from './lib/harness.mjs';
@@ -228,7 +228,7 @@ try {
       },
     },
     {
-      name: 'export → import of the state as a file; ?bundle= a same-origin file; a foreign ?bundle= is refused without a request',
+      name: 'export → import of the state as a file (picker and drop); ?bundle= a same-origin file; a foreign ?bundle= is refused without a request',
       fn: async () => {
         const { context, page, log } = await newContext();
         try {
@@ -263,6 +263,17 @@ try {
           await page.setInputFiles('#fy-import', statePath);
           await page.waitForFunction(() => document.getElementById('view-foryou').dataset.reactions === '4', null, { timeout: 30_000 });
           assert(JSON.stringify(await history(page)) === JSON.stringify(h), 'imported history differs');
+          // Dropping the state file on the page imports it too.
+          await page.getByRole('button', { name: 'Forget me' }).click();
+          await page.waitForFunction(() => document.getElementById('view-foryou').dataset.reactions === '0', null, { timeout: 30_000 });
+          const stateBytes = Array.from(await readFile(statePath));
+          await page.evaluate((bytes) => {
+            const dt = new DataTransfer();
+            dt.items.add(new File([new Uint8Array(bytes)], 'dropped-state.bin'));
+            document.getElementById('fy-slate').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+          }, stateBytes);
+          await page.waitForFunction(() => document.getElementById('view-foryou').dataset.reactions === '4', null, { timeout: 30_000 });
+          assert(JSON.stringify(await history(page)) === JSON.stringify(h), 'dropped state: history differs');
           // A file that is not a state: a notice, nothing changes.
           const junk = path.join(OUT_DIR, 'e2e-junk.bin');
           await writeFile(junk, 'not a state');
