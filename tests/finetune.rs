@@ -256,11 +256,65 @@ fn cli_prints_one_json_object_and_writes_a_bundle() {
 
 #[cfg(feature = "cli")]
 #[test]
-fn cli_refuses_the_meta_stage_and_unknown_stages() {
-    let out = metarec(&["train", "--data", "synthetic", "--stages", "finetune,meta"]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not in this build yet"), "{stderr}");
+fn cli_meta_stage_checkpoints_resumes_and_writes_a_policy_bundle() {
+    let dir = std::env::temp_dir().join(format!("metarec-meta-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ckpt, bundle) = (dir.join("meta.ckpt"), dir.join("policy.bundle"));
+    let common = [
+        "train",
+        "--data",
+        "synthetic:5",
+        "--stages",
+        "meta",
+        "--engine",
+        "cpu",
+        "--json",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--checkpoint-every",
+        "2",
+    ];
+    let out = metarec(&[&common[..], &["--iterations", "2"]].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["meta_iterations"], 2);
+    assert_eq!(v["engine"], "cpu");
+    assert!(v["test_rmse"].is_null() && v["seconds"].as_f64().is_some());
+    let saved = metarec::meta::Checkpoint::from_bytes(&std::fs::read(&ckpt).unwrap()).unwrap();
+    assert_eq!(saved.iteration, 2);
+    let out = metarec(
+        &[
+            &common[..],
+            &[
+                "--iterations",
+                "3",
+                "--resume",
+                "--out",
+                bundle.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["meta_iterations"], 3, "2 resumed + 1 new");
+    let policy =
+        metarec::policy::Policy::from_bundle(&data::Bundle::read(&bundle).unwrap()).unwrap();
+    assert_eq!(policy.model.items(), 2000);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[cfg(feature = "cli")]
+#[test]
+fn cli_refuses_unknown_stages() {
     let out = metarec(&["train", "--data", "synthetic", "--stages", "pretrain"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown stage"));

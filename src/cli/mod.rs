@@ -5,6 +5,7 @@ use std::process::ExitCode;
 mod bench;
 mod data;
 mod train;
+mod train_meta;
 
 #[derive(Parser)]
 #[command(
@@ -21,8 +22,8 @@ struct Cli {
 enum Command {
     /// Summarise a ratings dataset (users, items, ratings, like-rate, warnings).
     Data(data::Args),
-    /// Train a model (stages: finetune; meta is not in this build yet).
-    Train(train::Args),
+    /// Train: the supervised rating network (finetune) and the meta-RL policy (meta).
+    Train(Box<train::Args>),
     /// Benchmarks that print figures (never timed tests).
     Bench(bench::Args),
 }
@@ -33,7 +34,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Data(args) => data::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::Train(args) => train::run(args),
+        Command::Train(args) => train::run(*args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,5 +1,6 @@
-//! `metarec train --data PATH --stages finetune [--seed N] [--engine auto|gpu|cpu] [--json]
-//! [--out BUNDLE]`: train the rating network and report test RMSE / MAE on the 80/20 split.
+//! `metarec train --data PATH --stages finetune,meta [--seed N] [--engine auto|gpu|cpu] [--json]
+//! [--out BUNDLE]`: the supervised rating network (test RMSE / MAE on the 80/20 split) and
+//! meta-RL across users (`super::train_meta`).
 use crate::data::{self, Bundle};
 use crate::engine::{AnyEngine, Engine, Preference};
 use crate::finetune::{finetune, FinetuneConfig, Progress};
@@ -8,13 +9,13 @@ use serde::Serialize;
 use std::path::PathBuf;
 
 /// Arguments of `metarec train`.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct Args {
     /// A dataset directory or ratings file (as `metarec data` reads), or `synthetic[:SEED]`.
     #[arg(long)]
     data: PathBuf,
-    /// Comma-separated stages to run, in order: `finetune` (supervised rating network);
-    /// `meta` is not in this build yet.
+    /// Comma-separated stages to run, in order: `finetune` (supervised rating network),
+    /// `meta` (meta-RL policy across users).
     #[arg(long, default_value = "finetune", value_delimiter = ',')]
     stages: Vec<String>,
     /// Seed of the splits, initialisation and batch order.
@@ -63,6 +64,20 @@ pub struct Args {
     /// Leave the item features out of the input.
     #[arg(long)]
     no_features: bool,
+    /// Meta-iterations of the meta stage.
+    #[arg(long, default_value_t = 150)]
+    iterations: usize,
+    /// Meta stage: write a checkpoint to this file every `--checkpoint-every` iterations, at
+    /// the end and on Ctrl-C.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Meta stage: iterations between checkpoints.
+    #[arg(long, default_value_t = 10)]
+    checkpoint_every: usize,
+    /// Meta stage: continue from `--checkpoint` (same data, seed and settings give the same
+    /// result as an uninterrupted run).
+    #[arg(long)]
+    resume: bool,
 }
 
 fn parse_engine(s: &str) -> Result<Preference, String> {
@@ -95,22 +110,36 @@ struct Output<'a> {
     report: &'a crate::finetune::FinetuneReport,
 }
 
+/// The `--json` object of a run with the meta stage (test figures are those of the fine-tune
+/// stage when it ran too).
+#[derive(Serialize)]
+struct MetaRun<'a> {
+    stages: &'a [String],
+    seed: u64,
+    engine: String,
+    test_rmse: Option<f64>,
+    test_mae: Option<f64>,
+    meta_iterations: usize,
+    seconds: f64,
+    meta: super::train_meta::MetaOutput,
+}
+
 /// Runs `metarec train`.
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for stage in &args.stages {
-        match stage.as_str() {
-            "finetune" => {}
-            "meta" => {
-                return Err("stage \"meta\" is not in this build yet; use --stages finetune".into())
-            }
-            other => {
-                return Err(format!(
-                    "unknown stage {other:?}; expected finetune (or meta, not in this build yet)"
-                )
-                .into())
-            }
+        if !["finetune", "meta"].contains(&stage.as_str()) {
+            return Err(format!("unknown stage {stage:?}; expected finetune or meta").into());
         }
     }
+    if args.stages.iter().any(|s| s == "meta") {
+        return run_with_meta(&args);
+    }
+    run_finetune_figures(&args).map(|_| ())
+}
+
+/// The fine-tune stage: trains, prints its report (JSON or a line), writes `--out`; returns the
+/// test RMSE and MAE.
+fn run_finetune_figures(args: &Args) -> Result<(f64, f64), Box<dyn std::error::Error>> {
     let dataset = match super::data::synthetic_seed(&args.data)? {
         Some(seed) => data::World::generate(data::WorldConfig {
             seed,
@@ -235,6 +264,66 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             report.validation_rmse,
             info.engine,
             report.seconds
+        );
+    }
+    Ok((report.test_rmse, report.test_mae))
+}
+
+/// `--stages meta` (optionally after `finetune`, whose test figures are reported alongside).
+fn run_with_meta(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let t0 = std::time::Instant::now();
+    if args.stages.iter().any(|s| s == "finetune") && args.out.is_some() {
+        return Err("--out with both stages: run `--stages finetune` and `--stages meta` separately (they train different networks)".into());
+    }
+    let (test_rmse, test_mae) = if args.stages.iter().any(|s| s == "finetune") {
+        let ft = Args {
+            stages: vec!["finetune".into()],
+            json: false,
+            out: None,
+            ..args.clone()
+        };
+        let figures = run_finetune_figures(&ft)?;
+        (Some(figures.0), Some(figures.1))
+    } else {
+        (None, None)
+    };
+    let cfg = crate::meta::MetaConfig {
+        iterations: args.iterations,
+        seed: args.seed as u32,
+        ..Default::default()
+    };
+    let meta = super::train_meta::run(
+        super::train_meta::MetaArgs {
+            data: &args.data,
+            seed: args.seed,
+            engine: args.engine,
+            checkpoint: args.checkpoint.clone(),
+            every: args.checkpoint_every,
+            resume: args.resume,
+            out: args.out.as_deref(),
+        },
+        &cfg,
+    )?;
+    let out = MetaRun {
+        stages: &args.stages,
+        seed: args.seed,
+        engine: meta.engine.clone(),
+        test_rmse,
+        test_mae,
+        meta_iterations: meta.meta_iterations,
+        seconds: t0.elapsed().as_secs_f64(),
+        meta,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "meta: {} iterations{}, mean reward per round over the last 10: {:.3}; {} engine, {:.1} s",
+            out.meta_iterations,
+            if out.meta.completed { "" } else { " (interrupted)" },
+            out.meta.final_mean_reward,
+            out.engine,
+            out.seconds
         );
     }
     Ok(())

@@ -1,0 +1,207 @@
+//! `metarec train --stages meta`: meta-RL across users (CAVIA, first order) on the synthetic
+//! world or on a dataset's training users (observed-only episodes), with checkpoints, Ctrl-C
+//! that checkpoints before it stops, `--resume`, and the policy written to a bundle.
+
+use crate::data::{self, Bundle, ItemFeatures, ObservedTask, RewardMode, SplitFractions};
+use crate::engine::{AnyEngine, Engine, Preference};
+use crate::meta::{self, Checkpoint, Hooks, ItemVectors, MetaConfig, MetaProgress, PolicyShape};
+use crate::policy::Policy;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Meta-stage settings from the command line.
+pub(super) struct MetaArgs<'a> {
+    pub data: &'a Path,
+    pub seed: u64,
+    pub engine: Preference,
+    pub checkpoint: Option<PathBuf>,
+    pub every: usize,
+    pub resume: bool,
+    pub out: Option<&'a Path>,
+}
+
+#[derive(Serialize)]
+pub(super) struct MetaOutput {
+    pub engine: String,
+    pub adapter: String,
+    pub meta_iterations: usize,
+    pub completed: bool,
+    /// Mean reward per round over the last 10 meta-iterations' training episodes.
+    pub final_mean_reward: f32,
+    pub skipped_steps: u32,
+    pub seconds: f64,
+    pub history: Vec<MetaProgress>,
+}
+
+/// The tasks a run draws from: the synthetic world, or a dataset's training users.
+enum Source {
+    Synthetic(meta::SyntheticSetup),
+    Observed {
+        dataset: data::Dataset,
+        users: Vec<u32>,
+        items: Vec<f32>,
+        model: crate::model::ModelConfig,
+        train_ratings: Vec<data::Rating>,
+    },
+}
+
+pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn std::error::Error>> {
+    let shape = PolicyShape::default();
+    let source = match super::data::synthetic_seed(a.data)? {
+        Some(seed) => Source::Synthetic(meta::SyntheticSetup::new(
+            data::WorldConfig {
+                seed,
+                ..Default::default()
+            },
+            &shape,
+            cfg,
+        )?),
+        None => {
+            let dataset = data::load(a.data)?;
+            let split = data::split_users(dataset.n_users(), SplitFractions::default(), a.seed)?;
+            let train: std::collections::HashSet<u32> = split.train.iter().copied().collect();
+            let train_ratings: Vec<data::Rating> = dataset
+                .ratings
+                .iter()
+                .filter(|r| train.contains(&r.user))
+                .cloned()
+                .collect();
+            let vectors = ItemVectors::new(
+                &ItemFeatures::build(&dataset.catalog, &train_ratings),
+                &train_ratings,
+            );
+            let model = meta::policy_config(&shape, dataset.n_items(), vectors.dim, cfg.rows());
+            Source::Observed {
+                dataset,
+                users: split.train,
+                items: vectors.values,
+                model,
+                train_ratings,
+            }
+        }
+    };
+    let (model, items) = match &source {
+        Source::Synthetic(s) => (&s.model, &s.items),
+        Source::Observed { model, items, .. } => (model, items),
+    };
+    let (mut engine, fallback) = pollster::block_on(AnyEngine::new(model, a.engine))?;
+    if let Some(reason) = &fallback {
+        eprintln!("no usable GPU ({reason}); meta-training on the CPU engine");
+    }
+    engine.set_items(items)?;
+    let start = match (&a.checkpoint, a.resume) {
+        (Some(path), true) => {
+            let c = Checkpoint::from_bytes(
+                &std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
+            )?;
+            eprintln!(
+                "resuming from {} at iteration {}",
+                path.display(),
+                c.iteration
+            );
+            Some(c)
+        }
+        (None, true) => return Err("--resume needs --checkpoint FILE".into()),
+        _ => None,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .map_err(|e| format!("could not install the Ctrl-C handler: {e}"))?;
+    let info = engine.info();
+    eprintln!(
+        "meta: {} iterations × {} users × {} rounds on {} ({})",
+        cfg.iterations, cfg.users_per_iteration, cfg.rounds, info.engine, info.adapter
+    );
+    let bar = ProgressBar::new(cfg.iterations as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "meta [{bar:30}] {pos}/{len} iterations, {elapsed_precise}, ETA {eta}  {msg}",
+        )?
+        .progress_chars("=> "),
+    );
+    let t0 = std::time::Instant::now();
+    let hooks = Hooks {
+        on_progress: |p: &MetaProgress| {
+            bar.set_position(p.iteration as u64 + 1);
+            bar.set_message(format!("reward {:.3} loss {:.3}", p.mean_reward, p.loss));
+            if bar.is_hidden() && (p.iteration + 1) % 10 == 0 {
+                eprintln!(
+                    "iteration {:>4}  reward {:.3}  loss {:.3}",
+                    p.iteration + 1,
+                    p.mean_reward,
+                    p.loss
+                );
+            }
+        },
+        should_stop: || stop.load(Ordering::SeqCst),
+        save: |c: &Checkpoint| match &a.checkpoint {
+            Some(path) => c
+                .write(path)
+                .map_err(|e| crate::engine::EngineError::Input(format!("{}: {e}", path.display()))),
+            None => Ok(()),
+        },
+        every: a.every,
+    };
+    let result = match &source {
+        Source::Synthetic(s) => pollster::block_on(meta::run(
+            &mut engine,
+            cfg,
+            start,
+            |it| s.tasks(cfg, it),
+            hooks,
+        ))?,
+        Source::Observed { dataset, users, .. } => pollster::block_on(meta::run(
+            &mut engine,
+            cfg,
+            start,
+            |it| {
+                (0..cfg.users_per_iteration)
+                    .map(|k| users[(it * cfg.users_per_iteration + k) % users.len()])
+                    .map(|u| ObservedTask::for_user(dataset, u, RewardMode::default(), cfg.rounds))
+                    .collect()
+            },
+            hooks,
+        ))?,
+    };
+    bar.finish_and_clear();
+    if !result.completed {
+        eprintln!(
+            "interrupted: checkpoint written{}",
+            a.checkpoint
+                .as_ref()
+                .map(|p| format!(" to {} (continue with --resume)", p.display()))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(path) = a.out {
+        let policy =
+            pollster::block_on(Policy::from_engine(&mut engine, items.clone(), cfg.adapt))?;
+        let mut bundle = match &source {
+            Source::Synthetic(s) => Bundle::from_catalog(&s.world.catalog, &s.ratings.ratings),
+            Source::Observed {
+                dataset,
+                train_ratings,
+                ..
+            } => Bundle::from_catalog(&dataset.catalog, train_ratings),
+        };
+        policy.store(&mut bundle)?;
+        bundle.write(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    let last = &result.history[result.history.len().saturating_sub(10)..];
+    Ok(MetaOutput {
+        engine: info.engine,
+        adapter: info.adapter,
+        meta_iterations: result.history.len(),
+        completed: result.completed,
+        final_mean_reward: last.iter().map(|p| p.mean_reward).sum::<f32>()
+            / last.len().max(1) as f32,
+        skipped_steps: result.history.last().map_or(0, |p| p.skipped_total),
+        seconds: t0.elapsed().as_secs_f64(),
+        history: result.history,
+    })
+}
