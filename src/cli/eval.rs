@@ -33,6 +33,9 @@ pub struct Args {
     /// Exploration rate of eps-greedy-mf.
     #[arg(long)]
     epsilon: Option<f64>,
+    /// Ridge strength of the eps-greedy-mf user vector.
+    #[arg(long)]
+    mf_lambda: Option<f64>,
     /// LinUCB exploration bonus.
     #[arg(long)]
     alpha: Option<f64>,
@@ -101,6 +104,7 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
     };
     let h = &mut p.hyper;
     h.epsilon = args.epsilon.unwrap_or(h.epsilon);
+    h.mf_lambda = args.mf_lambda.unwrap_or(h.mf_lambda);
     h.alpha = args.alpha.unwrap_or(h.alpha);
     h.ts_scale = args.ts_scale.unwrap_or(h.ts_scale);
     h.bandit_lambda = args.bandit_lambda.unwrap_or(h.bandit_lambda);

@@ -549,3 +549,231 @@ impl Recommender for EpsilonGreedyMf {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::dataset::{Format, Parts};
+    use crate::data::{Catalog, FitConfig, IdMap, ItemMeta, Rating, RatingScale};
+
+    /// A dataset of `(user, item, rating)` over `n_items` items without metadata.
+    fn tiny(n_users: u32, n_items: u32, ratings: &[(u32, u32, f32)]) -> Dataset {
+        let mut users = IdMap::new();
+        for u in 0..n_users {
+            users.insert(&u.to_string()).unwrap();
+        }
+        let mut catalog = Catalog::default();
+        for i in 0..n_items {
+            catalog.ids.insert(&i.to_string()).unwrap();
+            catalog.items.push(ItemMeta::default());
+        }
+        let ratings = ratings
+            .iter()
+            .enumerate()
+            .map(|(t, &(user, item, value))| Rating {
+                user,
+                item,
+                value,
+                timestamp: Some(t as i64),
+            })
+            .collect();
+        Dataset::from_parts(Parts {
+            name: "tiny".into(),
+            format: Format::Synthetic,
+            scale: RatingScale { min: 1.0, max: 5.0 },
+            users,
+            catalog,
+            ratings,
+            warnings: Vec::new(),
+            label: "tiny".into(),
+        })
+        .unwrap()
+    }
+
+    fn all_users(ds: &Dataset) -> Vec<u32> {
+        (0..ds.n_users() as u32).collect()
+    }
+
+    #[test]
+    fn popularity_picks_the_most_liked_item() {
+        // item 2: three likes; item 0: two likes and many ratings; item 1: one like
+        let ds = tiny(
+            4,
+            3,
+            &[
+                (0, 0, 5.0),
+                (1, 0, 4.0),
+                (2, 0, 1.0),
+                (3, 0, 1.0),
+                (0, 1, 5.0),
+                (1, 2, 4.0),
+                (2, 2, 5.0),
+                (3, 2, 4.0),
+            ],
+        );
+        let stats = TrainStats::new(&ds, &all_users(&ds));
+        let mut p = Popularity::by_likes(&stats);
+        assert_eq!(p.slate(&[0, 1, 2], 2).unwrap(), vec![2, 0]);
+        assert_eq!(p.slate(&[0, 1], 1).unwrap(), vec![0]);
+    }
+
+    #[test]
+    fn smoothed_mean_prefers_many_good_ratings_to_one_perfect() {
+        // item 0: one 5; item 1: twenty 4.5s (as 4 and 5); item 2: twenty 2s
+        let mut r = vec![(0, 0, 5.0)];
+        for u in 0..20 {
+            r.push((u, 1, if u % 2 == 0 { 4.0 } else { 5.0 }));
+            r.push((u, 2, 2.0));
+        }
+        let ds = tiny(20, 3, &r);
+        let stats = TrainStats::new(&ds, &all_users(&ds));
+        let m = stats.smoothed_mean(10.0);
+        let global = (5.0 + 20.0 * 4.5 + 20.0 * 2.0) / 41.0;
+        assert!((m[0] - (5.0 + 10.0 * global) / 11.0).abs() < 1e-9);
+        assert_eq!(
+            Popularity::by_smoothed_mean(&stats, 10.0)
+                .slate(&[0, 1, 2], 3)
+                .unwrap(),
+            vec![1, 0, 2]
+        );
+        // without the prior, the single perfect rating wins
+        assert_eq!(
+            Popularity::by_smoothed_mean(&stats, 0.0)
+                .slate(&[0, 1, 2], 1)
+                .unwrap(),
+            vec![0]
+        );
+    }
+
+    #[test]
+    fn random_slates_are_distinct_candidates_and_seeded() {
+        let mut r = Random::new();
+        r.reset(3);
+        let a = r.slate(&[4, 5, 6, 7, 8], 3).unwrap();
+        r.reset(3);
+        assert_eq!(r.slate(&[4, 5, 6, 7, 8], 3).unwrap(), a);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let s = r.slate(&[4, 5, 6, 7, 8], 2).unwrap();
+            assert_eq!(s.len(), 2);
+            assert_ne!(s[0], s[1]);
+            seen.extend(s);
+        }
+        assert_eq!(seen.len(), 5);
+        assert_eq!(r.slate(&[1], 3).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn item_knn_follows_co_likes() {
+        // users 0-4 like items 0 and 1; users 5-9 like items 2 and 3; item 1 is the most
+        // popular, so it leads before any like
+        let mut r = Vec::new();
+        for u in 0..5 {
+            r.extend([(u, 0, 5.0), (u, 1, 5.0)]);
+        }
+        for u in 5..10 {
+            r.extend([(u, 2, 4.0), (u, 3, 4.0)]);
+        }
+        let ds = tiny(10, 4, &r);
+        let stats = TrainStats::new(&ds, &all_users(&ds));
+        let mut knn = ItemKnn::new(&ds, &all_users(&ds), stats.smoothed_mean(10.0));
+        knn.reset(0);
+        assert_eq!(knn.slate(&[1, 3], 1).unwrap(), vec![1]);
+        knn.update(2, 1.0).unwrap();
+        assert_eq!(knn.slate(&[0, 1, 3], 1).unwrap(), vec![3]);
+        // a dislike teaches nothing
+        knn.reset(0);
+        knn.update(2, 0.0).unwrap();
+        assert_eq!(knn.slate(&[1, 3], 1).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn ridge_matches_the_closed_form() {
+        // one weight, prior 1 with strength 2; observations (x=1,y=3), (x=2,y=2):
+        // θ = (2·1 + 1·3 + 2·2) / (2 + 1 + 4) = 9/7
+        let mut r = Ridge::new(&[1.0], 2.0);
+        r.update(&[1.0], 3.0);
+        r.update(&[2.0], 2.0);
+        assert!((r.mean()[0] - 9.0 / 7.0).abs() < 1e-12);
+        assert!((r.width(&[1.0]) - (1.0f64 / 7.0).sqrt()).abs() < 1e-12);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        assert!((r.sample(0.0, &mut rng)[0] - 9.0 / 7.0).abs() < 1e-12);
+        r.reset();
+        assert_eq!(r.mean(), vec![1.0]);
+    }
+
+    /// Three one-hot arms plus a bias column; arm 1 always pays, the others never.
+    fn arms() -> Features {
+        Features::with_bias(&[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], 3)
+    }
+
+    fn play(rec: &mut dyn Recommender, rounds: usize) -> Vec<u32> {
+        rec.reset(7);
+        (0..rounds)
+            .map(|_| {
+                let arm = rec.slate(&[0, 1, 2], 1).unwrap()[0];
+                rec.update(arm, f32::from(u8::from(arm == 1))).unwrap();
+                arm
+            })
+            .collect()
+    }
+
+    #[test]
+    fn linucb_converges_to_the_best_arm() {
+        let mut ucb = LinUcb::new(arms(), &[0.0; 4], 1.0, 0.5);
+        let picks = play(&mut ucb, 60);
+        assert!(
+            picks[..10].iter().any(|&a| a != 1),
+            "it explores: {picks:?}"
+        );
+        assert!(picks[40..].iter().all(|&a| a == 1), "{picks:?}");
+    }
+
+    #[test]
+    fn thompson_sampling_converges_to_the_best_arm() {
+        let mut ts = LinTs::new(arms(), &[0.0; 4], 1.0, 0.3);
+        let picks = play(&mut ts, 100);
+        let best = picks[60..].iter().filter(|&&a| a == 1).count();
+        assert!(best >= 38, "{best} of 40: {picks:?}");
+    }
+
+    #[test]
+    fn epsilon_greedy_mf_learns_the_users_taste() {
+        // two kinds of users: kind A likes items 0-4 and dislikes 5-9, kind B the reverse
+        let mut r = Vec::new();
+        for u in 0..60 {
+            for i in 0..10 {
+                let a_likes = i < 5;
+                let liked = (u % 2 == 0) == a_likes;
+                r.push((u, i, if liked { 5.0 } else { 1.0 }));
+            }
+        }
+        let ds = tiny(60, 10, &r);
+        let cfg = FitConfig {
+            dim: 4,
+            epochs: 200,
+            learning_rate: 0.02,
+            test_fraction: 0.0,
+            ..FitConfig::default()
+        };
+        let model = LatentFactorModel::fit(&ds, cfg).unwrap();
+        let mut mf = EpsilonGreedyMf::new(&model, 1.0, 0.0);
+        mf.reset(0);
+        mf.update(7, 1.0).unwrap();
+        mf.update(2, 0.0).unwrap();
+        let s = mf.slate(&[0, 1, 3, 4, 5, 6, 8, 9], 3).unwrap();
+        assert!(s.iter().all(|&i| i >= 5), "{s:?}");
+        mf.reset(0);
+        mf.update(2, 1.0).unwrap();
+        mf.update(7, 0.0).unwrap();
+        let s = mf.slate(&[0, 1, 3, 4, 5, 6, 8, 9], 3).unwrap();
+        assert!(s.iter().all(|&i| i < 5), "{s:?}");
+        // ε = 1: always random
+        let mut explore = EpsilonGreedyMf::new(&model, 1.0, 1.0);
+        explore.reset(1);
+        let firsts: std::collections::HashSet<u32> = (0..50)
+            .map(|_| explore.slate(&[0, 1, 2, 3], 1).unwrap()[0])
+            .collect();
+        assert_eq!(firsts.len(), 4);
+    }
+}

@@ -388,3 +388,81 @@ pub fn evaluated_users(ds: &Dataset, protocol: &Protocol) -> Result<Vec<usize>, 
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{World, WorldConfig};
+    use crate::eval::report::Report;
+
+    fn small() -> Dataset {
+        let cfg = WorldConfig {
+            n_items: 120,
+            n_users: 60,
+            style_dim: 2,
+            seed: 3,
+        };
+        World::generate(cfg).unwrap().dataset(3).unwrap()
+    }
+
+    fn quick() -> Protocol {
+        let mut p = Protocol {
+            rounds: 6,
+            slate: 2,
+            seeds: vec![1, 2],
+            ..Protocol::default()
+        };
+        p.hyper.meta.iterations = 2;
+        p.hyper.meta.users_per_iteration = 4;
+        p.hyper.meta.rounds = 6;
+        p
+    }
+
+    #[test]
+    fn every_method_runs_the_protocol_deterministically() {
+        let ds = small();
+        let p = quick();
+        let mut episodes = 0;
+        let runs = evaluate(&ds, &p, &Method::ALL, &mut || episodes += 1).unwrap();
+        let users: usize = evaluated_users(&ds, &p).unwrap().iter().sum();
+        assert_eq!(episodes, users * Method::ALL.len());
+        assert_eq!(runs.len(), 2 * Method::ALL.len());
+        for run in &runs {
+            for e in &run.episodes {
+                assert!(!e.hits.is_empty() && e.hits.len() <= 6);
+                assert!(e.shown.iter().all(|&s| (1..=2).contains(&s)));
+                let distinct: std::collections::HashSet<_> = e.items.iter().collect();
+                assert_eq!(distinct.len(), e.items.len(), "{:?} repeats", run.method);
+            }
+        }
+        let again = evaluate(&ds, &p, &Method::ALL, &mut || {}).unwrap();
+        assert_eq!(runs, again);
+        let json = Report::new("small", ds.n_items(), &p, &runs).to_json();
+        assert_eq!(
+            json,
+            Report::new("small", ds.n_items(), &p, &again).to_json()
+        );
+        assert!(json.contains("\"meta-rl-fixed\""));
+    }
+
+    /// Shows every candidate at once, breaking the slate size.
+    struct Greedy;
+    impl Recommender for Greedy {
+        fn reset(&mut self, _: u64) {}
+        fn slate(&mut self, candidates: &[u32], _: usize) -> Result<Vec<u32>, EvalError> {
+            Ok(candidates.to_vec())
+        }
+        fn update(&mut self, _: u32, _: f32) -> Result<(), EvalError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn oversized_slates_are_refused() {
+        let ds = small();
+        let mut task = ObservedTask::for_user(&ds, 0, RewardMode::default(), 5);
+        assert!(run_episode(&mut Greedy, &mut task, 1, 0).is_err());
+        assert!(Method::parse("nope").is_err());
+        assert_eq!(Method::parse("lin-ts").unwrap(), Method::LinTs);
+    }
+}
