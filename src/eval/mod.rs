@@ -1,6 +1,7 @@
 //! Evaluation harness: the cold-start interactive protocol ([`protocol`]), its metrics
 //! ([`metrics`]), the baselines ([`baselines`]) and the meta-RL policy as a
-//! [`Recommender`] ([`meta_rl`]), and the aggregated report ([`report`]).
+//! [`Recommender`] ([`meta_rl`]), the aggregated report ([`report`]), and off-policy
+//! estimators validated on the synthetic world ([`ope`]).
 //!
 //! Every method sees the same held-out users, the same candidates and the same seeds: each
 //! round it proposes a slate among the user's rated, not-yet-shown items, receives one reward
@@ -8,6 +9,7 @@
 pub mod baselines;
 pub mod meta_rl;
 pub mod metrics;
+pub mod ope;
 pub mod protocol;
 pub mod report;
 

@@ -100,11 +100,11 @@ impl Default for Hyper {
     fn default() -> Self {
         Hyper {
             prior_strength: 10.0,
-            epsilon: 0.1,
-            mf_lambda: 1.0,
-            bandit_lambda: 10.0,
-            alpha: 0.1,
-            ts_scale: 0.1,
+            epsilon: 0.05,
+            mf_lambda: 3.0,
+            bandit_lambda: 100.0,
+            alpha: 0.05,
+            ts_scale: 0.03,
             meta: MetaConfig {
                 iterations: 150,
                 users_per_iteration: 16,
