@@ -119,6 +119,27 @@ pub fn curve(episodes: &[&EpisodeLog], rounds: usize) -> Vec<Stat> {
         .collect()
 }
 
+/// NDCG@k of a ranking: `ranked` are the ratings in the order shown, `all` every rating of the
+/// ranked pool; gain 2^r − 1, discount 1 / log2(position + 1). `None` when no item has gain.
+pub fn ndcg_at(ranked: &[f32], all: &[f32], k: usize) -> Option<f64> {
+    let dcg = |r: &[f32]| -> f64 {
+        r.iter()
+            .take(k)
+            .enumerate()
+            .map(|(i, &v)| (2f64.powf(f64::from(v)) - 1.0) / ((i + 2) as f64).log2())
+            .sum()
+    };
+    let mut ideal = all.to_vec();
+    ideal.sort_by(|a, b| b.total_cmp(a));
+    let best = dcg(&ideal);
+    (best > 0.0).then(|| dcg(ranked) / best)
+}
+
+/// Hit@k: 1 when any of the first `k` ranked ratings is a like (≥ `threshold`), else 0.
+pub fn hit_at(ranked: &[f32], k: usize, threshold: f32) -> f64 {
+    f64::from(u8::from(ranked.iter().take(k).any(|&r| r >= threshold)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +179,23 @@ mod tests {
             Some(10)
         );
         assert_eq!(interactions_to_fraction(&[], 1, 0.9), None);
+    }
+
+    #[test]
+    fn ndcg_and_hit() {
+        // ratings 5, 3, 1 ranked 3, 5, 1: DCG = 7 + 31/log2(3) + 1/2, ideal 31 + 7/log2(3) + 1/2
+        let dcg = 7.0 + 31.0 / 3f64.log2() + 0.5;
+        let ideal = 31.0 + 7.0 / 3f64.log2() + 0.5;
+        let got = ndcg_at(&[3.0, 5.0, 1.0], &[5.0, 3.0, 1.0], 10).unwrap();
+        assert!((got - dcg / ideal).abs() < 1e-12);
+        assert_eq!(ndcg_at(&[5.0, 3.0, 1.0], &[1.0, 3.0, 5.0], 10), Some(1.0));
+        // a ranking shorter than the pool misses the gain of what it leaves out
+        assert!(ndcg_at(&[5.0, 3.0], &[1.0, 3.0, 5.0], 10).unwrap() < 1.0);
+        // cut at k = 1: only the first item counts
+        assert!((ndcg_at(&[3.0, 5.0], &[5.0, 3.0], 1).unwrap() - 7.0 / 31.0).abs() < 1e-12);
+        assert_eq!(ndcg_at(&[0.0], &[0.0], 10), None);
+        assert_eq!(hit_at(&[3.0, 4.0], 2, 4.0), 1.0);
+        assert_eq!(hit_at(&[3.0, 4.0], 1, 4.0), 0.0);
     }
 
     #[test]

@@ -10,11 +10,11 @@ use super::baselines::{
     EpsilonGreedyMf, Features, ItemKnn, LinTs, LinUcb, Popularity, Random, TrainStats,
 };
 use super::meta_rl::{MetaRl, Trained};
-use super::metrics::EpisodeLog;
+use super::metrics::{hit_at, ndcg_at, EpisodeLog};
 use super::{EvalError, Recommender};
 use crate::data::{
-    split_users, Dataset, FitConfig, ItemFeatures, LatentFactorModel, ObservedTask, RewardMode,
-    Shown, SplitFractions, UserTask,
+    split_users, support_query, Dataset, FitConfig, ItemFeatures, LatentFactorModel, ObservedTask,
+    RewardMode, Shown, SplitFractions, UserTask, LIKE_THRESHOLD,
 };
 use crate::meta::{item_matrix, MetaConfig};
 use crate::session::AdaptConfig;
@@ -327,12 +327,52 @@ pub fn run_episode(
     Ok(log)
 }
 
-/// The episodes of one method under one seed, in user order.
+/// Share of each user's ratings (earliest first) given to a method before it ranks the rest.
+pub const SUPPORT_FRACTION: f64 = 0.5;
+
+/// Query-set ranking of one user: reset, learn the rewards of the user's earliest ratings
+/// (the support set, [`SUPPORT_FRACTION`]), then rank the remaining rated items (the query
+/// set) with one slate of `k`. Returns (NDCG@k with gain 2^rating − 1, Hit@k), or `None` when
+/// the query set is empty or has no gain.
+pub fn rank_query(
+    rec: &mut dyn Recommender,
+    ds: &Dataset,
+    user: u32,
+    k: usize,
+    seed: u64,
+) -> Result<Option<(f64, f64)>, EvalError> {
+    let (support, query) =
+        support_query(ds, user, SUPPORT_FRACTION).map_err(|e| EvalError(e.to_string()))?;
+    if query.is_empty() {
+        return Ok(None);
+    }
+    rec.reset(seed);
+    for r in support {
+        rec.update(r.item, f32::from(u8::from(r.value >= LIKE_THRESHOLD)))?;
+    }
+    let mut candidates: Vec<u32> = query.iter().map(|r| r.item).collect();
+    candidates.sort_unstable();
+    let ranked = rec.slate(&candidates, k)?;
+    let rating = |item: u32| query.iter().find(|r| r.item == item).map(|r| r.value);
+    let ranked: Vec<f32> = ranked
+        .iter()
+        .map(|&i| rating(i).ok_or_else(|| EvalError(format!("item {i} is not in the query set"))))
+        .collect::<Result<_, _>>()?;
+    let all: Vec<f32> = query.iter().map(|r| r.value).collect();
+    Ok(ndcg_at(&ranked, &all, k).map(|n| (n, hit_at(&ranked, k, LIKE_THRESHOLD))))
+}
+
+/// Items ranked in the query-set protocol.
+pub const RANK_K: usize = 10;
+
+/// The episodes of one method under one seed, in user order, and the query-set rankings
+/// (NDCG@10, Hit@10) of the users that had one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Run {
     pub method: Method,
     pub seed: u64,
     pub episodes: Vec<EpisodeLog>,
+    pub ranking: Vec<(f64, f64)>,
 }
 
 /// Runs `methods` under `protocol` on `ds`; `progress` is called after every episode
@@ -352,21 +392,20 @@ pub fn evaluate(
         for &method in methods {
             let mut rec = prepared.build(ds, method, &protocol.hyper)?;
             let mut episodes = Vec::with_capacity(prepared.evaluated.len());
+            let mut ranking = Vec::new();
             for &user in &prepared.evaluated {
+                let seed = prepared.episode_seed(user);
+                ranking.extend(rank_query(rec.as_mut(), ds, user, RANK_K, seed)?);
                 let mut task =
                     ObservedTask::for_user(ds, user, RewardMode::default(), protocol.rounds);
-                episodes.push(run_episode(
-                    rec.as_mut(),
-                    &mut task,
-                    protocol.slate,
-                    prepared.episode_seed(user),
-                )?);
+                episodes.push(run_episode(rec.as_mut(), &mut task, protocol.slate, seed)?);
                 progress();
             }
             runs.push(Run {
                 method,
                 seed,
                 episodes,
+                ranking,
             });
         }
     }
@@ -443,6 +482,10 @@ mod tests {
             Report::new("small", ds.n_items(), &p, &again).to_json()
         );
         assert!(json.contains("\"meta-rl-fixed\""));
+        assert!(runs.iter().all(|r| !r.ranking.is_empty()));
+        for (ndcg, hit) in runs.iter().flat_map(|r| &r.ranking) {
+            assert!((0.0..=1.0).contains(ndcg) && (*hit == 0.0 || *hit == 1.0));
+        }
     }
 
     /// Shows every candidate at once, breaking the slate size.

@@ -24,6 +24,11 @@ pub struct MethodReport {
     /// Precision over rounds 1–10, one value per seed (mean over that seed's users), and the
     /// CI over those seed means.
     pub precision_at_10_rounds_over_seeds: Stat,
+    /// Query-set ranking: NDCG@10 (gain 2^rating − 1) of the later half of each user's
+    /// ratings after learning from the earlier half, over users (all seeds).
+    pub ndcg_at_10: Stat,
+    /// Query-set ranking: Hit@10 (a liked item among the top 10), over users (all seeds).
+    pub hit_at_10: Stat,
     /// Mean reward per shown item in each round, over users (all seeds).
     pub curve: Vec<Stat>,
 }
@@ -45,6 +50,11 @@ pub struct Report {
 
 fn stat_of(episodes: &[&EpisodeLog], f: impl Fn(&EpisodeLog) -> Option<f64>) -> Stat {
     let v: Vec<f64> = episodes.iter().filter_map(|e| f(e)).collect();
+    mean_ci(&v)
+}
+
+fn ranking(runs: &[&Run], f: impl Fn(&(f64, f64)) -> f64) -> Stat {
+    let v: Vec<f64> = runs.iter().flat_map(|r| &r.ranking).map(f).collect();
     mean_ci(&v)
 }
 
@@ -86,6 +96,8 @@ impl Report {
                     let s = stat_of(&eps, |e| e.precision(PRECISION_ROUNDS[1]));
                     s.mean.is_finite().then_some(s.mean)
                 }),
+                ndcg_at_10: ranking(&mine, |r| r.0),
+                hit_at_10: ranking(&mine, |r| r.1),
                 curve: curve(&all, protocol.rounds),
             };
             order.push(method.name().to_string());
@@ -115,14 +127,14 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| method | P@rounds 1–5 | P@rounds 1–10 | P@rounds 1–20 | cumulative reward | interactions to 90% | coverage | P@1–10 over seeds |"
+            "| method | P@rounds 1–5 | P@rounds 1–10 | P@rounds 1–20 | cumulative reward | interactions to 90% | coverage | P@1–10 over seeds | NDCG@10 (query) | Hit@10 (query) |"
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
         for name in &self.order {
             if let Some(m) = self.methods.get(name) {
                 let _ = writeln!(
                     out,
-                    "| {name} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     f(&m.precision_at_5_rounds, 3),
                     f(&m.precision_at_10_rounds, 3),
                     f(&m.precision_at_20_rounds, 3),
@@ -130,6 +142,8 @@ impl Report {
                     f(&m.interactions_to_90, 1),
                     f(&m.coverage, 3),
                     f(&m.precision_at_10_rounds_over_seeds, 3),
+                    f(&m.ndcg_at_10, 3),
+                    f(&m.hit_at_10, 3),
                 );
             }
         }
