@@ -48,3 +48,30 @@ fn unknown_methods_fail_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown method"));
 }
+
+#[test]
+fn plots_the_curves_as_svg() {
+    let path = std::env::temp_dir().join(format!("metarec-eval-{}.svg", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_metarec"))
+        .args([
+            "eval",
+            "--data",
+            "synthetic:2",
+            "--methods",
+            "random,pop-bayes",
+        ])
+        .args(["--seeds", "1", "--rounds", "4", "--plot"])
+        .arg(&path)
+        .output()
+        .expect("run metarec");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("| pop-bayes |"), "{table}");
+    let svg = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(svg.starts_with("<svg") && svg.contains("pop-bayes"));
+}

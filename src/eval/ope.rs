@@ -2,7 +2,7 @@
 //! propensity scoring (IPS), self-normalised IPS (SNIPS) and doubly robust (DR), each with a
 //! 95% confidence interval (normal approximation; delta method for SNIPS).
 use super::metrics::t95;
-use crate::data::{Shown, SyntheticTask, UserTask, World};
+use crate::data::World;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -107,30 +107,22 @@ pub fn doubly_robust(logs: &[Logged], policy: &Policy, q: &dyn Fn(u32, u32) -> f
 }
 
 /// Logs `per_user` one-item impressions for each of `users` in the synthetic world, each item
-/// drawn uniformly from the catalog (propensity 1 / items); rewards from the world's choice
-/// model through [`SyntheticTask`].
+/// drawn uniformly from the catalog (propensity 1 / items); the reward is a click drawn from the
+/// world's choice model for a one-item slate (as [`crate::data::SyntheticTask`] draws it).
 pub fn log_uniform(world: &World, users: &[u32], per_user: usize, seed: u64) -> Vec<Logged> {
     let n = world.catalog.len();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut logs = Vec::with_capacity(users.len() * per_user);
     for &user in users {
-        for k in 0..per_user {
-            let mut task: SyntheticTask =
-                world.task(user, 1, seed ^ ((user as u64) << 20) ^ k as u64);
+        for _ in 0..per_user {
             let item = rng.random_range(0..n) as u32;
-            let propensity = 1.0 / n as f64;
-            let shown = Shown {
+            let click = world.click_probabilities(user, &[item])[1];
+            logs.push(Logged {
+                user,
                 item,
-                propensity: propensity as f32,
-            };
-            if let Ok(r) = task.step(&[shown]) {
-                logs.push(Logged {
-                    user,
-                    item,
-                    propensity,
-                    reward: r.first().copied().map_or(0.0, f64::from),
-                });
-            }
+                propensity: 1.0 / n as f64,
+                reward: f64::from(u8::from(rng.random::<f64>() < click)),
+            });
         }
     }
     logs
