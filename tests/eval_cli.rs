@@ -9,7 +9,7 @@ fn eval_json() -> Vec<u8> {
             "--data",
             "synthetic:5",
             "--methods",
-            "random,pop-bayes,linucb,meta-rl",
+            "random,pop-bayes,linucb,meta-rl-fixed",
             "--seeds",
             "2",
             "--rounds",
