@@ -5,10 +5,10 @@
 //! Runs on engines whose futures complete when first polled (the CPU engine); a GPU engine
 //! needs an executor and is refused with an error here.
 use super::{EvalError, Recommender};
-use crate::data::{Dataset, ItemFeatures, ObservedTask, RewardMode};
+use crate::data::{Dataset, ObservedTask, RewardMode};
 use crate::engine::cpu::CpuEngine;
 use crate::engine::Engine;
-use crate::meta::{item_matrix, meta_step, policy_config, MetaConfig, PolicyShape};
+use crate::meta::{meta_step, policy_config, ItemVectors, MetaConfig, PolicyShape};
 use crate::model::ModelConfig;
 use crate::session::{AdaptConfig, Session};
 use std::future::Future;
@@ -38,12 +38,12 @@ pub struct Trained {
 }
 
 impl Trained {
-    /// Meta-trains on the observed episodes of `train` users (cycled in order), with item
-    /// features built from `features`.
+    /// Meta-trains on the observed episodes of `train` users (cycled in order), over the item
+    /// vectors `vectors` (built from training ratings only).
     pub fn meta_train(
         ds: &Dataset,
         train: &[u32],
-        features: &ItemFeatures,
+        vectors: &ItemVectors,
         cfg: &MetaConfig,
     ) -> Result<Self, EvalError> {
         if train.is_empty() {
@@ -52,10 +52,10 @@ impl Trained {
         let model = policy_config(
             &PolicyShape::default(),
             ds.n_items(),
-            features.layout.dim(),
+            vectors.dim,
             cfg.rows(),
         );
-        let items = item_matrix(features);
+        let items = vectors.values.clone();
         let mut engine = CpuEngine::new(&model).map_err(engine_error)?;
         engine.set_items(&items).map_err(engine_error)?;
         for it in 0..cfg.iterations {

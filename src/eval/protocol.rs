@@ -16,7 +16,7 @@ use crate::data::{
     split_users, support_query, Dataset, FitConfig, ItemFeatures, LatentFactorModel, ObservedTask,
     RewardMode, Shown, SplitFractions, UserTask, LIKE_THRESHOLD,
 };
-use crate::meta::{item_matrix, MetaConfig};
+use crate::meta::{ItemVectors, MetaConfig};
 use crate::session::AdaptConfig;
 
 /// An evaluated method.
@@ -104,7 +104,7 @@ impl Default for Hyper {
             mf_lambda: 3.0,
             bandit_lambda: 100.0,
             alpha: 0.05,
-            ts_scale: 0.03,
+            ts_scale: 0.01,
             meta: MetaConfig {
                 iterations: 150,
                 users_per_iteration: 16,
@@ -188,8 +188,8 @@ impl Prepared {
             .copied()
             .collect();
         let item_features = ItemFeatures::build(&ds.catalog, &train_ratings);
-        let features =
-            Features::with_bias(&item_matrix(&item_features), item_features.layout.dim());
+        let vectors = ItemVectors::new(&item_features, &train_ratings);
+        let features = Features::with_bias(&vectors.values, vectors.dim);
         let h = &protocol.hyper;
         let needs = |m: &[Method]| methods.iter().any(|x| m.contains(x));
         let prior = if needs(&[Method::LinUcb, Method::LinTs]) {
@@ -220,7 +220,7 @@ impl Prepared {
                 seed: seed as u32,
                 ..h.meta.clone()
             };
-            Some(Trained::meta_train(ds, &train, &item_features, &cfg)?)
+            Some(Trained::meta_train(ds, &train, &vectors, &cfg)?)
         } else {
             None
         };
