@@ -11,6 +11,7 @@ pub mod bench;
 pub mod clock;
 pub mod data;
 pub mod engine;
+pub mod eval;
 pub mod finetune;
 pub mod meta;
 pub mod model;

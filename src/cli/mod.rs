@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 mod bench;
 mod data;
+mod eval;
 mod train;
 mod train_meta;
 
@@ -26,6 +27,8 @@ enum Command {
     Train(Box<train::Args>),
     /// Benchmarks that print figures (never timed tests).
     Bench(bench::Args),
+    /// Evaluate methods under the cold-start interactive protocol (see EVALUATION.md).
+    Eval(eval::Args),
 }
 
 /// Entry point of the `metarec` binary: parse arguments, run, map errors to a non-zero exit.
@@ -35,6 +38,7 @@ pub fn main() -> ExitCode {
         Command::Data(args) => data::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Train(args) => train::run(*args),
+        Command::Eval(args) => eval::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -177,6 +177,14 @@ impl LatentFactorModel {
         (se / ratings.len() as f64).sqrt()
     }
 
+    /// The bias and latent factors of dense `item` (`None` when out of range).
+    pub fn item_vector(&self, item: u32) -> Option<(f32, &[f32])> {
+        let i = item as usize;
+        let bias = *self.item_bias.get(i)?;
+        let factors = self.item_factors.get(i * self.dim..(i + 1) * self.dim)?;
+        Some((bias, factors))
+    }
+
     /// Number of items the model knows.
     pub fn n_items(&self) -> usize {
         self.item_bias.len()

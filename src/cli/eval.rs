@@ -1,0 +1,202 @@
+//! `metarec eval --data PATH|synthetic[:SEED]`: the cold-start interactive protocol over the
+//! chosen methods and seeds (see `EVALUATION.md`); a markdown table, or JSON, and optionally
+//! the reward-per-round curves as SVG.
+use crate::data::{self, Dataset};
+use crate::eval::protocol::{evaluate, evaluated_users, Method, Protocol, Users};
+use crate::eval::report::Report;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `metarec eval`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A dataset (as for `metarec data`) or `synthetic[:SEED]` (the synthetic world's logged
+    /// ratings).
+    #[arg(long)]
+    data: PathBuf,
+    /// Comma-separated methods (default: all): random, pop-likes, pop-bayes, item-knn,
+    /// eps-greedy-mf, linucb, lin-ts, meta-rl, meta-rl-fixed.
+    #[arg(long, value_delimiter = ',')]
+    methods: Vec<String>,
+    /// Number of seeds (user splits and fits): 1..=N.
+    #[arg(long, default_value_t = 5)]
+    seeds: u64,
+    /// Rounds per episode T.
+    #[arg(long, default_value_t = 20)]
+    rounds: usize,
+    /// Items per round K.
+    #[arg(long, default_value_t = 1)]
+    slate: usize,
+    /// Evaluate the validation users instead of the cold-start users (for choosing
+    /// hyperparameters).
+    #[arg(long)]
+    validation: bool,
+    /// Exploration rate of eps-greedy-mf.
+    #[arg(long)]
+    epsilon: Option<f64>,
+    /// Ridge strength of the eps-greedy-mf user vector.
+    #[arg(long)]
+    mf_lambda: Option<f64>,
+    /// LinUCB exploration bonus.
+    #[arg(long)]
+    alpha: Option<f64>,
+    /// Posterior scale of lin-ts.
+    #[arg(long)]
+    ts_scale: Option<f64>,
+    /// Prior strength of the linear bandits.
+    #[arg(long)]
+    bandit_lambda: Option<f64>,
+    /// Meta-training iterations of meta-rl.
+    #[arg(long)]
+    meta_iterations: Option<usize>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Write the reward-per-round curves to this SVG file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
+/// Loads `path` or generates the synthetic world's ratings for `synthetic[:SEED]`.
+fn load(path: &Path) -> Result<Dataset, Box<dyn std::error::Error>> {
+    let text = path.to_str().unwrap_or_default();
+    if !path.exists() {
+        if let Some(rest) = text.strip_prefix("synthetic") {
+            let seed = match rest.strip_prefix(':') {
+                None if rest.is_empty() => 0,
+                Some(s) => s
+                    .parse::<u64>()
+                    .map_err(|_| format!("expected synthetic:SEED (an integer), found {text:?}"))?,
+                None => return Err(format!("no such dataset: {text:?}").into()),
+            };
+            let world = data::World::generate(data::WorldConfig {
+                seed,
+                ..Default::default()
+            })?;
+            return Ok(world.dataset(seed)?);
+        }
+    }
+    Ok(data::load(path)?)
+}
+
+/// The protocol and methods `args` ask for.
+fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Error>> {
+    if args.seeds == 0 || args.rounds == 0 || args.slate == 0 {
+        return Err("--seeds, --rounds and --slate must be at least 1".into());
+    }
+    let methods = if args.methods.is_empty() {
+        Method::ALL.to_vec()
+    } else {
+        args.methods
+            .iter()
+            .map(|m| Method::parse(m.trim()))
+            .collect::<Result<_, _>>()?
+    };
+    let mut p = Protocol {
+        rounds: args.rounds,
+        slate: args.slate,
+        seeds: (1..=args.seeds).collect(),
+        users: if args.validation {
+            Users::Validation
+        } else {
+            Users::ColdStart
+        },
+        ..Protocol::default()
+    };
+    let h = &mut p.hyper;
+    h.epsilon = args.epsilon.unwrap_or(h.epsilon);
+    h.mf_lambda = args.mf_lambda.unwrap_or(h.mf_lambda);
+    h.alpha = args.alpha.unwrap_or(h.alpha);
+    h.ts_scale = args.ts_scale.unwrap_or(h.ts_scale);
+    h.bandit_lambda = args.bandit_lambda.unwrap_or(h.bandit_lambda);
+    h.meta.iterations = args.meta_iterations.unwrap_or(h.meta.iterations);
+    Ok((p, methods))
+}
+
+/// Runs `metarec eval`.
+pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let ds = load(&args.data)?;
+    let (protocol, methods) = setup(&args)?;
+    let users: usize = evaluated_users(&ds, &protocol)?.iter().sum();
+    let bar = indicatif::ProgressBar::new((users * methods.len()) as u64);
+    bar.set_style(indicatif::ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} episodes (users x seeds x methods) {elapsed}",
+    )?);
+    let runs = evaluate(&ds, &protocol, &methods, &mut || bar.inc(1))?;
+    bar.finish_and_clear();
+    let report = Report::new(&ds.name, ds.n_items(), &protocol, &runs);
+    if let Some(path) = &args.plot {
+        plot(&report, path)?;
+    }
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        println!(
+            "{} — {:?} users, T = {}, K = {}, seeds {:?}, {} episodes per method (mean ± 95% CI)\n",
+            report.dataset,
+            protocol.users,
+            report.rounds,
+            report.slate,
+            report.seeds,
+            report.episodes
+        );
+        print!("{}", report.markdown());
+    }
+    Ok(())
+}
+
+/// Draws each method's reward-per-round curve.
+fn plot(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let top = report
+        .methods
+        .values()
+        .flat_map(|m| m.curve.iter().map(|s| s.mean))
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "{}: reward per shown item by round (K = {})",
+                report.dataset, report.slate
+            ),
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(
+            1f64..report.rounds.max(2) as f64,
+            0f64..(top * 1.1).max(0.1),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc("round")
+        .y_desc("mean reward per item")
+        .draw()?;
+    for (i, name) in report.order.iter().enumerate() {
+        let Some(m) = report.methods.get(name) else {
+            continue;
+        };
+        let color = Palette99::pick(i).to_rgba();
+        let points: Vec<(f64, f64)> = m
+            .curve
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.mean.is_finite())
+            .map(|(t, s)| ((t + 1) as f64, s.mean))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+            .label(name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}

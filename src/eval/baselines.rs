@@ -1,0 +1,779 @@
+//! Baselines for the interactive protocol. Everything they learn before an episode comes from
+//! training users only ([`TrainStats`]); within an episode they learn from the user's rewards.
+//!
+//! The linear bandits ([`LinUcb`], [`LinTs`]) keep one ridge regression per user over item
+//! feature vectors (each item is shown at most once per episode, so per-item arms could not
+//! learn); their prior mean is a ridge fit of likes on features over the training users.
+use super::{top_k, EvalError, Recommender};
+use crate::data::{Dataset, LatentFactorModel, LIKE_THRESHOLD};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Item statistics of the training users.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainStats {
+    /// Ratings per item.
+    pub count: Vec<u32>,
+    /// Likes (rating ≥ 4) per item.
+    pub likes: Vec<u32>,
+    /// Sum of ratings per item.
+    pub sum: Vec<f64>,
+    /// Mean of all training ratings.
+    pub global_mean: f64,
+}
+
+impl TrainStats {
+    /// Counts the ratings of `users` (dense indices) in `ds`.
+    pub fn new(ds: &Dataset, users: &[u32]) -> Self {
+        let n = ds.n_items();
+        let mut s = TrainStats {
+            count: vec![0; n],
+            likes: vec![0; n],
+            sum: vec![0.0; n],
+            global_mean: 0.0,
+        };
+        let (mut total, mut ratings) = (0.0, 0usize);
+        for &u in users {
+            for r in ds.user_ratings(u) {
+                let i = r.item as usize;
+                s.count[i] += 1;
+                s.likes[i] += u32::from(r.value >= LIKE_THRESHOLD);
+                s.sum[i] += f64::from(r.value);
+                total += f64::from(r.value);
+                ratings += 1;
+            }
+        }
+        s.global_mean = if ratings > 0 {
+            total / ratings as f64
+        } else {
+            0.0
+        };
+        s
+    }
+
+    /// Bayesian-smoothed mean rating per item: the global mean as prior with weight
+    /// `strength` ratings.
+    pub fn smoothed_mean(&self, strength: f64) -> Vec<f64> {
+        self.sum
+            .iter()
+            .zip(&self.count)
+            .map(|(&s, &c)| (s + strength * self.global_mean) / (f64::from(c) + strength))
+            .collect()
+    }
+}
+
+/// Uniformly random slates.
+pub struct Random {
+    rng: ChaCha8Rng,
+}
+
+impl Random {
+    pub fn new() -> Self {
+        Random {
+            rng: ChaCha8Rng::seed_from_u64(0),
+        }
+    }
+}
+
+impl Default for Random {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Recommender for Random {
+    fn reset(&mut self, seed: u64) {
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+    }
+    fn slate(&mut self, candidates: &[u32], k: usize) -> Result<Vec<u32>, EvalError> {
+        Ok(random_slate(&mut self.rng, candidates, k))
+    }
+    fn update(&mut self, _: u32, _: f32) -> Result<(), EvalError> {
+        Ok(())
+    }
+}
+
+/// `k` distinct candidates drawn uniformly.
+fn random_slate<R: Rng + ?Sized>(rng: &mut R, candidates: &[u32], k: usize) -> Vec<u32> {
+    let mut c = candidates.to_vec();
+    let k = k.min(c.len());
+    for i in 0..k {
+        let j = rng.random_range(i..c.len());
+        c.swap(i, j);
+    }
+    c.truncate(k);
+    c
+}
+
+/// A fixed score per item (popularity): the same ranking for everyone, no learning.
+pub struct Popularity {
+    scores: Vec<f64>,
+}
+
+impl Popularity {
+    /// Ranks by the number of likes among training users.
+    pub fn by_likes(stats: &TrainStats) -> Self {
+        Popularity {
+            scores: stats.likes.iter().map(|&l| f64::from(l)).collect(),
+        }
+    }
+    /// Ranks by the Bayesian-smoothed mean rating ([`TrainStats::smoothed_mean`]).
+    pub fn by_smoothed_mean(stats: &TrainStats, strength: f64) -> Self {
+        Popularity {
+            scores: stats.smoothed_mean(strength),
+        }
+    }
+}
+
+impl Recommender for Popularity {
+    fn reset(&mut self, _: u64) {}
+    fn slate(&mut self, candidates: &[u32], k: usize) -> Result<Vec<u32>, EvalError> {
+        Ok(top_k(candidates, k, |i| {
+            self.scores.get(i as usize).copied().unwrap_or(f64::MIN)
+        }))
+    }
+    fn update(&mut self, _: u32, _: f32) -> Result<(), EvalError> {
+        Ok(())
+    }
+}
+
+/// Item-kNN: a candidate's score is the sum of its cosine similarities (co-likes among training
+/// users) to the items liked so far in the episode; ties (e.g. before the first like) are
+/// broken by the smoothed mean rating.
+pub struct ItemKnn {
+    n: usize,
+    sim: Vec<f32>,
+    fallback: Vec<f64>,
+    liked: Vec<u32>,
+}
+
+impl ItemKnn {
+    /// Similarities from the likes of `users` in `ds`; `fallback` scores items before any like.
+    pub fn new(ds: &Dataset, users: &[u32], fallback: Vec<f64>) -> Self {
+        let n = ds.n_items();
+        let mut co = vec![0f32; n * n];
+        let mut likes = vec![0f32; n];
+        for &u in users {
+            let liked: Vec<usize> = ds
+                .user_ratings(u)
+                .iter()
+                .filter(|r| r.value >= LIKE_THRESHOLD)
+                .map(|r| r.item as usize)
+                .collect();
+            for &a in &liked {
+                likes[a] += 1.0;
+                for &b in &liked {
+                    co[a * n + b] += 1.0;
+                }
+            }
+        }
+        for a in 0..n {
+            for b in 0..n {
+                let d = (likes[a] * likes[b]).sqrt();
+                co[a * n + b] = if a != b && d > 0.0 {
+                    co[a * n + b] / d
+                } else {
+                    0.0
+                };
+            }
+        }
+        ItemKnn {
+            n,
+            sim: co,
+            fallback,
+            liked: Vec::new(),
+        }
+    }
+
+    fn score(&self, item: u32) -> f64 {
+        let i = item as usize;
+        if i >= self.n {
+            return f64::MIN;
+        }
+        let s: f64 = self
+            .liked
+            .iter()
+            .map(|&j| f64::from(self.sim[j as usize * self.n + i]))
+            .sum();
+        s + 1e-6 * self.fallback.get(i).copied().unwrap_or(0.0)
+    }
+}
+
+impl Recommender for ItemKnn {
+    fn reset(&mut self, _: u64) {
+        self.liked.clear();
+    }
+    fn slate(&mut self, candidates: &[u32], k: usize) -> Result<Vec<u32>, EvalError> {
+        Ok(top_k(candidates, k, |i| self.score(i)))
+    }
+    fn update(&mut self, item: u32, reward: f32) -> Result<(), EvalError> {
+        if reward > 0.5 && (item as usize) < self.n {
+            self.liked.push(item);
+        }
+        Ok(())
+    }
+}
+
+/// Bayesian linear regression state: `A = λI + Σ x xᵀ`, `b = λ θ₀ + Σ y x`, kept as `A⁻¹`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ridge {
+    d: usize,
+    ainv: Vec<f64>,
+    b: Vec<f64>,
+    initial: (Vec<f64>, Vec<f64>),
+}
+
+impl Ridge {
+    /// A regression of `prior.len()` weights regularised towards `prior` with strength `lambda`.
+    pub fn new(prior: &[f64], lambda: f64) -> Self {
+        let d = prior.len();
+        let mut ainv = vec![0.0; d * d];
+        for i in 0..d {
+            ainv[i * d + i] = 1.0 / lambda;
+        }
+        let b: Vec<f64> = prior.iter().map(|p| lambda * p).collect();
+        Ridge {
+            d,
+            initial: (ainv.clone(), b.clone()),
+            ainv,
+            b,
+        }
+    }
+
+    /// Back to the prior.
+    pub fn reset(&mut self) {
+        self.ainv.clone_from(&self.initial.0);
+        self.b.clone_from(&self.initial.1);
+    }
+
+    fn ainv_x(&self, x: &[f64]) -> Vec<f64> {
+        let d = self.d;
+        (0..d)
+            .map(|i| (0..d).map(|j| self.ainv[i * d + j] * x[j]).sum())
+            .collect()
+    }
+
+    /// Adds the observation (`x`, `y`) (Sherman–Morrison).
+    pub fn update(&mut self, x: &[f64], y: f64) {
+        let d = self.d;
+        let ax = self.ainv_x(x);
+        let denom = 1.0 + x.iter().zip(&ax).map(|(a, b)| a * b).sum::<f64>();
+        for i in 0..d {
+            for j in 0..d {
+                self.ainv[i * d + j] -= ax[i] * ax[j] / denom;
+            }
+        }
+        for (b, xi) in self.b.iter_mut().zip(x) {
+            *b += y * xi;
+        }
+    }
+
+    /// Posterior mean `A⁻¹ b`.
+    pub fn mean(&self) -> Vec<f64> {
+        self.ainv_x(&self.b)
+    }
+
+    /// `sqrt(xᵀ A⁻¹ x)`.
+    pub fn width(&self, x: &[f64]) -> f64 {
+        let ax = self.ainv_x(x);
+        x.iter()
+            .zip(&ax)
+            .map(|(a, b)| a * b)
+            .sum::<f64>()
+            .max(0.0)
+            .sqrt()
+    }
+
+    /// A draw from `N(A⁻¹ b, v² A⁻¹)`.
+    pub fn sample<R: Rng + ?Sized>(&self, v: f64, rng: &mut R) -> Vec<f64> {
+        let d = self.d;
+        let mut l = vec![0.0; d * d];
+        for i in 0..d {
+            for j in 0..=i {
+                let s: f64 =
+                    self.ainv[i * d + j] - (0..j).map(|k| l[i * d + k] * l[j * d + k]).sum::<f64>();
+                l[i * d + j] = if i == j {
+                    s.max(0.0).sqrt()
+                } else if l[j * d + j] > 0.0 {
+                    s / l[j * d + j]
+                } else {
+                    0.0
+                };
+            }
+        }
+        let z: Vec<f64> = (0..d).map(|_| gaussian(rng)).collect();
+        let mean = self.mean();
+        (0..d)
+            .map(|i| mean[i] + v * (0..=i).map(|k| l[i * d + k] * z[k]).sum::<f64>())
+            .collect()
+    }
+}
+
+fn gaussian<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>();
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Item feature vectors for the linear bandits: one row per item, `dim` values each.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Features {
+    pub dim: usize,
+    pub values: Vec<f64>,
+}
+
+impl Features {
+    /// Rows of `matrix` (row-major, `dim` columns) with a constant 1 appended.
+    pub fn with_bias(matrix: &[f32], dim: usize) -> Self {
+        let values = matrix
+            .chunks(dim.max(1))
+            .flat_map(|row| row.iter().map(|&v| f64::from(v)).chain([1.0]))
+            .collect();
+        Features {
+            dim: dim + 1,
+            values,
+        }
+    }
+
+    /// The row of `item` (empty when out of range).
+    pub fn row(&self, item: u32) -> &[f64] {
+        let s = item as usize * self.dim;
+        self.values.get(s..s + self.dim).unwrap_or(&[])
+    }
+
+    /// Ridge fit (strength `lambda`) of the likes of `users` in `ds` on the features: the
+    /// bandits' prior mean.
+    pub fn fit_likes(&self, ds: &Dataset, users: &[u32], lambda: f64) -> Vec<f64> {
+        let d = self.dim;
+        let mut a = vec![0.0; d * d];
+        let mut b = vec![0.0; d];
+        for &u in users {
+            for rating in ds.user_ratings(u) {
+                let x = self.row(rating.item);
+                if x.len() != d {
+                    continue;
+                }
+                let y = f64::from(u8::from(rating.value >= LIKE_THRESHOLD));
+                for i in 0..d {
+                    b[i] += y * x[i];
+                    for j in 0..d {
+                        a[i * d + j] += x[i] * x[j];
+                    }
+                }
+            }
+        }
+        // solve (λI + A) θ = b by Gauss–Jordan with partial pivoting
+        for i in 0..d {
+            a[i * d + i] += lambda;
+        }
+        for col in 0..d {
+            let pivot = (col..d)
+                .max_by(|&p, &q| a[p * d + col].abs().total_cmp(&a[q * d + col].abs()))
+                .unwrap_or(col);
+            for j in 0..d {
+                a.swap(col * d + j, pivot * d + j);
+            }
+            b.swap(col, pivot);
+            let p = a[col * d + col];
+            if p.abs() < 1e-12 {
+                continue;
+            }
+            for row in 0..d {
+                if row != col {
+                    let f = a[row * d + col] / p;
+                    for j in 0..d {
+                        a[row * d + j] -= f * a[col * d + j];
+                    }
+                    b[row] -= f * b[col];
+                }
+            }
+        }
+        (0..d)
+            .map(|i| {
+                let p = a[i * d + i];
+                if p.abs() < 1e-12 {
+                    0.0
+                } else {
+                    b[i] / p
+                }
+            })
+            .collect()
+    }
+}
+
+/// LinUCB over item features: score `θ̂ᵀx + α·sqrt(xᵀA⁻¹x)`.
+pub struct LinUcb {
+    features: Features,
+    ridge: Ridge,
+    alpha: f64,
+}
+
+impl LinUcb {
+    /// `prior`: prior mean of the weights; `lambda`: its strength; `alpha`: exploration.
+    pub fn new(features: Features, prior: &[f64], lambda: f64, alpha: f64) -> Self {
+        LinUcb {
+            ridge: Ridge::new(prior, lambda),
+            features,
+            alpha,
+        }
+    }
+}
+
+impl Recommender for LinUcb {
+    fn reset(&mut self, _: u64) {
+        self.ridge.reset();
+    }
+    fn slate(&mut self, candidates: &[u32], k: usize) -> Result<Vec<u32>, EvalError> {
+        let theta = self.ridge.mean();
+        Ok(top_k(candidates, k, |i| {
+            let x = self.features.row(i);
+            if x.is_empty() {
+                return f64::MIN;
+            }
+            let m: f64 = x.iter().zip(&theta).map(|(a, b)| a * b).sum();
+            m + self.alpha * self.ridge.width(x)
+        }))
+    }
+    fn update(&mut self, item: u32, reward: f32) -> Result<(), EvalError> {
+        let x = self.features.row(item).to_vec();
+        if !x.is_empty() {
+            self.ridge.update(&x, f64::from(reward));
+        }
+        Ok(())
+    }
+}
+
+/// Linear Thompson sampling over item features: each round ranks by `θ̃ᵀx` for one draw
+/// `θ̃ ~ N(θ̂, v² A⁻¹)`.
+pub struct LinTs {
+    features: Features,
+    ridge: Ridge,
+    scale: f64,
+    rng: ChaCha8Rng,
+}
+
+impl LinTs {
+    /// `prior`, `lambda` as for [`LinUcb`]; `scale`: the posterior scale `v`.
+    pub fn new(features: Features, prior: &[f64], lambda: f64, scale: f64) -> Self {
+        LinTs {
+            ridge: Ridge::new(prior, lambda),
+            features,
+            scale,
+            rng: ChaCha8Rng::seed_from_u64(0),
+        }
+    }
+}
+
+impl Recommender for LinTs {
+    fn reset(&mut self, seed: u64) {
+        self.ridge.reset();
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+    }
+    fn slate(&mut self, candidates: &[u32], k: usize) -> Result<Vec<u32>, EvalError> {
+        let theta = self.ridge.sample(self.scale, &mut self.rng);
+        Ok(top_k(candidates, k, |i| {
+            let x = self.features.row(i);
+            if x.is_empty() {
+                return f64::MIN;
+            }
+            x.iter().zip(&theta).map(|(a, b)| a * b).sum()
+        }))
+    }
+    fn update(&mut self, item: u32, reward: f32) -> Result<(), EvalError> {
+        let x = self.features.row(item).to_vec();
+        if !x.is_empty() {
+            self.ridge.update(&x, f64::from(reward));
+        }
+        Ok(())
+    }
+}
+
+/// ε-greedy over a latent-factor model fitted on training users: the new user's factor vector
+/// is a ridge fit, on the item factors, of the rewards so far (liked = +1, not liked = -1,
+/// minus the item bias); the score is item bias + user · item factors. With probability ε a
+/// round's slate is uniformly random instead.
+pub struct EpsilonGreedyMf {
+    bias: Vec<f64>,
+    factors: Features,
+    ridge: Ridge,
+    epsilon: f64,
+    rng: ChaCha8Rng,
+}
+
+impl EpsilonGreedyMf {
+    /// From a fitted model; `lambda`: ridge strength of the user vector.
+    pub fn new(model: &LatentFactorModel, lambda: f64, epsilon: f64) -> Self {
+        let n = model.n_items();
+        let mut bias = Vec::with_capacity(n);
+        let mut values = Vec::new();
+        let mut dim = 0;
+        for i in 0..n {
+            let (b, f) = model.item_vector(i as u32).unwrap_or((0.0, &[]));
+            dim = f.len();
+            bias.push(f64::from(b));
+            values.extend(f.iter().map(|&v| f64::from(v)));
+        }
+        EpsilonGreedyMf {
+            bias,
+            factors: Features { dim, values },
+            ridge: Ridge::new(&vec![0.0; dim], lambda),
+            epsilon,
+            rng: ChaCha8Rng::seed_from_u64(0),
+        }
+    }
+}
+
+impl Recommender for EpsilonGreedyMf {
+    fn reset(&mut self, seed: u64) {
+        self.ridge.reset();
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+    }
+    fn slate(&mut self, candidates: &[u32], k: usize) -> Result<Vec<u32>, EvalError> {
+        if self.rng.random::<f64>() < self.epsilon {
+            return Ok(random_slate(&mut self.rng, candidates, k));
+        }
+        let p = self.ridge.mean();
+        Ok(top_k(candidates, k, |i| {
+            let x = self.factors.row(i);
+            let b = self.bias.get(i as usize).copied().unwrap_or(f64::MIN);
+            b + x.iter().zip(&p).map(|(a, b)| a * b).sum::<f64>()
+        }))
+    }
+    fn update(&mut self, item: u32, reward: f32) -> Result<(), EvalError> {
+        let x = self.factors.row(item).to_vec();
+        if !x.is_empty() {
+            let y = if reward > 0.5 { 1.0 } else { -1.0 };
+            let b = self.bias.get(item as usize).copied().unwrap_or(0.0);
+            self.ridge.update(&x, y - b);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::dataset::{Format, Parts};
+    use crate::data::{Catalog, FitConfig, IdMap, ItemMeta, Rating, RatingScale};
+
+    /// A dataset of `(user, item, rating)` over `n_items` items without metadata.
+    fn tiny(n_users: u32, n_items: u32, ratings: &[(u32, u32, f32)]) -> Dataset {
+        let mut users = IdMap::new();
+        for u in 0..n_users {
+            users.insert(&u.to_string()).unwrap();
+        }
+        let mut catalog = Catalog::default();
+        for i in 0..n_items {
+            catalog.ids.insert(&i.to_string()).unwrap();
+            catalog.items.push(ItemMeta::default());
+        }
+        let ratings = ratings
+            .iter()
+            .enumerate()
+            .map(|(t, &(user, item, value))| Rating {
+                user,
+                item,
+                value,
+                timestamp: Some(t as i64),
+            })
+            .collect();
+        Dataset::from_parts(Parts {
+            name: "tiny".into(),
+            format: Format::Synthetic,
+            scale: RatingScale { min: 1.0, max: 5.0 },
+            users,
+            catalog,
+            ratings,
+            warnings: Vec::new(),
+            label: "tiny".into(),
+        })
+        .unwrap()
+    }
+
+    fn all_users(ds: &Dataset) -> Vec<u32> {
+        (0..ds.n_users() as u32).collect()
+    }
+
+    #[test]
+    fn popularity_picks_the_most_liked_item() {
+        // item 2: three likes; item 0: two likes and many ratings; item 1: one like
+        let ds = tiny(
+            4,
+            3,
+            &[
+                (0, 0, 5.0),
+                (1, 0, 4.0),
+                (2, 0, 1.0),
+                (3, 0, 1.0),
+                (0, 1, 5.0),
+                (1, 2, 4.0),
+                (2, 2, 5.0),
+                (3, 2, 4.0),
+            ],
+        );
+        let stats = TrainStats::new(&ds, &all_users(&ds));
+        let mut p = Popularity::by_likes(&stats);
+        assert_eq!(p.slate(&[0, 1, 2], 2).unwrap(), vec![2, 0]);
+        assert_eq!(p.slate(&[0, 1], 1).unwrap(), vec![0]);
+    }
+
+    #[test]
+    fn smoothed_mean_prefers_many_good_ratings_to_one_perfect() {
+        // item 0: one 5; item 1: twenty 4.5s (as 4 and 5); item 2: twenty 2s
+        let mut r = vec![(0, 0, 5.0)];
+        for u in 0..20 {
+            r.push((u, 1, if u % 2 == 0 { 4.0 } else { 5.0 }));
+            r.push((u, 2, 2.0));
+        }
+        let ds = tiny(20, 3, &r);
+        let stats = TrainStats::new(&ds, &all_users(&ds));
+        let m = stats.smoothed_mean(10.0);
+        let global = (5.0 + 20.0 * 4.5 + 20.0 * 2.0) / 41.0;
+        assert!((m[0] - (5.0 + 10.0 * global) / 11.0).abs() < 1e-9);
+        assert_eq!(
+            Popularity::by_smoothed_mean(&stats, 10.0)
+                .slate(&[0, 1, 2], 3)
+                .unwrap(),
+            vec![1, 0, 2]
+        );
+        // without the prior, the single perfect rating wins
+        assert_eq!(
+            Popularity::by_smoothed_mean(&stats, 0.0)
+                .slate(&[0, 1, 2], 1)
+                .unwrap(),
+            vec![0]
+        );
+    }
+
+    #[test]
+    fn random_slates_are_distinct_candidates_and_seeded() {
+        let mut r = Random::new();
+        r.reset(3);
+        let a = r.slate(&[4, 5, 6, 7, 8], 3).unwrap();
+        r.reset(3);
+        assert_eq!(r.slate(&[4, 5, 6, 7, 8], 3).unwrap(), a);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let s = r.slate(&[4, 5, 6, 7, 8], 2).unwrap();
+            assert_eq!(s.len(), 2);
+            assert_ne!(s[0], s[1]);
+            seen.extend(s);
+        }
+        assert_eq!(seen.len(), 5);
+        assert_eq!(r.slate(&[1], 3).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn item_knn_follows_co_likes() {
+        // users 0-4 like items 0 and 1; users 5-9 like items 2 and 3; item 1 is the most
+        // popular, so it leads before any like
+        let mut r = Vec::new();
+        for u in 0..5 {
+            r.extend([(u, 0, 5.0), (u, 1, 5.0)]);
+        }
+        for u in 5..10 {
+            r.extend([(u, 2, 4.0), (u, 3, 4.0)]);
+        }
+        let ds = tiny(10, 4, &r);
+        let stats = TrainStats::new(&ds, &all_users(&ds));
+        let mut knn = ItemKnn::new(&ds, &all_users(&ds), stats.smoothed_mean(10.0));
+        knn.reset(0);
+        assert_eq!(knn.slate(&[1, 3], 1).unwrap(), vec![1]);
+        knn.update(2, 1.0).unwrap();
+        assert_eq!(knn.slate(&[0, 1, 3], 1).unwrap(), vec![3]);
+        // a dislike teaches nothing
+        knn.reset(0);
+        knn.update(2, 0.0).unwrap();
+        assert_eq!(knn.slate(&[1, 3], 1).unwrap(), vec![1]);
+    }
+
+    #[test]
+    fn ridge_matches_the_closed_form() {
+        // one weight, prior 1 with strength 2; observations (x=1,y=3), (x=2,y=2):
+        // θ = (2·1 + 1·3 + 2·2) / (2 + 1 + 4) = 9/7
+        let mut r = Ridge::new(&[1.0], 2.0);
+        r.update(&[1.0], 3.0);
+        r.update(&[2.0], 2.0);
+        assert!((r.mean()[0] - 9.0 / 7.0).abs() < 1e-12);
+        assert!((r.width(&[1.0]) - (1.0f64 / 7.0).sqrt()).abs() < 1e-12);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        assert!((r.sample(0.0, &mut rng)[0] - 9.0 / 7.0).abs() < 1e-12);
+        r.reset();
+        assert_eq!(r.mean(), vec![1.0]);
+    }
+
+    /// Three one-hot arms plus a bias column; arm 1 always pays, the others never.
+    fn arms() -> Features {
+        Features::with_bias(&[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], 3)
+    }
+
+    fn play(rec: &mut dyn Recommender, rounds: usize) -> Vec<u32> {
+        rec.reset(7);
+        (0..rounds)
+            .map(|_| {
+                let arm = rec.slate(&[0, 1, 2], 1).unwrap()[0];
+                rec.update(arm, f32::from(u8::from(arm == 1))).unwrap();
+                arm
+            })
+            .collect()
+    }
+
+    #[test]
+    fn linucb_converges_to_the_best_arm() {
+        let mut ucb = LinUcb::new(arms(), &[0.0; 4], 1.0, 0.5);
+        let picks = play(&mut ucb, 60);
+        assert!(
+            picks[..10].iter().any(|&a| a != 1),
+            "it explores: {picks:?}"
+        );
+        assert!(picks[40..].iter().all(|&a| a == 1), "{picks:?}");
+    }
+
+    #[test]
+    fn thompson_sampling_converges_to_the_best_arm() {
+        let mut ts = LinTs::new(arms(), &[0.0; 4], 1.0, 0.3);
+        let picks = play(&mut ts, 100);
+        let best = picks[60..].iter().filter(|&&a| a == 1).count();
+        assert!(best >= 38, "{best} of 40: {picks:?}");
+    }
+
+    #[test]
+    fn epsilon_greedy_mf_learns_the_users_taste() {
+        // two kinds of users: kind A likes items 0-4 and dislikes 5-9, kind B the reverse
+        let mut r = Vec::new();
+        for u in 0..60 {
+            for i in 0..10 {
+                let a_likes = i < 5;
+                let liked = (u % 2 == 0) == a_likes;
+                r.push((u, i, if liked { 5.0 } else { 1.0 }));
+            }
+        }
+        let ds = tiny(60, 10, &r);
+        let cfg = FitConfig {
+            dim: 4,
+            epochs: 200,
+            learning_rate: 0.02,
+            test_fraction: 0.0,
+            ..FitConfig::default()
+        };
+        let model = LatentFactorModel::fit(&ds, cfg).unwrap();
+        let mut mf = EpsilonGreedyMf::new(&model, 1.0, 0.0);
+        mf.reset(0);
+        mf.update(7, 1.0).unwrap();
+        mf.update(2, 0.0).unwrap();
+        let s = mf.slate(&[0, 1, 3, 4, 5, 6, 8, 9], 3).unwrap();
+        assert!(s.iter().all(|&i| i >= 5), "{s:?}");
+        mf.reset(0);
+        mf.update(2, 1.0).unwrap();
+        mf.update(7, 0.0).unwrap();
+        let s = mf.slate(&[0, 1, 3, 4, 5, 6, 8, 9], 3).unwrap();
+        assert!(s.iter().all(|&i| i < 5), "{s:?}");
+        // ε = 1: always random
+        let mut explore = EpsilonGreedyMf::new(&model, 1.0, 1.0);
+        explore.reset(1);
+        let firsts: std::collections::HashSet<u32> = (0..50)
+            .map(|_| explore.slate(&[0, 1, 2, 3], 1).unwrap()[0])
+            .collect();
+        assert_eq!(firsts.len(), 4);
+    }
+}

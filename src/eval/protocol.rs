@@ -1,0 +1,511 @@
+//! The cold-start interactive protocol.
+//!
+//! For each seed: users are split 70/10/20 (train / validation / cold start) by
+//! [`split_users`]; every method is fitted on the training users only; each evaluated user
+//! (cold start by default, validation for choosing hyperparameters) runs an episode of
+//! `rounds` rounds in the observed-only environment ([`ObservedTask`]: candidates are the
+//! user's rated, not-yet-shown items, reward = rating ≥ 4); each round the method shows
+//! `slate` items and learns every reward before the next round.
+use super::baselines::{
+    EpsilonGreedyMf, Features, ItemKnn, LinTs, LinUcb, Popularity, Random, TrainStats,
+};
+use super::meta_rl::{MetaRl, Trained};
+use super::metrics::{hit_at, ndcg_at, EpisodeLog};
+use super::{EvalError, Recommender};
+use crate::data::{
+    split_users, support_query, Dataset, FitConfig, ItemFeatures, LatentFactorModel, ObservedTask,
+    RewardMode, Shown, SplitFractions, UserTask, LIKE_THRESHOLD,
+};
+use crate::meta::{ItemVectors, MetaConfig};
+use crate::session::AdaptConfig;
+
+/// An evaluated method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Method {
+    Random,
+    PopularityLikes,
+    PopularityBayes,
+    ItemKnn,
+    EpsilonGreedyMf,
+    LinUcb,
+    LinTs,
+    MetaRl,
+    MetaRlFixed,
+}
+
+impl Method {
+    /// Every method, in table order.
+    pub const ALL: [Method; 9] = [
+        Method::Random,
+        Method::PopularityLikes,
+        Method::PopularityBayes,
+        Method::ItemKnn,
+        Method::EpsilonGreedyMf,
+        Method::LinUcb,
+        Method::LinTs,
+        Method::MetaRl,
+        Method::MetaRlFixed,
+    ];
+
+    /// The method's name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Random => "random",
+            Method::PopularityLikes => "pop-likes",
+            Method::PopularityBayes => "pop-bayes",
+            Method::ItemKnn => "item-knn",
+            Method::EpsilonGreedyMf => "eps-greedy-mf",
+            Method::LinUcb => "linucb",
+            Method::LinTs => "lin-ts",
+            Method::MetaRl => "meta-rl",
+            Method::MetaRlFixed => "meta-rl-fixed",
+        }
+    }
+
+    /// The method called `name`.
+    pub fn parse(name: &str) -> Result<Self, EvalError> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
+                EvalError(format!(
+                    "unknown method {name:?}; expected one of {}",
+                    names.join(", ")
+                ))
+            })
+    }
+}
+
+/// Hyperparameters of the methods (chosen on validation users; see EVALUATION.md).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hyper {
+    /// Prior weight (in ratings) of the global mean in the smoothed mean rating.
+    pub prior_strength: f64,
+    /// Exploration rate of ε-greedy MF.
+    pub epsilon: f64,
+    /// Ridge strength of the ε-greedy MF user vector.
+    pub mf_lambda: f64,
+    /// Strength of the linear bandits' prior (weights fitted on training users).
+    pub bandit_lambda: f64,
+    /// LinUCB exploration bonus α.
+    pub alpha: f64,
+    /// Posterior scale v of linear Thompson sampling.
+    pub ts_scale: f64,
+    /// Meta-training of the meta-RL policy (its seed is replaced by the protocol's).
+    pub meta: MetaConfig,
+}
+
+impl Default for Hyper {
+    fn default() -> Self {
+        Hyper {
+            prior_strength: 10.0,
+            epsilon: 0.05,
+            mf_lambda: 3.0,
+            bandit_lambda: 100.0,
+            alpha: 0.05,
+            ts_scale: 0.01,
+            meta: MetaConfig {
+                iterations: 150,
+                users_per_iteration: 16,
+                rounds: 20,
+                ..MetaConfig::default()
+            },
+        }
+    }
+}
+
+/// Which users are evaluated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Users {
+    /// Held-out cold-start users (the report).
+    ColdStart,
+    /// Validation users (hyperparameter choice).
+    Validation,
+}
+
+/// The protocol's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Protocol {
+    /// Rounds per episode T.
+    pub rounds: usize,
+    /// Items per round K.
+    pub slate: usize,
+    /// One user split and one set of fits per seed.
+    pub seeds: Vec<u64>,
+    pub users: Users,
+    pub hyper: Hyper,
+}
+
+impl Default for Protocol {
+    fn default() -> Self {
+        Protocol {
+            rounds: 20,
+            slate: 1,
+            seeds: (1..=5).collect(),
+            users: Users::ColdStart,
+            hyper: Hyper::default(),
+        }
+    }
+}
+
+/// What the methods learn from the training users of one seed.
+pub struct Prepared {
+    pub train: Vec<u32>,
+    pub evaluated: Vec<u32>,
+    stats: TrainStats,
+    features: Features,
+    prior: Vec<f64>,
+    mf: Option<LatentFactorModel>,
+    meta: Option<Trained>,
+    seed: u64,
+}
+
+/// Item-kNN keeps an items × items similarity matrix; larger catalogs are refused.
+const MAX_KNN_ITEMS: usize = 20_000;
+
+impl Prepared {
+    /// Splits the users by `seed` and fits what `methods` need on the training users.
+    pub fn new(
+        ds: &Dataset,
+        protocol: &Protocol,
+        methods: &[Method],
+        seed: u64,
+    ) -> Result<Self, EvalError> {
+        let fail = |e: crate::data::DataError| EvalError(e.to_string());
+        let split = split_users(ds.n_users(), SplitFractions::default(), seed).map_err(fail)?;
+        if split.train.is_empty() {
+            return Err(EvalError("too few users to split".into()));
+        }
+        let evaluated = match protocol.users {
+            Users::ColdStart => split.cold_start,
+            Users::Validation => split.validation,
+        };
+        let train = split.train;
+        let train_ratings: Vec<_> = train
+            .iter()
+            .flat_map(|&u| ds.user_ratings(u))
+            .copied()
+            .collect();
+        let item_features = ItemFeatures::build(&ds.catalog, &train_ratings);
+        let vectors = ItemVectors::new(&item_features, &train_ratings);
+        let features = Features::with_bias(&vectors.values, vectors.dim);
+        let h = &protocol.hyper;
+        let needs = |m: &[Method]| methods.iter().any(|x| m.contains(x));
+        let prior = if needs(&[Method::LinUcb, Method::LinTs]) {
+            features.fit_likes(ds, &train, 1.0)
+        } else {
+            Vec::new()
+        };
+        let mf = if needs(&[Method::EpsilonGreedyMf]) {
+            // the fit reads only the ratings, the counts and the scale
+            let mut train_ds = ds.clone();
+            train_ds.ratings = train_ratings;
+            let cfg = FitConfig {
+                seed,
+                ..FitConfig::default()
+            };
+            Some(LatentFactorModel::fit(&train_ds, cfg).map_err(fail)?)
+        } else {
+            None
+        };
+        if needs(&[Method::ItemKnn]) && ds.n_items() > MAX_KNN_ITEMS {
+            return Err(EvalError(format!(
+                "item-knn keeps an items x items matrix; {} items is more than {MAX_KNN_ITEMS}",
+                ds.n_items()
+            )));
+        }
+        let meta = if needs(&[Method::MetaRl, Method::MetaRlFixed]) {
+            let cfg = MetaConfig {
+                seed: seed as u32,
+                ..h.meta.clone()
+            };
+            Some(Trained::meta_train(ds, &train, &vectors, &cfg)?)
+        } else {
+            None
+        };
+        Ok(Prepared {
+            stats: TrainStats::new(ds, &train),
+            train,
+            evaluated,
+            features,
+            prior,
+            mf,
+            meta,
+            seed,
+        })
+    }
+
+    /// A fresh recommender for `method` (which must have been prepared).
+    pub fn build(
+        &self,
+        ds: &Dataset,
+        method: Method,
+        hyper: &Hyper,
+    ) -> Result<Box<dyn Recommender>, EvalError> {
+        let missing = || EvalError(format!("{} was not prepared", method.name()));
+        let h = hyper;
+        Ok(match method {
+            Method::Random => Box::new(Random::new()),
+            Method::PopularityLikes => Box::new(Popularity::by_likes(&self.stats)),
+            Method::PopularityBayes => {
+                Box::new(Popularity::by_smoothed_mean(&self.stats, h.prior_strength))
+            }
+            Method::ItemKnn => Box::new(ItemKnn::new(
+                ds,
+                &self.train,
+                self.stats.smoothed_mean(h.prior_strength),
+            )),
+            Method::EpsilonGreedyMf => Box::new(EpsilonGreedyMf::new(
+                self.mf.as_ref().ok_or_else(missing)?,
+                h.mf_lambda,
+                h.epsilon,
+            )),
+            Method::LinUcb => Box::new(LinUcb::new(
+                self.features.clone(),
+                &self.prior,
+                h.bandit_lambda,
+                h.alpha,
+            )),
+            Method::LinTs => Box::new(LinTs::new(
+                self.features.clone(),
+                &self.prior,
+                h.bandit_lambda,
+                h.ts_scale,
+            )),
+            Method::MetaRl | Method::MetaRlFixed => {
+                let adapt = AdaptConfig {
+                    enabled: method == Method::MetaRl,
+                    ..h.meta.adapt
+                };
+                Box::new(MetaRl::new(self.meta.as_ref().ok_or_else(missing)?, adapt)?)
+            }
+        })
+    }
+
+    /// The episode seed of `user`.
+    pub fn episode_seed(&self, user: u32) -> u64 {
+        self.seed
+            .wrapping_mul(1_000_003)
+            .wrapping_add(u64::from(user))
+    }
+}
+
+/// Runs one episode of `rec` on `task` with slates of `k`: each round the method proposes up
+/// to `k` candidates, the task answers, and the method learns every reward.
+pub fn run_episode(
+    rec: &mut dyn Recommender,
+    task: &mut impl UserTask,
+    k: usize,
+    seed: u64,
+) -> Result<EpisodeLog, EvalError> {
+    rec.reset(seed);
+    let mut log = EpisodeLog::default();
+    while !task.done() {
+        let slate = rec.slate(task.candidates(), k)?;
+        if slate.is_empty() || slate.len() > k {
+            return Err(EvalError(format!(
+                "the method proposed {} items for a slate of {k}",
+                slate.len()
+            )));
+        }
+        let shown: Vec<Shown> = slate
+            .iter()
+            .map(|&item| Shown {
+                item,
+                propensity: 1.0,
+            })
+            .collect();
+        let rewards = task.step(&shown).map_err(|e| EvalError(e.to_string()))?;
+        for (&item, &r) in slate.iter().zip(&rewards) {
+            rec.update(item, r)?;
+        }
+        log.hits.push(rewards.iter().map(|&r| f64::from(r)).sum());
+        log.shown.push(slate.len());
+        log.items.extend(&slate);
+    }
+    Ok(log)
+}
+
+/// Share of each user's ratings (earliest first) given to a method before it ranks the rest.
+pub const SUPPORT_FRACTION: f64 = 0.5;
+
+/// Query-set ranking of one user: reset, learn the rewards of the user's earliest ratings
+/// (the support set, [`SUPPORT_FRACTION`]), then rank the remaining rated items (the query
+/// set) with one slate of `k`. Returns (NDCG@k with gain 2^rating − 1, Hit@k), or `None` when
+/// the query set is empty or has no gain.
+pub fn rank_query(
+    rec: &mut dyn Recommender,
+    ds: &Dataset,
+    user: u32,
+    k: usize,
+    seed: u64,
+) -> Result<Option<(f64, f64)>, EvalError> {
+    let (support, query) =
+        support_query(ds, user, SUPPORT_FRACTION).map_err(|e| EvalError(e.to_string()))?;
+    if query.is_empty() {
+        return Ok(None);
+    }
+    rec.reset(seed);
+    for r in support {
+        rec.update(r.item, f32::from(u8::from(r.value >= LIKE_THRESHOLD)))?;
+    }
+    let mut candidates: Vec<u32> = query.iter().map(|r| r.item).collect();
+    candidates.sort_unstable();
+    let ranked = rec.slate(&candidates, k)?;
+    let rating = |item: u32| query.iter().find(|r| r.item == item).map(|r| r.value);
+    let ranked: Vec<f32> = ranked
+        .iter()
+        .map(|&i| rating(i).ok_or_else(|| EvalError(format!("item {i} is not in the query set"))))
+        .collect::<Result<_, _>>()?;
+    let all: Vec<f32> = query.iter().map(|r| r.value).collect();
+    Ok(ndcg_at(&ranked, &all, k).map(|n| (n, hit_at(&ranked, k, LIKE_THRESHOLD))))
+}
+
+/// Items ranked in the query-set protocol.
+pub const RANK_K: usize = 10;
+
+/// The episodes of one method under one seed, in user order, and the query-set rankings
+/// (NDCG@10, Hit@10) of the users that had one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Run {
+    pub method: Method,
+    pub seed: u64,
+    pub episodes: Vec<EpisodeLog>,
+    pub ranking: Vec<(f64, f64)>,
+}
+
+/// Runs `methods` under `protocol` on `ds`; `progress` is called after every episode
+/// (seeds × methods × evaluated users in all). Runs are ordered by seed, then method.
+pub fn evaluate(
+    ds: &Dataset,
+    protocol: &Protocol,
+    methods: &[Method],
+    progress: &mut dyn FnMut(),
+) -> Result<Vec<Run>, EvalError> {
+    if protocol.rounds == 0 || protocol.slate == 0 {
+        return Err(EvalError("rounds and slate must be at least 1".into()));
+    }
+    let mut runs = Vec::new();
+    for &seed in &protocol.seeds {
+        let prepared = Prepared::new(ds, protocol, methods, seed)?;
+        for &method in methods {
+            let mut rec = prepared.build(ds, method, &protocol.hyper)?;
+            let mut episodes = Vec::with_capacity(prepared.evaluated.len());
+            let mut ranking = Vec::new();
+            for &user in &prepared.evaluated {
+                let seed = prepared.episode_seed(user);
+                ranking.extend(rank_query(rec.as_mut(), ds, user, RANK_K, seed)?);
+                let mut task =
+                    ObservedTask::for_user(ds, user, RewardMode::default(), protocol.rounds);
+                episodes.push(run_episode(rec.as_mut(), &mut task, protocol.slate, seed)?);
+                progress();
+            }
+            runs.push(Run {
+                method,
+                seed,
+                episodes,
+                ranking,
+            });
+        }
+    }
+    Ok(runs)
+}
+
+/// Evaluated users per seed (for sizing a progress bar).
+pub fn evaluated_users(ds: &Dataset, protocol: &Protocol) -> Result<Vec<usize>, EvalError> {
+    protocol
+        .seeds
+        .iter()
+        .map(|&s| {
+            let split = split_users(ds.n_users(), SplitFractions::default(), s)
+                .map_err(|e| EvalError(e.to_string()))?;
+            Ok(match protocol.users {
+                Users::ColdStart => split.cold_start.len(),
+                Users::Validation => split.validation.len(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{World, WorldConfig};
+    use crate::eval::report::Report;
+
+    fn small() -> Dataset {
+        let cfg = WorldConfig {
+            n_items: 120,
+            n_users: 60,
+            style_dim: 2,
+            seed: 3,
+        };
+        World::generate(cfg).unwrap().dataset(3).unwrap()
+    }
+
+    fn quick() -> Protocol {
+        let mut p = Protocol {
+            rounds: 6,
+            slate: 2,
+            seeds: vec![1, 2],
+            ..Protocol::default()
+        };
+        p.hyper.meta.iterations = 2;
+        p.hyper.meta.users_per_iteration = 4;
+        p.hyper.meta.rounds = 6;
+        p
+    }
+
+    #[test]
+    fn every_method_runs_the_protocol_deterministically() {
+        let ds = small();
+        let p = quick();
+        let mut episodes = 0;
+        let runs = evaluate(&ds, &p, &Method::ALL, &mut || episodes += 1).unwrap();
+        let users: usize = evaluated_users(&ds, &p).unwrap().iter().sum();
+        assert_eq!(episodes, users * Method::ALL.len());
+        assert_eq!(runs.len(), 2 * Method::ALL.len());
+        for run in &runs {
+            for e in &run.episodes {
+                assert!(!e.hits.is_empty() && e.hits.len() <= 6);
+                assert!(e.shown.iter().all(|&s| (1..=2).contains(&s)));
+                let distinct: std::collections::HashSet<_> = e.items.iter().collect();
+                assert_eq!(distinct.len(), e.items.len(), "{:?} repeats", run.method);
+            }
+        }
+        let again = evaluate(&ds, &p, &Method::ALL, &mut || {}).unwrap();
+        assert_eq!(runs, again);
+        let json = Report::new("small", ds.n_items(), &p, &runs).to_json();
+        assert_eq!(
+            json,
+            Report::new("small", ds.n_items(), &p, &again).to_json()
+        );
+        assert!(json.contains("\"meta-rl-fixed\""));
+        assert!(runs.iter().all(|r| !r.ranking.is_empty()));
+        for (ndcg, hit) in runs.iter().flat_map(|r| &r.ranking) {
+            assert!((0.0..=1.0).contains(ndcg) && (*hit == 0.0 || *hit == 1.0));
+        }
+    }
+
+    /// Shows every candidate at once, breaking the slate size.
+    struct Greedy;
+    impl Recommender for Greedy {
+        fn reset(&mut self, _: u64) {}
+        fn slate(&mut self, candidates: &[u32], _: usize) -> Result<Vec<u32>, EvalError> {
+            Ok(candidates.to_vec())
+        }
+        fn update(&mut self, _: u32, _: f32) -> Result<(), EvalError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn oversized_slates_are_refused() {
+        let ds = small();
+        let mut task = ObservedTask::for_user(&ds, 0, RewardMode::default(), 5);
+        assert!(run_episode(&mut Greedy, &mut task, 1, 0).is_err());
+        assert!(Method::parse("nope").is_err());
+        assert_eq!(Method::parse("lin-ts").unwrap(), Method::LinTs);
+    }
+}
