@@ -12,7 +12,7 @@ use super::{
     Batch, Counters, Engine, EngineError, EngineInfo, Loss, Mask, Reduce, Result, Row, SlateSpec,
     Slates, TrainStats, MAX_SLATE,
 };
-use crate::model::{Head, ModelConfig};
+use crate::model::{Head, Layer, ModelConfig};
 use bytemuck::{Pod, Zeroable};
 
 #[repr(C)]
@@ -141,6 +141,30 @@ struct Tile {
 fn grid(groups: usize) -> (u32, u32) {
     let x = groups.clamp(1, 65_535);
     (x as u32, groups.div_ceil(x).max(1) as u32)
+}
+
+/// Tile of dense.wgsl: `WX` invocations per workgroup along the result's columns, each owning
+/// `TM` rows (keep in sync with the shader's constants).
+const DENSE_WX: usize = 64;
+const DENSE_TM: usize = 16;
+
+/// Workgroups of a layer's `forward` (dense.wgsl): TM × WX output tiles.
+fn forward_groups(layer: &Layer, rows: usize) -> (u32, u32) {
+    (
+        layer.outputs.div_ceil(DENSE_WX) as u32,
+        rows.div_ceil(DENSE_TM) as u32,
+    )
+}
+
+/// Workgroups of a layer's `backward` (dense.wgsl): the dW tiles, then the dX tiles when `dx`.
+fn backward_groups(layer: &Layer, rows: usize, dx: bool) -> (u32, u32) {
+    let nw = (layer.inputs + 1).div_ceil(DENSE_TM) * layer.outputs.div_ceil(DENSE_WX);
+    let nx = if dx {
+        rows.div_ceil(DENSE_TM) * layer.inputs.div_ceil(DENSE_WX)
+    } else {
+        0
+    };
+    grid(nw + nx)
 }
 
 /// Model on the GPU.
@@ -554,10 +578,7 @@ impl GpuEngine {
 
     fn encode_forward(&mut self, pass: &mut wgpu::ComputePass, rows: usize) {
         for (k, layer) in self.forward.iter().zip(self.cfg.layers()) {
-            k.dispatch(
-                pass,
-                (layer.outputs.div_ceil(16) as u32, rows.div_ceil(16) as u32),
-            );
+            k.dispatch(pass, forward_groups(&layer, rows));
         }
         self.counters.dispatches += self.forward.len() as u64;
     }
@@ -648,14 +669,7 @@ impl GpuEngine {
         self.head.dispatch(pass, head_groups);
         let layers = self.cfg.layers();
         for (l, k) in self.backward.iter().enumerate().rev() {
-            let layer = layers[l];
-            let nw = (layer.inputs + 1).div_ceil(16) * layer.outputs.div_ceil(16);
-            let nx = if l > 0 || input_grad {
-                rows.div_ceil(16) * layer.inputs.div_ceil(16)
-            } else {
-                0
-            };
-            k.dispatch(pass, grid(nw + nx));
+            k.dispatch(pass, backward_groups(&layers[l], rows, l > 0 || input_grad));
         }
         self.counters.dispatches += 1 + self.backward.len() as u64;
     }
