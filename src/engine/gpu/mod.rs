@@ -148,6 +148,9 @@ fn grid(groups: usize) -> (u32, u32) {
 const DENSE_WX: usize = 64;
 const DENSE_TM: usize = 16;
 
+/// Rows per workgroup of loss.wgsl `policy_grad` (its constant `R`).
+const POLICY_ROWS: usize = 8;
+
 /// Workgroups of a layer's `forward` (dense.wgsl): TM × WX output tiles.
 fn forward_groups(layer: &Layer, rows: usize) -> (u32, u32) {
     (
@@ -663,7 +666,7 @@ impl GpuEngine {
     fn encode_gradient(&mut self, pass: &mut wgpu::ComputePass, rows: usize, input_grad: bool) {
         self.encode_forward(pass, rows);
         let head_groups = match self.cfg.head {
-            Head::Policy { .. } => (rows as u32, 1),
+            Head::Policy { .. } => (rows.div_ceil(POLICY_ROWS) as u32, 1),
             Head::Regression { .. } => (rows.div_ceil(256) as u32, 1),
         };
         self.head.dispatch(pass, head_groups);
