@@ -4,14 +4,14 @@
 //
 // Tiling (both entry points): a workgroup is WX = 64 invocations laid along the columns of the
 // result; each invocation owns one column and TM = 16 rows of it, i.e. 16 accumulators in
-// registers (a 16 x 64 tile per workgroup). The row index of every operand load comes from the
-// workgroup id and loop counters only, so those loads are uniform across the workgroup (one
-// broadcast load on GPUs, one scalar load per SIMD vector on CPU implementations such as
-// lavapipe and SwiftShader) and are reused by all 16 accumulators' partners; the column
-// operand is loaded once per k and reused 16 times, contiguously across invocations
-// (coalesced). No workgroup memory and no barriers: the batch is small (K of dW is the batch)
-// and every operand row fits in cache. Rows/columns past the edge are clamped for loads (always
-// in bounds) and skipped for stores. Keep WX and TM in sync with src/engine/gpu/mod.rs.
+// registers as four vec4 "row quads" (a 16 x 64 tile per workgroup). The operand indexed by
+// the tile's rows (X for the forward, dZ for dX, X^T for dW) is staged in workgroup memory in
+// chunks of KC = 128 values of k, transposed as [k][quad], with coalesced loads; the inner loop
+// then reads 4 vec4 at one workgroup-uniform address (a broadcast) and one element of the
+// column operand per k, contiguous across invocations (coalesced), for 16 FMAs. Two barriers
+// per chunk: layers up to 128 wide need one chunk, the batch (the K of dW) needs one per 128
+// rows. Rows/columns past the edge are clamped or zeroed for loads and skipped for stores.
+// Keep WX and TM in sync with src/engine/gpu/mod.rs.
 
 override IN: u32 = 1u;
 override OUT: u32 = 1u;
@@ -26,7 +26,10 @@ struct Dims {
 }
 
 const WX: u32 = 64u;   // invocations per workgroup = columns per tile
-const TM: u32 = 16u;   // rows per invocation = rows per tile
+const TM: u32 = 16u;   // rows per invocation = rows per tile (4 vec4 quads)
+const KC: u32 = 128u;  // values of k staged per chunk
+
+var<workgroup> stage: array<vec4<f32>, 512>;   // KC x TM: [k][quad], 8 KiB
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
@@ -49,24 +52,35 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
     let c = wg.x * WX + lid.x;
     let cc = min(c, OUT - 1u);
     let r0 = wg.y * TM;
-    var xrow: array<u32, TM>;
-    var acc: array<f32, TM>;
-    for (var i = 0u; i < TM; i = i + 1u) {
-        xrow[i] = min(r0 + i, dims.rows - 1u) * IN;
-        acc[i] = 0.0;
-    }
-    for (var k = 0u; k < IN; k = k + 1u) {
-        let b = params[W_OFF + k * OUT + cc];
-        for (var i = 0u; i < TM; i = i + 1u) {
-            acc[i] = acc[i] + fx[xrow[i] + k] * b;
+    var acc: array<vec4<f32>, 4>;
+    for (var k0 = 0u; k0 < IN; k0 = k0 + KC) {
+        let kn = min(KC, IN - k0);
+        // stage X[r0 .. r0 + TM][k0 .. k0 + KC] as [k][quad]; lanes read consecutive k
+        for (var idx = lid.x; idx < KC * TM; idx = idx + WX) {
+            let kk = idx % KC;
+            let i = idx / KC;
+            var v = 0.0;
+            if (kk < kn) {
+                v = fx[min(r0 + i, dims.rows - 1u) * IN + k0 + kk];
+            }
+            stage[kk * 4u + i / 4u][i % 4u] = v;
         }
+        workgroupBarrier();
+        for (var kk = 0u; kk < kn; kk = kk + 1u) {
+            let b = params[W_OFF + (k0 + kk) * OUT + cc];
+            acc[0] = acc[0] + stage[kk * 4u] * b;
+            acc[1] = acc[1] + stage[kk * 4u + 1u] * b;
+            acc[2] = acc[2] + stage[kk * 4u + 2u] * b;
+            acc[3] = acc[3] + stage[kk * 4u + 3u] * b;
+        }
+        workgroupBarrier();
     }
     let bias = params[W_OFF + IN * OUT + cc];
     if (c < OUT) {
         for (var i = 0u; i < TM; i = i + 1u) {
             let r = r0 + i;
             if (r < dims.rows) {
-                fy[r * OUT + c] = activate(acc[i] + bias);
+                fy[r * OUT + c] = activate(acc[i / 4u][i % 4u] + bias);
             }
         }
     }
@@ -114,30 +128,43 @@ fn backward(
     if (g >= nw + nx) {
         return;
     }
-    var acc: array<f32, TM>;
-    for (var t = 0u; t < TM; t = t + 1u) {
-        acc[t] = 0.0;
-    }
+    var acc: array<vec4<f32>, 4>;
     if (g < nw) {
         let i0 = (g / tiles_o) * TM;
         let o = (g % tiles_o) * WX + lid.x;
         let oc = min(o, OUT - 1u);
-        for (var r = 0u; r < dims.rows; r = r + 1u) {
-            let d = dz(r, oc);
-            for (var t = 0u; t < TM; t = t + 1u) {
+        for (var b0 = 0u; b0 < dims.rows; b0 = b0 + KC) {
+            let bn = min(KC, dims.rows - b0);
+            // stage [X, 1][b0 .. b0 + KC][i0 .. i0 + TM] as [row][quad]; lanes read consecutive i
+            for (var idx = lid.x; idx < KC * TM; idx = idx + WX) {
+                let t = idx % TM;
+                let rr = idx / TM;
                 let i = i0 + t;
-                var x = 1.0;
-                if (i < IN) {
-                    x = bx[r * IN + i];
+                var v = 0.0;
+                if (rr < bn) {
+                    if (i < IN) {
+                        v = bx[(b0 + rr) * IN + i];
+                    } else if (i == IN) {
+                        v = 1.0;
+                    }
                 }
-                acc[t] = acc[t] + x * d;
+                stage[rr * 4u + t / 4u][t % 4u] = v;
             }
+            workgroupBarrier();
+            for (var rr = 0u; rr < bn; rr = rr + 1u) {
+                let d = dz(b0 + rr, oc);
+                acc[0] = acc[0] + stage[rr * 4u] * d;
+                acc[1] = acc[1] + stage[rr * 4u + 1u] * d;
+                acc[2] = acc[2] + stage[rr * 4u + 2u] * d;
+                acc[3] = acc[3] + stage[rr * 4u + 3u] * d;
+            }
+            workgroupBarrier();
         }
         if (o < OUT) {
             for (var t = 0u; t < TM; t = t + 1u) {
                 let i = i0 + t;
                 if (i <= IN) {
-                    grads[W_OFF + i * OUT + o] = acc[t];
+                    grads[W_OFF + i * OUT + o] = acc[t / 4u][t % 4u];
                 }
             }
         }
@@ -146,21 +173,33 @@ fn backward(
         let r0 = (h / tiles_i) * TM;
         let i = (h % tiles_i) * WX + lid.x;
         let ic = min(i, IN - 1u);
-        var rr: array<u32, TM>;
-        for (var t = 0u; t < TM; t = t + 1u) {
-            rr[t] = min(r0 + t, dims.rows - 1u);
-        }
-        for (var o = 0u; o < OUT; o = o + 1u) {
-            let w = params[W_OFF + ic * OUT + o];
-            for (var t = 0u; t < TM; t = t + 1u) {
-                acc[t] = acc[t] + dz(rr[t], o) * w;
+        for (var o0 = 0u; o0 < OUT; o0 = o0 + KC) {
+            let on = min(KC, OUT - o0);
+            // stage dZ[r0 .. r0 + TM][o0 .. o0 + KC] as [o][quad]; lanes read consecutive o
+            for (var idx = lid.x; idx < KC * TM; idx = idx + WX) {
+                let oo = idx % KC;
+                let t = idx / KC;
+                var v = 0.0;
+                if (oo < on) {
+                    v = dz(min(r0 + t, dims.rows - 1u), o0 + oo);
+                }
+                stage[oo * 4u + t / 4u][t % 4u] = v;
             }
+            workgroupBarrier();
+            for (var oo = 0u; oo < on; oo = oo + 1u) {
+                let w = params[W_OFF + ic * OUT + o0 + oo];
+                acc[0] = acc[0] + stage[oo * 4u] * w;
+                acc[1] = acc[1] + stage[oo * 4u + 1u] * w;
+                acc[2] = acc[2] + stage[oo * 4u + 2u] * w;
+                acc[3] = acc[3] + stage[oo * 4u + 3u] * w;
+            }
+            workgroupBarrier();
         }
         if (i < IN) {
             for (var t = 0u; t < TM; t = t + 1u) {
                 let r = r0 + t;
                 if (r < dims.rows) {
-                    bdx[r * IN + i] = acc[t];
+                    bdx[r * IN + i] = acc[t / 4u][t % 4u];
                 }
             }
         }
