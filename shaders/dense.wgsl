@@ -17,6 +17,12 @@ override IN: u32 = 1u;
 override OUT: u32 = 1u;
 override ACT: u32 = 0u;      // 0 identity, 1 relu, 2 sigmoid
 override W_OFF: u32 = 0u;    // offset of this layer's block in params
+// backward only: 1 when the incoming gradient already is dLoss/dZ (every layer but the last:
+// the layer above folded our activation's derivative into the dX it wrote), so dW and dX read
+// one tensor instead of two; X_ACT is the activation that produced this layer's input (0 for
+// the first layer, whose dX is dLoss/dInput), folded into the dX written here.
+override DY_IS_DZ: u32 = 0u;
+override X_ACT: u32 = 0u;
 
 struct Dims {
     rows: u32,
@@ -93,17 +99,23 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
 @group(0) @binding(7) var<storage, read_write> grads: array<f32>;
 @group(0) @binding(8) var<storage, read_write> bdx: array<f32>; // dLoss/dX, rows x IN
 
-// dLoss/dZ at (r, o): the upstream gradient times the activation's derivative from its output.
+// Derivative of activation `act` from its output y.
+fn d_act(act: u32, y: f32) -> f32 {
+    switch act {
+        case 1u: { return select(0.0, 1.0, y > 0.0); }
+        case 2u: { return y * (1.0 - y); }
+        default: { return 1.0; }
+    }
+}
+
+// dLoss/dZ at (r, o): the upstream gradient times the activation's derivative from its output
+// (already applied by the layer above when DY_IS_DZ).
 fn dz(r: u32, o: u32) -> f32 {
     let i = r * OUT + o;
-    let y = by[i];
-    var d = 1.0;
-    switch ACT {
-        case 1u: { d = select(0.0, 1.0, y > 0.0); }
-        case 2u: { d = y * (1.0 - y); }
-        default: {}
+    if (DY_IS_DZ != 0u) {
+        return bdy[i];
     }
-    return bdy[i] * d;
+    return bdy[i] * d_act(ACT, by[i]);
 }
 
 // Workgroups [0, nw) compute TM x WX tiles of dW_aug = [X, 1]^T dZ ((IN+1) x OUT, bias row
@@ -199,7 +211,11 @@ fn backward(
             for (var t = 0u; t < TM; t = t + 1u) {
                 let r = r0 + t;
                 if (r < dims.rows) {
-                    bdx[r * IN + i] = acc[t / 4u][t % 4u];
+                    var v = acc[t / 4u][t % 4u];
+                    if (X_ACT != 0u) {
+                        v = v * d_act(X_ACT, bx[r * IN + i]);
+                    }
+                    bdx[r * IN + i] = v;
                 }
             }
         }

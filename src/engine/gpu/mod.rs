@@ -342,7 +342,17 @@ impl GpuEngine {
                 pipeline: fp,
                 bind: fb,
             });
-            let bp = ctx.pipeline(Shader::Dense, "backward", &constants).await?;
+            // the gradient buffers between layers carry dLoss/dZ (see dense.wgsl)
+            let x_act = match l {
+                0 => 0,
+                _ => layers[l - 1].activation.code(),
+            };
+            let mut b_constants = constants.to_vec();
+            b_constants.push(("DY_IS_DZ", (l + 1 < layers.len()) as u32 as f64));
+            b_constants.push(("X_ACT", x_act as f64));
+            let bp = ctx
+                .pipeline(Shader::Dense, "backward", &b_constants)
+                .await?;
             let dx = if l == 0 { &d_input } else { &dys[l - 1] };
             let bb = ctx.bind(
                 &bp,
