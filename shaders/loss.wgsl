@@ -40,14 +40,14 @@ struct Row {
 //      embedding load per d for 8 FMAs); masked items get NEG; per-row maxima.
 //   2. exp(z - m) sums and sum(exp(z - m) (z - m)), so the entropy needs no third pass:
 //      H = log S - sum(e (z - m)) / S with S = sum(e).
-//   3. dL/dz for a chunk of 256 items into workgroup memory ([item][quad]), then dL/du: the
-//      invocations form G = 256 / D groups of D (one per embedding column d); group q sums
-//      items q, q + G, ... of the chunk, one embedding load for 8 rows' FMAs; the G partial
-//      sums are added at the end.
+//   3. dL/dz for a chunk of 256 items into workgroup memory ([item][quad]), then dL/du: each
+//      invocation owns 4 embedding columns and every G-th item of the chunk (G = 256 /
+//      ceil(D / 4)), so per item it reads 2 vec4 of dL/dz and 4 embedding values for 32 FMAs;
+//      the G partial sums are added at the end, two rows at a time.
 // Reductions over the workgroup fold 8 rows at once (4 barriers each).
 const R: u32 = 8u;     // rows per workgroup: two vec4 quads; R * 32 = WG (see reduce8)
 var<workgroup> sh4: array<vec4<f32>, 512>;   // pass 1: u[d][quad] (D <= 256); pass 3: dL/dz[item][quad]
-var<workgroup> red8: array<f32, 2048>;       // R x WG partials
+var<workgroup> red8: array<f32, 2048>;       // reductions: R x WG; dL/du: [item group][d][2 rows]
 
 fn open(r: u32, j: u32) -> bool {
     return ld.use_mask == 0u || !bit_set(mask[r * ld.words + j / 32u], j);
@@ -136,16 +136,28 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     for (var r = 0u; r < R; r = r + 1u) {
         m[r] = NEG;
     }
-    for (var j = t; j < ld.items; j = j + WG) {
+    // two items per invocation per step (j and j + WG): each staged u quad read feeds 8 FMAs
+    for (var j = t; j < ld.items; j = j + 2u * WG) {
+        let j2 = j + WG;
+        let jc = min(j2, ld.items - 1u);
         var a0 = vec4(0.0);
         var a1 = vec4(0.0);
+        var b0 = vec4(0.0);
+        var b1 = vec4(0.0);
         for (var d = 0u; d < D; d = d + 1u) {
+            let u0 = sh4[d * 2u];
+            let u1 = sh4[d * 2u + 1u];
             let e = emb[j * D + d];
-            a0 = a0 + sh4[d * 2u] * e;
-            a1 = a1 + sh4[d * 2u + 1u] * e;
+            let f = emb[jc * D + d];
+            a0 = a0 + u0 * e;
+            a1 = a1 + u1 * e;
+            b0 = b0 + u0 * f;
+            b1 = b1 + u1 * f;
         }
         a0 = a0 / ld.temperature;
         a1 = a1 / ld.temperature;
+        b0 = b0 / ld.temperature;
+        b1 = b1 / ld.temperature;
         for (var r = 0u; r < nrows; r = r + 1u) {
             var z = NEG;
             if (open(r0 + r, j)) {
@@ -153,6 +165,14 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
                 m[r] = max(m[r], z);
             }
             scratch[(r0 + r) * ld.items + j] = z;
+            if (j2 < ld.items) {
+                var z2 = NEG;
+                if (open(r0 + r, j2)) {
+                    z2 = quad_get(b0, b1, r);
+                    m[r] = max(m[r], z2);
+                }
+                scratch[(r0 + r) * ld.items + j2] = z2;
+            }
         }
     }
     m = reduce8(m, t, 0u);
@@ -207,12 +227,14 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         }
     }
 
-    // 3. dL/dz by chunks of WG items, then dL/du
-    let groups = WG / D;
-    let d = t % D;
-    let q = t / D;
-    var u0 = vec4(0.0);
-    var u1 = vec4(0.0);
+    // 3. dL/dz by chunks of WG items, staged as [item][quad], then dL/du: invocation t owns the
+    // embedding columns 4 dg .. 4 dg + 3 (dg = t % DG) and the chunk's items ig, ig + G, ...
+    // (ig = t / DG), so each staged pair of quads it reads feeds 32 FMAs (4 columns x 8 rows).
+    let dgroups = (D + 3u) / 4u;
+    let igroups = WG / dgroups;
+    let dg = t % dgroups;
+    let ig = t / dgroups;
+    var acc: array<vec4<f32>, 8>;   // acc[2c + quad]: column 4 dg + c, the quad's 4 rows
     for (var c0 = 0u; c0 < ld.items; c0 = c0 + WG) {
         let j = c0 + t;
         var g: array<f32, 8>;
@@ -231,31 +253,47 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         sh4[2u * t] = vec4(g[0], g[1], g[2], g[3]);
         sh4[2u * t + 1u] = vec4(g[4], g[5], g[6], g[7]);
         workgroupBarrier();
-        if (q < groups) {
+        if (ig < igroups) {
             let n = min(WG, ld.items - c0);
-            for (var jj = q; jj < n; jj = jj + groups) {
-                let e = emb[(c0 + jj) * D + d];
-                u0 = u0 + sh4[2u * jj] * e;
-                u1 = u1 + sh4[2u * jj + 1u] * e;
+            for (var jj = ig; jj < n; jj = jj + igroups) {
+                let g0 = sh4[2u * jj];
+                let g1 = sh4[2u * jj + 1u];
+                let base = (c0 + jj) * D;
+                for (var c = 0u; c < 4u; c = c + 1u) {
+                    let e = emb[base + min(4u * dg + c, D - 1u)];
+                    acc[2u * c] = acc[2u * c] + g0 * e;
+                    acc[2u * c + 1u] = acc[2u * c + 1u] + g1 * e;
+                }
             }
         }
         workgroupBarrier();
     }
-    // add the G groups' partial sums: red8[(q * D + d) * R + r]
-    if (q < groups) {
-        for (var r = 0u; r < R; r = r + 1u) {
-            red8[t * R + r] = quad_get(u0, u1, r);
+    // add the item groups' partial sums, two rows at a time: red8[(ig * D + d) * 2 + k]
+    for (var rp = 0u; rp < R / 2u; rp = rp + 1u) {
+        if (ig < igroups) {
+            for (var c = 0u; c < 4u; c = c + 1u) {
+                let d = 4u * dg + c;
+                if (d < D) {
+                    red8[(ig * D + d) * 2u] = quad_get(acc[2u * c], acc[2u * c + 1u], 2u * rp);
+                    red8[(ig * D + d) * 2u + 1u] =
+                        quad_get(acc[2u * c], acc[2u * c + 1u], 2u * rp + 1u);
+                }
+            }
         }
-    }
-    workgroupBarrier();
-    for (var i = t; i < nrows * D; i = i + WG) {
-        let r = i / D;
-        let dd = i % D;
-        var sum = 0.0;
-        for (var g2 = 0u; g2 < groups; g2 = g2 + 1u) {
-            sum = sum + red8[(g2 * D + dd) * R + r];
+        workgroupBarrier();
+        for (var i = t; i < 2u * D; i = i + WG) {
+            let k = i % 2u;
+            let dd = i / 2u;
+            let r = 2u * rp + k;
+            var sum = 0.0;
+            for (var g2 = 0u; g2 < igroups; g2 = g2 + 1u) {
+                sum = sum + red8[(g2 * D + dd) * 2u + k];
+            }
+            if (r < nrows) {
+                d_user[(r0 + r) * D + dd] = sum / ld.temperature;
+            }
         }
-        d_user[(r0 + r) * D + dd] = sum / ld.temperature;
+        workgroupBarrier();
     }
     if (t == 0u) {
         for (var r = 0u; r < nrows; r = r + 1u) {
