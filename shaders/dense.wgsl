@@ -2,13 +2,13 @@
 // dispatch). A layer's block in `params` is (IN + 1) x OUT row-major: W then the bias row, so
 // the bias is the weight of an implicit constant-1 input column.
 //
-// Tiling (both entry points): a workgroup is WX = 64 invocations laid along the columns of the
-// result; each invocation owns one column and TM = 16 rows of it, i.e. 16 accumulators in
-// registers as four vec4 "row quads" (a 16 x 64 tile per workgroup). The operand indexed by
+// Tiling (both entry points): a workgroup is NI = 32 invocations laid along the WX = 64 columns
+// of a 16 x 64 tile of the result; each invocation owns two columns (c and c + 32) and TM = 16
+// rows of them, i.e. 32 accumulators in registers as 2 x 4 vec4 "row quads". The operand indexed by
 // the tile's rows (X for the forward, dZ for dX, X^T for dW) is staged in workgroup memory in
 // chunks of KC = 128 values of k, transposed as [k][quad], with coalesced loads; the inner loop
-// then reads 4 vec4 at one workgroup-uniform address (a broadcast) and one element of the
-// column operand per k, contiguous across invocations (coalesced), for 16 FMAs. Two barriers
+// then reads 4 vec4 at one workgroup-uniform address (a broadcast) and two elements of the
+// column operand per k, contiguous across invocations (coalesced), for 32 FMAs. Two barriers
 // per chunk: layers up to 128 wide need one chunk, the batch (the K of dW) needs one per 128
 // rows. Rows/columns past the edge are clamped or zeroed for loads and skipped for stores.
 // Keep WX and TM in sync with src/engine/gpu/mod.rs.
@@ -31,7 +31,8 @@ struct Dims {
     _pad2: u32,
 }
 
-const WX: u32 = 64u;   // invocations per workgroup = columns per tile
+const NI: u32 = 32u;   // invocations per workgroup
+const WX: u32 = 64u;   // columns per tile: two per invocation, NI apart
 const TM: u32 = 16u;   // rows per invocation = rows per tile (4 vec4 quads)
 const KC: u32 = 128u;  // values of k staged per chunk
 
@@ -53,16 +54,18 @@ fn activate(v: f32) -> f32 {
 }
 
 // Y[rows x OUT] = act(X[rows x IN] W + b). Grid: (ceil(OUT / WX), ceil(rows / TM)).
-@compute @workgroup_size(64)
+@compute @workgroup_size(32)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let c = wg.x * WX + lid.x;
     let cc = min(c, OUT - 1u);
+    let cc2 = min(c + NI, OUT - 1u);
     let r0 = wg.y * TM;
     var acc: array<vec4<f32>, 4>;
+    var acc2: array<vec4<f32>, 4>;
     for (var k0 = 0u; k0 < IN; k0 = k0 + KC) {
         let kn = min(KC, IN - k0);
         // stage X[r0 .. r0 + TM][k0 .. k0 + KC] as [k][quad]; lanes read consecutive k
-        for (var idx = lid.x; idx < KC * TM; idx = idx + WX) {
+        for (var idx = lid.x; idx < KC * TM; idx = idx + NI) {
             let kk = idx % KC;
             let i = idx / KC;
             var v = 0.0;
@@ -74,19 +77,25 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
         workgroupBarrier();
         for (var kk = 0u; kk < kn; kk = kk + 1u) {
             let b = params[W_OFF + (k0 + kk) * OUT + cc];
-            acc[0] = acc[0] + stage[kk * 4u] * b;
-            acc[1] = acc[1] + stage[kk * 4u + 1u] * b;
-            acc[2] = acc[2] + stage[kk * 4u + 2u] * b;
-            acc[3] = acc[3] + stage[kk * 4u + 3u] * b;
+            let b2 = params[W_OFF + (k0 + kk) * OUT + cc2];
+            for (var q = 0u; q < 4u; q = q + 1u) {
+                let x = stage[kk * 4u + q];
+                acc[q] = acc[q] + x * b;
+                acc2[q] = acc2[q] + x * b2;
+            }
         }
         workgroupBarrier();
     }
     let bias = params[W_OFF + IN * OUT + cc];
-    if (c < OUT) {
-        for (var i = 0u; i < TM; i = i + 1u) {
-            let r = r0 + i;
-            if (r < dims.rows) {
+    let bias2 = params[W_OFF + IN * OUT + cc2];
+    for (var i = 0u; i < TM; i = i + 1u) {
+        let r = r0 + i;
+        if (r < dims.rows) {
+            if (c < OUT) {
                 fy[r * OUT + c] = activate(acc[i / 4u][i % 4u] + bias);
+            }
+            if (c + NI < OUT) {
+                fy[r * OUT + c + NI] = activate(acc2[i / 4u][i % 4u] + bias2);
             }
         }
     }
@@ -119,11 +128,11 @@ fn dz(r: u32, o: u32) -> f32 {
 }
 
 // Workgroups [0, nw) compute TM x WX tiles of dW_aug = [X, 1]^T dZ ((IN+1) x OUT, bias row
-// included: TM rows i of dW per invocation, uniform, its column o per lane, K = the batch);
-// workgroups [nw, nw + nx) compute TM x WX tiles of dX = dZ W^T (rows x IN: TM batch rows per
-// invocation, uniform, its input column per lane, K = OUT) when dims.want_dx.
+// included: TM rows i of dW per invocation, uniform, its two columns o per lane, K = the
+// batch); workgroups [nw, nw + nx) compute TM x WX tiles of dX = dZ W^T (rows x IN: TM batch
+// rows per invocation, uniform, its two input columns per lane, K = OUT) when dims.want_dx.
 // Grid: nw = ceil((IN+1) / TM) * ceil(OUT / WX), nx = ceil(rows / TM) * ceil(IN / WX).
-@compute @workgroup_size(64)
+@compute @workgroup_size(32)
 fn backward(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
@@ -141,14 +150,16 @@ fn backward(
         return;
     }
     var acc: array<vec4<f32>, 4>;
+    var acc2: array<vec4<f32>, 4>;
     if (g < nw) {
         let i0 = (g / tiles_o) * TM;
         let o = (g % tiles_o) * WX + lid.x;
         let oc = min(o, OUT - 1u);
+        let oc2 = min(o + NI, OUT - 1u);
         for (var b0 = 0u; b0 < dims.rows; b0 = b0 + KC) {
             let bn = min(KC, dims.rows - b0);
             // stage [X, 1][b0 .. b0 + KC][i0 .. i0 + TM] as [row][quad]; lanes read consecutive i
-            for (var idx = lid.x; idx < KC * TM; idx = idx + WX) {
+            for (var idx = lid.x; idx < KC * TM; idx = idx + NI) {
                 let t = idx % TM;
                 let rr = idx / TM;
                 let i = i0 + t;
@@ -165,18 +176,23 @@ fn backward(
             workgroupBarrier();
             for (var rr = 0u; rr < bn; rr = rr + 1u) {
                 let d = dz(b0 + rr, oc);
-                acc[0] = acc[0] + stage[rr * 4u] * d;
-                acc[1] = acc[1] + stage[rr * 4u + 1u] * d;
-                acc[2] = acc[2] + stage[rr * 4u + 2u] * d;
-                acc[3] = acc[3] + stage[rr * 4u + 3u] * d;
+                let d2 = dz(b0 + rr, oc2);
+                for (var q = 0u; q < 4u; q = q + 1u) {
+                    let x = stage[rr * 4u + q];
+                    acc[q] = acc[q] + x * d;
+                    acc2[q] = acc2[q] + x * d2;
+                }
             }
             workgroupBarrier();
         }
-        if (o < OUT) {
-            for (var t = 0u; t < TM; t = t + 1u) {
-                let i = i0 + t;
-                if (i <= IN) {
+        for (var t = 0u; t < TM; t = t + 1u) {
+            let i = i0 + t;
+            if (i <= IN) {
+                if (o < OUT) {
                     grads[W_OFF + i * OUT + o] = acc[t / 4u][t % 4u];
+                }
+                if (o + NI < OUT) {
+                    grads[W_OFF + i * OUT + o + NI] = acc2[t / 4u][t % 4u];
                 }
             }
         }
@@ -185,10 +201,11 @@ fn backward(
         let r0 = (h / tiles_i) * TM;
         let i = (h % tiles_i) * WX + lid.x;
         let ic = min(i, IN - 1u);
+        let ic2 = min(i + NI, IN - 1u);
         for (var o0 = 0u; o0 < OUT; o0 = o0 + KC) {
             let on = min(KC, OUT - o0);
             // stage dZ[r0 .. r0 + TM][o0 .. o0 + KC] as [o][quad]; lanes read consecutive o
-            for (var idx = lid.x; idx < KC * TM; idx = idx + WX) {
+            for (var idx = lid.x; idx < KC * TM; idx = idx + NI) {
                 let oo = idx % KC;
                 let t = idx / KC;
                 var v = 0.0;
@@ -200,22 +217,31 @@ fn backward(
             workgroupBarrier();
             for (var oo = 0u; oo < on; oo = oo + 1u) {
                 let w = params[W_OFF + ic * OUT + o0 + oo];
-                acc[0] = acc[0] + stage[oo * 4u] * w;
-                acc[1] = acc[1] + stage[oo * 4u + 1u] * w;
-                acc[2] = acc[2] + stage[oo * 4u + 2u] * w;
-                acc[3] = acc[3] + stage[oo * 4u + 3u] * w;
+                let w2 = params[W_OFF + ic2 * OUT + o0 + oo];
+                for (var q = 0u; q < 4u; q = q + 1u) {
+                    let x = stage[oo * 4u + q];
+                    acc[q] = acc[q] + x * w;
+                    acc2[q] = acc2[q] + x * w2;
+                }
             }
             workgroupBarrier();
         }
-        if (i < IN) {
-            for (var t = 0u; t < TM; t = t + 1u) {
-                let r = r0 + t;
-                if (r < dims.rows) {
+        for (var t = 0u; t < TM; t = t + 1u) {
+            let r = r0 + t;
+            if (r < dims.rows) {
+                if (i < IN) {
                     var v = acc[t / 4u][t % 4u];
                     if (X_ACT != 0u) {
                         v = v * d_act(X_ACT, bx[r * IN + i]);
                     }
                     bdx[r * IN + i] = v;
+                }
+                if (i + NI < IN) {
+                    var v = acc2[t / 4u][t % 4u];
+                    if (X_ACT != 0u) {
+                        v = v * d_act(X_ACT, bx[r * IN + i + NI]);
+                    }
+                    bdx[r * IN + i + NI] = v;
                 }
             }
         }

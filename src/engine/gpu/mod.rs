@@ -143,8 +143,8 @@ fn grid(groups: usize) -> (u32, u32) {
     (x as u32, groups.div_ceil(x).max(1) as u32)
 }
 
-/// Tile of dense.wgsl: `WX` invocations per workgroup along the result's columns, each owning
-/// `TM` rows (keep in sync with the shader's constants).
+/// Tile of dense.wgsl: `TM` rows × `WX` columns of the result per workgroup (32 invocations,
+/// two columns each; keep in sync with the shader's constants).
 const DENSE_WX: usize = 64;
 const DENSE_TM: usize = 16;
 
