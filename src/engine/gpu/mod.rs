@@ -985,7 +985,8 @@ impl Engine for GpuEngine {
         let mut enc = self.encoder();
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            let adam_grid = grid(self.n_params.div_ceil(256));
+            // adam.wgsl: 256 invocations × 4 elements per workgroup
+            let adam_grid = grid(self.n_params.div_ceil(1024));
             for _ in 0..steps {
                 self.encode_gradient(&mut pass, rows, false);
                 self.step_stats.dispatch(&mut pass, (1, 1));
