@@ -1,11 +1,28 @@
 // Dense layers: forward fused with bias and activation; backward fused (dW, db and dX in one
 // dispatch). A layer's block in `params` is (IN + 1) x OUT row-major: W then the bias row, so
 // the bias is the weight of an implicit constant-1 input column.
+//
+// Tiling (both entry points): a workgroup is NI = 32 invocations laid along the WX = 64 columns
+// of a 16 x 64 tile of the result; each invocation owns two columns (c and c + 32) and TM = 16
+// rows of them, i.e. 32 accumulators in registers as 2 x 4 vec4 "row quads". The operand indexed by
+// the tile's rows (X for the forward, dZ for dX, X^T for dW) is staged in workgroup memory in
+// chunks of KC = 128 values of k, transposed as [k][quad], with coalesced loads; the inner loop
+// then reads 4 vec4 at one workgroup-uniform address (a broadcast) and two elements of the
+// column operand per k, contiguous across invocations (coalesced), for 32 FMAs. Two barriers
+// per chunk: layers up to 128 wide need one chunk, the batch (the K of dW) needs one per 128
+// rows. Rows/columns past the edge are clamped or zeroed for loads and skipped for stores.
+// Keep WX and TM in sync with src/engine/gpu/mod.rs.
 
 override IN: u32 = 1u;
 override OUT: u32 = 1u;
 override ACT: u32 = 0u;      // 0 identity, 1 relu, 2 sigmoid
 override W_OFF: u32 = 0u;    // offset of this layer's block in params
+// backward only: 1 when the incoming gradient already is dLoss/dZ (every layer but the last:
+// the layer above folded our activation's derivative into the dX it wrote), so dW and dX read
+// one tensor instead of two; X_ACT is the activation that produced this layer's input (0 for
+// the first layer, whose dX is dLoss/dInput), folded into the dX written here.
+override DY_IS_DZ: u32 = 0u;
+override X_ACT: u32 = 0u;
 
 struct Dims {
     rows: u32,
@@ -14,9 +31,12 @@ struct Dims {
     _pad2: u32,
 }
 
-const TILE: u32 = 16u;
-var<workgroup> tile_a: array<array<f32, 16>, 16>;
-var<workgroup> tile_b: array<array<f32, 16>, 16>;
+const NI: u32 = 32u;   // invocations per workgroup
+const WX: u32 = 64u;   // columns per tile: two per invocation, NI apart
+const TM: u32 = 16u;   // rows per invocation = rows per tile (4 vec4 quads)
+const KC: u32 = 128u;  // values of k staged per chunk
+
+var<workgroup> stage: array<vec4<f32>, 512>;   // KC x TM: [k][quad], 8 KiB
 
 @group(0) @binding(0) var<uniform> dims: Dims;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
@@ -33,33 +53,51 @@ fn activate(v: f32) -> f32 {
     }
 }
 
-// Y[rows x OUT] = act(X[rows x IN] W + b). Grid: (ceil(OUT/16), ceil(rows/16)).
-@compute @workgroup_size(16, 16)
+// Y[rows x OUT] = act(X[rows x IN] W + b). Grid: (ceil(OUT / WX), ceil(rows / TM)).
+@compute @workgroup_size(32)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row = wg.y * TILE + lid.y;
-    let col = wg.x * TILE + lid.x;
-    var acc = 0.0;
-    for (var k = 0u; k < IN; k = k + TILE) {
-        let xi = k + lid.x;
-        var a = 0.0;
-        if (row < dims.rows && xi < IN) {
-            a = fx[row * IN + xi];
+    let c = wg.x * WX + lid.x;
+    let cc = min(c, OUT - 1u);
+    let cc2 = min(c + NI, OUT - 1u);
+    let r0 = wg.y * TM;
+    var acc: array<vec4<f32>, 4>;
+    var acc2: array<vec4<f32>, 4>;
+    for (var k0 = 0u; k0 < IN; k0 = k0 + KC) {
+        let kn = min(KC, IN - k0);
+        // stage X[r0 .. r0 + TM][k0 .. k0 + KC] as [k][quad]; lanes read consecutive k
+        for (var idx = lid.x; idx < KC * TM; idx = idx + NI) {
+            let kk = idx % KC;
+            let i = idx / KC;
+            var v = 0.0;
+            if (kk < kn) {
+                v = fx[min(r0 + i, dims.rows - 1u) * IN + k0 + kk];
+            }
+            stage[kk * 4u + i / 4u][i % 4u] = v;
         }
-        tile_a[lid.y][lid.x] = a;
-        let wi = k + lid.y;
-        var b = 0.0;
-        if (wi < IN && col < OUT) {
-            b = params[W_OFF + wi * OUT + col];
-        }
-        tile_b[lid.y][lid.x] = b;
         workgroupBarrier();
-        for (var kk = 0u; kk < TILE; kk = kk + 1u) {
-            acc = acc + tile_a[lid.y][kk] * tile_b[kk][lid.x];
+        for (var kk = 0u; kk < kn; kk = kk + 1u) {
+            let b = params[W_OFF + (k0 + kk) * OUT + cc];
+            let b2 = params[W_OFF + (k0 + kk) * OUT + cc2];
+            for (var q = 0u; q < 4u; q = q + 1u) {
+                let x = stage[kk * 4u + q];
+                acc[q] = acc[q] + x * b;
+                acc2[q] = acc2[q] + x * b2;
+            }
         }
         workgroupBarrier();
     }
-    if (row < dims.rows && col < OUT) {
-        fy[row * OUT + col] = activate(acc + params[W_OFF + IN * OUT + col]);
+    let bias = params[W_OFF + IN * OUT + cc];
+    let bias2 = params[W_OFF + IN * OUT + cc2];
+    for (var i = 0u; i < TM; i = i + 1u) {
+        let r = r0 + i;
+        if (r < dims.rows) {
+            if (c < OUT) {
+                fy[r * OUT + c] = activate(acc[i / 4u][i % 4u] + bias);
+            }
+            if (c + NI < OUT) {
+                fy[r * OUT + c + NI] = activate(acc2[i / 4u][i % 4u] + bias2);
+            }
+        }
     }
 }
 
@@ -70,94 +108,142 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
 @group(0) @binding(7) var<storage, read_write> grads: array<f32>;
 @group(0) @binding(8) var<storage, read_write> bdx: array<f32>; // dLoss/dX, rows x IN
 
-// dLoss/dZ at (r, o): the upstream gradient times the activation's derivative from its output.
-fn dz(r: u32, o: u32) -> f32 {
-    let i = r * OUT + o;
-    let y = by[i];
-    var d = 1.0;
-    switch ACT {
-        case 1u: { d = select(0.0, 1.0, y > 0.0); }
-        case 2u: { d = y * (1.0 - y); }
-        default: {}
+// Derivative of activation `act` from its output y.
+fn d_act(act: u32, y: f32) -> f32 {
+    switch act {
+        case 1u: { return select(0.0, 1.0, y > 0.0); }
+        case 2u: { return y * (1.0 - y); }
+        default: { return 1.0; }
     }
-    return bdy[i] * d;
 }
 
-// Workgroups [0, nw) compute 16x16 tiles of dW_aug = [X, 1]^T dZ ((IN+1) x OUT, bias row
-// included); workgroups [nw, nw + nx) compute tiles of dX = dZ W^T (rows x IN) when dims.want_dx.
-@compute @workgroup_size(16, 16)
+// dLoss/dZ at (r, o): the upstream gradient times the activation's derivative from its output
+// (already applied by the layer above when DY_IS_DZ).
+fn dz(r: u32, o: u32) -> f32 {
+    let i = r * OUT + o;
+    if (DY_IS_DZ != 0u) {
+        return bdy[i];
+    }
+    return bdy[i] * d_act(ACT, by[i]);
+}
+
+// Workgroups [0, nw) compute TM x WX tiles of dW_aug = [X, 1]^T dZ ((IN+1) x OUT, bias row
+// included: TM rows i of dW per invocation, uniform, its two columns o per lane, K = the
+// batch); workgroups [nw, nw + nx) compute TM x WX tiles of dX = dZ W^T (rows x IN: TM batch
+// rows per invocation, uniform, its two input columns per lane, K = OUT) when dims.want_dx.
+// Grid: nw = ceil((IN+1) / TM) * ceil(OUT / WX), nx = ceil(rows / TM) * ceil(IN / WX).
+@compute @workgroup_size(32)
 fn backward(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_id) lid: vec3<u32>,
 ) {
     let g = linear_group(wg, nwg);
-    let tiles_o = (OUT + TILE - 1u) / TILE;
-    let nw = ((IN + 1u + TILE - 1u) / TILE) * tiles_o;
-    let tiles_i = (IN + TILE - 1u) / TILE;
+    let tiles_o = (OUT + WX - 1u) / WX;
+    let nw = ((IN + 1u + TM - 1u) / TM) * tiles_o;
+    let tiles_i = (IN + WX - 1u) / WX;
     var nx = 0u;
     if (dims.want_dx != 0u) {
-        nx = ((dims.rows + TILE - 1u) / TILE) * tiles_i;
+        nx = ((dims.rows + TM - 1u) / TM) * tiles_i;
     }
     if (g >= nw + nx) {
         return;
     }
-    var acc = 0.0;
+    var acc: array<vec4<f32>, 4>;
+    var acc2: array<vec4<f32>, 4>;
     if (g < nw) {
-        let i = (g / tiles_o) * TILE + lid.y;
-        let o = (g % tiles_o) * TILE + lid.x;
-        for (var k = 0u; k < dims.rows; k = k + TILE) {
-            let ra = k + lid.x;
-            let ia = (g / tiles_o) * TILE + lid.y;
-            var a = 0.0;
-            if (ra < dims.rows && ia < IN) {
-                a = bx[ra * IN + ia];
-            } else if (ra < dims.rows && ia == IN) {
-                a = 1.0;
+        let i0 = (g / tiles_o) * TM;
+        let o = (g % tiles_o) * WX + lid.x;
+        let oc = min(o, OUT - 1u);
+        let oc2 = min(o + NI, OUT - 1u);
+        for (var b0 = 0u; b0 < dims.rows; b0 = b0 + KC) {
+            let bn = min(KC, dims.rows - b0);
+            // stage [X, 1][b0 .. b0 + KC][i0 .. i0 + TM] as [row][quad]; lanes read consecutive i
+            for (var idx = lid.x; idx < KC * TM; idx = idx + NI) {
+                let t = idx % TM;
+                let rr = idx / TM;
+                let i = i0 + t;
+                var v = 0.0;
+                if (rr < bn) {
+                    if (i < IN) {
+                        v = bx[(b0 + rr) * IN + i];
+                    } else if (i == IN) {
+                        v = 1.0;
+                    }
+                }
+                stage[rr * 4u + t / 4u][t % 4u] = v;
             }
-            tile_a[lid.y][lid.x] = a;
-            let rb = k + lid.y;
-            var b = 0.0;
-            if (rb < dims.rows && o < OUT) {
-                b = dz(rb, o);
-            }
-            tile_b[lid.y][lid.x] = b;
             workgroupBarrier();
-            for (var kk = 0u; kk < TILE; kk = kk + 1u) {
-                acc = acc + tile_a[lid.y][kk] * tile_b[kk][lid.x];
+            for (var rr = 0u; rr < bn; rr = rr + 1u) {
+                let d = dz(b0 + rr, oc);
+                let d2 = dz(b0 + rr, oc2);
+                for (var q = 0u; q < 4u; q = q + 1u) {
+                    let x = stage[rr * 4u + q];
+                    acc[q] = acc[q] + x * d;
+                    acc2[q] = acc2[q] + x * d2;
+                }
             }
             workgroupBarrier();
         }
-        if (i < IN + 1u && o < OUT) {
-            grads[W_OFF + i * OUT + o] = acc;
+        for (var t = 0u; t < TM; t = t + 1u) {
+            let i = i0 + t;
+            if (i <= IN) {
+                if (o < OUT) {
+                    grads[W_OFF + i * OUT + o] = acc[t / 4u][t % 4u];
+                }
+                if (o + NI < OUT) {
+                    grads[W_OFF + i * OUT + o + NI] = acc2[t / 4u][t % 4u];
+                }
+            }
         }
     } else {
         let h = g - nw;
-        let r = (h / tiles_i) * TILE + lid.y;
-        let i0 = (h % tiles_i) * TILE;
-        for (var k = 0u; k < OUT; k = k + TILE) {
-            let oa = k + lid.x;
-            var a = 0.0;
-            if (r < dims.rows && oa < OUT) {
-                a = dz(r, oa);
+        let r0 = (h / tiles_i) * TM;
+        let i = (h % tiles_i) * WX + lid.x;
+        let ic = min(i, IN - 1u);
+        let ic2 = min(i + NI, IN - 1u);
+        for (var o0 = 0u; o0 < OUT; o0 = o0 + KC) {
+            let on = min(KC, OUT - o0);
+            // stage dZ[r0 .. r0 + TM][o0 .. o0 + KC] as [o][quad]; lanes read consecutive o
+            for (var idx = lid.x; idx < KC * TM; idx = idx + NI) {
+                let oo = idx % KC;
+                let t = idx / KC;
+                var v = 0.0;
+                if (oo < on) {
+                    v = dz(min(r0 + t, dims.rows - 1u), o0 + oo);
+                }
+                stage[oo * 4u + t / 4u][t % 4u] = v;
             }
-            tile_a[lid.y][lid.x] = a;
-            let ib = i0 + lid.x;
-            let ob = k + lid.y;
-            var b = 0.0;
-            if (ib < IN && ob < OUT) {
-                b = params[W_OFF + ib * OUT + ob];
-            }
-            tile_b[lid.y][lid.x] = b;
             workgroupBarrier();
-            for (var kk = 0u; kk < TILE; kk = kk + 1u) {
-                acc = acc + tile_a[lid.y][kk] * tile_b[kk][lid.x];
+            for (var oo = 0u; oo < on; oo = oo + 1u) {
+                let w = params[W_OFF + ic * OUT + o0 + oo];
+                let w2 = params[W_OFF + ic2 * OUT + o0 + oo];
+                for (var q = 0u; q < 4u; q = q + 1u) {
+                    let x = stage[oo * 4u + q];
+                    acc[q] = acc[q] + x * w;
+                    acc2[q] = acc2[q] + x * w2;
+                }
             }
             workgroupBarrier();
         }
-        let i = i0 + lid.x;
-        if (r < dims.rows && i < IN) {
-            bdx[r * IN + i] = acc;
+        for (var t = 0u; t < TM; t = t + 1u) {
+            let r = r0 + t;
+            if (r < dims.rows) {
+                if (i < IN) {
+                    var v = acc[t / 4u][t % 4u];
+                    if (X_ACT != 0u) {
+                        v = v * d_act(X_ACT, bx[r * IN + i]);
+                    }
+                    bdx[r * IN + i] = v;
+                }
+                if (i + NI < IN) {
+                    var v = acc2[t / 4u][t % 4u];
+                    if (X_ACT != 0u) {
+                        v = v * d_act(X_ACT, bx[r * IN + i + NI]);
+                    }
+                    bdx[r * IN + i + NI] = v;
+                }
+            }
         }
     }
 }

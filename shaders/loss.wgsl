@@ -32,116 +32,274 @@ struct Row {
 @group(0) @binding(6) var<storage, read_write> d_user: array<f32>;
 @group(0) @binding(7) var<storage, read_write> row_stats: array<f32>;
 
-var<workgroup> u_s: array<f32, 256>;
+// Tiling: one workgroup handles R = 8 rows (a block of the batch), so every item embedding it
+// loads is used by 8 rows (the per-row kernel loaded the whole item matrix once per row, twice).
+// Invocation t owns items j = t, t + 256, ... for the logits and the softmax sums; the 8 rows'
+// values travel together as two vec4 "row quads". Passes:
+//   1. z[r, j] = u_r.e_j / T for the 8 rows (u_r staged in workgroup memory as [d][quad], one
+//      embedding load per d for 8 FMAs); masked items get NEG; per-row maxima.
+//   2. exp(z - m) sums and sum(exp(z - m) (z - m)), so the entropy needs no third pass:
+//      H = log S - sum(e (z - m)) / S with S = sum(e).
+//   3. dL/dz for a chunk of 256 items into workgroup memory ([item][quad]), then dL/du: each
+//      invocation owns 4 embedding columns and every G-th item of the chunk (G = 256 /
+//      ceil(D / 4)), so per item it reads 2 vec4 of dL/dz and 4 embedding values for 32 FMAs;
+//      the G partial sums are added at the end, two rows at a time.
+// Reductions over the workgroup fold 8 rows at once (4 barriers each).
+const R: u32 = 8u;     // rows per workgroup: two vec4 quads; R * 32 = WG (see reduce8)
+var<workgroup> sh4: array<vec4<f32>, 512>;   // pass 1: u[d][quad] (D <= 256); pass 3: dL/dz[item][quad]
+var<workgroup> red8: array<f32, 2048>;       // reductions: R x WG; dL/du: [item group][d][2 rows]
 
 fn open(r: u32, j: u32) -> bool {
     return ld.use_mask == 0u || !bit_set(mask[r * ld.words + j / 32u], j);
 }
 
+// Workgroup-wide max (op 0) or sum (op 1) of each of the R values; every invocation gets them.
+fn reduce8(v: array<f32, 8>, t: u32, op: u32) -> array<f32, 8> {
+    for (var r = 0u; r < R; r = r + 1u) {
+        red8[r * WG + t] = v[r];
+    }
+    workgroupBarrier();
+    // invocation t folds row t / 32, entries (t % 32) + 32k, into entry t % 32
+    let rr = t / 32u;
+    let p = t % 32u;
+    var a = red8[rr * WG + p];
+    for (var k = 1u; k < WG / 32u; k = k + 1u) {
+        let b = red8[rr * WG + p + 32u * k];
+        a = select(a + b, max(a, b), op == 0u);
+    }
+    red8[rr * WG + p] = a;
+    workgroupBarrier();
+    if (t < R) {
+        var b = red8[t * WG];
+        for (var k = 1u; k < 32u; k = k + 1u) {
+            let c = red8[t * WG + k];
+            b = select(b + c, max(b, c), op == 0u);
+        }
+        red8[t * WG] = b;
+    }
+    workgroupBarrier();
+    var out: array<f32, 8>;
+    for (var r = 0u; r < R; r = r + 1u) {
+        out[r] = red8[r * WG];
+    }
+    workgroupBarrier();
+    return out;
+}
+
+fn quad_get(a: vec4<f32>, b: vec4<f32>, r: u32) -> f32 {
+    if (r < 4u) {
+        return a[r];
+    }
+    return b[r - 4u];
+}
+
+// Grid: (ceil(rows / R), 1).
 @compute @workgroup_size(256)
 fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let r = wg.x;
+    let r0 = wg.x * R;
     let t = lid.x;
-    let base = r * ld.items;
     let inv_b = 1.0 / f32(ld.rows);
-    if (t < D) {
-        u_s[t] = user[r * D + t];
-    }
-    workgroupBarrier();
-
-    // logits and their max
-    var m = NEG;
-    for (var j = t; j < ld.items; j = j + WG) {
-        var z = NEG;
-        if (open(r, j)) {
-            var acc = 0.0;
-            for (var d = 0u; d < D; d = d + 1u) {
-                acc = acc + u_s[d] * emb[j * D + d];
+    let inv_t = 1.0 / ld.temperature;
+    // rows past the batch compute with u = 0 and store nothing
+    let nrows = min(R, ld.rows - r0);
+    for (var i = t; i < D * 2u; i = i + WG) {
+        let d = i / 2u;
+        let q = (i % 2u) * 4u;
+        var v = vec4(0.0);
+        for (var c = 0u; c < 4u; c = c + 1u) {
+            if (q + c < nrows) {
+                v[c] = user[(r0 + q + c) * D + d];
             }
-            z = acc / ld.temperature;
-            m = max(m, z);
         }
-        scratch[base + j] = z;
+        sh4[i] = v;
     }
-    m = wg_max(m, t);
-    var s = 0.0;
-    for (var j = t; j < ld.items; j = j + WG) {
-        let z = scratch[base + j];
-        if (z != NEG) {
-            s = s + exp(z - m);
-        }
-    }
-    let log_z = m + log(wg_sum(s, t));
-    var h = 0.0;
-    for (var j = t; j < ld.items; j = j + WG) {
-        let z = scratch[base + j];
-        if (z != NEG) {
-            let lp = z - log_z;
-            h = h - exp(lp) * lp;
-        }
-    }
-    h = wg_sum(h, t);
-    storageBarrier();
     workgroupBarrier();
 
-    // policy-gradient weight on (onehot(a) - p)
-    let row = rows_in[r];
-    let lp_a = scratch[base + row.action] - log_z;
-    let adv = row.reward - row.baseline;
-    var coef = adv;
-    var row_loss = -adv * lp_a;
-    if (ld.kind == 1u) {
-        let ratio = exp(lp_a - row.old_logp);
-        let clipped = clamp(ratio, 1.0 - ld.clip, 1.0 + ld.clip);
-        let s1 = ratio * adv;
-        let s2 = clipped * adv;
-        if (s1 <= s2) {
-            coef = adv * ratio;
-            row_loss = -s1;
-        } else {
-            coef = 0.0;
-            row_loss = -s2;
+    // the action's logit for each row (uniform; same arithmetic as pass 1)
+    var z_a: array<f32, 8>;
+    var act: array<u32, 8>;
+    for (var r = 0u; r < R; r = r + 1u) {
+        act[r] = rows_in[r0 + min(r, nrows - 1u)].action;
+    }
+    for (var r = 0u; r < R; r = r + 1u) {
+        var acc = 0.0;
+        let q = (r / 4u) ;
+        let c = r % 4u;
+        for (var d = 0u; d < D; d = d + 1u) {
+            acc = acc + sh4[d * 2u + q][c] * emb[act[r] * D + d];
+        }
+        z_a[r] = acc / ld.temperature;
+    }
+
+    // 1. logits and per-row maxima
+    var m: array<f32, 8>;
+    for (var r = 0u; r < R; r = r + 1u) {
+        m[r] = NEG;
+    }
+    // two items per invocation per step (j and j + WG): each staged u quad read feeds 8 FMAs
+    for (var j = t; j < ld.items; j = j + 2u * WG) {
+        let j2 = j + WG;
+        let jc = min(j2, ld.items - 1u);
+        var a0 = vec4(0.0);
+        var a1 = vec4(0.0);
+        var b0 = vec4(0.0);
+        var b1 = vec4(0.0);
+        for (var d = 0u; d < D; d = d + 1u) {
+            let u0 = sh4[d * 2u];
+            let u1 = sh4[d * 2u + 1u];
+            let e = emb[j * D + d];
+            let f = emb[jc * D + d];
+            a0 = a0 + u0 * e;
+            a1 = a1 + u1 * e;
+            b0 = b0 + u0 * f;
+            b1 = b1 + u1 * f;
+        }
+        a0 = a0 / ld.temperature;
+        a1 = a1 / ld.temperature;
+        b0 = b0 / ld.temperature;
+        b1 = b1 / ld.temperature;
+        for (var r = 0u; r < nrows; r = r + 1u) {
+            var z = NEG;
+            if (open(r0 + r, j)) {
+                z = quad_get(a0, a1, r);
+                m[r] = max(m[r], z);
+            }
+            scratch[(r0 + r) * ld.items + j] = z;
+            if (j2 < ld.items) {
+                var z2 = NEG;
+                if (open(r0 + r, j2)) {
+                    z2 = quad_get(b0, b1, r);
+                    m[r] = max(m[r], z2);
+                }
+                scratch[(r0 + r) * ld.items + j2] = z2;
+            }
         }
     }
-    storageBarrier();
-    workgroupBarrier();
+    m = reduce8(m, t, 0u);
 
-    // dL/dz_j, written over the logits
+    // 2. softmax sums (same invocation reads back what it wrote: no barrier needed)
+    var s: array<f32, 8>;
+    var sz: array<f32, 8>;
+    for (var r = 0u; r < R; r = r + 1u) {
+        s[r] = 0.0;
+        sz[r] = 0.0;
+    }
     for (var j = t; j < ld.items; j = j + WG) {
-        let z = scratch[base + j];
-        var g = 0.0;
-        if (z != NEG) {
-            let lp = z - log_z;
-            let p = exp(lp);
-            let onehot = select(0.0, 1.0, j == row.action);
-            g = inv_b * (-coef * (onehot - p) + ld.entropy * p * (lp + h));
+        for (var r = 0u; r < nrows; r = r + 1u) {
+            let z = scratch[(r0 + r) * ld.items + j];
+            if (z != NEG) {
+                let x = z - m[r];
+                let e = exp(x);
+                s[r] = s[r] + e;
+                sz[r] = sz[r] + e * x;
+            }
         }
-        scratch[base + j] = g;
     }
-    storageBarrier();
-    workgroupBarrier();
+    s = reduce8(s, t, 1u);
+    sz = reduce8(sz, t, 1u);
 
-    // dL/du: G groups of D invocations each sum a strided share of the items
-    let groups = WG / D;
-    var acc = 0.0;
-    if (t < groups * D) {
-        let d = t % D;
-        for (var j = t / D; j < ld.items; j = j + groups) {
-            acc = acc + scratch[base + j] * emb[j * D + d];
+    // per-row log-partition, entropy and policy-gradient weight on (onehot(a) - p)
+    var log_z: array<f32, 8>;
+    var h: array<f32, 8>;
+    var coef: array<f32, 8>;
+    var loss_r: array<f32, 8>;
+    for (var r = 0u; r < R; r = r + 1u) {
+        let ls = log(s[r]);
+        log_z[r] = m[r] + ls;
+        h[r] = select(0.0, ls - sz[r] / s[r], s[r] > 0.0);
+        let row = rows_in[r0 + min(r, nrows - 1u)];
+        let lp_a = z_a[r] - log_z[r];
+        let adv = row.reward - row.baseline;
+        coef[r] = adv;
+        loss_r[r] = -adv * lp_a;
+        if (ld.kind == 1u) {
+            let ratio = exp(lp_a - row.old_logp);
+            let clipped = clamp(ratio, 1.0 - ld.clip, 1.0 + ld.clip);
+            let s1 = ratio * adv;
+            let s2 = clipped * adv;
+            if (s1 <= s2) {
+                coef[r] = adv * ratio;
+                loss_r[r] = -s1;
+            } else {
+                coef[r] = 0.0;
+                loss_r[r] = -s2;
+            }
         }
     }
-    red_f[t] = acc;
-    workgroupBarrier();
-    if (t < D) {
-        var sum = 0.0;
-        for (var g2 = 0u; g2 < groups; g2 = g2 + 1u) {
-            sum = sum + red_f[g2 * D + t];
+
+    // 3. dL/dz by chunks of WG items, staged as [item][quad], then dL/du: invocation t owns the
+    // embedding columns 4 dg .. 4 dg + 3 (dg = t % DG) and the chunk's items ig, ig + G, ...
+    // (ig = t / DG), so each staged pair of quads it reads feeds 32 FMAs (4 columns x 8 rows).
+    let dgroups = (D + 3u) / 4u;
+    let igroups = WG / dgroups;
+    let dg = t % dgroups;
+    let ig = t / dgroups;
+    var acc: array<vec4<f32>, 8>;   // acc[2c + quad]: column 4 dg + c, the quad's 4 rows
+    for (var c0 = 0u; c0 < ld.items; c0 = c0 + WG) {
+        let j = c0 + t;
+        var g: array<f32, 8>;
+        for (var r = 0u; r < R; r = r + 1u) {
+            g[r] = 0.0;
+            if (j < ld.items && r < nrows) {
+                let z = scratch[(r0 + r) * ld.items + j];
+                if (z != NEG) {
+                    let lp = z - log_z[r];
+                    let p = exp(lp);
+                    let onehot = select(0.0, 1.0, j == act[r]);
+                    g[r] = inv_b * (-coef[r] * (onehot - p) + ld.entropy * p * (lp + h[r]));
+                }
+            }
         }
-        d_user[r * D + t] = sum / ld.temperature;
+        sh4[2u * t] = vec4(g[0], g[1], g[2], g[3]);
+        sh4[2u * t + 1u] = vec4(g[4], g[5], g[6], g[7]);
+        workgroupBarrier();
+        if (ig < igroups) {
+            let n = min(WG, ld.items - c0);
+            for (var jj = ig; jj < n; jj = jj + igroups) {
+                let g0 = sh4[2u * jj];
+                let g1 = sh4[2u * jj + 1u];
+                let base = (c0 + jj) * D;
+                for (var c = 0u; c < 4u; c = c + 1u) {
+                    let e = emb[base + min(4u * dg + c, D - 1u)];
+                    acc[2u * c] = acc[2u * c] + g0 * e;
+                    acc[2u * c + 1u] = acc[2u * c + 1u] + g1 * e;
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    // add the item groups' partial sums, two rows at a time: red8[(ig * D + d) * 2 + k]
+    for (var rp = 0u; rp < R / 2u; rp = rp + 1u) {
+        if (ig < igroups) {
+            for (var c = 0u; c < 4u; c = c + 1u) {
+                let d = 4u * dg + c;
+                if (d < D) {
+                    red8[(ig * D + d) * 2u] = quad_get(acc[2u * c], acc[2u * c + 1u], 2u * rp);
+                    red8[(ig * D + d) * 2u + 1u] =
+                        quad_get(acc[2u * c], acc[2u * c + 1u], 2u * rp + 1u);
+                }
+            }
+        }
+        workgroupBarrier();
+        for (var i = t; i < 2u * D; i = i + WG) {
+            let k = i % 2u;
+            let dd = i / 2u;
+            let r = 2u * rp + k;
+            var sum = 0.0;
+            for (var g2 = 0u; g2 < igroups; g2 = g2 + 1u) {
+                sum = sum + red8[(g2 * D + dd) * 2u + k];
+            }
+            if (r < nrows) {
+                d_user[(r0 + r) * D + dd] = sum / ld.temperature;
+            }
+        }
+        workgroupBarrier();
     }
     if (t == 0u) {
-        row_stats[2u * r] = row_loss - ld.entropy * h;
-        row_stats[2u * r + 1u] = h;
+        for (var r = 0u; r < nrows; r = r + 1u) {
+            row_stats[2u * (r0 + r)] = loss_r[r] - ld.entropy * h[r];
+            row_stats[2u * (r0 + r) + 1u] = h[r];
+        }
     }
 }
 

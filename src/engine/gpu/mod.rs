@@ -12,7 +12,7 @@ use super::{
     Batch, Counters, Engine, EngineError, EngineInfo, Loss, Mask, OptimizerState, Reduce, Result,
     Row, SlateSpec, Slates, TrainStats, MAX_SLATE,
 };
-use crate::model::{Head, ModelConfig};
+use crate::model::{Head, Layer, ModelConfig};
 use bytemuck::{Pod, Zeroable};
 
 #[repr(C)]
@@ -142,6 +142,33 @@ struct Tile {
 fn grid(groups: usize) -> (u32, u32) {
     let x = groups.clamp(1, 65_535);
     (x as u32, groups.div_ceil(x).max(1) as u32)
+}
+
+/// Tile of dense.wgsl: `TM` rows × `WX` columns of the result per workgroup (32 invocations,
+/// two columns each; keep in sync with the shader's constants).
+const DENSE_WX: usize = 64;
+const DENSE_TM: usize = 16;
+
+/// Rows per workgroup of loss.wgsl `policy_grad` (its constant `R`).
+const POLICY_ROWS: usize = 8;
+
+/// Workgroups of a layer's `forward` (dense.wgsl): TM × WX output tiles.
+fn forward_groups(layer: &Layer, rows: usize) -> (u32, u32) {
+    (
+        layer.outputs.div_ceil(DENSE_WX) as u32,
+        rows.div_ceil(DENSE_TM) as u32,
+    )
+}
+
+/// Workgroups of a layer's `backward` (dense.wgsl): the dW tiles, then the dX tiles when `dx`.
+fn backward_groups(layer: &Layer, rows: usize, dx: bool) -> (u32, u32) {
+    let nw = (layer.inputs + 1).div_ceil(DENSE_TM) * layer.outputs.div_ceil(DENSE_WX);
+    let nx = if dx {
+        rows.div_ceil(DENSE_TM) * layer.inputs.div_ceil(DENSE_WX)
+    } else {
+        0
+    };
+    grid(nw + nx)
 }
 
 /// Model on the GPU.
@@ -317,7 +344,17 @@ impl GpuEngine {
                 pipeline: fp,
                 bind: fb,
             });
-            let bp = ctx.pipeline(Shader::Dense, "backward", &constants).await?;
+            // the gradient buffers between layers carry dLoss/dZ (see dense.wgsl)
+            let x_act = match l {
+                0 => 0,
+                _ => layers[l - 1].activation.code(),
+            };
+            let mut b_constants = constants.to_vec();
+            b_constants.push(("DY_IS_DZ", (l + 1 < layers.len()) as u32 as f64));
+            b_constants.push(("X_ACT", x_act as f64));
+            let bp = ctx
+                .pipeline(Shader::Dense, "backward", &b_constants)
+                .await?;
             let dx = if l == 0 { &d_input } else { &dys[l - 1] };
             let bb = ctx.bind(
                 &bp,
@@ -556,10 +593,7 @@ impl GpuEngine {
 
     fn encode_forward(&mut self, pass: &mut wgpu::ComputePass, rows: usize) {
         for (k, layer) in self.forward.iter().zip(self.cfg.layers()) {
-            k.dispatch(
-                pass,
-                (layer.outputs.div_ceil(16) as u32, rows.div_ceil(16) as u32),
-            );
+            k.dispatch(pass, forward_groups(&layer, rows));
         }
         self.counters.dispatches += self.forward.len() as u64;
     }
@@ -644,20 +678,13 @@ impl GpuEngine {
     fn encode_gradient(&mut self, pass: &mut wgpu::ComputePass, rows: usize, input_grad: bool) {
         self.encode_forward(pass, rows);
         let head_groups = match self.cfg.head {
-            Head::Policy { .. } => (rows as u32, 1),
+            Head::Policy { .. } => (rows.div_ceil(POLICY_ROWS) as u32, 1),
             Head::Regression { .. } => (rows.div_ceil(256) as u32, 1),
         };
         self.head.dispatch(pass, head_groups);
         let layers = self.cfg.layers();
         for (l, k) in self.backward.iter().enumerate().rev() {
-            let layer = layers[l];
-            let nw = (layer.inputs + 1).div_ceil(16) * layer.outputs.div_ceil(16);
-            let nx = if l > 0 || input_grad {
-                rows.div_ceil(16) * layer.inputs.div_ceil(16)
-            } else {
-                0
-            };
-            k.dispatch(pass, grid(nw + nx));
+            k.dispatch(pass, backward_groups(&layers[l], rows, l > 0 || input_grad));
         }
         self.counters.dispatches += 1 + self.backward.len() as u64;
     }
@@ -698,7 +725,8 @@ impl GpuEngine {
         let mut enc = self.encoder();
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            let adam_grid = grid(self.n_params.div_ceil(256));
+            // adam.wgsl: 256 invocations × 4 elements per workgroup
+            let adam_grid = grid(self.n_params.div_ceil(1024));
             for _ in 0..steps {
                 self.encode_gradient(&mut pass, rows, input_grad);
                 self.step_stats.dispatch(&mut pass, (1, 1));
