@@ -9,6 +9,7 @@ pub mod cli;
 
 pub mod bench;
 pub mod clock;
+pub mod data;
 pub mod engine;
 pub mod model;
 #[cfg(target_arch = "wasm32")]
