@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 mod bench;
 mod data;
+mod embed;
 
 #[derive(Parser)]
 #[command(
@@ -22,6 +23,8 @@ enum Command {
     Data(data::Args),
     /// Benchmarks that print figures (never timed tests).
     Bench(bench::Args),
+    /// Item text embeddings (all-MiniLM-L6-v2; needs the `encoder` feature) projected by PCA.
+    Embed(embed::Args),
 }
 
 /// Entry point of the `metarec` binary: parse arguments, run, map errors to a non-zero exit.
@@ -30,6 +33,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Data(args) => data::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Embed(args) => embed::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
