@@ -10,6 +10,8 @@ pub mod cli;
 pub mod bench;
 pub mod clock;
 pub mod data;
+#[cfg(all(feature = "encoder", not(target_arch = "wasm32")))]
+pub mod encoder;
 pub mod engine;
 pub mod eval;
 pub mod finetune;

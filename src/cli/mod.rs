@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 mod bench;
 mod data;
+mod embed;
 mod eval;
 mod train;
 mod train_meta;
@@ -29,6 +30,8 @@ enum Command {
     Bench(bench::Args),
     /// Evaluate methods under the cold-start interactive protocol (see EVALUATION.md).
     Eval(eval::Args),
+    /// Item text embeddings (all-MiniLM-L6-v2; needs the `encoder` feature) projected by PCA.
+    Embed(embed::Args),
 }
 
 /// Entry point of the `metarec` binary: parse arguments, run, map errors to a non-zero exit.
@@ -39,6 +42,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Train(args) => train::run(*args),
         Command::Eval(args) => eval::run(args),
+        Command::Embed(args) => embed::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
