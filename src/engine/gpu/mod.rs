@@ -129,6 +129,14 @@ impl Kernel {
     }
 }
 
+/// What follows the item scores in a scoring pass.
+#[derive(Clone, Copy)]
+enum Tail {
+    None,
+    Softmax,
+    Sample,
+}
+
 /// A slice of the item matrix small enough for one storage binding.
 struct Tile {
     items: usize,
@@ -598,6 +606,27 @@ impl GpuEngine {
         self.counters.dispatches += self.forward.len() as u64;
     }
 
+    /// Encodes the forward pass and the item scores for `rows` inputs, then `tail` (the
+    /// softmax or the sampler) when given, in one compute pass; returns the encoder unsubmitted.
+    fn encode_scoring(&mut self, rows: usize, tail: Tail) -> wgpu::CommandEncoder {
+        let mut enc = self.encoder();
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            self.encode_forward(&mut pass, rows);
+            self.encode_scores(&mut pass, rows);
+            let kernel = match tail {
+                Tail::None => None,
+                Tail::Softmax => self.softmax.as_ref(),
+                Tail::Sample => self.sample.as_ref(),
+            };
+            if let Some(k) = kernel {
+                k.dispatch(&mut pass, (rows as u32, 1));
+                self.counters.dispatches += 1;
+            }
+        }
+        enc
+    }
+
     fn encode_scores(&mut self, pass: &mut wgpu::ComputePass, rows: usize) {
         for t in &self.tiles {
             t.score
@@ -854,12 +883,7 @@ impl Engine for GpuEngine {
         let rows = check_inputs(&self.cfg, inputs)?;
         self.upload_inputs(inputs, rows, false);
         self.write_score_dims(rows);
-        let mut enc = self.encoder();
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            self.encode_forward(&mut pass, rows);
-            self.encode_scores(&mut pass, rows);
-        }
+        let enc = self.encode_scoring(rows, Tail::None);
         let bytes = (rows * n * 4) as u64;
         let out = Self::read(
             &self.ctx,
@@ -893,16 +917,7 @@ impl Engine for GpuEngine {
                 _pad: [0; 3],
             }],
         );
-        let mut enc = self.encoder();
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            self.encode_forward(&mut pass, rows);
-            self.encode_scores(&mut pass, rows);
-            if let Some(k) = &self.softmax {
-                k.dispatch(&mut pass, (rows as u32, 1));
-            }
-        }
-        self.counters.dispatches += 1;
+        let enc = self.encode_scoring(rows, Tail::Softmax);
         let bytes = (rows * n * 4) as u64;
         let out = Self::read(
             &self.ctx,
@@ -940,16 +955,7 @@ impl Engine for GpuEngine {
                 _pad: [0; 3],
             }],
         );
-        let mut enc = self.encoder();
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            self.encode_forward(&mut pass, rows);
-            self.encode_scores(&mut pass, rows);
-            if let Some(k) = &self.sample {
-                k.dispatch(&mut pass, (rows as u32, 1));
-            }
-        }
-        self.counters.dispatches += 1;
+        let enc = self.encode_scoring(rows, Tail::Sample);
         let bytes = (rows * spec.k * 4) as u64;
         let out = Self::read(
             &self.ctx,
