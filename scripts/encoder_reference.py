@@ -26,7 +26,6 @@ from tokenizers import Tokenizer
 
 SENTENCES = [
     "Star Wars (1977). Genres: Action, Adventure, Romance, Sci-Fi, War.",
-    "Toy Story (1995). Genres: Animation, Children's, Comedy.",
     "A man is eating food.",
     "The quick brown fox jumps over the lazy dog while the sleepy cat watches from the warm windowsill.",
     "Amélie, café au lait & naïve résumé — 2001!",
