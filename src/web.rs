@@ -167,6 +167,12 @@ impl Recommender {
     ) -> Result<(Self, crate::policy::Policy), JsError> {
         let bundle = crate::data::Bundle::from_bytes(bundle).map_err(js_err)?;
         let policy = crate::policy::Policy::from_bundle(&bundle).map_err(js_err)?;
+        if policy.adapt.adapts != crate::session::Adapts::Context {
+            return Err(JsError::new(
+                "this bundle's policy adapts the whole network per person (Reptile / first-order \
+                 MAML); the browser adapts a context vector: meta-train it with --algorithm cavia",
+            ));
+        }
         let (mut engine, fallback) = crate::engine::AnyEngine::new(&policy.model, opts.engine)
             .await
             .map_err(js_err)?;
@@ -221,9 +227,7 @@ impl Recommender {
     ) -> Result<Recommender, JsError> {
         let (mut rec, policy) = Self::open(&bundle, options(options_value)?).await?;
         let session = crate::session::Session::from_bytes(&state).map_err(js_err)?;
-        if session.context.len() != policy.model.input
-            || session.shown_words().len() != policy.model.items().div_ceil(32)
-        {
+        if !session.fits(&policy.model) {
             return Err(JsError::new(
                 "the saved state belongs to another model: it cannot be restored with this bundle",
             ));

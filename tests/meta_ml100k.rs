@@ -16,12 +16,11 @@ fn per_user(
     users: &[u32],
     adapt: AdaptConfig,
 ) -> Vec<f32> {
-    let init = vec![0.0; engine.config().input];
     users
         .iter()
         .map(|&u| {
             let mut task = ObservedTask::for_user(ds, u, RewardMode::default(), 10);
-            let ep = block_on(run_episode(engine, &mut task, &init, adapt, 1, 900 + u)).unwrap();
+            let ep = block_on(run_episode(engine, &mut task, adapt, 1, 900 + u)).unwrap();
             ep.rewards.iter().sum::<f32>() / ep.rewards.len().max(1) as f32
         })
         .collect()
