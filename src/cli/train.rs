@@ -71,6 +71,10 @@ pub struct Args {
     /// runs); `reptile` and `fomaml` (first-order MAML) adapt the whole network per person.
     #[arg(long, default_value = "cavia", value_parser = parse_algorithm)]
     algorithm: crate::meta::Algorithm,
+    /// Meta stage, CAVIA: outer steps per meta-iteration on its episodes; above 1 the batch is
+    /// reused with the PPO-clipped surrogate.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    outer_steps: u32,
     /// Meta stage: write a checkpoint to this file every `--checkpoint-every` iterations, at
     /// the end and on Ctrl-C.
     #[arg(long)]
@@ -303,6 +307,7 @@ fn run_with_meta(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut cfg = crate::meta::MetaConfig {
         algorithm: args.algorithm,
+        outer_steps: args.outer_steps,
         iterations: args.iterations,
         seed: args.seed as u32,
         ..Default::default()
