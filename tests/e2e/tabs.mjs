@@ -9,9 +9,11 @@
 // - Meta-train: a short run on another world (seed 3) on WebGPU, paused and resumed; the learning
 //   curves have a point per iteration; when it ends For you recommends with it (status bar, the
 //   new catalog), Simulate switches to that world, and a reload keeps it;
+// - titles are text: a bundle whose titles are `<img src=x onerror=…>` markup shows them as text;
 // - both views fit a 390 px screen; no request leaves the origin, no CSP violation, no page error.
 // Screenshots: out/simulate.png, out/metatrain.png. Prints the hit rates and meta-training speed.
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { REPO_ROOT, assert, runTests, startServer } from './lib/harness.mjs';
@@ -68,6 +70,27 @@ async function noOverflow(page, what) {
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   await page.setViewportSize({ width: 1100, height: 900 });
   assert(overflow <= 0, `${what}: the page is ${overflow}px wider than a 390px screen`);
+}
+
+// A copy of bundle `bytes` in which every title at least as long as `markup` is replaced by it
+// (padded with spaces to the same byte length), with the CRC-32 recomputed. Titles are a u32
+// length and UTF-8 bytes ending in "(year)" (the synthetic catalog's), found by that shape.
+function withTitles(bytes, markup) {
+  const out = Buffer.from(bytes);
+  const text = out.toString('latin1');
+  let replaced = 0;
+  for (const m of text.matchAll(/\(\d{4}\)/g)) {
+    const end = m.index + m[0].length;
+    for (let len = markup.length; len <= 120 && end - len - 4 >= 0; len++) {
+      if (out.readUInt32LE(end - len - 4) === len) {
+        out.write(markup.padEnd(len, ' '), end - len, 'latin1');
+        replaced += 1;
+        break;
+      }
+    }
+  }
+  out.writeUInt32LE(crc32(out.subarray(0, out.length - 4)), out.length - 4);
+  return { bytes: out, replaced };
 }
 
 try {
@@ -200,6 +223,50 @@ try {
           assert(/seed 3/.test(await page.textContent('#fy-bundle')), `after reload: ${await page.textContent('#fy-bundle')}`);
           assert(!/meta-training/.test(await page.textContent('#fy-timings')), 'meta-trained again after the reload');
           assert((await page.evaluate(() => window.metarecForYou.rec.history())).length === 1, 'the reaction was not kept');
+          clean(log);
+        } finally {
+          await context.close();
+        }
+      },
+    },
+    {
+      name: 'titles are rendered as text: a bundle whose titles are <img onerror> markup',
+      fn: async () => {
+        const { context, page, log } = await newContext();
+        try {
+          await page.goto(new URL(`?${SMALL}`, server.url).href, { waitUntil: 'load' });
+          await page.waitForFunction(() => document.getElementById('view-foryou').dataset.foryou === 'ready', null, { timeout: READY_MS });
+          const bundle = await page.evaluate(
+            () =>
+              new Promise((resolve, reject) => {
+                const req = indexedDB.open('metarec', 1);
+                req.onsuccess = () => {
+                  const store = req.result.transaction('kv').objectStore('kv');
+                  const keys = store.getAllKeys();
+                  keys.onsuccess = () => {
+                    const get = store.get(keys.result.find((k) => String(k).startsWith('bundle:synthetic')));
+                    get.onsuccess = () => resolve(Array.from(get.result));
+                  };
+                };
+                req.onerror = () => reject(req.error);
+              }),
+          );
+          const markup = '<img src=x onerror=pwned=1>';
+          const evil = withTitles(bundle, markup);
+          assert(evil.replaced > 50, `only ${evil.replaced} titles replaced`);
+          await mkdir(OUT_DIR, { recursive: true });
+          await writeFile(path.join(OUT_DIR, 'xss.bundle'), evil.bytes);
+          await page.goto(new URL('?bundle=/out/xss.bundle', server.url).href, { waitUntil: 'load' });
+          await page.waitForFunction(() => ['ready', 'error'].includes(document.getElementById('view-foryou').dataset.foryou), null, { timeout: READY_MS });
+          const seen = await page.evaluate(() => ({
+            phase: document.getElementById('view-foryou').dataset.foryou,
+            images: document.querySelectorAll('img').length,
+            pwned: 'pwned' in window,
+            titles: [...document.querySelectorAll('#fy-slate .slate-title')].map((t) => t.textContent),
+          }));
+          assert(seen.phase === 'ready', `the markup bundle did not load: ${await page.textContent('#fy-notices')}`);
+          assert(seen.titles.some((t) => t.startsWith(markup)), `no markup title on the slate: ${seen.titles}`);
+          assert(seen.images === 0 && !seen.pwned, `markup was parsed as HTML: ${JSON.stringify(seen)}`);
           clean(log);
         } finally {
           await context.close();
