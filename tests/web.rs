@@ -201,12 +201,20 @@ async fn js_api_round_trip(engine: &str) {
     );
     assert!(m.contains("bundle"), "{m}");
     let m = message(
-        Recommender::restore(bytes.clone(), b"MRSESS01{".to_vec(), opts.clone())
+        Recommender::restore(bytes.clone(), b"MRSESS02{".to_vec(), opts.clone())
             .await
             .err()
             .unwrap(),
     );
     assert!(m.contains("corrupted session"), "{m}");
+    // a state saved by the previous version (no feedback summary) is refused, not misread
+    let m = message(
+        Recommender::restore(bytes.clone(), b"MRSESS01{}".to_vec(), opts.clone())
+            .await
+            .err()
+            .unwrap(),
+    );
+    assert!(m.contains("version"), "{m}");
     let bad = plain(serde_json::json!({ "engine": "quantum" }));
     let m = message(Recommender::create(bytes.clone(), bad).await.err().unwrap());
     assert!(m.contains("quantum"), "{m}");

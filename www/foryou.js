@@ -497,8 +497,10 @@ async function useBundleBytes(bytes, name) {
 }
 
 const BUNDLE_MAGIC = 'MRBUNDL\0';
-const STATE_MAGIC = 'MRSESS01';
-const startsWith = (bytes, magic) => bytes.length >= 8 && String.fromCharCode(...bytes.subarray(0, 8)) === magic;
+// Any version of a saved state (restore refuses other versions with a clear message).
+const STATE_MAGIC = 'MRSESS';
+const startsWith = (bytes, magic) =>
+  bytes.length >= magic.length && String.fromCharCode(...bytes.subarray(0, magic.length)) === magic;
 
 async function importStateBytes(bytes, name) {
   const rec = await st.mod.Recommender.restore(st.bundle, bytes, { engine: st.engine, seed: 0 });
