@@ -21,3 +21,5 @@ pub mod policy;
 pub mod session;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+#[cfg(target_arch = "wasm32")]
+pub mod web_bench;

@@ -51,7 +51,7 @@ struct SelfCheck {
     dispatches_per_step: Option<f64>,
 }
 
-fn js_err(e: impl std::fmt::Display) -> JsError {
+pub(crate) fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
@@ -110,7 +110,9 @@ struct RecommenderOptions {
     seed: u32,
 }
 
-fn options<T: for<'de> Deserialize<'de> + Default>(value: JsValue) -> Result<T, JsError> {
+pub(crate) fn options<T: for<'de> Deserialize<'de> + Default>(
+    value: JsValue,
+) -> Result<T, JsError> {
     if value.is_undefined() || value.is_null() {
         Ok(T::default())
     } else {
@@ -118,7 +120,7 @@ fn options<T: for<'de> Deserialize<'de> + Default>(value: JsValue) -> Result<T, 
     }
 }
 
-fn to_js(value: &impl Serialize) -> Result<JsValue, JsError> {
+pub(crate) fn to_js(value: &impl Serialize) -> Result<JsValue, JsError> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(js_err)
