@@ -166,7 +166,7 @@ function tables(results) {
   const m = results.machine;
   L.push(`Command: \`./scripts/bench.sh\` (${results.seconds.toFixed(0)} s, ${m.date}).`);
   L.push('');
-  L.push(`Machine: ${m.nproc} cores (\`nproc\`), ${m.cpu_model}, ${m.memory_gib} GiB, ${m.os} (Debian ${m.debian_version}), no GPU; load average at start ${m.load_average_start}, shared with other jobs.`);
+  L.push(`Machine: ${m.nproc} cores (\`nproc\`), ${m.cpu_model}, ${m.memory_gib} GiB, ${m.os} (Debian ${m.debian_version}); load average at start ${m.load_average_start}, shared with other jobs.`);
   const a = results.browser.adapter;
   L.push(`Browser: ${m.chromium} headless (\`--enable-unsafe-webgpu\`), WebGPU adapter: ${a ? `${a.vendor} / ${a.architecture}${a.description ? ` (${a.description})` : ''}, fallback adapter: ${a.isFallbackAdapter}` : 'none'}; TF.js ${results.browser.tfjs}; native GPU engine on ${results.native.engine.gpu?.adapter ?? 'no adapter'}.`);
   L.push('');
