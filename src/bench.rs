@@ -4,8 +4,8 @@
 
 use crate::clock::now_ms;
 use crate::engine::{Adam, Batch, Engine, Loss, Result, Row};
-use crate::meta::{meta_step, MetaConfig, SyntheticSetup};
-use crate::model::{Head, ModelConfig};
+use crate::meta::{meta_step, policy_config, MetaConfig, PolicyShape, SyntheticSetup};
+use crate::model::ModelConfig;
 use crate::session::{AdaptConfig, Session};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -140,8 +140,8 @@ pub fn random_items(n: usize, dim: usize, seed: u64) -> Vec<f32> {
     (0..n * dim).map(|_| rng.random_range(-0.3..0.3)).collect()
 }
 
-/// One person's adaptation loop on a synthetic catalog of random item vectors, with the
-/// reference policy's network: each interaction is one reaction to the top item of the last
+/// One person's adaptation loop on a synthetic catalog of random item vectors, with
+/// [`adaptation_model`]'s network: each interaction is one reaction to the top item of the last
 /// list ([`Session::feedback`], one adaptation step), then a new top-k read back
 /// ([`Session::recommend`]), exactly as the page does per click.
 pub struct Adaptation {
@@ -157,12 +157,7 @@ impl Adaptation {
     pub async fn new(engine: &mut impl Engine, k: usize, seed: u32) -> Result<Self> {
         let cfg = engine.config().clone();
         engine.set_items(&random_items(cfg.items(), cfg.output, seed as u64))?;
-        let mut session = Session::new(
-            &vec![0.0; cfg.input],
-            cfg.items(),
-            AdaptConfig::default(),
-            seed,
-        );
+        let mut session = Session::new(&cfg, AdaptConfig::default(), seed);
         let top = session.recommend(engine, k, false).await?;
         Ok(Adaptation {
             top: top.iter().map(|r| r.item).collect(),
@@ -197,13 +192,16 @@ pub struct Phases {
     pub recommend_ms: f64,
 }
 
-/// The network of the adaptation benchmark: the reference policy over `items` items, one row.
+/// The network of the adaptation benchmark over `items` items, one row: the reference
+/// policy's layers (hidden 256-256, item vectors of 64) behind a session's input, a 128-value
+/// context plus the feedback summary ([`crate::session::summary_width`]).
 pub fn adaptation_model(items: usize) -> ModelConfig {
-    ModelConfig {
-        head: Head::Policy { items },
-        max_rows: 1,
-        ..ModelConfig::reference_policy()
-    }
+    let reference = ModelConfig::reference_policy();
+    let shape = PolicyShape {
+        context: reference.input,
+        hidden: reference.hidden.clone(),
+    };
+    policy_config(&shape, items, reference.output, 1)
 }
 
 /// Meta-training speed on the synthetic world, with the engine's counters per iteration.

@@ -19,6 +19,7 @@ pub mod meta;
 pub mod model;
 pub mod policy;
 pub mod session;
+pub mod simulate;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 #[cfg(target_arch = "wasm32")]

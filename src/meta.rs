@@ -7,13 +7,14 @@
 use crate::data::{ItemFeatures, Shown, UserTask};
 use crate::engine::{Adam, Batch, Engine, EngineError, Loss, Mask, OptimizerState, Result, Row};
 use crate::model::{Activation, Head, Init, ModelConfig};
-use crate::session::{AdaptConfig, Session};
+use crate::session::{AdaptConfig, Adapts, Session};
 use serde::{Deserialize, Serialize};
 
 /// Shape of the policy network.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PolicyShape {
-    /// Width of the per-user context vector (the network's input).
+    /// Width of the per-user context vector (the first part of the network's input; the
+    /// feedback summary of [`crate::session::summary_width`] follows it).
     pub context: usize,
     pub hidden: Vec<usize>,
 }
@@ -35,7 +36,7 @@ pub fn policy_config(
     rows: usize,
 ) -> ModelConfig {
     ModelConfig {
-        input: shape.context,
+        input: shape.context + crate::session::summary_width(item_dim),
         hidden: shape.hidden.clone(),
         output: item_dim,
         hidden_activation: Activation::Relu,
@@ -95,9 +96,40 @@ impl ItemVectors {
     }
 }
 
+/// The outer loop of meta-training.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// CAVIA, first order: in each episode only the person's context and feedback summary
+    /// adapt; one outer policy-gradient step on the shared network over every episode's
+    /// transitions, under the inputs they were chosen with. Sessions then adapt the context
+    /// only, as the browser does.
+    #[default]
+    Cavia,
+    /// Reptile: in each episode every parameter adapts (one REINFORCE step per reaction); the
+    /// shared network then moves towards the mean adapted network by
+    /// [`MetaConfig::reptile_step`] of the way.
+    Reptile,
+    /// First-order MAML: every parameter adapts during each episode; the policy gradient of
+    /// the episode's second half (its query rounds) at the adapted network, averaged over the
+    /// tasks, is the outer gradient (Adam, [`MetaConfig::outer`]).
+    Fomaml,
+}
+
+impl Algorithm {
+    /// What sessions of a policy meta-trained this way adapt.
+    pub fn adapts(self) -> Adapts {
+        match self {
+            Algorithm::Cavia => Adapts::Context,
+            Algorithm::Reptile | Algorithm::Fomaml => Adapts::Network,
+        }
+    }
+}
+
 /// Meta-training settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetaConfig {
+    pub algorithm: Algorithm,
     pub iterations: usize,
     /// Users (tasks) per meta-iteration.
     pub users_per_iteration: usize,
@@ -109,12 +141,19 @@ pub struct MetaConfig {
     pub adapt: AdaptConfig,
     /// The outer optimiser over the shared parameters.
     pub outer: Adam,
+    /// CAVIA: outer steps per meta-iteration on its batch of episodes: 1 is plain REINFORCE;
+    /// more reuse the batch with the PPO-clipped surrogate (ratio to the policy that collected
+    /// it).
+    pub outer_steps: u32,
+    /// Reptile: the fraction of the way to the mean adapted network taken per iteration.
+    pub reptile_step: f32,
     pub seed: u32,
 }
 
 impl Default for MetaConfig {
     fn default() -> Self {
         MetaConfig {
+            algorithm: Algorithm::Cavia,
             iterations: 100,
             users_per_iteration: 16,
             rounds: 20,
@@ -125,6 +164,8 @@ impl Default for MetaConfig {
                 clip_norm: 5.0,
                 ..Adam::default()
             },
+            outer_steps: 1,
+            reptile_step: 1.0,
             seed: 1,
         }
     }
@@ -142,29 +183,31 @@ impl MetaConfig {
 pub struct Episode {
     /// Reward summed over the slate, per round.
     pub rewards: Vec<f32>,
-    /// The transitions, each with the context it was chosen under.
+    /// Round of each transition.
+    rounds: Vec<usize>,
+    /// The transitions, each with the network input it was chosen under.
     inputs: Vec<f32>,
     rows: Vec<Row>,
     masks: Vec<u32>,
 }
 
-/// Runs one episode of `task` from a fresh session (context `init`), adapting online as the
-/// person's device would (when `adapt.enabled`).
+/// Runs one episode of `task` from a fresh session, adapting online as the person's device
+/// would (when `adapt.enabled`).
 pub async fn run_episode(
     engine: &mut impl Engine,
     task: &mut impl UserTask,
-    init: &[f32],
     adapt: AdaptConfig,
     slate: usize,
     seed: u32,
 ) -> Result<Episode> {
     let items = engine.config().items();
-    let mut session = Session::new(init, items, adapt, seed);
+    let mut session = Session::new(engine.config(), adapt, seed);
     if task.candidates().len() < items {
         session.restrict_to(task.candidates());
     }
     let mut ep = Episode {
         rewards: Vec::new(),
+        rounds: Vec::new(),
         inputs: Vec::new(),
         rows: Vec::new(),
         masks: Vec::new(),
@@ -175,7 +218,7 @@ pub async fn run_episode(
         if k == 0 {
             break;
         }
-        let context = session.context.clone();
+        let input = session.input();
         let mask = session.shown_words().to_vec();
         let recs = session.recommend(engine, k, false).await?;
         let shown: Vec<Shown> = recs
@@ -188,7 +231,8 @@ pub async fn run_episode(
         let rewards = task.step(&shown).map_err(fail)?;
         let baseline = session.baseline;
         for (rec, &reward) in recs.iter().zip(&rewards) {
-            ep.inputs.extend(&context);
+            ep.inputs.extend(&input);
+            ep.rounds.push(ep.rewards.len());
             ep.masks.extend(&mask);
             ep.rows.push(Row {
                 action: rec.item,
@@ -203,50 +247,112 @@ pub async fn run_episode(
     Ok(ep)
 }
 
+impl Episode {
+    /// The transitions of rounds `from..` as a training batch (with their masks).
+    fn batch_from(&self, from: usize, words_per_row: usize) -> Batch {
+        let keep: Vec<usize> = (0..self.rows.len())
+            .filter(|&r| self.rounds[r] >= from)
+            .collect();
+        let width = self.inputs.len() / self.rows.len().max(1);
+        Batch {
+            inputs: keep
+                .iter()
+                .flat_map(|&r| &self.inputs[r * width..(r + 1) * width])
+                .copied()
+                .collect(),
+            rows: keep.iter().map(|&r| self.rows[r]).collect(),
+            mask: Some(Mask {
+                words: keep
+                    .iter()
+                    .flat_map(|&r| &self.masks[r * words_per_row..(r + 1) * words_per_row])
+                    .copied()
+                    .collect(),
+                words_per_row,
+            }),
+        }
+    }
+}
+
 /// Progress of one meta-iteration.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetaProgress {
     pub iteration: usize,
     /// Mean reward per round over the iteration's episodes.
     pub mean_reward: f32,
-    /// Outer REINFORCE loss of the iteration's batch (NaN when its step was skipped).
+    /// Outer policy-gradient loss of the iteration (CAVIA: its batch; Reptile: the mean inner
+    /// loss; first-order MAML: the mean query loss); NaN when its step was skipped.
     pub loss: f32,
     /// Outer steps skipped so far because their loss or gradient was not finite (the engine
     /// detects them on the device and leaves the parameters unchanged).
     pub skipped_total: u32,
 }
 
-/// One meta-iteration: an adapted episode for each task, then one outer step on all their
-/// transitions (first-order: contexts are treated as inputs).
+/// One meta-iteration of `cfg.algorithm`: an adapted episode for each task, then one outer
+/// update of the shared network.
 pub async fn meta_step<T: UserTask>(
     engine: &mut impl Engine,
     tasks: Vec<T>,
     cfg: &MetaConfig,
     iteration: usize,
 ) -> Result<MetaProgress> {
-    let init = vec![0.0; engine.config().input];
+    match cfg.algorithm {
+        Algorithm::Cavia => cavia_step(engine, tasks, cfg, iteration).await,
+        Algorithm::Reptile | Algorithm::Fomaml => network_step(engine, tasks, cfg, iteration).await,
+    }
+}
+
+/// CAVIA: one outer step on all the episodes' transitions (first order: contexts and summaries
+/// are treated as inputs).
+async fn cavia_step<T: UserTask>(
+    engine: &mut impl Engine,
+    tasks: Vec<T>,
+    cfg: &MetaConfig,
+    iteration: usize,
+) -> Result<MetaProgress> {
+    let adapt = AdaptConfig {
+        adapts: Adapts::Context,
+        ..cfg.adapt
+    };
     let mut batch = Batch::default();
     let mut words = Vec::new();
     let mut rewards = Vec::new();
     for (u, mut task) in tasks.into_iter().enumerate() {
         let seed = cfg.seed ^ ((iteration * 7919 + u) as u32);
-        let ep = run_episode(engine, &mut task, &init, cfg.adapt, cfg.slate, seed).await?;
+        let ep = run_episode(engine, &mut task, adapt, cfg.slate, seed).await?;
         batch.inputs.extend(ep.inputs);
         batch.rows.extend(ep.rows);
         words.extend(ep.masks);
         rewards.extend(ep.rewards);
     }
-    let wpr = engine.config().items().div_ceil(32);
-    batch.mask = Some(Mask {
+    let items = engine.config().items();
+    let mask = Mask {
         words,
-        words_per_row: wpr,
-    });
-    let loss = Loss::Reinforce {
-        entropy: cfg.adapt.entropy,
-        temperature: cfg.adapt.temperature,
+        words_per_row: items.div_ceil(32),
     };
+    let (entropy, temperature) = (cfg.adapt.entropy, cfg.adapt.temperature);
+    let loss = if cfg.outer_steps > 1 {
+        // The ratio's reference is π_old(a | x) under each row's own mask (a slate's later
+        // items were drawn with its earlier ones excluded, so their propensities differ).
+        let logp = engine
+            .log_probs(&batch.inputs, Some(&mask), temperature)
+            .await?;
+        for (r, row) in batch.rows.iter_mut().enumerate() {
+            row.old_logp = logp[r * items + row.action as usize];
+        }
+        Loss::Ppo {
+            entropy,
+            temperature,
+            clip: 0.2,
+        }
+    } else {
+        Loss::Reinforce {
+            entropy,
+            temperature,
+        }
+    };
+    batch.mask = Some(mask);
     engine.reset_stats()?;
-    engine.train(&batch, loss, cfg.outer, 1)?;
+    engine.train(&batch, loss, cfg.outer, cfg.outer_steps.max(1))?;
     let stats = engine.stats().await?;
     Ok(MetaProgress {
         iteration,
@@ -257,6 +363,90 @@ pub async fn meta_step<T: UserTask>(
             f32::NAN
         },
         skipped_total: stats.skipped,
+    })
+}
+
+/// Reptile and first-order MAML: each task adapts a copy of the whole network (in the
+/// engine, from the shared parameters θ); the outer update is computed on the host from the
+/// adapted networks (Reptile) or their query gradients (first-order MAML), and the outer Adam
+/// state is kept in the engine's optimiser state between iterations (so checkpoints resume
+/// exactly).
+async fn network_step<T: UserTask>(
+    engine: &mut impl Engine,
+    tasks: Vec<T>,
+    cfg: &MetaConfig,
+    iteration: usize,
+) -> Result<MetaProgress> {
+    let adapt = AdaptConfig {
+        adapts: Adapts::Network,
+        ..cfg.adapt
+    };
+    let theta = engine.params().await?;
+    let before = engine.optimizer_state().await?;
+    let mut outer = before.clone();
+    let words_per_row = engine.config().items().div_ceil(32);
+    let loss = Loss::Reinforce {
+        entropy: cfg.adapt.entropy,
+        temperature: cfg.adapt.temperature,
+    };
+    engine.reset_stats()?;
+    let mut sum = vec![0.0f32; theta.len()];
+    let (mut rewards, mut losses) = (Vec::new(), Vec::new());
+    let n_tasks = tasks.len();
+    for (u, mut task) in tasks.into_iter().enumerate() {
+        let seed = cfg.seed ^ ((iteration * 7919 + u) as u32);
+        engine.set_params(&theta)?;
+        let ep = run_episode(engine, &mut task, adapt, cfg.slate, seed).await?;
+        rewards.extend(&ep.rewards);
+        let contribution = match cfg.algorithm {
+            Algorithm::Fomaml => {
+                let query = ep.batch_from(ep.rewards.len() / 2, words_per_row);
+                if query.rows.is_empty() {
+                    continue;
+                }
+                let (grad, value) = engine.gradients(&query, loss).await?;
+                losses.push(value);
+                grad
+            }
+            _ => {
+                let adapted = engine.params().await?;
+                adapted.iter().zip(&theta).map(|(a, t)| a - t).collect()
+            }
+        };
+        for (s, c) in sum.iter_mut().zip(contribution) {
+            *s += c;
+        }
+    }
+    let stats = engine.stats().await?;
+    let mean: Vec<f32> = sum.iter().map(|s| s / n_tasks.max(1) as f32).collect();
+    let mut params = theta.clone();
+    let value = match cfg.algorithm {
+        Algorithm::Fomaml => {
+            let norm = mean.iter().map(|g| g * g).sum::<f32>().sqrt();
+            outer.step += 1;
+            let mut state = crate::engine::cpu::AdamState {
+                m: &mut outer.m,
+                v: &mut outer.v,
+                step: outer.step,
+            };
+            crate::engine::cpu::adam_update(&mut params, &mut state, &mean, cfg.outer, norm);
+            losses.iter().sum::<f32>() / losses.len().max(1) as f32
+        }
+        _ => {
+            for (p, d) in params.iter_mut().zip(&mean) {
+                *p += cfg.reptile_step * d;
+            }
+            stats.mean_loss
+        }
+    };
+    let finite = params.iter().all(|p| p.is_finite()) && value.is_finite();
+    engine.set_params(if finite { &params } else { &theta })?;
+    engine.set_optimizer_state(if finite { &outer } else { &before })?;
+    Ok(MetaProgress {
+        iteration,
+        mean_reward: rewards.iter().sum::<f32>() / rewards.len().max(1) as f32,
+        loss: if finite { value } else { f32::NAN },
+        skipped_total: stats.skipped + u32::from(!finite),
     })
 }
 

@@ -59,12 +59,7 @@ impl Policy {
 
     /// A fresh session for a new person (context at the meta-learned start: zero).
     pub fn session(&self, seed: u32) -> Session {
-        Session::new(
-            &vec![0.0; self.model.input],
-            self.model.items(),
-            self.adapt,
-            seed,
-        )
+        Session::new(&self.model, self.adapt, seed)
     }
 
     /// Stores the policy in `bundle` (configuration and weights); the catalog stays as it is.

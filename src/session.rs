@@ -1,12 +1,39 @@
 //! One person's adaptation session: a CAVIA context vector adapted on-device by policy-gradient
-//! steps, the items already shown, the reward baseline and the context's optimiser state.
+//! steps, a summary of the person's feedback so far, the items already shown, the reward
+//! baseline and the context's optimiser state.
 //!
 //! The shared policy network (parameters and item matrix) lives in an [`Engine`]; a session only
 //! holds what is personal, so it is small, serialises to bytes and restores exactly. The policy
-//! is `π(j | c) = softmax(MLP(c) · e_j / T)` over items not yet shown.
+//! is `π(j | x) = softmax(MLP(x) · e_j / T)` over items not yet shown, where the network's input
+//! `x = [c, s]` is the context `c` followed by the feedback summary `s` (see [`summary_width`]):
+//! the meta-trained network reads what the person liked from `s` (amortised adaptation), and
+//! each reaction also moves `c` by one REINFORCE step (gradient adaptation).
 
 use crate::engine::{Batch, Engine, EngineError, Loss, Mask, Result, Row, SlateSpec};
+use crate::model::ModelConfig;
 use serde::{Deserialize, Serialize};
+
+/// Width of the feedback summary that ends the policy's input, for item vectors of `item_dim`
+/// values: the reward-weighted sum of the item vectors reacted to, the (1 − reward)-weighted
+/// sum, the summed reward and the summed (1 − reward); all divided by (reactions + 1), so
+/// the summary starts at zero and its scale grows with the evidence.
+pub fn summary_width(item_dim: usize) -> usize {
+    2 * item_dim + 2
+}
+
+/// What a reaction's policy-gradient step changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Adapts {
+    /// Only the person's context vector (CAVIA): the shared network stays as it is, so a
+    /// session is small and many people can share one engine. What the browser does.
+    #[default]
+    Context,
+    /// Every network parameter, in the engine (Reptile / first-order MAML style, and RL from
+    /// scratch): the engine then belongs to this one person; set its parameters back before
+    /// the next one.
+    Network,
+}
 
 /// How a session adapts.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -19,8 +46,19 @@ pub struct AdaptConfig {
     pub entropy: f32,
     /// Decay of the running-mean reward baseline.
     pub baseline_decay: f32,
-    /// Whether feedback adapts the context at all (off: a fixed policy, for ablations).
+    /// Whether feedback adapts the policy at all, through the context and the feedback summary
+    /// (off: a fixed policy, for ablations).
     pub enabled: bool,
+    /// What the policy-gradient step changes.
+    #[serde(default)]
+    pub adapts: Adapts,
+    /// Adam step size of the network's parameters when `adapts` is [`Adapts::Network`].
+    #[serde(default = "default_param_lr")]
+    pub param_lr: f32,
+}
+
+fn default_param_lr() -> f32 {
+    1e-3
 }
 
 impl Default for AdaptConfig {
@@ -31,6 +69,8 @@ impl Default for AdaptConfig {
             entropy: 0.0,
             baseline_decay: 0.8,
             enabled: true,
+            adapts: Adapts::Context,
+            param_lr: default_param_lr(),
         }
     }
 }
@@ -56,8 +96,10 @@ pub struct Interaction {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Session {
     pub config: AdaptConfig,
-    /// The adapted context vector (the network's input).
+    /// The adapted context vector (the first part of the network's input).
     pub context: Vec<f32>,
+    /// Unnormalised feedback summary (see [`summary_width`]).
+    sums: Vec<f32>,
     /// Items shown so far, as mask words over the catalog.
     shown: Vec<u32>,
     pub history: Vec<Interaction>,
@@ -71,19 +113,23 @@ pub struct Session {
 }
 
 /// Magic and version of serialised sessions.
-const MAGIC: &[u8; 8] = b"MRSESS01";
+const MAGIC: &[u8; 8] = b"MRSESS02";
 
 impl Session {
-    /// A fresh session starting from the meta-learned initial context `init` (the whole input).
-    pub fn new(init: &[f32], items: usize, config: AdaptConfig, seed: u32) -> Self {
+    /// A fresh session for a policy network described by `model`: zero context (the
+    /// meta-learned start) and an empty feedback summary.
+    pub fn new(model: &ModelConfig, config: AdaptConfig, seed: u32) -> Self {
+        let summary = summary_width(model.output);
+        let context = model.input.saturating_sub(summary);
         Session {
             config,
-            context: init.to_vec(),
-            shown: vec![0; items.div_ceil(32)],
+            context: vec![0.0; context],
+            sums: vec![0.0; summary],
+            shown: vec![0; model.items().div_ceil(32)],
             history: Vec::new(),
             baseline: 0.0,
-            adam_m: vec![0.0; init.len()],
-            adam_v: vec![0.0; init.len()],
+            adam_m: vec![0.0; context],
+            adam_v: vec![0.0; context],
             adam_t: 0,
             draws: 0,
             seed,
@@ -121,12 +167,26 @@ impl Session {
         self.mask().get(0, item as usize)
     }
 
+    /// The network's input: the context, then the normalised feedback summary.
+    pub fn input(&self) -> Vec<f32> {
+        let scale = 1.0 / (self.history.len() as f32 + 1.0);
+        let summary = self.sums.iter().map(|v| v * scale);
+        self.context.iter().copied().chain(summary).collect()
+    }
+
+    /// Whether this session fits the policy network `model`.
+    pub fn fits(&self, model: &ModelConfig) -> bool {
+        model.input == self.context.len() + self.sums.len()
+            && self.sums.len() == summary_width(model.output)
+            && model.items().div_ceil(32) == self.shown.len()
+    }
+
     fn check_engine(&self, engine: &impl Engine) -> Result<usize> {
         let cfg = engine.config();
-        if cfg.input != self.context.len() || cfg.items().div_ceil(32) != self.shown.len() {
+        if !self.fits(cfg) {
             return Err(EngineError::Input(format!(
                 "session made for input width {} and {} mask words, model has {} and {}",
-                self.context.len(),
+                self.context.len() + self.sums.len(),
                 self.shown.len(),
                 cfg.input,
                 cfg.items().div_ceil(32)
@@ -152,9 +212,10 @@ impl Session {
             seed: self.seed,
             draw: self.draws,
         };
-        let slate = engine.sample(&self.context, Some(&mask), spec).await?;
+        let input = self.input();
+        let slate = engine.sample(&input, Some(&mask), spec).await?;
         self.draws = self.draws.wrapping_add(1);
-        let scores = engine.scores(&self.context).await?;
+        let scores = engine.scores(&input).await?;
         Ok(slate
             .items
             .iter()
@@ -167,8 +228,9 @@ impl Session {
             .collect())
     }
 
-    /// Learns from one reaction: one REINFORCE step with the running baseline on the context
-    /// (when adaptation is on), then marks the item shown and records it.
+    /// Learns from one reaction (when adaptation is on): one REINFORCE step with the running
+    /// baseline on the context (or on the engine's network, see [`Adapts`]), and the item's
+    /// vector added to the feedback summary; then marks the item shown and records it.
     pub async fn feedback(
         &mut self,
         engine: &mut impl Engine,
@@ -193,7 +255,7 @@ impl Session {
         }
         if self.config.enabled {
             let batch = Batch {
-                inputs: self.context.clone(),
+                inputs: self.input(),
                 rows: vec![Row {
                     action: item,
                     reward,
@@ -206,8 +268,28 @@ impl Session {
                 entropy: self.config.entropy,
                 temperature: self.config.temperature,
             };
-            let (grad, _) = engine.input_gradient(&batch, loss).await?;
-            self.adam_step(&grad);
+            match self.config.adapts {
+                Adapts::Context => {
+                    let (grad, _) = engine.input_gradient(&batch, loss).await?;
+                    self.adam_step(&grad[..self.context.len()]);
+                }
+                Adapts::Network => {
+                    let adam = crate::engine::Adam {
+                        lr: self.config.param_lr,
+                        clip_norm: 5.0,
+                        ..crate::engine::Adam::default()
+                    };
+                    engine.train(&batch, loss, adam, 1)?;
+                }
+            }
+            let e = engine.item_vector(item)?;
+            let d = e.len();
+            for (k, v) in e.iter().enumerate() {
+                self.sums[k] += reward * v;
+                self.sums[d + k] += (1.0 - reward) * v;
+            }
+            self.sums[2 * d] += reward;
+            self.sums[2 * d + 1] += 1.0 - reward;
         }
         let d = self.config.baseline_decay;
         self.baseline = d * self.baseline + (1.0 - d) * reward;
@@ -252,7 +334,8 @@ impl Session {
         let s: Session = serde_json::from_slice(body)
             .map_err(|e| EngineError::Input(format!("corrupted session: {e}")))?;
         let n = s.context.len();
-        if s.adam_m.len() != n || s.adam_v.len() != n || s.context.iter().any(|v| !v.is_finite()) {
+        let finite = s.context.iter().chain(&s.sums).all(|v| v.is_finite());
+        if s.adam_m.len() != n || s.adam_v.len() != n || s.sums.len() < 2 || !finite {
             return Err(EngineError::Input(
                 "corrupted session: inconsistent or non-finite state".into(),
             ));

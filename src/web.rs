@@ -60,8 +60,10 @@ pub(crate) fn js_err(e: impl std::fmt::Display) -> JsError {
 ///
 /// `options`: `{ engine: "auto" | "gpu" | "cpu" }`. With "gpu", a missing WebGPU adapter is an
 /// error; with "auto" the CPU engine is used and `gpu_error` says why.
-#[wasm_bindgen]
-pub async fn self_check(options: JsValue) -> Result<JsValue, JsError> {
+#[wasm_bindgen(unchecked_return_type = "SelfCheckReport")]
+pub async fn self_check(
+    #[wasm_bindgen(unchecked_optional_param_type = "SelfCheckOptions")] options: Option<JsValue>,
+) -> Result<JsValue, JsError> {
     let opts: SelfCheckOptions = self::options(options)?;
     let cfg = ModelConfig::reference_policy();
     let ctx = match opts.engine {
@@ -111,12 +113,13 @@ struct RecommenderOptions {
 }
 
 pub(crate) fn options<T: for<'de> Deserialize<'de> + Default>(
-    value: JsValue,
+    value: Option<JsValue>,
 ) -> Result<T, JsError> {
-    if value.is_undefined() || value.is_null() {
-        Ok(T::default())
-    } else {
-        serde_wasm_bindgen::from_value(value).map_err(js_err)
+    match value {
+        Some(v) if !v.is_undefined() && !v.is_null() => {
+            serde_wasm_bindgen::from_value(v).map_err(js_err)
+        }
+        _ => Ok(T::default()),
     }
 }
 
@@ -167,12 +170,8 @@ impl Recommender {
         bundle: &[u8],
         opts: RecommenderOptions,
     ) -> Result<(Self, crate::policy::Policy), JsError> {
-        let bundle = crate::data::Bundle::from_bytes(bundle).map_err(js_err)?;
-        let policy = crate::policy::Policy::from_bundle(&bundle).map_err(js_err)?;
-        let (mut engine, fallback) = crate::engine::AnyEngine::new(&policy.model, opts.engine)
-            .await
-            .map_err(js_err)?;
-        policy.load_into(&mut engine).map_err(js_err)?;
+        let (bundle, policy) = read_bundle(bundle)?;
+        let (engine, fallback) = engine_for(&policy, opts.engine).await?;
         let session = policy.session(opts.seed);
         Ok((
             Recommender {
@@ -198,11 +197,7 @@ impl Recommender {
     /// Rebuilds the engine from the policy after a device loss (the GPU when one can be had
     /// again, else the CPU engine).
     async fn recover(&mut self) -> Result<(), JsError> {
-        let (mut engine, fallback) =
-            crate::engine::AnyEngine::new(&self.policy.model, self.preference)
-                .await
-                .map_err(js_err)?;
-        self.policy.load_into(&mut engine).map_err(js_err)?;
+        let (engine, fallback) = engine_for(&self.policy, self.preference).await?;
         self.engine = engine;
         self.fallback = fallback;
         self.recoveries += 1;
@@ -211,7 +206,12 @@ impl Recommender {
 
     /// A recommender for a new person from a bundle's bytes.
     /// `options`: `{ engine: "auto" | "gpu" | "cpu", seed: number }`.
-    pub async fn create(bundle: Vec<u8>, options_value: JsValue) -> Result<Recommender, JsError> {
+    pub async fn create(
+        bundle: Vec<u8>,
+        #[wasm_bindgen(unchecked_optional_param_type = "RecommenderOptions")] options_value: Option<
+            JsValue,
+        >,
+    ) -> Result<Recommender, JsError> {
         Ok(Self::open(&bundle, options(options_value)?).await?.0)
     }
 
@@ -219,13 +219,13 @@ impl Recommender {
     pub async fn restore(
         bundle: Vec<u8>,
         state: Vec<u8>,
-        options_value: JsValue,
+        #[wasm_bindgen(unchecked_optional_param_type = "RecommenderOptions")] options_value: Option<
+            JsValue,
+        >,
     ) -> Result<Recommender, JsError> {
         let (mut rec, policy) = Self::open(&bundle, options(options_value)?).await?;
         let session = crate::session::Session::from_bytes(&state).map_err(js_err)?;
-        if session.context.len() != policy.model.input
-            || session.shown_words().len() != policy.model.items().div_ceil(32)
-        {
+        if !session.fits(&policy.model) {
             return Err(JsError::new(
                 "the saved state belongs to another model: it cannot be restored with this bundle",
             ));
@@ -235,8 +235,10 @@ impl Recommender {
     }
 
     /// `k` items not shown yet: `[{ item, title, genres, year, score, propensity }]`; `greedy`
-    /// ranks by score, otherwise the slate is drawn from the policy (exploration).
-    pub async fn recommend(&mut self, k: usize, greedy: bool) -> Result<JsValue, JsError> {
+    /// ranks by score, otherwise (the default) the slate is drawn from the policy (exploration).
+    #[wasm_bindgen(unchecked_return_type = "Recommendation[]")]
+    pub async fn recommend(&mut self, k: usize, greedy: Option<bool>) -> Result<JsValue, JsError> {
+        let greedy = greedy.unwrap_or(false);
         let recs = match self.session.recommend(&mut self.engine, k, greedy).await {
             Err(e) if self.device_gone(&e) => {
                 self.recover().await?;
@@ -274,6 +276,16 @@ impl Recommender {
             .ids
             .index(&item)
             .ok_or_else(|| JsError::new(&format!("unknown item id '{item}'")))?;
+        if !reward.is_finite() || !(0.0..=1.0).contains(&reward) {
+            return Err(JsError::new(&format!(
+                "reward must be a number from 0 (skipped) to 1 (liked), got {reward}"
+            )));
+        }
+        if self.session.was_shown(index) {
+            return Err(JsError::new(&format!(
+                "item '{item}' already had a reaction in this session"
+            )));
+        }
         match self.session.feedback(&mut self.engine, index, reward).await {
             Err(e) if self.device_gone(&e) => {
                 self.recover().await?;
@@ -299,7 +311,8 @@ impl Recommender {
         self.session.to_bytes()
     }
 
-    /// Reactions so far: `[{ item, reward }]` with the dataset's item ids.
+    /// Reactions so far: `[[item, reward]]` with the dataset's item ids.
+    #[wasm_bindgen(unchecked_return_type = "[string, number][]")]
     pub fn history(&self) -> Result<JsValue, JsError> {
         let h: Vec<(&str, f32)> = self
             .session
@@ -311,7 +324,7 @@ impl Recommender {
     }
 
     /// The engine in use: `{ engine, adapter, backend, device_type, fallback, fallback_reason }`.
-    #[wasm_bindgen(js_name = engineInfo)]
+    #[wasm_bindgen(js_name = engineInfo, unchecked_return_type = "EngineInfo")]
     pub fn engine_info(&self) -> Result<JsValue, JsError> {
         use crate::engine::Engine;
         to_js(&JsEngineInfo {
@@ -322,10 +335,38 @@ impl Recommender {
     }
 }
 
+/// The engine for `policy`, loaded with it (and why the CPU engine runs, if it does where the
+/// GPU was wanted).
+async fn engine_for(
+    policy: &crate::policy::Policy,
+    preference: Preference,
+) -> Result<(crate::engine::AnyEngine, Option<String>), JsError> {
+    let (mut engine, fallback) = crate::engine::AnyEngine::new(&policy.model, preference)
+        .await
+        .map_err(js_err)?;
+    policy.load_into(&mut engine).map_err(js_err)?;
+    Ok((engine, fallback))
+}
+
+fn read_bundle(bytes: &[u8]) -> Result<(crate::data::Bundle, crate::policy::Policy), JsError> {
+    let bundle = crate::data::Bundle::from_bytes(bytes).map_err(js_err)?;
+    let policy = crate::policy::Policy::from_bundle(&bundle).map_err(js_err)?;
+    if policy.adapt.adapts != crate::session::Adapts::Context {
+        return Err(JsError::new(
+            "this bundle's policy adapts the whole network per person (Reptile / first-order \
+             MAML); the browser adapts a context vector: meta-train it with --algorithm cavia",
+        ));
+    }
+    Ok((bundle, policy))
+}
+
+/// Options of [`MetaTrainer::create`] and [`Recommender::meta_train`]: the synthetic world
+/// (`items`, `users`, `seed`) and the meta-training settings.
 #[derive(Deserialize)]
 #[serde(default)]
 struct MetaTrainOptions {
-    engine: Preference,
+    /// None: "auto" for a [`MetaTrainer`], the recommender's own choice for `metaTrain`.
+    engine: Option<Preference>,
     seed: u64,
     items: usize,
     users: usize,
@@ -337,7 +378,7 @@ struct MetaTrainOptions {
 impl Default for MetaTrainOptions {
     fn default() -> Self {
         MetaTrainOptions {
-            engine: Preference::Auto,
+            engine: None,
             seed: 0,
             items: 2000,
             users: 1000,
@@ -358,47 +399,558 @@ async fn yield_to_browser() {
     let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
 }
 
-/// Meta-trains a policy on a generated synthetic world, in the browser, and resolves to the
-/// bundle's bytes (catalog + policy) for [`Recommender::create`]. `on_progress` (optional) is
-/// called after every meta-iteration with `{ iteration, mean_reward, loss }`.
-///
-/// `options`: `{ engine, seed, items, users, iterations, users_per_iteration, rounds }`.
-#[wasm_bindgen(js_name = metaTrainSynthetic)]
-pub async fn meta_train_synthetic(
-    options_value: JsValue,
-    on_progress: Option<js_sys::Function>,
-) -> Result<Vec<u8>, JsError> {
-    use crate::meta::{meta_step, MetaConfig, PolicyShape, SyntheticSetup};
-    let o: MetaTrainOptions = options(options_value)?;
-    let cfg = MetaConfig {
-        iterations: o.iterations,
-        users_per_iteration: o.users_per_iteration.max(1),
-        rounds: o.rounds.max(1),
-        seed: o.seed as u32,
-        ..MetaConfig::default()
-    };
-    let world = crate::data::WorldConfig {
-        n_items: o.items,
-        n_users: o.users,
-        style_dim: 4,
-        seed: o.seed,
-    };
-    let setup = SyntheticSetup::new(world, &PolicyShape::default(), &cfg).map_err(js_err)?;
-    let (mut engine, _) = crate::engine::AnyEngine::new(&setup.model, o.engine)
-        .await
-        .map_err(js_err)?;
-    use crate::engine::Engine;
-    engine.set_items(&setup.items).map_err(js_err)?;
-    for it in 0..cfg.iterations {
-        let p = meta_step(&mut engine, setup.tasks(&cfg, it), &cfg, it)
+#[derive(Serialize)]
+struct JsProgress {
+    #[serde(flatten)]
+    progress: crate::meta::MetaProgress,
+    iterations: usize,
+    /// Milliseconds this meta-iteration took.
+    ms: f64,
+    /// Meta-iterations per second so far (this run, without the paused time).
+    iterations_per_s: f64,
+}
+
+/// Meta-training on a generated synthetic world, one meta-iteration at a time.
+struct Trainer {
+    setup: crate::meta::SyntheticSetup,
+    cfg: crate::meta::MetaConfig,
+    engine: crate::engine::AnyEngine,
+    fallback: Option<String>,
+    history: Vec<crate::meta::MetaProgress>,
+    /// Time spent in meta-iterations by this object, and how many it ran.
+    busy_ms: f64,
+    ran: usize,
+}
+
+impl Trainer {
+    async fn new(
+        o: &MetaTrainOptions,
+        preference: Preference,
+        checkpoint: Option<&[u8]>,
+    ) -> Result<Self, JsError> {
+        use crate::engine::Engine;
+        use crate::meta::{Checkpoint, MetaConfig, PolicyShape, SyntheticSetup};
+        if o.users_per_iteration == 0 || o.rounds == 0 {
+            return Err(JsError::new(
+                "users_per_iteration and rounds must each be at least 1",
+            ));
+        }
+        let cfg = MetaConfig {
+            iterations: o.iterations,
+            users_per_iteration: o.users_per_iteration,
+            rounds: o.rounds,
+            seed: o.seed as u32,
+            ..MetaConfig::default()
+        };
+        let world = crate::data::WorldConfig {
+            n_items: o.items,
+            n_users: o.users,
+            style_dim: 4,
+            seed: o.seed,
+        };
+        let setup = SyntheticSetup::new(world, &PolicyShape::default(), &cfg).map_err(js_err)?;
+        let (mut engine, fallback) = crate::engine::AnyEngine::new(&setup.model, preference)
             .await
             .map_err(js_err)?;
-        if let Some(f) = &on_progress {
-            f.call1(&JsValue::NULL, &to_js(&p)?)
-                .map_err(|e| JsError::new(&format!("onProgress threw: {e:?}")))?;
-        }
-        yield_to_browser().await;
+        engine.set_items(&setup.items).map_err(js_err)?;
+        let history = match checkpoint {
+            Some(bytes) => {
+                let c = Checkpoint::from_bytes(bytes).map_err(js_err)?;
+                c.restore_into(&mut engine).map_err(|e| {
+                    JsError::new(&format!(
+                        "the checkpoint does not fit these meta-training options: {e}"
+                    ))
+                })?;
+                if c.iteration > cfg.iterations || c.history.len() != c.iteration {
+                    return Err(JsError::new(&format!(
+                        "the checkpoint is at iteration {} of a run longer than {} iterations",
+                        c.iteration, cfg.iterations
+                    )));
+                }
+                c.history
+            }
+            None => Vec::new(),
+        };
+        Ok(Trainer {
+            setup,
+            cfg,
+            engine,
+            fallback,
+            history,
+            busy_ms: 0.0,
+            ran: 0,
+        })
     }
-    let bundle = setup.bundle(&mut engine, cfg.adapt).await.map_err(js_err)?;
-    bundle.to_bytes().map_err(js_err)
+
+    fn done(&self) -> bool {
+        self.history.len() >= self.cfg.iterations
+    }
+
+    async fn step(&mut self) -> Result<JsProgress, JsError> {
+        if self.done() {
+            return Err(JsError::new(&format!(
+                "meta-training is complete ({} iterations)",
+                self.cfg.iterations
+            )));
+        }
+        let it = self.history.len();
+        let t0 = crate::clock::now_ms();
+        let tasks = self.setup.tasks(&self.cfg, it);
+        let p = crate::meta::meta_step(&mut self.engine, tasks, &self.cfg, it)
+            .await
+            .map_err(js_err)?;
+        let ms = crate::clock::now_ms() - t0;
+        self.busy_ms += ms;
+        self.ran += 1;
+        self.history.push(p);
+        Ok(JsProgress {
+            progress: p,
+            iterations: self.cfg.iterations,
+            ms,
+            iterations_per_s: self.ran as f64 / (self.busy_ms / 1e3).max(1e-9),
+        })
+    }
+
+    async fn bundle(&mut self) -> Result<crate::data::Bundle, JsError> {
+        self.setup
+            .bundle(&mut self.engine, self.cfg.adapt)
+            .await
+            .map_err(js_err)
+    }
 }
+
+/// Calls `f(value)` and waits for what it returns when that is a promise; false when it
+/// returned (or resolved to) `false`.
+async fn call_and_wait(f: &js_sys::Function, value: &JsValue) -> Result<bool, JsError> {
+    let threw = |e: JsValue| {
+        JsError::new(&format!(
+            "onProgress failed: {}",
+            e.as_string()
+                .or_else(|| js_sys::Error::from(e).message().as_string())
+                .unwrap_or_default()
+        ))
+    };
+    let r = f.call1(&JsValue::NULL, value).map_err(threw)?;
+    let r = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&r))
+        .await
+        .map_err(threw)?;
+    Ok(r != JsValue::FALSE)
+}
+
+/// Meta-training in the page, one meta-iteration per [`MetaTrainer::step`], so that the page
+/// can pause (stop calling `step`), resume, chart the progress, save a checkpoint and take the
+/// policy trained so far as a bundle at any time.
+#[wasm_bindgen]
+pub struct MetaTrainer {
+    trainer: Trainer,
+}
+
+#[wasm_bindgen]
+impl MetaTrainer {
+    /// A meta-training run on the synthetic world of `options` (from the start, or from a
+    /// `checkpoint` of [`MetaTrainer::checkpoint`] made with the same options).
+    pub async fn create(
+        #[wasm_bindgen(unchecked_optional_param_type = "MetaTrainOptions")] options_value: Option<
+            JsValue,
+        >,
+        #[wasm_bindgen(unchecked_optional_param_type = "Uint8Array")] checkpoint: Option<Vec<u8>>,
+    ) -> Result<MetaTrainer, JsError> {
+        let o: MetaTrainOptions = options(options_value)?;
+        let pref = o.engine.unwrap_or_default();
+        Ok(MetaTrainer {
+            trainer: Trainer::new(&o, pref, checkpoint.as_deref()).await?,
+        })
+    }
+
+    /// Runs the next meta-iteration and reports it.
+    #[wasm_bindgen(unchecked_return_type = "MetaProgress")]
+    pub async fn step(&mut self) -> Result<JsValue, JsError> {
+        let p = self.trainer.step().await?;
+        to_js(&p)
+    }
+
+    /// Whether every meta-iteration has run.
+    #[wasm_bindgen(getter)]
+    pub fn done(&self) -> bool {
+        self.trainer.done()
+    }
+
+    /// Meta-iterations run so far (including those before a checkpoint).
+    #[wasm_bindgen(getter)]
+    pub fn iteration(&self) -> usize {
+        self.trainer.history.len()
+    }
+
+    /// Meta-iterations of the whole run.
+    #[wasm_bindgen(getter)]
+    pub fn iterations(&self) -> usize {
+        self.trainer.cfg.iterations
+    }
+
+    /// Every meta-iteration so far: `[{ iteration, mean_reward, loss, skipped_total }]`.
+    #[wasm_bindgen(unchecked_return_type = "MetaIteration[]")]
+    pub fn history(&self) -> Result<JsValue, JsError> {
+        to_js(&self.trainer.history)
+    }
+
+    /// Everything needed to continue later exactly where the run stands.
+    pub async fn checkpoint(&mut self) -> Result<Vec<u8>, JsError> {
+        let t = &mut self.trainer;
+        let c = crate::meta::Checkpoint::capture(&mut t.engine, t.history.len(), &t.history)
+            .await
+            .map_err(js_err)?;
+        Ok(c.to_bytes())
+    }
+
+    /// The policy trained so far with the world's catalog, as bundle bytes for
+    /// [`Recommender::create`] and [`Simulation::create`].
+    pub async fn bundle(&mut self) -> Result<Vec<u8>, JsError> {
+        self.trainer.bundle().await?.to_bytes().map_err(js_err)
+    }
+
+    /// The engine meta-training runs on (as [`Recommender::engine_info`]).
+    #[wasm_bindgen(js_name = engineInfo, unchecked_return_type = "EngineInfo")]
+    pub fn engine_info(&self) -> Result<JsValue, JsError> {
+        use crate::engine::Engine;
+        to_js(&JsEngineInfo {
+            info: self.trainer.engine.info(),
+            fallback_reason: self.trainer.fallback.clone(),
+            recoveries: 0,
+        })
+    }
+}
+
+#[wasm_bindgen]
+impl Recommender {
+    /// Meta-trains a new policy on the synthetic world of `options` (on this recommender's
+    /// engine choice unless `options.engine` says otherwise), calling `onProgress` after every
+    /// meta-iteration; when it returns a promise, training waits for it (a page pauses that
+    /// way), and when it returns or resolves to `false`, training stops there. The recommender
+    /// then recommends from the world's catalog with the new policy, for a new person (a
+    /// state saved before belongs to the old policy). Resolves to the new bundle's bytes.
+    #[wasm_bindgen(js_name = metaTrain)]
+    pub async fn meta_train(
+        &mut self,
+        #[wasm_bindgen(unchecked_optional_param_type = "MetaTrainOptions")] options_value: Option<
+            JsValue,
+        >,
+        #[wasm_bindgen(unchecked_optional_param_type = "(progress: MetaProgress) => unknown")]
+        on_progress: Option<js_sys::Function>,
+    ) -> Result<Vec<u8>, JsError> {
+        let o: MetaTrainOptions = options(options_value)?;
+        let mut trainer = Trainer::new(&o, o.engine.unwrap_or(self.preference), None).await?;
+        while !trainer.done() {
+            let p = to_js(&trainer.step().await?)?;
+            if let Some(f) = &on_progress {
+                if !call_and_wait(f, &p).await? {
+                    break;
+                }
+            }
+            yield_to_browser().await;
+        }
+        let bundle = trainer.bundle().await?;
+        let bytes = bundle.to_bytes().map_err(js_err)?;
+        let policy = crate::policy::Policy::from_bundle(&bundle).map_err(js_err)?;
+        let (engine, fallback) = engine_for(&policy, self.preference).await?;
+        self.session = policy.session(self.session.seed);
+        self.engine = engine;
+        self.fallback = fallback;
+        self.catalog = bundle.catalog;
+        self.policy = policy;
+        Ok(bytes)
+    }
+}
+
+/// Options of [`Simulation::create`]: the synthetic world the bundle was meta-trained on
+/// (`items`, `users`, `seed`, as given to [`MetaTrainer::create`]) and the simulation.
+#[derive(Deserialize)]
+#[serde(default)]
+struct SimulationOptions {
+    engine: Preference,
+    items: usize,
+    users: usize,
+    seed: u64,
+    held_out: usize,
+    rounds: usize,
+    slate: usize,
+}
+
+impl Default for SimulationOptions {
+    fn default() -> Self {
+        let s = crate::simulate::SimConfig::default();
+        SimulationOptions {
+            engine: Preference::Auto,
+            items: 2000,
+            users: 1000,
+            seed: 0,
+            held_out: s.held_out,
+            rounds: s.rounds,
+            slate: s.slate,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsItem<'a> {
+    item: &'a str,
+    title: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsLane<'a> {
+    method: &'static str,
+    items: Vec<JsItem<'a>>,
+    clicked: Option<&'a str>,
+    reward: f32,
+}
+
+#[derive(Serialize)]
+struct JsStep<'a> {
+    user: u32,
+    position: usize,
+    round: usize,
+    done: bool,
+    lanes: Vec<JsLane<'a>>,
+}
+
+/// Simulated held-out users of the synthetic world against the meta-trained policy (adapting,
+/// and fixed) and baselines (popularity, LinUCB, random), one round at a time
+/// ([`crate::simulate`]); the policy runs on the engine chosen by `options.engine`.
+#[wasm_bindgen]
+pub struct Simulation {
+    sim: crate::simulate::Simulation,
+    engine: crate::engine::AnyEngine,
+    fallback: Option<String>,
+}
+
+#[wasm_bindgen]
+impl Simulation {
+    /// A simulation of the bundle's policy on its synthetic world (refused when the bundle's
+    /// catalog is not that world's).
+    pub async fn create(
+        bundle: Vec<u8>,
+        #[wasm_bindgen(unchecked_optional_param_type = "SimulationOptions")] options_value: Option<
+            JsValue,
+        >,
+    ) -> Result<Simulation, JsError> {
+        let o: SimulationOptions = options(options_value)?;
+        let (bundle, policy) = read_bundle(&bundle)?;
+        let world = crate::data::WorldConfig {
+            n_items: o.items,
+            n_users: o.users,
+            style_dim: 4,
+            seed: o.seed,
+        };
+        let cfg = crate::simulate::SimConfig {
+            held_out: o.held_out,
+            rounds: o.rounds,
+            slate: o.slate,
+            seed: o.seed.wrapping_add(1),
+        };
+        let sim = crate::simulate::Simulation::new(world, policy.clone(), cfg).map_err(js_err)?;
+        if sim.catalog() != &bundle.catalog {
+            return Err(JsError::new(&format!(
+                "this bundle's catalog is not the synthetic world of {} items, {} users, seed {}: \
+                 simulate with the bundle meta-trained on that world",
+                o.items, o.users, o.seed
+            )));
+        }
+        let (engine, fallback) = engine_for(&policy, o.engine).await?;
+        Ok(Simulation {
+            sim,
+            engine,
+            fallback,
+        })
+    }
+
+    /// The held-out users: `[{ index, world_user, favourite_genres }]`.
+    #[wasm_bindgen(unchecked_return_type = "HeldOutUser[]")]
+    pub fn users(&self) -> Result<JsValue, JsError> {
+        to_js(&self.sim.held_out())
+    }
+
+    /// Starts over with the held-out users at `users` (indices; empty or absent: all).
+    pub fn select(
+        &mut self,
+        #[wasm_bindgen(unchecked_optional_param_type = "number[]")] users: Option<JsValue>,
+    ) -> Result<(), JsError> {
+        let users: Vec<u32> = options(users)?;
+        self.sim.select(&users).map_err(js_err)
+    }
+
+    /// Whether every selected user has played every round.
+    #[wasm_bindgen(getter)]
+    pub fn done(&self) -> bool {
+        self.sim.done()
+    }
+
+    /// Plays the next round of the current user for every method:
+    /// `{ user, position, round, done, lanes: [{ method, items: [{ item, title }], clicked, reward }] }`.
+    #[wasm_bindgen(unchecked_return_type = "SimulationStep")]
+    pub async fn step(&mut self) -> Result<JsValue, JsError> {
+        let s = self.sim.step(&mut self.engine).await.map_err(js_err)?;
+        let catalog = self.sim.catalog();
+        let id = |i: u32| catalog.ids.id(i).unwrap_or("");
+        let lanes = s
+            .lanes
+            .iter()
+            .map(|l| JsLane {
+                method: l.method,
+                items: l
+                    .items
+                    .iter()
+                    .map(|&i| JsItem {
+                        item: id(i),
+                        title: catalog.items.get(i as usize).map_or("", |m| &m.title),
+                    })
+                    .collect(),
+                clicked: l.clicked.map(id),
+                reward: l.reward,
+            })
+            .collect();
+        to_js(&JsStep {
+            user: s.user,
+            position: s.position,
+            round: s.round,
+            done: s.done,
+            lanes,
+        })
+    }
+
+    /// The curves so far: `{ methods, rounds, reward, cumulative, users_done, users, slates }`
+    /// (`reward[m][r]`: mean clicks per slate of method m at round r + 1; `cumulative[m][r]`:
+    /// clicks per slate over rounds 1 to r + 1).
+    #[wasm_bindgen(unchecked_return_type = "SimulationCurves")]
+    pub fn curves(&self) -> Result<JsValue, JsError> {
+        to_js(&self.sim.curves())
+    }
+
+    /// The engine the meta-trained policy runs on (as [`Recommender::engine_info`]).
+    #[wasm_bindgen(js_name = engineInfo, unchecked_return_type = "EngineInfo")]
+    pub fn engine_info(&self) -> Result<JsValue, JsError> {
+        use crate::engine::Engine;
+        to_js(&JsEngineInfo {
+            info: self.engine.info(),
+            fallback_reason: self.fallback.clone(),
+            recoveries: 0,
+        })
+    }
+}
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** Which engine to use: WebGPU ("gpu"), the CPU engine ("cpu"), or the GPU when there is one. */
+export type EngineChoice = "auto" | "gpu" | "cpu";
+
+export interface SelfCheckOptions { engine?: EngineChoice }
+
+export interface SelfCheckReport {
+  engine: "gpu" | "cpu";
+  adapter: { name: string; backend: string; device_type: string; fallback: boolean } | null;
+  gpu_error: string | null;
+  kernels: { name: string; shape: string; max_rel_err: number; tolerance: number; pass: boolean }[];
+  steps_per_s: { gpu: number | null; cpu: number };
+  dispatches_per_step: number | null;
+}
+
+export interface RecommenderOptions {
+  engine?: EngineChoice;
+  /** Seed of the exploration noise of a new session. */
+  seed?: number;
+}
+
+export interface Recommendation {
+  /** The dataset's item id. */
+  item: string;
+  title: string;
+  genres: string[];
+  year: number | null;
+  /** The policy's logit for the item. */
+  score: number;
+  /** Probability of the item at its slate position. */
+  propensity: number;
+}
+
+export interface EngineInfo {
+  engine: "gpu" | "cpu";
+  adapter: string;
+  backend: string;
+  device_type: string;
+  /** True on software adapters (SwiftShader, lavapipe). */
+  fallback: boolean;
+  /** Why the CPU engine runs where the GPU was wanted, if it does. */
+  fallback_reason: string | null;
+  /** Engine rebuilds after a lost GPU device. */
+  recoveries: number;
+}
+
+/** The synthetic world (items, users, seed) and the meta-training settings. */
+export interface MetaTrainOptions {
+  engine?: EngineChoice;
+  seed?: number;
+  items?: number;
+  users?: number;
+  iterations?: number;
+  users_per_iteration?: number;
+  rounds?: number;
+}
+
+export interface MetaIteration {
+  iteration: number;
+  /** Mean reward per round over the iteration's episodes. */
+  mean_reward: number;
+  /** Outer loss (NaN when the step was skipped). */
+  loss: number;
+  skipped_total: number;
+}
+
+export interface MetaProgress extends MetaIteration {
+  iterations: number;
+  /** Milliseconds of this meta-iteration. */
+  ms: number;
+  iterations_per_s: number;
+}
+
+/** The bundle's synthetic world (items, users, seed) and the simulation. */
+export interface SimulationOptions {
+  engine?: EngineChoice;
+  items?: number;
+  users?: number;
+  seed?: number;
+  /** Fresh users after the training population (default 50). */
+  held_out?: number;
+  rounds?: number;
+  slate?: number;
+}
+
+export interface HeldOutUser {
+  index: number;
+  world_user: number;
+  favourite_genres: string[];
+}
+
+export interface SimulationLane {
+  method: "meta-rl" | "no-adaptation" | "popularity" | "linucb" | "random";
+  items: { item: string; title: string }[];
+  clicked: string | null;
+  reward: number;
+}
+
+export interface SimulationStep {
+  user: number;
+  position: number;
+  round: number;
+  done: boolean;
+  lanes: SimulationLane[];
+}
+
+export interface SimulationCurves {
+  methods: SimulationLane["method"][];
+  rounds: number[];
+  reward: number[][];
+  cumulative: number[][];
+  users_done: number;
+  users: number;
+  slates: number;
+}
+"#;

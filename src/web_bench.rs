@@ -29,7 +29,7 @@ pub struct BenchTrainer {
 #[wasm_bindgen]
 impl BenchTrainer {
     /// Builds the engine and runs one warm-up step. `options`: `{ engine }`.
-    pub async fn create(options_value: JsValue) -> Result<BenchTrainer, JsError> {
+    pub async fn create(options_value: Option<JsValue>) -> Result<BenchTrainer, JsError> {
         let o: BenchOptions = options(options_value)?;
         let (mut engine, _) = AnyEngine::new(&ModelConfig::reference_policy(), o.engine)
             .await
@@ -66,7 +66,7 @@ pub struct BenchAdaptation {
 #[wasm_bindgen]
 impl BenchAdaptation {
     /// `options`: `{ engine, items, seed }`; reads the first top-10 (the warm-up).
-    pub async fn create(options_value: JsValue) -> Result<BenchAdaptation, JsError> {
+    pub async fn create(options_value: Option<JsValue>) -> Result<BenchAdaptation, JsError> {
         let o: BenchOptions = options(options_value)?;
         let (mut engine, _) = AnyEngine::new(&adaptation_model(o.items), o.engine)
             .await
@@ -124,7 +124,7 @@ struct ReferenceStep {
 /// elsewhere: parameters, item vectors, batch, and the loss, gradient and parameters after one
 /// Adam step this engine computed. `options`: `{ engine }`.
 #[wasm_bindgen(js_name = benchReferenceStep)]
-pub async fn reference_step(options_value: JsValue) -> Result<JsValue, JsError> {
+pub async fn reference_step(options_value: Option<JsValue>) -> Result<JsValue, JsError> {
     let o: BenchOptions = options(options_value)?;
     let model = ModelConfig::reference_policy();
     let (mut engine, _) = AnyEngine::new(&model, o.engine).await.map_err(js_err)?;

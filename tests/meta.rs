@@ -7,14 +7,15 @@ use metarec::engine::cpu::CpuEngine;
 use metarec::engine::gpu::{GpuContext, GpuEngine};
 use metarec::engine::Engine;
 use metarec::meta::{
-    meta_step, policy_config, run, run_episode, Checkpoint, Hooks, ItemVectors, MetaConfig,
-    MetaProgress, PolicyShape, SyntheticSetup,
+    meta_step, policy_config, run, run_episode, Algorithm, Checkpoint, Hooks, ItemVectors,
+    MetaConfig, MetaProgress, PolicyShape, SyntheticSetup,
 };
 use metarec::session::AdaptConfig;
 use pollster::block_on;
 
 /// Mean reward over the first `rounds` rounds, per held-out user (same task seeds for every
-/// policy, so comparisons are paired).
+/// policy, so comparisons are paired). Sessions that adapt the whole network start every user
+/// from the engine's current parameters.
 fn first_rounds(
     engine: &mut CpuEngine,
     world: &World,
@@ -22,12 +23,13 @@ fn first_rounds(
     adapt: AdaptConfig,
     rounds: usize,
 ) -> Vec<f32> {
-    let init = vec![0.0; engine.config().input];
+    let start = block_on(engine.params()).unwrap();
     users
         .iter()
         .map(|&u| {
+            engine.set_params(&start).unwrap();
             let mut task = world.task(u, rounds, 1000 + u as u64);
-            let ep = block_on(run_episode(engine, &mut task, &init, adapt, 1, 500 + u)).unwrap();
+            let ep = block_on(run_episode(engine, &mut task, adapt, 1, 500 + u)).unwrap();
             ep.rewards.iter().sum::<f32>() / rounds as f32
         })
         .collect()
@@ -44,6 +46,12 @@ fn paired(a: &[f32], b: &[f32]) -> (f64, f64) {
 
 #[test]
 fn meta_training_raises_the_click_rate_of_held_out_users() {
+    for algorithm in [Algorithm::Cavia, Algorithm::Reptile, Algorithm::Fomaml] {
+        raises_the_click_rate(algorithm);
+    }
+}
+
+fn raises_the_click_rate(algorithm: Algorithm) {
     let world = World::generate(WorldConfig {
         n_items: 300,
         n_users: 400,
@@ -54,12 +62,14 @@ fn meta_training_raises_the_click_rate_of_held_out_users() {
     let ratings = world.dataset(3).unwrap();
     let features = ItemFeatures::build(&world.catalog, &ratings.ratings);
     let vectors = ItemVectors::new(&features, &ratings.ratings);
-    let cfg = MetaConfig {
+    let mut cfg = MetaConfig {
+        algorithm,
         iterations: 40,
         users_per_iteration: 8,
         rounds: 20,
         ..MetaConfig::default()
     };
+    cfg.adapt.adapts = algorithm.adapts();
     let model = policy_config(
         &PolicyShape::default(),
         world.catalog.len(),
@@ -87,12 +97,19 @@ fn meta_training_raises_the_click_rate_of_held_out_users() {
     let (gain_meta, ci_meta) = paired(&adapted, &before);
     let (gain_adapt, ci_adapt) = paired(&adapted, &frozen);
     println!(
-        "clicks per round, rounds 1-10, 150 held-out users: meta-training {gain_meta:+.3} ± {ci_meta:.3}, on-device adaptation {gain_adapt:+.3} ± {ci_adapt:.3}"
+        "{algorithm:?}: clicks per round, rounds 1-10, 150 held-out users: meta-training {gain_meta:+.3} ± {ci_meta:.3}, on-device adaptation {gain_adapt:+.3} ± {ci_adapt:.3}"
     );
     assert!(
         gain_meta - ci_meta > 0.0,
-        "meta-training: {gain_meta:+.3} ± {ci_meta:.3}"
+        "{algorithm:?} meta-training: {gain_meta:+.3} ± {ci_meta:.3}"
     );
+    if algorithm == Algorithm::Fomaml {
+        // adapting the whole network from the meta-learned start, within 10 interactions
+        assert!(
+            gain_adapt - ci_adapt > 0.0,
+            "on-device adaptation: {gain_adapt:+.3} ± {ci_adapt:.3}"
+        );
+    }
 }
 
 fn small() -> (SyntheticSetup, MetaConfig) {
@@ -125,8 +142,16 @@ fn iterate(
 
 #[test]
 fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
+    for algorithm in [Algorithm::Cavia, Algorithm::Reptile, Algorithm::Fomaml] {
+        resumes_exactly(algorithm);
+    }
+}
+
+fn resumes_exactly(algorithm: Algorithm) {
     let (setup, mut cfg) = small();
     cfg.iterations = 6;
+    cfg.algorithm = algorithm;
+    cfg.adapt.adapts = algorithm.adapts();
     let fresh = || {
         let mut e = CpuEngine::new(&setup.model).unwrap();
         e.set_items(&setup.items).unwrap();
@@ -156,7 +181,8 @@ fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
     assert!(!head.completed);
     let ckpt = saved.last().unwrap().clone();
     assert_eq!(ckpt.iteration, 3);
-    let dir = std::env::temp_dir().join(format!("metarec-ckpt-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("metarec-ckpt-{}-{algorithm:?}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("meta.ckpt");
     ckpt.write(&path).unwrap();
@@ -165,7 +191,12 @@ fn a_resumed_run_ends_exactly_where_an_uninterrupted_one_does() {
     let mut resumed = fresh();
     let rest = run_with(&mut resumed, Some(ckpt), usize::MAX, &mut Vec::new());
     assert!(rest.completed);
-    assert_eq!(rest.history, all.history);
+    assert_eq!(rest.history, all.history, "{algorithm:?}");
+    assert_ne!(
+        block_on(straight.params()).unwrap(),
+        setup.model.init_params(),
+        "{algorithm:?} changed nothing"
+    );
     assert_eq!(
         block_on(resumed.params()).unwrap(),
         block_on(straight.params()).unwrap()

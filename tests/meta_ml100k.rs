@@ -5,7 +5,9 @@
 use metarec::data::{self, ItemFeatures, ObservedTask, RewardMode, SplitFractions};
 use metarec::engine::cpu::CpuEngine;
 use metarec::engine::Engine;
-use metarec::meta::{meta_step, policy_config, run_episode, ItemVectors, MetaConfig, PolicyShape};
+use metarec::meta::{
+    meta_step, policy_config, run_episode, Algorithm, ItemVectors, MetaConfig, PolicyShape,
+};
 use metarec::session::AdaptConfig;
 use pollster::block_on;
 use std::path::Path;
@@ -16,12 +18,14 @@ fn per_user(
     users: &[u32],
     adapt: AdaptConfig,
 ) -> Vec<f32> {
-    let init = vec![0.0; engine.config().input];
+    // sessions that adapt the whole network start every user from the same parameters
+    let start = block_on(engine.params()).unwrap();
     users
         .iter()
         .map(|&u| {
+            engine.set_params(&start).unwrap();
             let mut task = ObservedTask::for_user(ds, u, RewardMode::default(), 10);
-            let ep = block_on(run_episode(engine, &mut task, &init, adapt, 1, 900 + u)).unwrap();
+            let ep = block_on(run_episode(engine, &mut task, adapt, 1, 900 + u)).unwrap();
             ep.rewards.iter().sum::<f32>() / ep.rewards.len().max(1) as f32
         })
         .collect()
@@ -53,12 +57,21 @@ fn meta_rl_on_ml100k_held_out_users() {
         .collect();
     let features = ItemFeatures::build(&ds.catalog, &train_ratings);
     let vectors = ItemVectors::new(&features, &train_ratings);
-    let cfg = MetaConfig {
+    for algorithm in [Algorithm::Cavia, Algorithm::Reptile, Algorithm::Fomaml] {
+        println!("{algorithm:?}");
+        run(&ds, &split, &vectors, algorithm);
+    }
+}
+
+fn run(ds: &data::Dataset, split: &data::UserSplit, vectors: &ItemVectors, algorithm: Algorithm) {
+    let mut cfg = MetaConfig {
+        algorithm,
         iterations: 150,
         users_per_iteration: 16,
         rounds: 20,
         ..MetaConfig::default()
     };
+    cfg.adapt.adapts = algorithm.adapts();
     let model = policy_config(
         &PolicyShape::default(),
         ds.n_items(),
@@ -74,14 +87,14 @@ fn meta_rl_on_ml100k_held_out_users() {
         ..cfg.adapt
     };
     let untrained = (
-        per_user(&mut engine, &ds, &held, cfg.adapt),
-        per_user(&mut engine, &ds, &held, off),
+        per_user(&mut engine, ds, &held, cfg.adapt),
+        per_user(&mut engine, ds, &held, off),
     );
     let t0 = std::time::Instant::now();
     for it in 0..cfg.iterations {
         let tasks: Vec<_> = (0..cfg.users_per_iteration)
             .map(|k| split.train[(it * cfg.users_per_iteration + k) % split.train.len()])
-            .map(|u| ObservedTask::for_user(&ds, u, RewardMode::default(), cfg.rounds))
+            .map(|u| ObservedTask::for_user(ds, u, RewardMode::default(), cfg.rounds))
             .collect();
         let p = block_on(meta_step(&mut engine, tasks, &cfg, it)).unwrap();
         if it % 25 == 0 {
@@ -94,8 +107,8 @@ fn meta_rl_on_ml100k_held_out_users() {
         }
     }
     let meta = (
-        per_user(&mut engine, &ds, &held, cfg.adapt),
-        per_user(&mut engine, &ds, &held, off),
+        per_user(&mut engine, ds, &held, cfg.adapt),
+        per_user(&mut engine, ds, &held, off),
     );
     for (name, v) in [
         ("untrained+adapt", &untrained.0),

@@ -1,4 +1,5 @@
-// metarec demo page: the views ("For you", www/foryou.js, the default; the engine self-check with
+// metarec demo page: the views ("For you", www/foryou.js, the default; Simulate, www/simulate.js,
+// ?view=simulate; Meta-train, www/metatrain.js, ?view=metatrain; the engine self-check with
 // ?view=selfcheck) and the self-check, on the wasm engine (www/pkg, built by wasm-pack).
 //
 // Contract with the engine (src/web.rs): www/pkg/metarec.js default-exports the wasm init function;
@@ -308,35 +309,69 @@ function markEngineChoice() {
   }
 }
 
-// ---- views: "For you" (default) and the engine self-check ----------------------------
+// ---- views: "For you" (default), Simulate, Meta-train and the engine self-check ---------------
+// The tabs follow the WAI-ARIA tabs pattern: one tab in the focus order, arrow keys, Home and End
+// move between tabs and show them. Simulate and Meta-train work on the For you view's recommender
+// and bundle, so For you starts whenever one of the three is shown first.
+
+const VIEWS = ['foryou', 'simulate', 'metatrain', 'selfcheck'];
+const TITLES = { foryou: 'for you', simulate: 'simulate', metatrain: 'meta-train', selfcheck: 'engine self-check' };
 
 let selfCheckStarted = false;
-let forYouStarted = false;
+let forYou = null; // the For you module, once started
+const started = new Set();
 
-function showView(view, { push = false } = {}) {
-  const which = view === 'selfcheck' ? 'selfcheck' : 'foryou';
-  for (const tab of document.querySelectorAll('.view-tab')) {
-    tab.setAttribute('aria-pressed', String(tab.dataset.view === which));
+function startForYou() {
+  if (!forYou) {
+    forYou = import('./foryou.js').then((m) => {
+      m.start({ loadEngine });
+      return m;
+    });
   }
-  $('view-foryou').hidden = which !== 'foryou';
-  $('view-selfcheck').hidden = which !== 'selfcheck';
-  document.title = which === 'selfcheck' ? 'metarec: engine self-check' : 'metarec: for you';
+  return forYou;
+}
+
+function showView(view, { push = false, focus = false } = {}) {
+  const which = VIEWS.includes(view) ? view : 'foryou';
+  for (const tab of document.querySelectorAll('.view-tab')) {
+    const on = tab.dataset.view === which;
+    tab.setAttribute('aria-selected', String(on));
+    tab.tabIndex = on ? 0 : -1;
+    if (on && focus) tab.focus();
+  }
+  for (const v of VIEWS) $(`view-${v}`).hidden = v !== which;
+  document.title = `metarec: ${TITLES[which]}`;
   if (push) {
     const params = new URLSearchParams(window.location.search);
-    if (which === 'selfcheck') params.set('view', 'selfcheck');
-    else params.delete('view');
+    if (which === 'foryou') params.delete('view');
+    else params.set('view', which);
     const q = params.toString();
     history.replaceState(null, '', q ? `?${q}` : window.location.pathname);
   }
-  if (which === 'foryou' && !forYouStarted) {
+  if (which === 'selfcheck') {
+    if (!selfCheckStarted) {
+      selfCheckStarted = true;
+      run();
+    }
+  } else {
     // Started when first shown, so that a self-check is not slowed down by meta-training.
-    forYouStarted = true;
-    import('./foryou.js').then((m) => m.start({ loadEngine }));
+    const fy = startForYou();
+    if ((which === 'simulate' || which === 'metatrain') && !started.has(which)) {
+      started.add(which);
+      const file = which === 'simulate' ? './simulate.js' : './metatrain.js';
+      Promise.all([import(file), fy]).then(([m, foryou]) => m.start({ loadEngine, foryou }));
+    }
   }
-  if (which === 'selfcheck' && !selfCheckStarted) {
-    selfCheckStarted = true;
-    run();
-  }
+}
+
+function onTabKey(event) {
+  const tabs = [...document.querySelectorAll('.view-tab')];
+  const i = tabs.indexOf(event.currentTarget);
+  const next = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: tabs.length - 1 }[event.key];
+  if (next === undefined) return;
+  event.preventDefault();
+  const tab = tabs[(next + tabs.length) % tabs.length];
+  showView(tab.dataset.view, { push: true, focus: true });
 }
 
 window.addEventListener('unhandledrejection', (event) => {
@@ -352,5 +387,6 @@ $('rerun').addEventListener('click', () => {
 });
 for (const tab of document.querySelectorAll('.view-tab')) {
   tab.addEventListener('click', () => showView(tab.dataset.view, { push: true }));
+  tab.addEventListener('keydown', onTabKey);
 }
 showView(new URLSearchParams(window.location.search).get('view') || 'foryou');

@@ -3,11 +3,14 @@
 //
 // URL parameters: engine=auto|gpu|cpu; bundle=URL (same origin) loads a bundle file instead of
 // meta-training one; items, users, iterations, seed set the in-page meta-training of the default
-// bundle (small values for tests). Everything is rendered with textContent.
+// bundle (small values for tests). Everything is rendered with textContent. The Meta-train view
+// hands its bundles over with useTrained(); Simulate reads current() (see the end of the file).
 //
 // For tests: <main id="view-foryou" data-foryou="loading|training|ready|error">, data-busy while a
 // reaction is processed, data-reactions = history length; window.metarecForYou exposes the
 // recommender, the latencies and the device-loss drill.
+
+import { cssColor, lineChart } from './charts.js';
 
 const DB_NAME = 'metarec';
 const STORE = 'kv';
@@ -349,21 +352,7 @@ function onKey(event) {
 
 // ---- the Learning panel: like rate over the reactions (uPlot, same origin) ----------------------
 
-const UPLOT_URL = new URL('../node_modules/uplot/dist/uPlot.esm.js', import.meta.url);
-const UPLOT_CSS = new URL('../node_modules/uplot/dist/uPlot.min.css', import.meta.url);
-let uplotPromise = null;
 let chart = null;
-
-function loadUplot() {
-  if (!uplotPromise) {
-    const link = document.createElement('link');
-    link.rel = 'stylesheet';
-    link.href = UPLOT_CSS.href;
-    document.head.append(link);
-    uplotPromise = import(UPLOT_URL.href).then((m) => m.default);
-  }
-  return uplotPromise;
-}
 
 function learningSeries() {
   const h = st.rec.history();
@@ -386,33 +375,19 @@ async function renderLearning() {
   $('fy-learning-summary').textContent = s.n
     ? `${s.likes} liked of ${s.n} reactions (${((100 * s.likes) / s.n).toFixed(0)}%); last 10: ${(100 * s.recent[s.n - 1]).toFixed(0)}%.`
     : 'No reactions yet.';
-  const box = $('fy-chart');
-  try {
-    const UPlot = await loadUplot();
-    const data = [s.x, s.overall, s.recent];
-    if (!chart) {
-      const css = getComputedStyle(document.documentElement);
-      const accent = css.getPropertyValue('--accent').trim() || '#0b5cad';
-      const pass = css.getPropertyValue('--pass').trim() || '#116329';
-      chart = new UPlot(
-        {
-          width: Math.max(240, box.clientWidth),
-          height: 200,
-          scales: { x: { time: false }, y: { range: [0, 1] } },
-          axes: [{ label: 'reactions', stroke: css.getPropertyValue('--muted').trim() }, { label: 'like rate', stroke: css.getPropertyValue('--muted').trim() }],
-          series: [{ label: 'reaction' }, { label: 'overall', stroke: accent, width: 2 }, { label: 'last 10', stroke: pass, width: 1.5 }],
-        },
-        data,
-        box,
-      );
-      new ResizeObserver(() => chart.setSize({ width: Math.max(240, box.clientWidth), height: 200 })).observe(box);
-    } else {
-      chart.setData(data);
-    }
-    box.dataset.points = String(s.n);
-  } catch (err) {
-    box.textContent = `The chart is not available (${message(err)}); run npm ci to install uPlot.`;
+  if (!chart) {
+    chart = lineChart($('fy-chart'), {
+      xLabel: 'reactions',
+      yLabel: 'like rate',
+      range: [0, 1],
+      series: [
+        { label: 'overall', stroke: cssColor('--accent', '#0b5cad') },
+        { label: 'last 10', stroke: cssColor('--pass', '#116329'), width: 1.5 },
+      ],
+    });
   }
+  chart.setData([s.x, s.overall, s.recent]);
+  await chart.ready;
 }
 
 // ---- bundles ---------------------------------------------------------------------------------
@@ -430,15 +405,16 @@ async function obtainBundle(mod) {
     return { bytes: new Uint8Array(await res.arrayBuffer()), key: `url:${u.pathname}${u.search}`, label: u.pathname };
   }
   const picked = await dbGet('active');
-  if (picked && picked.key && picked.key.startsWith('file:')) {
+  if (picked && picked.key && /^(file|trained):/.test(picked.key)) {
     const bytes = await dbGet(`bundle:${picked.key}`);
-    if (bytes) return { bytes, key: picked.key, label: `${picked.key.slice(5)} (loaded from a file)` };
+    if (bytes) return { bytes, key: picked.key, label: picked.label || `${picked.key.slice(5)} (loaded from a file)`, world: picked.world || null };
   }
   const opts = trainingOptions();
+  const world = { items: opts.items, users: opts.users, seed: opts.seed };
   const key = `synthetic:items=${opts.items}&users=${opts.users}&iterations=${opts.iterations}&seed=${opts.seed}`;
   const label = `synthetic catalog, ${opts.items} items (meta-trained in this browser)`;
   const cached = await dbGet(`bundle:${key}`);
-  if (cached) return { bytes: cached, key, label, cached: true };
+  if (cached) return { bytes: cached, key, label, world, cached: true };
   setPhase('training');
   const bar = $('fy-progress');
   bar.hidden = false;
@@ -446,18 +422,29 @@ async function obtainBundle(mod) {
   bar.value = 0;
   progressText(`First visit: meta-training the recommender on a synthetic catalog (${opts.iterations} iterations)…`);
   const t0 = performance.now();
-  const bytes = await mod.metaTrainSynthetic({ ...opts, engine: st.trainEngine }, (p) => {
-    bar.value = p.iteration + 1;
-    progressText(
-      `Meta-training: iteration ${p.iteration + 1} of ${opts.iterations}, mean reward ${p.mean_reward.toFixed(3)}, loss ${p.loss.toFixed(3)}` +
-        (p.skipped_total ? `, ${p.skipped_total} skipped steps` : ''),
-    );
-  });
-  st.timings.train = performance.now() - t0;
-  bar.hidden = true;
-  await dbPut(`bundle:${key}`, bytes);
-  return { bytes, key, label };
+  const trainer = await mod.MetaTrainer.create({ ...opts, engine: st.trainEngine });
+  try {
+    while (!trainer.done) {
+      const p = await trainer.step();
+      bar.value = p.iteration + 1;
+      progressText(
+        `Meta-training: iteration ${p.iteration + 1} of ${opts.iterations}, mean reward ${p.mean_reward.toFixed(3)}, loss ${p.loss.toFixed(3)}` +
+          (p.skipped_total ? `, ${p.skipped_total} skipped steps` : ''),
+      );
+      await nextTurn();
+    }
+    const bytes = await trainer.bundle();
+    st.timings.train = performance.now() - t0;
+    bar.hidden = true;
+    await dbPut(`bundle:${key}`, bytes);
+    return { bytes, key, label, world };
+  } finally {
+    trainer.free();
+  }
 }
+
+// One turn of the event loop, so that the page renders between long steps.
+export const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 async function openRecommender(bundle) {
   const mod = st.mod;
@@ -490,6 +477,8 @@ async function openRecommender(bundle) {
   st.bundle = bundle.bytes;
   st.bundleKey = bundle.key;
   st.bundleLabel = bundle.label;
+  st.world = bundle.world || null;
+  for (const fn of listeners) fn(current());
   await refreshSlate();
   renderSlate();
   renderStatus();
@@ -619,6 +608,52 @@ function drill() {
     : 'Device-loss drill: nothing to do on the CPU engine.');
 }
 
+// ---- for the Simulate and Meta-train views ---------------------------------------------------
+
+const listeners = new Set();
+let readyResolve;
+let readyReject;
+// Resolves when the first recommender is open; rejects when For you failed to start.
+export const ready = new Promise((resolve, reject) => {
+  readyResolve = resolve;
+  readyReject = reject;
+});
+ready.catch(() => {});
+
+// The bundle For you recommends from: { bytes, world: { items, users, seed } | null (not the
+// synthetic world), label, engine (what the recommender was asked for), trainEngine, mod }.
+export function current() {
+  return { bytes: st.bundle, world: st.world, label: st.bundleLabel, engine: st.engine, trainEngine: st.trainEngine, mod: st.mod };
+}
+
+// Calls `fn(current())` whenever For you switches to another bundle.
+export function onBundleChange(fn) {
+  listeners.add(fn);
+}
+
+// Switches For you to a bundle meta-trained in this page on the synthetic world `world`, for a
+// new person, and keeps it (IndexedDB) as the active bundle across reloads.
+export async function useTrained(bytes, world, label) {
+  while (st.busy) await new Promise((r) => setTimeout(r, 20));
+  st.busy = true;
+  try {
+    const previous = await dbGet('active');
+    const key = `trained:items=${world.items}&users=${world.users}&seed=${world.seed}&at=${Date.now()}`;
+    await openRecommender({ bytes, key, label, world });
+    await dbPut(`bundle:${key}`, bytes);
+    await dbPut('active', { key, world, label });
+    if (previous && previous.key && previous.key.startsWith('trained:')) {
+      await dbDel(`bundle:${previous.key}`);
+      await dbDel(`state:${previous.key}`);
+    }
+    st.latencies = [];
+    renderStatus();
+    notice('info', `For you now recommends with ${label}.`);
+  } finally {
+    st.busy = false;
+  }
+}
+
 // ---- start ---------------------------------------------------------------------------------------
 
 export async function start({ loadEngine }) {
@@ -649,7 +684,9 @@ export async function start({ loadEngine }) {
       drill,
     };
     setPhase('ready');
+    readyResolve(current());
   } catch (err) {
     fatal(err);
+    readyReject(err);
   }
 }

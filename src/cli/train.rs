@@ -67,6 +67,14 @@ pub struct Args {
     /// Meta-iterations of the meta stage.
     #[arg(long, default_value_t = 150)]
     iterations: usize,
+    /// Meta stage: the outer loop. `cavia` adapts a per-person context (what the browser
+    /// runs); `reptile` and `fomaml` (first-order MAML) adapt the whole network per person.
+    #[arg(long, default_value = "cavia", value_parser = parse_algorithm)]
+    algorithm: crate::meta::Algorithm,
+    /// Meta stage, CAVIA: outer steps per meta-iteration on its episodes; above 1 the batch is
+    /// reused with the PPO-clipped surrogate.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    outer_steps: u32,
     /// Meta stage: write a checkpoint to this file every `--checkpoint-every` iterations, at
     /// the end and on Ctrl-C.
     #[arg(long)]
@@ -78,6 +86,16 @@ pub struct Args {
     /// result as an uninterrupted run).
     #[arg(long)]
     resume: bool,
+}
+
+fn parse_algorithm(s: &str) -> Result<crate::meta::Algorithm, String> {
+    use crate::meta::Algorithm;
+    match s {
+        "cavia" => Ok(Algorithm::Cavia),
+        "reptile" => Ok(Algorithm::Reptile),
+        "fomaml" => Ok(Algorithm::Fomaml),
+        _ => Err(format!("expected cavia, reptile or fomaml, found {s:?}")),
+    }
 }
 
 fn parse_engine(s: &str) -> Result<Preference, String> {
@@ -287,11 +305,14 @@ fn run_with_meta(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         (None, None)
     };
-    let cfg = crate::meta::MetaConfig {
+    let mut cfg = crate::meta::MetaConfig {
+        algorithm: args.algorithm,
+        outer_steps: args.outer_steps,
         iterations: args.iterations,
         seed: args.seed as u32,
         ..Default::default()
     };
+    cfg.adapt.adapts = args.algorithm.adapts();
     let meta = super::train_meta::run(
         super::train_meta::MetaArgs {
             data: &args.data,

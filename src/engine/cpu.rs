@@ -225,25 +225,48 @@ impl CpuEngine {
     fn adam_step(&mut self, grads: &[f32], adam: Adam, norm: f32) {
         self.stats.grad_norm = norm;
         self.stats.step += 1;
-        let scale = if adam.clip_norm > 0.0 && norm > adam.clip_norm {
-            adam.clip_norm / norm
-        } else {
-            1.0
+        let mut state = AdamState {
+            m: &mut self.adam_m,
+            v: &mut self.adam_v,
+            step: self.stats.step,
         };
-        let t = self.stats.step as f32;
-        let (c1, c2) = (1.0 - adam.beta1.powf(t), 1.0 - adam.beta2.powf(t));
-        let state = self
-            .params
-            .iter_mut()
-            .zip(&mut self.adam_m)
-            .zip(&mut self.adam_v);
-        for (((p, m1), m2), &g) in state.zip(grads) {
-            let g = g * scale;
-            *m1 = adam.beta1 * *m1 + (1.0 - adam.beta1) * g;
-            *m2 = adam.beta2 * *m2 + (1.0 - adam.beta2) * g * g;
-            let update = (*m1 / c1) / ((*m2 / c2).sqrt() + adam.eps) + adam.weight_decay * *p;
-            *p -= adam.lr * update;
-        }
+        adam_update(&mut self.params, &mut state, grads, adam, norm);
+    }
+}
+
+/// Adam moments and the number of the step being taken (1 for the first).
+pub(crate) struct AdamState<'a> {
+    pub m: &'a mut [f32],
+    pub v: &'a mut [f32],
+    pub step: u32,
+}
+
+/// One Adam step (decoupled weight decay, gradients scaled down to `adam.clip_norm` when their
+/// global norm `norm` exceeds it), as the GPU's Adam kernel does it.
+pub(crate) fn adam_update(
+    params: &mut [f32],
+    state: &mut AdamState<'_>,
+    grads: &[f32],
+    adam: Adam,
+    norm: f32,
+) {
+    let scale = if adam.clip_norm > 0.0 && norm > adam.clip_norm {
+        adam.clip_norm / norm
+    } else {
+        1.0
+    };
+    let t = state.step as f32;
+    let (c1, c2) = (1.0 - adam.beta1.powf(t), 1.0 - adam.beta2.powf(t));
+    let moments = params
+        .iter_mut()
+        .zip(state.m.iter_mut())
+        .zip(state.v.iter_mut());
+    for (((p, m1), m2), &g) in moments.zip(grads) {
+        let g = g * scale;
+        *m1 = adam.beta1 * *m1 + (1.0 - adam.beta1) * g;
+        *m2 = adam.beta2 * *m2 + (1.0 - adam.beta2) * g * g;
+        let update = (*m1 / c1) / ((*m2 / c2).sqrt() + adam.eps) + adam.weight_decay * *p;
+        *p -= adam.lr * update;
     }
 }
 
@@ -367,6 +390,11 @@ impl Engine for CpuEngine {
         }
         self.items.copy_from_slice(embeddings);
         Ok(())
+    }
+
+    fn item_vector(&self, item: u32) -> Result<Vec<f32>> {
+        check_policy(&self.cfg)?;
+        super::item_row(&self.items, self.cfg.output, item)
     }
 
     async fn forward(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {

@@ -251,6 +251,8 @@ pub trait Engine {
     async fn params(&mut self) -> Result<Vec<f32>>;
     /// Sets the item-embedding matrix (`items × output`, row-major) of a policy head.
     fn set_items(&mut self, embeddings: &[f32]) -> Result<()>;
+    /// The vector of item `item` in the item matrix (from host memory; no readback).
+    fn item_vector(&self, item: u32) -> Result<Vec<f32>>;
 
     /// MLP outputs (`rows × output`).
     async fn forward(&mut self, inputs: &[f32]) -> Result<Vec<f32>>;
@@ -462,6 +464,20 @@ pub(crate) fn check_policy(cfg: &ModelConfig) -> Result<usize> {
     }
 }
 
+/// Row `item` of a host copy of the item matrix (`items × d`).
+pub(crate) fn item_row(items: &[f32], d: usize, item: u32) -> Result<Vec<f32>> {
+    let i = item as usize;
+    items
+        .get(i * d..(i + 1) * d)
+        .map(<[f32]>::to_vec)
+        .ok_or_else(|| {
+            EngineError::Input(format!(
+                "item {item} is outside the catalog of {} items",
+                items.len() / d.max(1)
+            ))
+        })
+}
+
 pub(crate) fn check_slate(spec: &SlateSpec, items: usize) -> Result<()> {
     if spec.k == 0 || spec.k > MAX_SLATE || spec.k > items {
         return Err(EngineError::Input(format!(
@@ -533,6 +549,9 @@ impl Engine for AnyEngine {
     }
     fn set_items(&mut self, embeddings: &[f32]) -> Result<()> {
         dispatch!(self, e => e.set_items(embeddings))
+    }
+    fn item_vector(&self, item: u32) -> Result<Vec<f32>> {
+        dispatch!(self, e => e.item_vector(item))
     }
     async fn forward(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
         dispatch!(self, e => e.forward(inputs).await)

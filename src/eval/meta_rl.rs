@@ -1,6 +1,7 @@
 //! The meta-RL policy ([`crate::meta`]) as a [`Recommender`]: meta-training on training users
-//! as `tests/meta_ml100k.rs` does, then one fresh [`Session`] per evaluated user (adapting its
-//! context on every reward, or fixed).
+//! as `tests/meta_ml100k.rs` does (CAVIA, Reptile or first-order MAML), then one fresh
+//! [`Session`] per evaluated user, adapting on every reward (its context, or for Reptile /
+//! first-order MAML / RL from scratch the whole network from the trained start), or fixed.
 //!
 //! Runs on engines whose futures complete when first polled (the CPU engine); a GPU engine
 //! needs an executor and is refused with an error here.
@@ -10,7 +11,7 @@ use crate::engine::cpu::CpuEngine;
 use crate::engine::Engine;
 use crate::meta::{meta_step, policy_config, ItemVectors, MetaConfig, PolicyShape};
 use crate::model::ModelConfig;
-use crate::session::{AdaptConfig, Session};
+use crate::session::{AdaptConfig, Adapts, Session};
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
 
@@ -38,8 +39,9 @@ pub struct Trained {
 }
 
 impl Trained {
-    /// Meta-trains on the observed episodes of `train` users (cycled in order), over the item
-    /// vectors `vectors` (built from training ratings only).
+    /// Meta-trains with `cfg.algorithm` on the observed episodes of `train` users (cycled in
+    /// order), over the item vectors `vectors` (built from training ratings only); with
+    /// `cfg.iterations == 0` the policy keeps its initial weights (RL from scratch).
     pub fn meta_train(
         ds: &Dataset,
         train: &[u32],
@@ -57,6 +59,13 @@ impl Trained {
         );
         let items = vectors.values.clone();
         let mut engine = CpuEngine::new(&model).map_err(engine_error)?;
+        if cfg.iterations == 0 {
+            return Ok(Trained {
+                params: model.init_params(),
+                model,
+                items,
+            });
+        }
         engine.set_items(&items).map_err(engine_error)?;
         for it in 0..cfg.iterations {
             let tasks: Vec<_> = (0..cfg.users_per_iteration)
@@ -77,6 +86,8 @@ impl Trained {
 /// One session per user on a CPU engine holding the trained policy.
 pub struct MetaRl {
     engine: CpuEngine,
+    /// The trained parameters, put back for every user when sessions adapt the network.
+    params: Vec<f32>,
     adapt: AdaptConfig,
     session: Session,
     restricted: bool,
@@ -88,14 +99,10 @@ impl MetaRl {
         let mut engine = CpuEngine::new(&trained.model).map_err(engine_error)?;
         engine.set_params(&trained.params).map_err(engine_error)?;
         engine.set_items(&trained.items).map_err(engine_error)?;
-        let session = Session::new(
-            &vec![0.0; trained.model.input],
-            trained.model.items(),
-            adapt,
-            0,
-        );
+        let session = Session::new(&trained.model, adapt, 0);
         Ok(MetaRl {
             engine,
+            params: trained.params.clone(),
             adapt,
             session,
             restricted: false,
@@ -105,10 +112,8 @@ impl MetaRl {
 
 impl Recommender for MetaRl {
     fn reset(&mut self, seed: u64) {
-        let cfg = self.engine.config();
         self.session = Session::new(
-            &vec![0.0; cfg.input],
-            cfg.items(),
+            self.engine.config(),
             self.adapt,
             (seed ^ (seed >> 32)) as u32,
         );
@@ -117,6 +122,9 @@ impl Recommender for MetaRl {
 
     fn slate(&mut self, candidates: &[u32], k: usize) -> Result<Vec<u32>, EvalError> {
         if !self.restricted {
+            if self.adapt.adapts == Adapts::Network {
+                self.engine.set_params(&self.params).map_err(engine_error)?;
+            }
             self.session.restrict_to(candidates);
             self.restricted = true;
         }

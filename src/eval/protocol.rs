@@ -16,8 +16,8 @@ use crate::data::{
     split_users, support_query, Dataset, FitConfig, ItemFeatures, LatentFactorModel, ObservedTask,
     RewardMode, Shown, SplitFractions, UserTask, LIKE_THRESHOLD,
 };
-use crate::meta::{ItemVectors, MetaConfig};
-use crate::session::AdaptConfig;
+use crate::meta::{Algorithm, ItemVectors, MetaConfig};
+use crate::session::{AdaptConfig, Adapts};
 
 /// An evaluated method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -31,11 +31,14 @@ pub enum Method {
     LinTs,
     MetaRl,
     MetaRlFixed,
+    MetaRlReptile,
+    MetaRlFomaml,
+    RlScratch,
 }
 
 impl Method {
     /// Every method, in table order.
-    pub const ALL: [Method; 9] = [
+    pub const ALL: [Method; 12] = [
         Method::Random,
         Method::PopularityLikes,
         Method::PopularityBayes,
@@ -45,6 +48,9 @@ impl Method {
         Method::LinTs,
         Method::MetaRl,
         Method::MetaRlFixed,
+        Method::MetaRlReptile,
+        Method::MetaRlFomaml,
+        Method::RlScratch,
     ];
 
     /// The method's name on the command line and in reports.
@@ -59,6 +65,9 @@ impl Method {
             Method::LinTs => "lin-ts",
             Method::MetaRl => "meta-rl",
             Method::MetaRlFixed => "meta-rl-fixed",
+            Method::MetaRlReptile => "meta-rl-reptile",
+            Method::MetaRlFomaml => "meta-rl-fomaml",
+            Method::RlScratch => "rl-scratch",
         }
     }
 
@@ -158,6 +167,10 @@ pub struct Prepared {
     prior: Vec<f64>,
     mf: Option<LatentFactorModel>,
     meta: Option<Trained>,
+    reptile: Option<Trained>,
+    fomaml: Option<Trained>,
+    /// The policy at its initial weights (RL from scratch).
+    scratch: Option<Trained>,
     seed: u64,
 }
 
@@ -215,15 +228,27 @@ impl Prepared {
                 ds.n_items()
             )));
         }
-        let meta = if needs(&[Method::MetaRl, Method::MetaRlFixed]) {
+        let trained = |wanted: &[Method], algorithm, iterations| {
+            if !needs(wanted) {
+                return Ok(None);
+            }
             let cfg = MetaConfig {
                 seed: seed as u32,
+                algorithm,
+                iterations,
                 ..h.meta.clone()
             };
-            Some(Trained::meta_train(ds, &train, &vectors, &cfg)?)
-        } else {
-            None
+            Trained::meta_train(ds, &train, &vectors, &cfg).map(Some)
         };
+        let its = h.meta.iterations;
+        let meta = trained(
+            &[Method::MetaRl, Method::MetaRlFixed],
+            Algorithm::Cavia,
+            its,
+        )?;
+        let reptile = trained(&[Method::MetaRlReptile], Algorithm::Reptile, its)?;
+        let fomaml = trained(&[Method::MetaRlFomaml], Algorithm::Fomaml, its)?;
+        let scratch = trained(&[Method::RlScratch], Algorithm::Reptile, 0)?;
         Ok(Prepared {
             stats: TrainStats::new(ds, &train),
             train,
@@ -232,6 +257,9 @@ impl Prepared {
             prior,
             mf,
             meta,
+            reptile,
+            fomaml,
+            scratch,
             seed,
         })
     }
@@ -279,6 +307,18 @@ impl Prepared {
                     ..h.meta.adapt
                 };
                 Box::new(MetaRl::new(self.meta.as_ref().ok_or_else(missing)?, adapt)?)
+            }
+            Method::MetaRlReptile | Method::MetaRlFomaml | Method::RlScratch => {
+                let trained = match method {
+                    Method::MetaRlReptile => &self.reptile,
+                    Method::MetaRlFomaml => &self.fomaml,
+                    _ => &self.scratch,
+                };
+                let adapt = AdaptConfig {
+                    adapts: Adapts::Network,
+                    ..h.meta.adapt
+                };
+                Box::new(MetaRl::new(trained.as_ref().ok_or_else(missing)?, adapt)?)
             }
         })
     }

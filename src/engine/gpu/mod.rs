@@ -218,6 +218,8 @@ pub struct GpuEngine {
     step_stats: Kernel,
     reducer: Reducer,
     counters: Counters,
+    /// Host copy of the item matrix (for [`Engine::item_vector`]).
+    items_host: Vec<f32>,
 }
 
 /// Generic reductions over caller data; its input buffer grows (and its bind groups are
@@ -550,6 +552,7 @@ impl GpuEngine {
             },
             reducer,
             counters: Counters::default(),
+            items_host: Vec::new(),
         };
         engine.set_params(&cfg.init_params())?;
         ctx.check()?;
@@ -855,7 +858,13 @@ impl Engine for GpuEngine {
                 &embeddings[t.offset * d..(t.offset + t.items) * d],
             );
         }
+        self.items_host = embeddings.to_vec();
         Ok(())
+    }
+
+    fn item_vector(&self, item: u32) -> Result<Vec<f32>> {
+        check_policy(&self.cfg)?;
+        crate::engine::item_row(&self.items_host, self.cfg.output, item)
     }
 
     async fn forward(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {

@@ -1,0 +1,280 @@
+// End-to-end test of the Simulate and Meta-train views in headless Chromium: node tests/e2e/tabs.mjs
+// Needs www/pkg (wasm-pack build --release --target web --out-dir www/pkg). Serves the page with a
+// small synthetic world for For you (?items=300&users=200&iterations=30, meta-trained on first
+// visit), then through the page's own controls:
+// - the generated TypeScript declarations type the JS API (Recommendation[], MetaProgress, ...);
+// - the view tabs are a tablist (arrow keys move and show);
+// - Simulate: 10 held-out users × 20 rounds against the baselines, paused (nothing advances) and
+//   resumed; the curves have a point per round for every method, the table a row per method;
+// - Meta-train: a short run on another world (seed 3) on WebGPU, paused and resumed; the learning
+//   curves have a point per iteration; when it ends For you recommends with it (status bar, the
+//   new catalog), Simulate switches to that world, and a reload keeps it;
+// - titles are text: a bundle whose titles are `<img src=x onerror=…>` markup shows them as text;
+// - both views fit a 390 px screen; no request leaves the origin, no CSP violation, no page error.
+// Screenshots: out/simulate.png, out/metatrain.png. Prints the hit rates and meta-training speed.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { REPO_ROOT, assert, runTests, startServer } from './lib/harness.mjs';
+
+const OUT_DIR = path.join(REPO_ROOT, 'out');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARGS = ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const READY_MS = 1000 * Number(process.env.METAREC_E2E_TIMEOUT_S || 120);
+const SMALL = 'items=300&users=200&iterations=30';
+
+const server = await startServer();
+const origin = new URL(server.url).origin;
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+console.log(`chromium ${browser.version()}, page ${server.url}`);
+
+async function newContext() {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const log = { foreign: [], pageErrors: [], csp: [], failed: [] };
+  context.on('request', (req) => {
+    const url = req.url();
+    if (!url.startsWith('data:') && !url.startsWith('blob:') && new URL(url).origin !== origin) log.foreign.push(url);
+  });
+  context.on('requestfailed', (req) => log.failed.push(`${req.url()}: ${req.failure()?.errorText}`));
+  const page = await context.newPage();
+  page.on('websocket', (ws) => log.foreign.push(ws.url()));
+  page.on('pageerror', (err) => log.pageErrors.push(String(err && err.stack ? err.stack : err)));
+  page.on('console', (msg) => {
+    if (/Content Security Policy|Content-Security-Policy/i.test(msg.text())) log.csp.push(msg.text());
+  });
+  return { context, page, log };
+}
+
+function clean(log) {
+  assert(log.foreign.length === 0, `requests left the origin: ${log.foreign.join(', ')}`);
+  assert(log.csp.length === 0, `CSP violations: ${log.csp.join(' | ')}`);
+  assert(log.pageErrors.length === 0, `uncaught page errors: ${log.pageErrors.join(' | ')}`);
+  assert(log.failed.length === 0, `failed requests: ${log.failed.join(', ')}`);
+}
+
+const data = (page, id, key) => page.evaluate(([i, k]) => document.getElementById(i).dataset[k], [id, key]);
+// Waits until data-<key> of #id is one of `want` (an array) or a number at least `want`.
+const waitData = (page, id, key, want, timeout = READY_MS) =>
+  page.waitForFunction(
+    ([i, k, w]) => {
+      const v = document.getElementById(i).dataset[k];
+      return Array.isArray(w) ? w.includes(v) : Number(v) >= w;
+    },
+    [id, key, want],
+    { timeout, polling: 50 },
+  );
+
+async function noOverflow(page, what) {
+  await page.setViewportSize({ width: 390, height: 844 });
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  await page.setViewportSize({ width: 1100, height: 900 });
+  assert(overflow <= 0, `${what}: the page is ${overflow}px wider than a 390px screen`);
+}
+
+// A copy of bundle `bytes` in which every title at least as long as `markup` is replaced by it
+// (padded with spaces to the same byte length), with the CRC-32 recomputed. Titles are a u32
+// length and UTF-8 bytes ending in "(year)" (the synthetic catalog's), found by that shape.
+function withTitles(bytes, markup) {
+  const out = Buffer.from(bytes);
+  const text = out.toString('latin1');
+  let replaced = 0;
+  for (const m of text.matchAll(/\(\d{4}\)/g)) {
+    const end = m.index + m[0].length;
+    for (let len = markup.length; len <= 120 && end - len - 4 >= 0; len++) {
+      if (out.readUInt32LE(end - len - 4) === len) {
+        out.write(markup.padEnd(len, ' '), end - len, 'latin1');
+        replaced += 1;
+        break;
+      }
+    }
+  }
+  out.writeUInt32LE(crc32(out.subarray(0, out.length - 4)), out.length - 4);
+  return { bytes: out, replaced };
+}
+
+try {
+  await runTests('e2e tabs', [
+    {
+      name: 'the generated TypeScript declarations type the JS API',
+      fn: async () => {
+        const dts = await readFile(path.join(REPO_ROOT, 'www', 'pkg', 'metarec.d.ts'), 'utf8');
+        for (const want of [
+          /static create\(bundle: Uint8Array \| number\[\], options_value\?: RecommenderOptions\): Promise<Recommender>/,
+          /recommend\(k: number, greedy\?: boolean \| null\): Promise<Recommendation\[\]>/,
+          /feedback\(item: string, reward: number\): Promise<void>/,
+          /metaTrain\(options_value\?: MetaTrainOptions, on_progress\?: \(progress: MetaProgress\) => unknown\): Promise<Uint8Array>/,
+          /engineInfo\(\): EngineInfo/,
+          /export interface Recommendation \{[^}]*item: string;[^}]*title: string;[^}]*score: number;[^}]*propensity: number;/s,
+          /step\(\): Promise<SimulationStep>/,
+          /step\(\): Promise<MetaProgress>/,
+          /export function self_check\(options\?: SelfCheckOptions\): Promise<SelfCheckReport>/,
+        ]) {
+          assert(want.test(dts), `metarec.d.ts lacks ${want}`);
+        }
+      },
+    },
+    {
+      name: 'tabs; Simulate: held-out users against the baselines, pause/resume, live curves',
+      fn: async () => {
+        const { context, page, log } = await newContext();
+        try {
+          const res = await page.goto(new URL(`?${SMALL}&view=simulate`, server.url).href, { waitUntil: 'load' });
+          assert(res && res.status() === 200, `page answered ${res && res.status()}`);
+          const tabs = await page.$$eval('[role="tablist"] [role="tab"]', (ts) => ts.map((t) => [t.textContent, t.getAttribute('aria-selected'), t.tabIndex]));
+          assert(JSON.stringify(tabs) === JSON.stringify([['For you', 'false', -1], ['Simulate', 'true', 0], ['Meta-train', 'false', -1], ['Engine self-check', 'false', -1]]), `tabs: ${JSON.stringify(tabs)}`);
+          await waitData(page, 'view-simulate', 'sim', ['ready', 'error', 'unavailable']);
+          assert((await data(page, 'view-simulate', 'sim')) === 'ready', `Simulate: ${await page.textContent('#sim-status')}`);
+          const options = await page.$$eval('#sim-users option', (o) => o.map((x) => x.textContent));
+          assert(options.length === 52 && /^user #201 \(likes /.test(options[2]), `held-out users: ${options.slice(0, 3)}… (${options.length})`);
+          assert(/held-out users #201 to #250/.test(await page.textContent('#sim-world')), 'world line');
+          await page.getByLabel('Held-out users', { exact: true }).selectOption('first10');
+          await page.getByLabel('Rounds per user', { exact: true }).fill('20');
+          const t0 = Date.now();
+          await page.getByRole('button', { name: 'Start' }).click();
+          await waitData(page, 'view-simulate', 'slates', 30, 60_000);
+          await page.click('#sim-pause');
+          await waitData(page, 'view-simulate', 'sim', ['paused'], 30_000);
+          assert((await page.textContent('#sim-pause')) === 'Resume', 'the pause button does not offer Resume');
+          const paused = Number(await data(page, 'view-simulate', 'slates'));
+          await page.waitForTimeout(700);
+          assert(Number(await data(page, 'view-simulate', 'slates')) === paused, 'the simulation advanced while paused');
+          await page.click('#sim-pause');
+          await waitData(page, 'view-simulate', 'sim', ['done', 'error'], 120_000);
+          assert((await data(page, 'view-simulate', 'sim')) === 'done', `Simulate: ${await page.textContent('#sim-status')}`);
+          const c = await page.evaluate(() => window.metarecSimulate.curves());
+          assert(c.users_done === 10 && c.slates === 200 && c.rounds.length === 20, `curves: ${JSON.stringify(c).slice(0, 300)}`);
+          assert(c.methods.join() === 'meta-rl,no-adaptation,popularity,linucb,random', `methods ${c.methods}`);
+          assert([...c.reward, ...c.cumulative].every((s) => s.length === 20 && s.every((x) => x >= 0 && x <= 1)), 'curve values');
+          const charts = await page.evaluate(() => ['sim-reward-chart', 'sim-cum-chart'].map((id) => [document.getElementById(id).dataset.points, !!document.querySelector(`#${id} canvas`)]));
+          assert(JSON.stringify(charts) === JSON.stringify([['20', true], ['20', true]]), `charts: ${JSON.stringify(charts)}`);
+          assert((await page.$$('#sim-rows tr')).length === 5, 'a table row per method');
+          const rates = c.methods.map((m, i) => `${m} ${c.cumulative[i][19].toFixed(3)}`).join(', ');
+          console.log(`     10 held-out users × 20 rounds in ${((Date.now() - t0) / 1000).toFixed(1)} s; hit rate: ${rates}`);
+          await mkdir(OUT_DIR, { recursive: true });
+          await page.screenshot({ path: path.join(OUT_DIR, 'simulate.png'), fullPage: true });
+          await noOverflow(page, 'Simulate');
+          // Keyboard: arrow keys move along the tabs and show them.
+          await page.focus('#tab-simulate');
+          await page.keyboard.press('ArrowRight');
+          const shown = await page.evaluate(() => [document.activeElement.id, document.getElementById('view-metatrain').hidden, document.getElementById('view-simulate').hidden, new URLSearchParams(location.search).get('view')]);
+          assert(JSON.stringify(shown) === JSON.stringify(['tab-metatrain', false, true, 'metatrain']), `ArrowRight: ${JSON.stringify(shown)}`);
+          await page.keyboard.press('Home');
+          assert(!(await page.evaluate(() => document.getElementById('view-foryou').hidden)), 'Home does not show For you');
+          clean(log);
+        } finally {
+          await context.close();
+        }
+      },
+    },
+    {
+      name: 'Meta-train on WebGPU: pause/resume, learning curves, For you and Simulate switch to the result, kept on reload',
+      fn: async () => {
+        const { context, page, log } = await newContext();
+        try {
+          await page.goto(new URL(`?${SMALL}&view=metatrain`, server.url).href, { waitUntil: 'load' });
+          await waitData(page, 'view-metatrain', 'mt', ['ready', 'error']);
+          const before = await page.evaluate(() => window.metarecForYou.rec.engineInfo());
+          await page.getByLabel('Catalog items', { exact: true }).fill('300');
+          await page.getByLabel('Training users', { exact: true }).fill('200');
+          await page.getByLabel('Iterations', { exact: true }).fill('8');
+          await page.getByLabel('Users per iteration', { exact: true }).fill('2');
+          await page.getByLabel('Rounds per episode', { exact: true }).fill('5');
+          await page.getByLabel('World seed', { exact: true }).fill('3');
+          await page.getByLabel('Engine', { exact: true }).selectOption('gpu');
+          await page.click('#mt-start');
+          await waitData(page, 'view-metatrain', 'iteration', 2, 120_000);
+          assert(/^GPU/.test(await page.textContent('#mt-engine-info')), `engine: ${await page.textContent('#mt-engine-info')}`);
+          await page.getByRole('button', { name: 'Pause' }).click();
+          await waitData(page, 'view-metatrain', 'mt', ['paused'], 60_000);
+          const at = Number(await data(page, 'view-metatrain', 'iteration'));
+          await page.waitForTimeout(700);
+          assert(Number(await data(page, 'view-metatrain', 'iteration')) === at, 'training advanced while paused');
+          assert(!(await page.isDisabled('#mt-use')), '"Use it for For you now" is disabled while paused');
+          await page.getByRole('button', { name: 'Resume' }).click();
+          await waitData(page, 'view-metatrain', 'mt', ['done', 'error'], 180_000);
+          assert((await data(page, 'view-metatrain', 'mt')) === 'done', `Meta-train: ${await page.textContent('#mt-status')}`);
+          const h = await page.evaluate(() => window.metarecMetaTrain.history());
+          assert(h.length === 8 && h.every((p, i) => p.iteration === i && Number.isFinite(p.mean_reward)), `history: ${JSON.stringify(h)}`);
+          const charts = await page.evaluate(() => ['mt-reward-chart', 'mt-loss-chart'].map((id) => [document.getElementById(id).dataset.points, !!document.querySelector(`#${id} canvas`)]));
+          assert(JSON.stringify(charts) === JSON.stringify([['8', true], ['8', true]]), `charts: ${JSON.stringify(charts)}`);
+          const speed = await page.evaluate(() => window.metarecMetaTrain.speed());
+          console.log(`     meta-training on WebGPU (SwiftShader), 300 items, 2 users × 5 rounds per iteration: ${speed.toFixed(2)} iterations/s; mean reward ${h.map((p) => p.mean_reward.toFixed(2)).join(' ')}`);
+          await mkdir(OUT_DIR, { recursive: true });
+          await page.screenshot({ path: path.join(OUT_DIR, 'metatrain.png'), fullPage: true });
+          await noOverflow(page, 'Meta-train');
+          // For you now recommends with it: a new person, the new bundle, a full slate.
+          const label = await page.textContent('#fy-bundle');
+          assert(/Meta-train tab \(8 of 8 iterations; 300 items, 200 users, seed 3\)/.test(label), `For you's bundle: ${label}`);
+          const after = await page.evaluate(() => window.metarecForYou.rec.engineInfo());
+          assert(after.engine === before.engine, `For you's engine changed: ${before.engine} → ${after.engine}`);
+          assert((await page.evaluate(() => window.metarecForYou.rec.history())).length === 0, 'a new policy starts a new person');
+          assert((await page.$$('#fy-slate li.slate-item')).length === 10, 'no slate from the new policy');
+          // Simulate now simulates the new world.
+          await page.getByRole('tab', { name: 'Simulate' }).click();
+          await waitData(page, 'view-simulate', 'sim', ['ready', 'error', 'unavailable']);
+          assert(/300 items, 200 training users, seed 3/.test(await page.textContent('#sim-world')), `Simulate: ${await page.textContent('#sim-world')}`);
+          // A reaction works and the bundle is kept across a reload (no meta-training again).
+          await page.click('#tab-foryou');
+          await page.click('#fy-slate li.slate-item button.like');
+          await page.waitForFunction(() => document.getElementById('view-foryou').dataset.reactions === '1' && !document.getElementById('view-foryou').dataset.busy, null, { timeout: 30_000 });
+          await page.reload({ waitUntil: 'load' });
+          await page.waitForFunction(() => document.getElementById('view-foryou').dataset.foryou === 'ready', null, { timeout: READY_MS });
+          assert(/seed 3/.test(await page.textContent('#fy-bundle')), `after reload: ${await page.textContent('#fy-bundle')}`);
+          assert(!/meta-training/.test(await page.textContent('#fy-timings')), 'meta-trained again after the reload');
+          assert((await page.evaluate(() => window.metarecForYou.rec.history())).length === 1, 'the reaction was not kept');
+          clean(log);
+        } finally {
+          await context.close();
+        }
+      },
+    },
+    {
+      name: 'titles are rendered as text: a bundle whose titles are <img onerror> markup',
+      fn: async () => {
+        const { context, page, log } = await newContext();
+        try {
+          await page.goto(new URL(`?${SMALL}`, server.url).href, { waitUntil: 'load' });
+          await page.waitForFunction(() => document.getElementById('view-foryou').dataset.foryou === 'ready', null, { timeout: READY_MS });
+          const bundle = await page.evaluate(
+            () =>
+              new Promise((resolve, reject) => {
+                const req = indexedDB.open('metarec', 1);
+                req.onsuccess = () => {
+                  const store = req.result.transaction('kv').objectStore('kv');
+                  const keys = store.getAllKeys();
+                  keys.onsuccess = () => {
+                    const get = store.get(keys.result.find((k) => String(k).startsWith('bundle:synthetic')));
+                    get.onsuccess = () => resolve(Array.from(get.result));
+                  };
+                };
+                req.onerror = () => reject(req.error);
+              }),
+          );
+          const markup = '<img src=x onerror=pwned=1>';
+          const evil = withTitles(bundle, markup);
+          assert(evil.replaced > 50, `only ${evil.replaced} titles replaced`);
+          await mkdir(OUT_DIR, { recursive: true });
+          await writeFile(path.join(OUT_DIR, 'xss.bundle'), evil.bytes);
+          await page.goto(new URL('?bundle=/out/xss.bundle', server.url).href, { waitUntil: 'load' });
+          await page.waitForFunction(() => ['ready', 'error'].includes(document.getElementById('view-foryou').dataset.foryou), null, { timeout: READY_MS });
+          const seen = await page.evaluate(() => ({
+            phase: document.getElementById('view-foryou').dataset.foryou,
+            images: document.querySelectorAll('img').length,
+            pwned: 'pwned' in window,
+            titles: [...document.querySelectorAll('#fy-slate .slate-title')].map((t) => t.textContent),
+          }));
+          assert(seen.phase === 'ready', `the markup bundle did not load: ${await page.textContent('#fy-notices')}`);
+          assert(seen.titles.some((t) => t.startsWith(markup)), `no markup title on the slate: ${seen.titles}`);
+          assert(seen.images === 0 && !seen.pwned, `markup was parsed as HTML: ${JSON.stringify(seen)}`);
+          clean(log);
+        } finally {
+          await context.close();
+        }
+      },
+    },
+  ]);
+} finally {
+  await browser.close();
+  await server.stop();
+}

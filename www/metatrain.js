@@ -1,0 +1,222 @@
+// metarec Meta-train view: meta-training on the synthetic world in this browser, one
+// meta-iteration at a time (MetaTrainer from www/pkg, see src/web.rs), with progress, pause and
+// resume and learning curves (uPlot); when it finishes, or when asked while paused, For you
+// (www/foryou.js) switches to the new policy.
+//
+// For tests: <section id="view-metatrain" data-mt="idle|ready|running|paused|done|error">,
+// data-iteration = meta-iterations run; window.metarecMetaTrain.history() and .speed().
+import { PALETTE, lineChart } from './charts.js';
+
+const $ = (id) => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`page is missing #${id}`);
+  return el;
+};
+const view = () => $('view-metatrain');
+const message = (err) => (err instanceof Error ? err.message || String(err) : String(err));
+const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+const st = {
+  foryou: null,
+  mod: null,
+  trainer: null,
+  world: null,
+  running: false,
+  loop: null,
+  history: [],
+  last: null, // the last progress report
+  charts: null,
+  autoEngine: 'auto', // what "auto" means here (the CPU engine on a software adapter)
+};
+
+function setPhase(phase) {
+  view().dataset.mt = phase;
+}
+
+function status(text) {
+  $('mt-status').textContent = text;
+}
+
+function setControls({ start, pause, pauseText, use }) {
+  $('mt-start').disabled = !start;
+  $('mt-pause').disabled = !pause;
+  if (pauseText) $('mt-pause').textContent = pauseText;
+  $('mt-use').disabled = !use;
+}
+
+function intField(id) {
+  const input = $(id);
+  const n = Number(input.value);
+  if (!input.checkValidity() || !Number.isInteger(n)) {
+    throw new Error(`${input.labels[0].textContent} must be a whole number from ${input.min} to ${input.max}`);
+  }
+  return n;
+}
+
+function charts() {
+  if (!st.charts) {
+    st.charts = {
+      reward: lineChart($('mt-reward-chart'), {
+        xLabel: 'iteration',
+        yLabel: 'mean reward',
+        series: [{ label: 'mean reward', stroke: PALETTE[0] }],
+      }),
+      loss: lineChart($('mt-loss-chart'), { xLabel: 'iteration', yLabel: 'loss', series: [{ label: 'loss', stroke: PALETTE[1] }] }),
+    };
+  }
+  return st.charts;
+}
+
+function drawCurves() {
+  const x = st.history.map((p) => p.iteration + 1);
+  charts().reward.setData([x, st.history.map((p) => p.mean_reward)]);
+  charts().loss.setData([x, st.history.map((p) => (Number.isFinite(p.loss) ? p.loss : null))]);
+}
+
+function label() {
+  const w = st.world;
+  return `a policy meta-trained in the Meta-train tab (${st.history.length} of ${st.trainer.iterations} iterations; ${w.items} items, ${w.users} users, seed ${w.seed})`;
+}
+
+async function handOver() {
+  const bytes = await st.trainer.bundle();
+  await st.foryou.useTrained(bytes, st.world, label());
+  $('mt-used').textContent = label();
+}
+
+async function run() {
+  try {
+    while (st.running && !st.trainer.done) {
+      const p = await st.trainer.step();
+      st.history.push(p);
+      st.last = p;
+      view().dataset.iteration = String(st.history.length);
+      $('mt-progress').value = st.history.length;
+      status(
+        `Iteration ${p.iteration + 1} of ${p.iterations}: mean reward ${p.mean_reward.toFixed(3)}, loss ${Number.isFinite(p.loss) ? p.loss.toFixed(3) : 'skipped'}` +
+          (p.skipped_total ? ` (${p.skipped_total} skipped steps)` : ''),
+      );
+      $('mt-speed').textContent = `${p.iterations_per_s.toFixed(2)} iterations/s (the last took ${p.ms.toFixed(0)} ms)`;
+      drawCurves();
+      await nextTurn();
+    }
+    if (st.trainer.done) {
+      status(`Done: ${st.history.length} iterations. Handing the policy over to For you…`);
+      setControls({ start: false, pause: false, use: false });
+      await handOver();
+      status(`Done: ${st.history.length} iterations; For you now recommends with this policy.`);
+      setPhase('done');
+      setControls({ start: true, pause: false, pauseText: 'Pause', use: false });
+    } else {
+      status(`Paused after ${st.history.length} of ${st.trainer.iterations} iterations.`);
+      setPhase('paused');
+      setControls({ start: true, pause: true, pauseText: 'Resume', use: st.history.length > 0 });
+    }
+  } catch (err) {
+    status(`Meta-training failed: ${message(err)}`);
+    setPhase('error');
+    setControls({ start: true, pause: false, pauseText: 'Pause', use: false });
+  }
+}
+
+async function stopLoop() {
+  st.running = false;
+  if (st.loop) await st.loop;
+  st.loop = null;
+}
+
+async function startTraining() {
+  await stopLoop();
+  const opts = {
+    items: intField('mt-items'),
+    users: intField('mt-users'),
+    iterations: intField('mt-iterations'),
+    users_per_iteration: intField('mt-upi'),
+    rounds: intField('mt-rounds'),
+    seed: intField('mt-seed'),
+  };
+  const chosen = $('mt-engine').value;
+  opts.engine = chosen === 'auto' ? st.autoEngine : chosen;
+  setControls({ start: false, pause: false, use: false });
+  status('Generating the synthetic world…');
+  const trainer = await st.mod.MetaTrainer.create(opts);
+  if (st.trainer) st.trainer.free();
+  st.trainer = trainer;
+  st.world = { items: opts.items, users: opts.users, seed: opts.seed };
+  st.history = [];
+  drawCurves();
+  const info = trainer.engineInfo();
+  $('mt-engine-info').textContent =
+    `${info.engine === 'gpu' ? 'GPU' : 'CPU'} (${info.adapter})` +
+    (chosen === 'auto' && st.autoEngine === 'cpu' ? ': auto chose the CPU engine, faster than this software WebGPU adapter' : '') +
+    (info.fallback_reason ? `: ${info.fallback_reason}` : '');
+  $('mt-progress').max = opts.iterations;
+  $('mt-progress').value = 0;
+  st.running = true;
+  setPhase('running');
+  setControls({ start: true, pause: true, pauseText: 'Pause', use: false });
+  st.loop = run();
+}
+
+function wire() {
+  $('mt-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    startTraining().catch((err) => {
+      status(`Meta-training could not start: ${message(err)}`);
+      setPhase('error');
+      setControls({ start: true, pause: false, use: false });
+    });
+  });
+  $('mt-pause').addEventListener('click', () => {
+    if (!st.trainer) return;
+    if (st.running) {
+      st.running = false; // stops after the iteration in flight
+    } else if (!st.trainer.done) {
+      st.running = true;
+      setPhase('running');
+      setControls({ start: true, pause: true, pauseText: 'Pause', use: false });
+      st.loop = run();
+    }
+  });
+  $('mt-use').addEventListener('click', async () => {
+    if (!st.trainer || st.running) return;
+    setControls({ start: false, pause: false, use: false });
+    try {
+      await handOver();
+      status(`For you now recommends with the policy after ${st.history.length} iterations; Resume continues training.`);
+    } catch (err) {
+      status(`Could not hand the policy over: ${message(err)}`);
+    }
+    setControls({ start: true, pause: !st.trainer.done, pauseText: 'Resume', use: true });
+  });
+}
+
+export async function start({ foryou }) {
+  st.foryou = foryou;
+  wire();
+  charts();
+  window.metarecMetaTrain = { history: () => [...st.history], speed: () => st.last && st.last.iterations_per_s };
+  status('Waiting for the engine…');
+  try {
+    await foryou.ready;
+  } catch (err) {
+    status(`Not available: For you did not start (${message(err)}).`);
+    setPhase('error');
+    return;
+  }
+  const cur = foryou.current();
+  st.mod = cur.mod;
+  st.autoEngine = cur.trainEngine || 'auto';
+  if (cur.world) {
+    $('mt-items').value = String(cur.world.items);
+    $('mt-users').value = String(cur.world.users);
+    $('mt-seed').value = String(cur.world.seed);
+  }
+  $('mt-used').textContent = cur.label;
+  foryou.onBundleChange((c) => {
+    $('mt-used').textContent = c.label;
+  });
+  status('Ready: set the world and the training, then press Start.');
+  setPhase('ready');
+  setControls({ start: true, pause: false, use: false });
+}
