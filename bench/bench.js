@@ -279,7 +279,8 @@ const api = {
   async tfInference(backend, items, interactions, budgetMs) {
     await useBackend(backend);
     const t0 = performance.now();
-    const model = { input: 128, hidden: [256, 256], output: 64 };
+    // the adaptation benchmark's network: a 128-value context and the 130-value feedback summary
+    const model = { input: 128 + 130, hidden: [256, 256], output: 64 };
     const vars = makeVariables(model, null);
     const e = tf.randomUniform([items, model.output], -0.3, 0.3);
     const x = tf.zeros([1, model.input]);

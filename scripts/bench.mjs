@@ -218,7 +218,7 @@ function tables(results) {
   L.push('');
   L.push(`Each run: up to ${INTERACTIONS} interactions, or at least 5 and then until ${BUDGET_MS / 1000} s are spent (n says how many).`);
   L.push('');
-  L.push('metarec: one reaction (`Session::feedback`: one REINFORCE step on the context through the engine\'s input gradient, Adam) then the new top-10 read back (`Session::recommend`), timed from JavaScript per interaction; reference network (128-256-256-64), random item vectors. TF.js: inference only (the same MLP, scores against the item matrix, `tf.topk` 10, indices read back).');
+  L.push('metarec: one reaction (`Session::feedback`: one REINFORCE step on the context through the engine\'s input gradient, Adam) then the new top-10 read back (`Session::recommend`), timed from JavaScript per interaction; the reference policy\'s layers (hidden 256-256, item vectors of 64) behind a session\'s input (a 128-value context and the 130-value feedback summary), random item vectors. TF.js: inference only (the same MLP, 258-256-256-64, scores against the item matrix, `tf.topk` 10, indices read back).');
   L.push('');
   L.push('| items | implementation | n | p50 ms | p95 ms | max ms | p50 feedback / recommend ms | dispatches | submits | bytes read back | setup ms |');
   L.push('|---|---|---|---|---|---|---|---|---|---|---|');
@@ -239,7 +239,7 @@ function tables(results) {
   L.push('');
   const meta = results.native.meta;
   const any = meta.cpu ?? meta.gpu;
-  L.push(`\`metarec bench meta\`: synthetic world (${fInt(any.items)} items), policy ${any.model.input}-${any.model.hidden.join('-')}-${any.model.output}, ${any.users_per_iteration} users × ${any.rounds} rounds per meta-iteration, ${any.iterations} timed iterations after one warm-up; one process per engine, peak RSS = \`VmHWM\` (lavapipe's buffers are host memory and count).`);
+  L.push(`\`metarec bench meta\`: synthetic world (${fInt(any.items)} items), policy ${any.model.input}-${any.model.hidden.join('-')}-${any.model.output} (input: context and feedback summary), ${any.users_per_iteration} users × ${any.rounds} rounds per meta-iteration, ${any.iterations} timed iterations after one warm-up; one process per engine, peak RSS = \`VmHWM\` (lavapipe's buffers are host memory and count).`);
   L.push('');
   L.push('| engine | adapter | meta-iterations/s | s/iteration | dispatches/iteration | submits/iteration | bytes read back/iteration | peak RSS MiB |');
   L.push('|---|---|---|---|---|---|---|---|');
