@@ -22,3 +22,5 @@ pub mod session;
 pub mod simulate;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
+#[cfg(target_arch = "wasm32")]
+pub mod web_bench;

@@ -51,7 +51,7 @@ struct SelfCheck {
     dispatches_per_step: Option<f64>,
 }
 
-fn js_err(e: impl std::fmt::Display) -> JsError {
+pub(crate) fn js_err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
@@ -112,7 +112,9 @@ struct RecommenderOptions {
     seed: u32,
 }
 
-fn options<T: for<'de> Deserialize<'de> + Default>(value: Option<JsValue>) -> Result<T, JsError> {
+pub(crate) fn options<T: for<'de> Deserialize<'de> + Default>(
+    value: Option<JsValue>,
+) -> Result<T, JsError> {
     match value {
         Some(v) if !v.is_undefined() && !v.is_null() => {
             serde_wasm_bindgen::from_value(v).map_err(js_err)
@@ -121,7 +123,7 @@ fn options<T: for<'de> Deserialize<'de> + Default>(value: Option<JsValue>) -> Re
     }
 }
 
-fn to_js(value: &impl Serialize) -> Result<JsValue, JsError> {
+pub(crate) fn to_js(value: &impl Serialize) -> Result<JsValue, JsError> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(js_err)

@@ -1,12 +1,17 @@
 //! `metarec bench engine`: training throughput of the reference policy on the GPU and CPU
 //! engines, with dispatches, submits and bytes read back per step from the engine's counters.
+//! `metarec bench meta`: meta-training iterations/s on the synthetic world and the process's
+//! peak memory. `metarec bench chart`: the browser benchmark's latency-vs-catalog chart (SVG).
 
-use crate::bench::{train_throughput, TrainThroughput};
+use crate::bench::{meta_throughput, train_throughput, MetaThroughput, TrainThroughput};
 use crate::engine::cpu::CpuEngine;
 use crate::engine::gpu::{GpuContext, GpuEngine};
+use crate::engine::{AnyEngine, Preference};
+use crate::meta::{MetaConfig, PolicyShape, SyntheticSetup};
 use crate::model::ModelConfig;
 use clap::{Args as ClapArgs, Subcommand};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
 
 /// Arguments of `metarec bench`.
 #[derive(ClapArgs)]
@@ -30,6 +35,27 @@ enum What {
         #[arg(long)]
         json: bool,
     },
+    /// Meta-training on the synthetic world (`train --data synthetic --stages meta` settings):
+    /// iterations/s and the process's peak resident memory. One engine per run, so that the
+    /// peak belongs to it. Prints one JSON object.
+    Meta {
+        /// gpu or cpu.
+        #[arg(long, value_parser = ["gpu", "cpu"])]
+        engine: String,
+        /// Timed meta-iterations (after one warm-up iteration).
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+    },
+    /// Draws latency against catalog size from the browser benchmark's JSON
+    /// (`{"series": [{"name", "points": [{"items", "p50_ms", "p95_ms"}]}]}`) as an SVG.
+    Chart {
+        /// The JSON file written by `scripts/bench.mjs`.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the SVG.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Serialize)]
@@ -45,11 +71,22 @@ struct Report {
 
 /// Runs `metarec bench`.
 pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let What::Engine {
-        steps_per_submit,
-        repetitions,
-        json,
-    } = args.what;
+    match args.what {
+        What::Engine {
+            steps_per_submit,
+            repetitions,
+            json,
+        } => engine(steps_per_submit, repetitions, json),
+        What::Meta { engine, iterations } => meta(&engine, iterations),
+        What::Chart { input, out } => chart(&input, &out),
+    }
+}
+
+fn engine(
+    steps_per_submit: u32,
+    repetitions: u32,
+    json: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
     let cfg = ModelConfig::reference_policy();
     let layers = cfg.layers().len();
     let (gpu, gpu_error) = match pollster::block_on(async {
@@ -109,5 +146,121 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "dispatch budget: 2 per layer + 3 per step = {} for {} layers",
         report.dispatch_budget_per_step, report.layers
     );
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct MetaReport {
+    #[serde(flatten)]
+    throughput: MetaThroughput,
+    model: ModelConfig,
+    /// Peak resident set size of this process (`VmHWM`), MiB; on a software GPU (lavapipe) the
+    /// device's buffers are host memory and count too.
+    peak_rss_mib: Option<f64>,
+}
+
+fn meta(engine: &str, iterations: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let cfg = MetaConfig::default();
+    let setup = SyntheticSetup::new(Default::default(), &PolicyShape::default(), &cfg)?;
+    let pref = if engine == "gpu" {
+        Preference::Gpu
+    } else {
+        Preference::Cpu
+    };
+    let throughput = pollster::block_on(async {
+        let (mut e, _) = AnyEngine::new(&setup.model, pref).await?;
+        meta_throughput(&mut e, &setup, &cfg, iterations).await
+    })?;
+    let report = MetaReport {
+        throughput,
+        model: setup.model.clone(),
+        peak_rss_mib: peak_rss_mib(),
+    };
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+/// The process's peak resident set size from `/proc/self/status` (Linux; None elsewhere).
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+#[derive(Deserialize)]
+struct LatencySeries {
+    name: String,
+    points: Vec<LatencyPoint>,
+}
+
+#[derive(Deserialize)]
+struct LatencyPoint {
+    items: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+}
+
+#[derive(Deserialize)]
+struct LatencyChart {
+    series: Vec<LatencySeries>,
+}
+
+/// Log-log chart of p50 (thick) and p95 (thin) latency against catalog size.
+fn chart(input: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let data: LatencyChart = serde_json::from_slice(&std::fs::read(input)?)?;
+    let points = || data.series.iter().flat_map(|s| &s.points);
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for p in points() {
+        x0 = x0.min(p.items);
+        x1 = x1.max(p.items);
+        y0 = y0.min(p.p50_ms.min(p.p95_ms));
+        y1 = y1.max(p.p50_ms.max(p.p95_ms));
+    }
+    if x0 > x1 || y0.is_nan() || y0 <= 0.0 {
+        return Err(format!("{}: no positive latencies to draw", input.display()).into());
+    }
+    let root = SVGBackend::new(out, (900, 600)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Latency vs catalog size (headless Chromium; thick p50, thin p95)",
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            (x0 / 1.5..x1 * 1.5).log_scale(),
+            (y0 / 1.5..y1 * 1.5).log_scale(),
+        )?;
+    chart
+        .configure_mesh()
+        .x_desc("catalog size (items)")
+        .y_desc("ms")
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y}"))
+        .draw()?;
+    for (i, s) in data.series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let p50: Vec<(f64, f64)> = s.points.iter().map(|p| (p.items, p.p50_ms)).collect();
+        let p95: Vec<(f64, f64)> = s.points.iter().map(|p| (p.items, p.p95_ms)).collect();
+        chart
+            .draw_series(LineSeries::new(p50.clone(), color.stroke_width(3)))?
+            .label(s.name.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(3))
+            });
+        chart.draw_series(p50.into_iter().map(|p| Circle::new(p, 4, color.filled())))?;
+        chart.draw_series(LineSeries::new(p95, color.stroke_width(1)))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
     Ok(())
 }
