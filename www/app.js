@@ -12,14 +12,10 @@
 // All data is rendered with textContent. When done, document.body.dataset.state is "ready" or
 // "error" and the result (or the error message) is on window.metarecSelfCheck(Error), for tests.
 
+import { $ } from './dom.js';
+
 const ENGINES = ['auto', 'gpu', 'cpu'];
 const PKG_URL = new URL('./pkg/metarec.js', import.meta.url);
-
-const $ = (id) => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`page is missing #${id}`);
-  return el;
-};
 
 function setText(id, text) {
   $(id).textContent = text;

@@ -11,17 +11,13 @@
 // recommender, the latencies and the device-loss drill.
 
 import { cssColor, lineChart } from './charts.js';
+import { $ } from './dom.js';
 
 const DB_NAME = 'metarec';
 const STORE = 'kv';
 const SLATE = 10;
 const MAX_LAT = 100;
 
-const $ = (id) => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`page is missing #${id}`);
-  return el;
-};
 const view = () => $('view-foryou');
 
 function el(tag, text, className) {

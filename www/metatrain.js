@@ -6,12 +6,8 @@
 // For tests: <section id="view-metatrain" data-mt="idle|ready|running|paused|done|error">,
 // data-iteration = meta-iterations run; window.metarecMetaTrain.history() and .speed().
 import { PALETTE, lineChart } from './charts.js';
+import { $, intField } from './dom.js';
 
-const $ = (id) => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`page is missing #${id}`);
-  return el;
-};
 const view = () => $('view-metatrain');
 const message = (err) => (err instanceof Error ? err.message || String(err) : String(err));
 const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -42,15 +38,6 @@ function setControls({ start, pause, pauseText, use }) {
   $('mt-pause').disabled = !pause;
   if (pauseText) $('mt-pause').textContent = pauseText;
   $('mt-use').disabled = !use;
-}
-
-function intField(id) {
-  const input = $(id);
-  const n = Number(input.value);
-  if (!input.checkValidity() || !Number.isInteger(n)) {
-    throw new Error(`${input.labels[0].textContent} must be a whole number from ${input.min} to ${input.max}`);
-  }
-  return n;
 }
 
 function charts() {

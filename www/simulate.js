@@ -6,6 +6,7 @@
 // For tests: <section id="view-simulate" data-sim="idle|unavailable|ready|running|paused|done|error">,
 // data-slates = slates shown per method so far; window.metarecSimulate.curves() gives the curves.
 import { PALETTE, lineChart } from './charts.js';
+import { $, intField } from './dom.js';
 
 const HELD_OUT = 50;
 const LABELS = {
@@ -16,11 +17,6 @@ const LABELS = {
   random: 'random',
 };
 
-const $ = (id) => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`page is missing #${id}`);
-  return el;
-};
 const view = () => $('view-simulate');
 const message = (err) => (err instanceof Error ? err.message || String(err) : String(err));
 const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -57,15 +53,6 @@ function setControls({ start, pause, pauseText }) {
   $('sim-users').disabled = !start;
   $('sim-pause').disabled = !pause;
   if (pauseText) $('sim-pause').textContent = pauseText;
-}
-
-function intField(id) {
-  const input = $(id);
-  const n = Number(input.value);
-  if (!input.checkValidity() || !Number.isInteger(n)) {
-    throw new Error(`${input.labels[0].textContent} must be a whole number from ${input.min} to ${input.max}`);
-  }
-  return n;
 }
 
 function charts() {
