@@ -24,7 +24,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT, startServer } from '../tests/e2e/lib/harness.mjs';
-import { CHROMIUM, GRAD_TOL, LOSS_TOL, UPDATE_TOL, checkEquivalence, openBenchPage } from '../tests/e2e/lib/benchpage.mjs';
+import { GRAD_TOL, LOSS_TOL, UPDATE_TOL, checkEquivalence, openBenchPage } from '../tests/e2e/lib/benchpage.mjs';
+import { CHROMIUM } from '../tests/e2e/lib/harness.mjs';
 
 const env = (name, fallback) => process.env[name] ?? fallback;
 const OUT = path.resolve(REPO_ROOT, env('BENCH_OUT', 'out/bench'));

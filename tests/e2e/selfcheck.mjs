@@ -12,21 +12,11 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
-import { REPO_ROOT, assert, runTests, startServer } from './lib/harness.mjs';
+import { REPO_ROOT, assert, launchChromium, runTests, startServer } from './lib/harness.mjs';
 
 // How long one self-check may take; METAREC_E2E_TIMEOUT_S overrides (e.g. for a slow machine).
 const READY_TIMEOUT_MS = 1000 * Number(process.env.METAREC_E2E_TIMEOUT_S || 120);
 const OUT_DIR = path.join(REPO_ROOT, 'out');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = [
-  '--enable-unsafe-webgpu',
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
 
 // Loads `query` in a fresh context; returns what the page did and the result it exposed.
 async function loadPage(browser, baseUrl, query, { viewport = { width: 1100, height: 900 }, screenshot, rerun = false } = {}) {
@@ -139,7 +129,7 @@ if (!existsSync(path.join(siteRoot, 'www', 'pkg', 'metarec.js'))) {
 }
 
 const server = await startServer();
-const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+const browser = await launchChromium();
 console.log(`chromium ${browser.version()}, page ${server.url}`);
 
 try {

@@ -15,18 +15,15 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
-import { REPO_ROOT, assert, runTests, startServer } from './lib/harness.mjs';
+import { REPO_ROOT, assert, launchChromium, runTests, startServer } from './lib/harness.mjs';
 
 const OUT_DIR = path.join(REPO_ROOT, 'out');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const READY_MS = 1000 * Number(process.env.METAREC_E2E_TIMEOUT_S || 120);
 const SMALL = 'items=300&users=200&iterations=30';
 
 const server = await startServer();
 const origin = new URL(server.url).origin;
-const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+const browser = await launchChromium();
 console.log(`chromium ${browser.version()}, page ${server.url}`);
 
 async function newContext() {

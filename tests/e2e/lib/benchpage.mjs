@@ -1,18 +1,7 @@
 // The benchmark page (bench/index.html) in headless Chromium, shared by scripts/bench.mjs and
 // tests/e2e/tfjs.mjs: launch, load, watch that nothing leaves the origin and the CSP holds, and
 // the equivalence check's tolerances.
-import { chromium } from 'playwright-core';
-import { assert } from './harness.mjs';
-
-export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-export const CHROMIUM_ARGS = [
-  '--enable-unsafe-webgpu',
-  '--no-sandbox',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-];
+import { assert, launchChromium } from './harness.mjs';
 
 // Same step from the same parameters and batch: metarec's and TF.js's loss and gradient must
 // agree to these relative errors (max |a - b| / max |b|, as the kernel checks measure), and the
@@ -39,7 +28,7 @@ export function checkEquivalence(r) {
 // Launches Chromium and opens bench/ on `baseUrl`. Resolves to { browser, page, problems() }:
 // problems() lists foreign requests, CSP violations and page errors seen so far.
 export async function openBenchPage(baseUrl, { timeoutMs = 120_000 } = {}) {
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  const browser = await launchChromium();
   const origin = new URL(baseUrl).origin;
   const page = await browser.newPage();
   const problems = [];

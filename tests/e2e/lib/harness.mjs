@@ -1,7 +1,25 @@
-// Shared helpers for the end-to-end tests: a tiny sequential test runner and the static server.
+// Shared helpers for the end-to-end tests: a tiny sequential test runner, the static server and
+// headless Chromium with WebGPU.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+// Debian's Chromium unless CHROMIUM names another binary.
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--enable-unsafe-webgpu',
+  '--no-sandbox',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+];
+
+// Headless Chromium with WebGPU enabled (SwiftShader when there is no GPU).
+export function launchChromium() {
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+}
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
