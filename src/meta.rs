@@ -248,25 +248,15 @@ pub async fn run_episode(
 }
 
 impl Episode {
-    /// The transitions of rounds `from..` as a training batch (with their masks).
+    /// The transitions of rounds `from..` (a suffix: rounds only grow) as a training batch.
     fn batch_from(&self, from: usize, words_per_row: usize) -> Batch {
-        let keep: Vec<usize> = (0..self.rows.len())
-            .filter(|&r| self.rounds[r] >= from)
-            .collect();
+        let start = self.rounds.partition_point(|&t| t < from);
         let width = self.inputs.len() / self.rows.len().max(1);
         Batch {
-            inputs: keep
-                .iter()
-                .flat_map(|&r| &self.inputs[r * width..(r + 1) * width])
-                .copied()
-                .collect(),
-            rows: keep.iter().map(|&r| self.rows[r]).collect(),
+            inputs: self.inputs[start * width..].to_vec(),
+            rows: self.rows[start..].to_vec(),
             mask: Some(Mask {
-                words: keep
-                    .iter()
-                    .flat_map(|&r| &self.masks[r * words_per_row..(r + 1) * words_per_row])
-                    .copied()
-                    .collect(),
+                words: self.masks[start * words_per_row..].to_vec(),
                 words_per_row,
             }),
         }
@@ -392,7 +382,7 @@ async fn network_step<T: UserTask>(
     engine.reset_stats()?;
     let mut sum = vec![0.0f32; theta.len()];
     let (mut rewards, mut losses) = (Vec::new(), Vec::new());
-    let n_tasks = tasks.len();
+    let mut contributions = 0usize;
     for (u, mut task) in tasks.into_iter().enumerate() {
         let seed = cfg.seed ^ ((iteration * 7919 + u) as u32);
         engine.set_params(&theta)?;
@@ -416,20 +406,24 @@ async fn network_step<T: UserTask>(
         for (s, c) in sum.iter_mut().zip(contribution) {
             *s += c;
         }
+        contributions += 1;
     }
     let stats = engine.stats().await?;
-    let mean: Vec<f32> = sum.iter().map(|s| s / n_tasks.max(1) as f32).collect();
+    let mean: Vec<f32> = sum
+        .iter()
+        .map(|s| s / contributions.max(1) as f32)
+        .collect();
     let mut params = theta.clone();
     let value = match cfg.algorithm {
         Algorithm::Fomaml => {
             let norm = mean.iter().map(|g| g * g).sum::<f32>().sqrt();
             outer.step += 1;
-            let mut state = crate::engine::cpu::AdamState {
+            let mut state = crate::engine::AdamState {
                 m: &mut outer.m,
                 v: &mut outer.v,
                 step: outer.step,
             };
-            crate::engine::cpu::adam_update(&mut params, &mut state, &mean, cfg.outer, norm);
+            crate::engine::adam_update(&mut params, &mut state, &mean, cfg.outer, norm);
             losses.iter().sum::<f32>() / losses.len().max(1) as f32
         }
         _ => {

@@ -299,20 +299,18 @@ impl Session {
     }
 
     fn adam_step(&mut self, grad: &[f32]) {
-        let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
         self.adam_t += 1;
-        let t = self.adam_t as f32;
-        let (c1, c2) = (1.0 - b1.powf(t), 1.0 - b2.powf(t));
-        let state = self
-            .context
-            .iter_mut()
-            .zip(&mut self.adam_m)
-            .zip(&mut self.adam_v);
-        for (((c, m), v), &g) in state.zip(grad) {
-            *m = b1 * *m + (1.0 - b1) * g;
-            *v = b2 * *v + (1.0 - b2) * g * g;
-            *c -= self.config.lr * (*m / c1) / ((*v / c2).sqrt() + eps);
-        }
+        let mut state = crate::engine::AdamState {
+            m: &mut self.adam_m,
+            v: &mut self.adam_v,
+            step: self.adam_t,
+        };
+        let adam = crate::engine::Adam {
+            lr: self.config.lr,
+            ..crate::engine::Adam::default()
+        };
+        // no clipping: the norm is not used
+        crate::engine::adam_update(&mut self.context, &mut state, grad, adam, 0.0);
     }
 
     /// Versioned bytes: magic, then the session as JSON.

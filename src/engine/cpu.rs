@@ -2,9 +2,9 @@
 //! It is the reference the GPU kernels are tested against and the fallback without an adapter.
 
 use super::{
-    check_batch, check_inputs, check_log_probs, check_optimizer, check_policy, check_sample, rng,
-    Adam, Batch, Counters, Engine, EngineError, EngineInfo, Loss, Mask, OptimizerState, Reduce,
-    Result, Row, SlateSpec, Slates, TrainStats,
+    adam_update, check_batch, check_inputs, check_log_probs, check_optimizer, check_policy,
+    check_sample, rng, Adam, AdamState, Batch, Counters, Engine, EngineError, EngineInfo, Loss,
+    Mask, OptimizerState, Reduce, Result, Row, SlateSpec, Slates, TrainStats,
 };
 use crate::model::{Head, Layer, ModelConfig};
 
@@ -231,42 +231,6 @@ impl CpuEngine {
             step: self.stats.step,
         };
         adam_update(&mut self.params, &mut state, grads, adam, norm);
-    }
-}
-
-/// Adam moments and the number of the step being taken (1 for the first).
-pub(crate) struct AdamState<'a> {
-    pub m: &'a mut [f32],
-    pub v: &'a mut [f32],
-    pub step: u32,
-}
-
-/// One Adam step (decoupled weight decay, gradients scaled down to `adam.clip_norm` when their
-/// global norm `norm` exceeds it), as the GPU's Adam kernel does it.
-pub(crate) fn adam_update(
-    params: &mut [f32],
-    state: &mut AdamState<'_>,
-    grads: &[f32],
-    adam: Adam,
-    norm: f32,
-) {
-    let scale = if adam.clip_norm > 0.0 && norm > adam.clip_norm {
-        adam.clip_norm / norm
-    } else {
-        1.0
-    };
-    let t = state.step as f32;
-    let (c1, c2) = (1.0 - adam.beta1.powf(t), 1.0 - adam.beta2.powf(t));
-    let moments = params
-        .iter_mut()
-        .zip(state.m.iter_mut())
-        .zip(state.v.iter_mut());
-    for (((p, m1), m2), &g) in moments.zip(grads) {
-        let g = g * scale;
-        *m1 = adam.beta1 * *m1 + (1.0 - adam.beta1) * g;
-        *m2 = adam.beta2 * *m2 + (1.0 - adam.beta2) * g * g;
-        let update = (*m1 / c1) / ((*m2 / c2).sqrt() + adam.eps) + adam.weight_decay * *p;
-        *p -= adam.lr * update;
     }
 }
 

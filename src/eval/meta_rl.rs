@@ -59,13 +59,6 @@ impl Trained {
         );
         let items = vectors.values.clone();
         let mut engine = CpuEngine::new(&model).map_err(engine_error)?;
-        if cfg.iterations == 0 {
-            return Ok(Trained {
-                params: model.init_params(),
-                model,
-                items,
-            });
-        }
         engine.set_items(&items).map_err(engine_error)?;
         for it in 0..cfg.iterations {
             let tasks: Vec<_> = (0..cfg.users_per_iteration)

@@ -248,7 +248,8 @@ impl Prepared {
         )?;
         let reptile = trained(&[Method::MetaRlReptile], Algorithm::Reptile, its)?;
         let fomaml = trained(&[Method::MetaRlFomaml], Algorithm::Fomaml, its)?;
-        let scratch = trained(&[Method::RlScratch], Algorithm::Reptile, 0)?;
+        // no meta-iterations: the network keeps its initial weights
+        let scratch = trained(&[Method::RlScratch], Algorithm::Cavia, 0)?;
         Ok(Prepared {
             stats: TrainStats::new(ds, &train),
             train,
