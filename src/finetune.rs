@@ -226,6 +226,50 @@ impl FinetuneConfig {
         }
     }
 
+    /// Appends the network input of one (user, item) pair: `user` and `item` are (embedding,
+    /// bias), `features` the item's feature row.
+    pub fn write_input(
+        &self,
+        (p, user_bias): (&[f32], f32),
+        (q, item_bias): (&[f32], f32),
+        features: &[f32],
+        out: &mut Vec<f32>,
+    ) {
+        out.extend_from_slice(p);
+        out.extend_from_slice(q);
+        if self.product {
+            out.extend(p.iter().zip(q).map(|(a, b)| a * b));
+        }
+        if self.biases {
+            out.push(user_bias);
+            out.push(item_bias);
+        }
+        if self.features {
+            out.extend_from_slice(features);
+        }
+    }
+
+    /// The gradient w.r.t. the user's embedding and bias from `g`, the gradient w.r.t. one
+    /// input row of [`FinetuneConfig::write_input`] whose item embedding was `q`.
+    pub fn user_gradient(&self, g: &[f32], q: &[f32]) -> (Vec<f32>, f32) {
+        self.side_gradient(g, q, 0)
+    }
+
+    /// [`FinetuneConfig::user_gradient`] for side 0 (user) or 1 (item); `other` is the other
+    /// side's embedding.
+    fn side_gradient(&self, g: &[f32], other: &[f32], side: usize) -> (Vec<f32>, f32) {
+        let d = self.embedding_dim;
+        let mut own = g[side * d..(side + 1) * d].to_vec();
+        let mut at = 2 * d;
+        if self.product {
+            for ((a, x), o) in own.iter_mut().zip(&g[at..at + d]).zip(other) {
+                *a += x * o;
+            }
+            at += d;
+        }
+        (own, if self.biases { g[at + side] } else { 0.0 })
+    }
+
     fn validate(&self) -> Result<(), FinetuneError> {
         let bad = |m: &str| Err(FinetuneError::Config(m.into()));
         let frac = |f: f64| f.is_finite() && f > 0.0 && f < 1.0;
@@ -348,55 +392,26 @@ struct Inputs<'a> {
 
 impl Inputs<'_> {
     fn write_row(&self, r: &Rating, out: &mut Vec<f32>) {
-        let (p, q) = (self.users.row(r.user), self.items.row(r.item));
-        out.extend_from_slice(p);
-        out.extend_from_slice(q);
-        if self.cfg.product {
-            out.extend(p.iter().zip(q).map(|(a, b)| a * b));
-        }
-        if self.cfg.biases {
-            out.push(self.user_bias.row(r.user)[0]);
-            out.push(self.item_bias.row(r.item)[0]);
-        }
-        if self.cfg.features {
-            out.extend_from_slice(self.features.row(r.item));
-        }
+        let user = (self.users.row(r.user), self.user_bias.row(r.user)[0]);
+        let item = (self.items.row(r.item), self.item_bias.row(r.item)[0]);
+        self.cfg
+            .write_input(user, item, self.features.row(r.item), out);
     }
 
     /// Spreads the input gradient of one batch over the tables.
     fn accumulate(&mut self, batch: &[Rating], d_input: &[f32], width: usize) {
-        let d = self.cfg.embedding_dim;
         let l2 = self.cfg.embedding_l2;
         let scale = 1.0 / batch.len() as f32;
         for (r, g) in batch.iter().zip(d_input.chunks_exact(width)) {
-            let (gp, gq) = (&g[..d], &g[d..2 * d]);
-            let mut at = 2 * d;
-            if self.cfg.product {
-                let gx = &g[at..at + d];
-                at += d;
-                let q: Vec<f32> = self.items.row(r.item).to_vec();
-                let p: Vec<f32> = self.users.row(r.user).to_vec();
-                self.users.accumulate(
-                    r.user,
-                    gp.iter().zip(gx).zip(&q).map(|((a, x), qv)| a + x * qv),
-                    l2,
-                    scale,
-                );
-                self.items.accumulate(
-                    r.item,
-                    gq.iter().zip(gx).zip(&p).map(|((a, x), pv)| a + x * pv),
-                    l2,
-                    scale,
-                );
-            } else {
-                self.users.accumulate(r.user, gp.iter().copied(), l2, scale);
-                self.items.accumulate(r.item, gq.iter().copied(), l2, scale);
-            }
+            let (gp, gub) = self.cfg.side_gradient(g, self.items.row(r.item), 0);
+            let (gq, gib) = self.cfg.side_gradient(g, self.users.row(r.user), 1);
+            self.users.accumulate(r.user, gp.into_iter(), l2, scale);
+            self.items.accumulate(r.item, gq.into_iter(), l2, scale);
             if self.cfg.biases {
                 self.user_bias
-                    .accumulate(r.user, std::iter::once(g[at]), l2, scale);
+                    .accumulate(r.user, std::iter::once(gub), l2, scale);
                 self.item_bias
-                    .accumulate(r.item, std::iter::once(g[at + 1]), l2, scale);
+                    .accumulate(r.item, std::iter::once(gib), l2, scale);
             }
         }
     }

@@ -14,7 +14,8 @@ pub struct Args {
     #[arg(long)]
     data: PathBuf,
     /// Comma-separated methods (default: all): random, pop-likes, pop-bayes, item-knn,
-    /// eps-greedy-mf, linucb, lin-ts, meta-rl, meta-rl-fixed.
+    /// eps-greedy-mf, linucb, lin-ts, sup-fixed, sup-finetune, meta-rl, meta-rl-fixed,
+    /// meta-rl-reptile, meta-rl-fomaml, rl-scratch.
     #[arg(long, value_delimiter = ',')]
     methods: Vec<String>,
     /// Number of seeds (user splits and fits): 1..=N.
@@ -45,6 +46,15 @@ pub struct Args {
     /// Prior strength of the linear bandits.
     #[arg(long)]
     bandit_lambda: Option<f64>,
+    /// Gradient steps of sup-finetune's user refit after each round.
+    #[arg(long)]
+    user_fit_steps: Option<usize>,
+    /// Step size of sup-finetune's user refit.
+    #[arg(long)]
+    user_fit_lr: Option<f32>,
+    /// L2 pull of sup-finetune's user refit towards the mean training user.
+    #[arg(long)]
+    user_fit_l2: Option<f32>,
     /// Meta-training iterations of meta-rl.
     #[arg(long)]
     meta_iterations: Option<usize>,
@@ -108,6 +118,9 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
     h.alpha = args.alpha.unwrap_or(h.alpha);
     h.ts_scale = args.ts_scale.unwrap_or(h.ts_scale);
     h.bandit_lambda = args.bandit_lambda.unwrap_or(h.bandit_lambda);
+    h.user_fit.steps = args.user_fit_steps.unwrap_or(h.user_fit.steps);
+    h.user_fit.lr = args.user_fit_lr.unwrap_or(h.user_fit.lr);
+    h.user_fit.l2 = args.user_fit_l2.unwrap_or(h.user_fit.l2);
     h.meta.iterations = args.meta_iterations.unwrap_or(h.meta.iterations);
     Ok((p, methods))
 }

@@ -551,13 +551,17 @@ impl Recommender for EpsilonGreedyMf {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::data::dataset::{Format, Parts};
     use crate::data::{Catalog, FitConfig, IdMap, ItemMeta, Rating, RatingScale};
 
     /// A dataset of `(user, item, rating)` over `n_items` items without metadata.
-    fn tiny(n_users: u32, n_items: u32, ratings: &[(u32, u32, f32)]) -> Dataset {
+    pub(in crate::eval) fn tiny(
+        n_users: u32,
+        n_items: u32,
+        ratings: &[(u32, u32, f32)],
+    ) -> Dataset {
         let mut users = IdMap::new();
         for u in 0..n_users {
             users.insert(&u.to_string()).unwrap();

@@ -16,7 +16,7 @@ use std::future::Future;
 use std::task::{Context, Poll, Waker};
 
 /// Runs a future that is ready when first polled (the CPU engine's).
-fn ready<F: Future>(f: F) -> Result<F::Output, EvalError> {
+pub(super) fn ready<F: Future>(f: F) -> Result<F::Output, EvalError> {
     let mut f = std::pin::pin!(f);
     match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(v) => Ok(v),
@@ -26,7 +26,7 @@ fn ready<F: Future>(f: F) -> Result<F::Output, EvalError> {
     }
 }
 
-fn engine_error(e: crate::engine::EngineError) -> EvalError {
+pub(super) fn engine_error(e: crate::engine::EngineError) -> EvalError {
     EvalError(e.to_string())
 }
 

@@ -1,6 +1,7 @@
 //! Evaluation harness: the cold-start interactive protocol ([`protocol`]), its metrics
 //! ([`metrics`]), the baselines ([`baselines`]) and the meta-RL policy as a
-//! [`Recommender`] ([`meta_rl`]), the aggregated report ([`report`]), and off-policy
+//! [`Recommender`] ([`meta_rl`]), the supervised rating network without and with per-user
+//! refitting ([`supervised`]), the aggregated report ([`report`]), and off-policy
 //! estimators validated on the synthetic world ([`ope`]).
 //!
 //! Every method sees the same held-out users, the same candidates and the same seeds: each
@@ -12,6 +13,7 @@ pub mod metrics;
 pub mod ope;
 pub mod protocol;
 pub mod report;
+pub mod supervised;
 
 /// An evaluation failure (bad arguments, a method that proposes a non-candidate, an engine
 /// error).

@@ -11,11 +11,13 @@ use super::baselines::{
 };
 use super::meta_rl::{MetaRl, Trained};
 use super::metrics::{hit_at, ndcg_at, EpisodeLog};
+use super::supervised::{Supervised, SupervisedFit, UserFit};
 use super::{EvalError, Recommender};
 use crate::data::{
     split_users, support_query, Dataset, FitConfig, ItemFeatures, LatentFactorModel, ObservedTask,
     RewardMode, Shown, SplitFractions, UserTask, LIKE_THRESHOLD,
 };
+use crate::finetune::FinetuneConfig;
 use crate::meta::{Algorithm, ItemVectors, MetaConfig};
 use crate::session::{AdaptConfig, Adapts};
 
@@ -29,6 +31,8 @@ pub enum Method {
     EpsilonGreedyMf,
     LinUcb,
     LinTs,
+    SupFixed,
+    SupFinetune,
     MetaRl,
     MetaRlFixed,
     MetaRlReptile,
@@ -38,7 +42,7 @@ pub enum Method {
 
 impl Method {
     /// Every method, in table order.
-    pub const ALL: [Method; 12] = [
+    pub const ALL: [Method; 14] = [
         Method::Random,
         Method::PopularityLikes,
         Method::PopularityBayes,
@@ -46,6 +50,8 @@ impl Method {
         Method::EpsilonGreedyMf,
         Method::LinUcb,
         Method::LinTs,
+        Method::SupFixed,
+        Method::SupFinetune,
         Method::MetaRl,
         Method::MetaRlFixed,
         Method::MetaRlReptile,
@@ -63,6 +69,8 @@ impl Method {
             Method::EpsilonGreedyMf => "eps-greedy-mf",
             Method::LinUcb => "linucb",
             Method::LinTs => "lin-ts",
+            Method::SupFixed => "sup-fixed",
+            Method::SupFinetune => "sup-finetune",
             Method::MetaRl => "meta-rl",
             Method::MetaRlFixed => "meta-rl-fixed",
             Method::MetaRlReptile => "meta-rl-reptile",
@@ -101,6 +109,10 @@ pub struct Hyper {
     pub alpha: f64,
     /// Posterior scale v of linear Thompson sampling.
     pub ts_scale: f64,
+    /// The supervised rating network (its seed is replaced by the protocol's).
+    pub supervised: FinetuneConfig,
+    /// How `sup-finetune` refits a user after each reward.
+    pub user_fit: UserFit,
     /// Meta-training of the meta-RL policy (its seed is replaced by the protocol's).
     pub meta: MetaConfig,
 }
@@ -114,6 +126,12 @@ impl Default for Hyper {
             bandit_lambda: 100.0,
             alpha: 0.05,
             ts_scale: 0.01,
+            supervised: FinetuneConfig::default(),
+            user_fit: UserFit {
+                steps: 20,
+                lr: 0.003,
+                l2: 1.0,
+            },
             meta: MetaConfig {
                 iterations: 150,
                 users_per_iteration: 16,
@@ -166,6 +184,7 @@ pub struct Prepared {
     features: Features,
     prior: Vec<f64>,
     mf: Option<LatentFactorModel>,
+    supervised: Option<SupervisedFit>,
     meta: Option<Trained>,
     reptile: Option<Trained>,
     fomaml: Option<Trained>,
@@ -228,6 +247,15 @@ impl Prepared {
                 ds.n_items()
             )));
         }
+        let supervised = if needs(&[Method::SupFixed, Method::SupFinetune]) {
+            let cfg = FinetuneConfig {
+                seed,
+                ..h.supervised.clone()
+            };
+            Some(SupervisedFit::new(ds, &train, &cfg)?)
+        } else {
+            None
+        };
         let trained = |wanted: &[Method], algorithm, iterations| {
             if !needs(wanted) {
                 return Ok(None);
@@ -257,6 +285,7 @@ impl Prepared {
             features,
             prior,
             mf,
+            supervised,
             meta,
             reptile,
             fomaml,
@@ -302,6 +331,10 @@ impl Prepared {
                 h.bandit_lambda,
                 h.ts_scale,
             )),
+            Method::SupFixed | Method::SupFinetune => Box::new(Supervised::new(
+                self.supervised.as_ref().ok_or_else(missing)?,
+                (method == Method::SupFinetune).then_some(h.user_fit),
+            )?),
             Method::MetaRl | Method::MetaRlFixed => {
                 let adapt = AdaptConfig {
                     enabled: method == Method::MetaRl,
@@ -495,6 +528,12 @@ mod tests {
         p.hyper.meta.iterations = 2;
         p.hyper.meta.users_per_iteration = 4;
         p.hyper.meta.rounds = 6;
+        p.hyper.supervised = FinetuneConfig {
+            embedding_dim: 4,
+            hidden: vec![8],
+            max_epochs: 2,
+            ..FinetuneConfig::default()
+        };
         p
     }
 
