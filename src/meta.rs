@@ -103,7 +103,7 @@ pub enum Algorithm {
     /// CAVIA, first order: in each episode only the person's context and feedback summary
     /// adapt; one outer policy-gradient step on the shared network over every episode's
     /// transitions, under the inputs they were chosen with. Sessions then adapt the context
-    /// only, as the browser does.
+    /// only.
     #[default]
     Cavia,
     /// Reptile: in each episode every parameter adapts (one REINFORCE step per reaction); the

@@ -5,7 +5,7 @@
 use crate::data::Bundle;
 use crate::engine::{Engine, EngineError, Result};
 use crate::model::ModelConfig;
-use crate::session::{AdaptConfig, Session};
+use crate::session::{AdaptConfig, Adapts, Session};
 use serde::{Deserialize, Serialize};
 
 /// Format tag of the bundle's policy configuration.
@@ -57,9 +57,13 @@ impl Policy {
         engine.set_items(&self.items)
     }
 
-    /// A fresh session for a new person (context at the meta-learned start: zero).
+    /// A fresh session for a new person: context at the meta-learned start (zero) and, for a
+    /// policy that adapts the whole network, the person's own copy of it.
     pub fn session(&self, seed: u32) -> Session {
-        Session::new(&self.model, self.adapt, seed)
+        match self.adapt.adapts {
+            Adapts::Context => Session::new(&self.model, self.adapt, seed),
+            Adapts::Network => Session::owning(&self.model, self.adapt, seed, &self.params),
+        }
     }
 
     /// Stores the policy in `bundle` (configuration and weights); the catalog stays as it is.

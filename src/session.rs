@@ -7,9 +7,13 @@
 //! is `π(j | x) = softmax(MLP(x) · e_j / T)` over items not yet shown, where the network's input
 //! `x = [c, s]` is the context `c` followed by the feedback summary `s` (see [`summary_width`]):
 //! the meta-trained network reads what the person liked from `s` (amortised adaptation), and
-//! each reaction also moves `c` by one REINFORCE step (gradient adaptation).
+//! each reaction also moves `c` by one REINFORCE step (gradient adaptation), or, for a policy
+//! meta-trained to adapt the whole network, takes that step on the person's own copy of the
+//! network ([`OwnNetwork`]).
 
-use crate::engine::{Batch, Engine, EngineError, Loss, Mask, Result, Row, SlateSpec};
+use crate::engine::{
+    Batch, Engine, EngineError, Loss, Mask, OptimizerState, Result, Row, SlateSpec,
+};
 use crate::model::ModelConfig;
 use serde::{Deserialize, Serialize};
 
@@ -26,12 +30,12 @@ pub fn summary_width(item_dim: usize) -> usize {
 #[serde(rename_all = "snake_case")]
 pub enum Adapts {
     /// Only the person's context vector (CAVIA): the shared network stays as it is, so a
-    /// session is small and many people can share one engine. What the browser does.
+    /// session is small and many people can share one engine.
     #[default]
     Context,
-    /// Every network parameter, in the engine (Reptile / first-order MAML style, and RL from
-    /// scratch): the engine then belongs to this one person; set its parameters back before
-    /// the next one.
+    /// Every network parameter (Reptile / first-order MAML style, and RL from scratch): in
+    /// the engine as it is for a session without an [`OwnNetwork`] (set its parameters back
+    /// before the next person), or in the session's own copy (what the browser runs).
     Network,
 }
 
@@ -92,6 +96,16 @@ pub struct Interaction {
     pub reward: f32,
 }
 
+/// The network of a session that adapts it ([`Adapts::Network`]) and owns it: its parameters
+/// and Adam state, loaded into the engine before every use and read back after every step, so
+/// the person's network survives reloads and device loss and one engine can serve several
+/// sessions in turn. Sessions without one use the engine's network as it is (meta-training).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OwnNetwork {
+    pub params: Vec<f32>,
+    pub optimizer: OptimizerState,
+}
+
 /// What a session serialises (see [`Session::to_bytes`]).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Session {
@@ -110,6 +124,9 @@ pub struct Session {
     /// Counter of the sampling RNG, so a restored session continues the same stream.
     pub draws: u32,
     pub seed: u32,
+    /// The person's own network, when the session adapts and owns one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<OwnNetwork>,
 }
 
 /// Magic and version of serialised sessions.
@@ -133,7 +150,33 @@ impl Session {
             adam_t: 0,
             draws: 0,
             seed,
+            network: None,
         }
+    }
+
+    /// A session that adapts and owns a copy of the network `params` (see [`OwnNetwork`]).
+    pub fn owning(model: &ModelConfig, config: AdaptConfig, seed: u32, params: &[f32]) -> Self {
+        let zeros = vec![0.0; params.len()];
+        Session {
+            network: Some(OwnNetwork {
+                params: params.to_vec(),
+                optimizer: OptimizerState {
+                    m: zeros.clone(),
+                    v: zeros,
+                    step: 0,
+                },
+            }),
+            ..Session::new(model, config, seed)
+        }
+    }
+
+    /// Puts the session's own network, if it has one, into `engine`.
+    fn load_network(&self, engine: &mut impl Engine) -> Result<()> {
+        if let Some(n) = &self.network {
+            engine.set_params(&n.params)?;
+            engine.set_optimizer_state(&n.optimizer)?;
+        }
+        Ok(())
     }
 
     fn mask(&self) -> Mask {
@@ -178,6 +221,10 @@ impl Session {
     pub fn fits(&self, model: &ModelConfig) -> bool {
         model.input == self.context.len() + self.sums.len()
             && self.sums.len() == summary_width(model.output)
+            && self
+                .network
+                .as_ref()
+                .is_none_or(|n| n.params.len() == model.param_count())
             && model.items().div_ceil(32) == self.shown.len()
     }
 
@@ -204,6 +251,7 @@ impl Session {
         greedy: bool,
     ) -> Result<Vec<Recommendation>> {
         self.check_engine(engine)?;
+        self.load_network(engine)?;
         let mask = self.mask();
         let spec = SlateSpec {
             k,
@@ -279,7 +327,12 @@ impl Session {
                         clip_norm: 5.0,
                         ..crate::engine::Adam::default()
                     };
+                    self.load_network(engine)?;
                     engine.train(&batch, loss, adam, 1)?;
+                    if let Some(n) = &mut self.network {
+                        n.params = engine.params().await?;
+                        n.optimizer = engine.optimizer_state().await?;
+                    }
                 }
             }
             let e = engine.item_vector(item)?;
@@ -333,7 +386,14 @@ impl Session {
             .map_err(|e| EngineError::Input(format!("corrupted session: {e}")))?;
         let n = s.context.len();
         let finite = s.context.iter().chain(&s.sums).all(|v| v.is_finite());
-        if s.adam_m.len() != n || s.adam_v.len() != n || s.sums.len() < 2 || !finite {
+        let network_ok = s.network.as_ref().is_none_or(|w| {
+            let p = w.params.len();
+            w.optimizer.m.len() == p
+                && w.optimizer.v.len() == p
+                && w.params.iter().all(|v| v.is_finite())
+        });
+        if s.adam_m.len() != n || s.adam_v.len() != n || s.sums.len() < 2 || !finite || !network_ok
+        {
             return Err(EngineError::Input(
                 "corrupted session: inconsistent or non-finite state".into(),
             ));

@@ -103,7 +103,7 @@ pub struct Curves {
 }
 
 enum Agent {
-    Policy(Session),
+    Policy(Box<Session>),
     Baseline(Box<dyn Recommender>),
 }
 
@@ -177,8 +177,8 @@ impl Simulation {
         let mut fixed = policy.session(0);
         fixed.config.enabled = false;
         let agents = vec![
-            Agent::Policy(policy.session(0)),
-            Agent::Policy(fixed),
+            Agent::Policy(Box::new(policy.session(0))),
+            Agent::Policy(Box::new(fixed)),
             Agent::Baseline(Box::new(Popularity::by_smoothed_mean(
                 &stats,
                 h.prior_strength,
@@ -280,7 +280,7 @@ impl Simulation {
             match &mut lane.agent {
                 Agent::Policy(s) => {
                     let enabled = s.config.enabled;
-                    *s = self.policy.session((seed ^ (seed >> 32)) as u32);
+                    **s = self.policy.session((seed ^ (seed >> 32)) as u32);
                     s.config.enabled = enabled;
                 }
                 Agent::Baseline(b) => b.reset(seed),

@@ -157,8 +157,9 @@ pub struct Recommender {
     fallback: Option<String>,
     catalog: crate::data::Catalog,
     session: crate::session::Session,
-    /// The trained policy: the engine is rebuilt from it when the GPU device is lost (a
-    /// session only adapts its own context, so nothing the person taught is on the device).
+    /// The trained policy: the engine is rebuilt from it when the GPU device is lost (what the
+    /// person taught is in the session: its context, or its own copy of the network, which the
+    /// session loads into the engine before every use).
     policy: crate::policy::Policy,
     preference: Preference,
     recoveries: u32,
@@ -351,12 +352,6 @@ async fn engine_for(
 fn read_bundle(bytes: &[u8]) -> Result<(crate::data::Bundle, crate::policy::Policy), JsError> {
     let bundle = crate::data::Bundle::from_bytes(bytes).map_err(js_err)?;
     let policy = crate::policy::Policy::from_bundle(&bundle).map_err(js_err)?;
-    if policy.adapt.adapts != crate::session::Adapts::Context {
-        return Err(JsError::new(
-            "this bundle's policy adapts the whole network per person (Reptile / first-order \
-             MAML); the browser adapts a context vector: meta-train it with --algorithm cavia",
-        ));
-    }
     Ok((bundle, policy))
 }
 
@@ -373,6 +368,12 @@ struct MetaTrainOptions {
     iterations: usize,
     users_per_iteration: usize,
     rounds: usize,
+    /// The outer loop; sessions of the result adapt what it adapts (first-order MAML and
+    /// Reptile: the person's own copy of the whole network; CAVIA: a context vector).
+    algorithm: crate::meta::Algorithm,
+    /// Adam step size of a person's network per reaction (first-order MAML, Reptile), in
+    /// meta-training's inner loop and on the device alike.
+    param_lr: f32,
 }
 
 impl Default for MetaTrainOptions {
@@ -385,6 +386,8 @@ impl Default for MetaTrainOptions {
             iterations: 60,
             users_per_iteration: 8,
             rounds: 20,
+            algorithm: crate::meta::Algorithm::Fomaml,
+            param_lr: 3e-3,
         }
     }
 }
@@ -435,11 +438,23 @@ impl Trainer {
                 "users_per_iteration and rounds must each be at least 1",
             ));
         }
+        if !(o.param_lr.is_finite() && o.param_lr > 0.0) {
+            return Err(JsError::new(&format!(
+                "param_lr must be a positive number, got {}",
+                o.param_lr
+            )));
+        }
         let cfg = MetaConfig {
             iterations: o.iterations,
             users_per_iteration: o.users_per_iteration,
             rounds: o.rounds,
             seed: o.seed as u32,
+            algorithm: o.algorithm,
+            adapt: crate::session::AdaptConfig {
+                adapts: o.algorithm.adapts(),
+                param_lr: o.param_lr,
+                ..crate::session::AdaptConfig::default()
+            },
             ..MetaConfig::default()
         };
         let world = crate::data::WorldConfig {
@@ -893,6 +908,11 @@ export interface MetaTrainOptions {
   iterations?: number;
   users_per_iteration?: number;
   rounds?: number;
+  /** Outer loop (default "fomaml"): "fomaml" and "reptile" give each person their own copy of
+   * the network to adapt; "cavia" adapts a context vector only. */
+  algorithm?: "cavia" | "reptile" | "fomaml";
+  /** Adam step size of a person's network per reaction (default 0.003). */
+  param_lr?: number;
 }
 
 export interface MetaIteration {

@@ -1,21 +1,31 @@
 //! A meta-trained policy survives the bundle, and a person's session survives its bytes: a
 //! restored session on a policy restored from a bundle recommends exactly what the original
-//! would have, on the CPU and the GPU engine.
+//! would have, on the CPU and the GPU engine, for a policy that adapts a context (CAVIA) and
+//! for one whose sessions adapt their own copy of the network (first-order MAML).
 #![cfg(not(target_arch = "wasm32"))]
 
 use metarec::data::{Bundle, WorldConfig};
 use metarec::engine::cpu::CpuEngine;
 use metarec::engine::gpu::{GpuContext, GpuEngine};
 use metarec::engine::Engine;
-use metarec::meta::{meta_step, MetaConfig, PolicyShape, SyntheticSetup};
+use metarec::meta::{meta_step, Algorithm, MetaConfig, PolicyShape, SyntheticSetup};
 use metarec::policy::Policy;
-use metarec::session::Session;
+use metarec::session::{AdaptConfig, Session};
 use pollster::block_on;
 
 fn trained() -> (Bundle, Policy) {
+    trained_with(Algorithm::Cavia)
+}
+
+fn trained_with(algorithm: Algorithm) -> (Bundle, Policy) {
     let cfg = MetaConfig {
+        algorithm,
         users_per_iteration: 4,
         rounds: 8,
+        adapt: AdaptConfig {
+            adapts: algorithm.adapts(),
+            ..AdaptConfig::default()
+        },
         ..MetaConfig::default()
     };
     let world = WorldConfig {
@@ -42,7 +52,13 @@ fn trained() -> (Bundle, Policy) {
 
 #[test]
 fn a_restored_session_on_a_restored_policy_recommends_the_same() {
-    let (mut bundle, policy) = trained();
+    for algorithm in [Algorithm::Cavia, Algorithm::Fomaml] {
+        restores(algorithm);
+    }
+}
+
+fn restores(algorithm: Algorithm) {
+    let (mut bundle, policy) = trained_with(algorithm);
     policy.store(&mut bundle).unwrap();
     let bytes = bundle.to_bytes().unwrap();
     let restored = Policy::from_bundle(&Bundle::from_bytes(&bytes).unwrap()).unwrap();
@@ -55,6 +71,11 @@ fn a_restored_session_on_a_restored_policy_recommends_the_same() {
         let rec = block_on(session.recommend(&mut original, 3, false)).unwrap();
         block_on(session.feedback(&mut original, rec[0].item, reward)).unwrap();
     }
+    assert_eq!(
+        session.network.is_some(),
+        algorithm == Algorithm::Fomaml,
+        "sessions own a network exactly when the policy adapts the whole network"
+    );
     let saved = session.to_bytes();
 
     let mut cpu = CpuEngine::new(&restored.model).unwrap();
@@ -80,6 +101,37 @@ fn a_restored_session_on_a_restored_policy_recommends_the_same() {
         g.iter().map(|r| r.item).collect::<Vec<_>>(),
         c.iter().map(|r| r.item).collect::<Vec<_>>(),
         "greedy slate on the GPU engine"
+    );
+}
+
+#[test]
+fn sessions_that_own_their_network_share_an_engine_without_touching_each_other() {
+    let (_, policy) = trained_with(Algorithm::Fomaml);
+    let mut shared = CpuEngine::new(&policy.model).unwrap();
+    policy.load_into(&mut shared).unwrap();
+    let mut alone = CpuEngine::new(&policy.model).unwrap();
+    policy.load_into(&mut alone).unwrap();
+    // a learns from three reactions on the shared engine; b starts afterwards on the same one
+    let mut a = policy.session(1);
+    for reward in [1.0, 1.0, 0.0] {
+        let rec = block_on(a.recommend(&mut shared, 3, false)).unwrap();
+        block_on(a.feedback(&mut shared, rec[0].item, reward)).unwrap();
+    }
+    let adapted = a.network.clone().unwrap();
+    assert_ne!(adapted.params, policy.params, "feedback adapts a's network");
+    let mut b = policy.session(2);
+    let mut b_alone = policy.session(2);
+    for reward in [0.0, 1.0] {
+        let got = block_on(b.recommend(&mut shared, 4, false)).unwrap();
+        let want = block_on(b_alone.recommend(&mut alone, 4, false)).unwrap();
+        assert_eq!(got, want, "b on the shared engine is b on its own engine");
+        block_on(b.feedback(&mut shared, got[0].item, reward)).unwrap();
+        block_on(b_alone.feedback(&mut alone, want[0].item, reward)).unwrap();
+    }
+    assert_eq!(
+        a.network.unwrap(),
+        adapted,
+        "b's steps leave a's network alone"
     );
 }
 

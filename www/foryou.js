@@ -86,6 +86,7 @@ function trainingOptions() {
     items: intParam('items', 2000, 20, 100000),
     users: intParam('users', 1000, 10, 100000),
     iterations: intParam('iterations', 60, 0, 10000),
+    algorithm: ['cavia', 'reptile', 'fomaml'].includes(params.get('algorithm')) ? params.get('algorithm') : 'fomaml',
   };
 }
 
@@ -407,7 +408,7 @@ async function obtainBundle(mod) {
   }
   const opts = trainingOptions();
   const world = { items: opts.items, users: opts.users, seed: opts.seed };
-  const key = `synthetic:items=${opts.items}&users=${opts.users}&iterations=${opts.iterations}&seed=${opts.seed}`;
+  const key = `synthetic:items=${opts.items}&users=${opts.users}&iterations=${opts.iterations}&seed=${opts.seed}&algorithm=${opts.algorithm}`;
   const label = `synthetic catalog, ${opts.items} items (meta-trained in this browser)`;
   const cached = await dbGet(`bundle:${key}`);
   if (cached) return { bytes: cached, key, label, world, cached: true };

@@ -121,6 +121,7 @@ async function startTraining() {
     users_per_iteration: intField('mt-upi'),
     rounds: intField('mt-rounds'),
     seed: intField('mt-seed'),
+    algorithm: $('mt-algorithm').value,
   };
   const chosen = $('mt-engine').value;
   opts.engine = chosen === 'auto' ? st.autoEngine : chosen;
