@@ -2,8 +2,9 @@
 // reaction (Recommender from www/pkg, see src/web.rs), persisted in IndexedDB.
 //
 // URL parameters: engine=auto|gpu|cpu; bundle=URL (same origin) loads a bundle file instead of
-// meta-training one; items, users, iterations, seed set the in-page meta-training of the default
-// bundle (small values for tests). Everything is rendered with textContent. The Meta-train view
+// meta-training one; items, users, iterations, seed, algorithm set the in-page meta-training of
+// the default bundle (small values for tests); person=N fixes the exploration noise of a new
+// person's session (default: random), for reproducible demos and tests. Everything is rendered with textContent. The Meta-train view
 // hands its bundles over with useTrained(); Simulate reads current() (see the end of the file).
 //
 // For tests: <main id="view-foryou" data-foryou="loading|training|ready|error">, data-busy while a
@@ -440,12 +441,15 @@ async function obtainBundle(mod) {
   }
 }
 
+// Seed of a new person's exploration noise: ?person=N, else random.
+const personSeed = () => (params.has('person') ? intParam('person', 0, 0, 2 ** 31 - 1) : (Math.random() * 2 ** 31) >>> 0);
+
 // One turn of the event loop, so that the page renders between long steps.
 export const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 async function openRecommender(bundle) {
   const mod = st.mod;
-  const opts = { engine: st.engine, seed: (Math.random() * 2 ** 31) >>> 0 };
+  const opts = { engine: st.engine, seed: personSeed() };
   const t0 = performance.now();
   const saved = await dbGet(`state:${bundle.key}`);
   let rec = null;
@@ -538,7 +542,7 @@ function wireControls() {
     st.busy = true;
     try {
       await dbDel(`state:${st.bundleKey}`);
-      const rec = await st.mod.Recommender.create(st.bundle, { engine: st.engine, seed: (Math.random() * 2 ** 31) >>> 0 });
+      const rec = await st.mod.Recommender.create(st.bundle, { engine: st.engine, seed: personSeed() });
       st.rec.free();
       st.rec = rec;
       st.itemGenres = {};
