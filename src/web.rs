@@ -623,6 +623,15 @@ impl MetaTrainer {
         self.trainer.bundle().await?.to_bytes().map_err(js_err)
     }
 
+    /// Destroys the GPU device, as a driver reset would (for tests and drills): the next
+    /// `step` fails, and the page continues from its last checkpoint. No-op on the CPU engine.
+    #[wasm_bindgen(js_name = simulateDeviceLoss)]
+    pub fn simulate_device_loss(&self) {
+        if let crate::engine::AnyEngine::Gpu(g) = &self.trainer.engine {
+            g.context().destroy();
+        }
+    }
+
     /// The engine meta-training runs on (as [`Recommender::engine_info`]).
     #[wasm_bindgen(js_name = engineInfo, unchecked_return_type = "EngineInfo")]
     pub fn engine_info(&self) -> Result<JsValue, JsError> {

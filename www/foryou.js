@@ -58,6 +58,8 @@ async function kv(mode, fn) {
 const dbGet = (key) => kv('readonly', (s) => s.get(key));
 const dbPut = (key, value) => kv('readwrite', (s) => s.put(value, key));
 const dbDel = (key) => kv('readwrite', (s) => s.delete(key));
+// The same key-value store for the other views (Meta-train keeps its run there).
+export const store = { get: dbGet, put: dbPut, del: dbDel };
 
 // ---- settings from the URL ----------------------------------------------------------------
 

@@ -1,10 +1,13 @@
 // metarec Meta-train view: meta-training on the synthetic world in this browser, one
 // meta-iteration at a time (MetaTrainer from www/pkg, see src/web.rs), with progress, pause and
 // resume and learning curves (uPlot); when it finishes, or when asked while paused, For you
-// (www/foryou.js) switches to the new policy.
+// (www/foryou.js) switches to the new policy. A checkpoint is kept in IndexedDB after every
+// iteration: a reload (or a crash) finds the run paused where it stood, and a lost GPU device
+// is replaced and the run continues from its last checkpoint.
 //
 // For tests: <section id="view-metatrain" data-mt="idle|ready|running|paused|done|error">,
-// data-iteration = meta-iterations run; window.metarecMetaTrain.history() and .speed().
+// data-iteration = meta-iterations run, data-recoveries = runs continued after an engine failure;
+// window.metarecMetaTrain.history(), .speed() and .drill() (destroys the GPU device).
 import { PALETTE, lineChart } from './charts.js';
 import { $, intField } from './dom.js';
 
@@ -23,7 +26,48 @@ const st = {
   last: null, // the last progress report
   charts: null,
   autoEngine: 'auto', // what "auto" means here (the CPU engine on a software adapter)
+  opts: null, // the MetaTrainer options of the run
+  recoveries: 0,
 };
+
+// IndexedDB key of the run in progress: { opts, world, checkpoint }.
+const SAVED = 'metatrain:run';
+
+async function save() {
+  const checkpoint = await st.trainer.checkpoint();
+  await st.foryou.store.put(SAVED, { opts: st.opts, world: st.world, checkpoint });
+}
+
+// A run from its saved checkpoint: the trainer, and the history it holds.
+async function resumeFrom(saved) {
+  const trainer = await st.mod.MetaTrainer.create(saved.opts, saved.checkpoint);
+  if (st.trainer) st.trainer.free();
+  st.trainer = trainer;
+  st.opts = saved.opts;
+  st.world = saved.world;
+  st.history = trainer.history();
+  view().dataset.iteration = String(st.history.length);
+  $('mt-progress').max = saved.opts.iterations;
+  $('mt-progress').value = st.history.length;
+  drawCurves();
+}
+
+// After a failed step: continue from the last checkpoint on a new engine (the GPU device may be
+// gone). False when there is nothing to continue from or that failed too.
+async function recover(err) {
+  const saved = await st.foryou.store.get(SAVED);
+  if (!saved) return false;
+  try {
+    await resumeFrom(saved);
+  } catch (again) {
+    console.warn('metarec: meta-training could not continue from its checkpoint', again);
+    return false;
+  }
+  st.recoveries += 1;
+  view().dataset.recoveries = String(st.recoveries);
+  status(`The engine failed (${message(err)}); continued from the checkpoint at iteration ${st.history.length}.`);
+  return true;
+}
 
 function setPhase(phase) {
   view().dataset.mt = phase;
@@ -73,8 +117,18 @@ async function handOver() {
 
 async function run() {
   try {
+    let failed = false;
     while (st.running && !st.trainer.done) {
-      const p = await st.trainer.step();
+      let p;
+      try {
+        p = await st.trainer.step();
+      } catch (err) {
+        // one recovery per failure: a second failure in a row is reported
+        if (failed || !(await recover(err))) throw err;
+        failed = true;
+        continue;
+      }
+      failed = false;
       st.history.push(p);
       st.last = p;
       view().dataset.iteration = String(st.history.length);
@@ -85,12 +139,14 @@ async function run() {
       );
       $('mt-speed').textContent = `${p.iterations_per_s.toFixed(2)} iterations/s (the last took ${p.ms.toFixed(0)} ms)`;
       drawCurves();
+      await save();
       await nextTurn();
     }
     if (st.trainer.done) {
       status(`Done: ${st.history.length} iterations. Handing the policy over to For you…`);
       setControls({ start: false, pause: false, use: false });
       await handOver();
+      await st.foryou.store.del(SAVED);
       status(`Done: ${st.history.length} iterations; For you now recommends with this policy.`);
       setPhase('done');
       setControls({ start: true, pause: false, pauseText: 'Pause', use: false });
@@ -130,6 +186,7 @@ async function startTraining() {
   const trainer = await st.mod.MetaTrainer.create(opts);
   if (st.trainer) st.trainer.free();
   st.trainer = trainer;
+  st.opts = opts;
   st.world = { items: opts.items, users: opts.users, seed: opts.seed };
   st.history = [];
   drawCurves();
@@ -183,7 +240,11 @@ export async function start({ foryou }) {
   st.foryou = foryou;
   wire();
   charts();
-  window.metarecMetaTrain = { history: () => [...st.history], speed: () => st.last && st.last.iterations_per_s };
+  window.metarecMetaTrain = {
+    history: () => [...st.history],
+    speed: () => st.last && st.last.iterations_per_s,
+    drill: () => st.trainer && st.trainer.simulateDeviceLoss(),
+  };
   status('Waiting for the engine…');
   try {
     await foryou.ready;
@@ -204,6 +265,25 @@ export async function start({ foryou }) {
   foryou.onBundleChange((c) => {
     $('mt-used').textContent = c.label;
   });
+  const saved = await st.foryou.store.get(SAVED);
+  if (saved) {
+    try {
+      await resumeFrom(saved);
+      const o = saved.opts;
+      for (const [id, v] of [['mt-items', o.items], ['mt-users', o.users], ['mt-iterations', o.iterations], ['mt-upi', o.users_per_iteration], ['mt-rounds', o.rounds], ['mt-seed', o.seed]]) $(id).value = String(v);
+      $('mt-algorithm').value = o.algorithm;
+      status(`Restored a run kept in this browser, paused after ${st.history.length} of ${o.iterations} iterations: Resume continues it.`);
+      setPhase('paused');
+      setControls({ start: true, pause: true, pauseText: 'Resume', use: st.history.length > 0 });
+      return;
+    } catch (err) {
+      await st.foryou.store.del(SAVED);
+      status(`A saved meta-training run could not be restored and was discarded (${message(err)}). Ready: press Start.`);
+      setPhase('ready');
+      setControls({ start: true, pause: false, use: false });
+      return;
+    }
+  }
   status('Ready: set the world and the training, then press Start.');
   setPhase('ready');
   setControls({ start: true, pause: false, use: false });

@@ -83,6 +83,8 @@ pub struct MetaRl {
     params: Vec<f32>,
     adapt: AdaptConfig,
     session: Session,
+    /// A user started and the network (when it adapts) is not yet back at the trained start.
+    fresh: bool,
     restricted: bool,
 }
 
@@ -98,8 +100,21 @@ impl MetaRl {
             params: trained.params.clone(),
             adapt,
             session,
+            fresh: true,
             restricted: false,
         })
+    }
+
+    /// Puts the network back at the trained start for a new user (before their first slate or
+    /// reward, whichever comes first).
+    fn begin(&mut self) -> Result<(), EvalError> {
+        if self.fresh {
+            if self.adapt.adapts == Adapts::Network {
+                self.engine.set_params(&self.params).map_err(engine_error)?;
+            }
+            self.fresh = false;
+        }
+        Ok(())
     }
 }
 
@@ -110,14 +125,13 @@ impl Recommender for MetaRl {
             self.adapt,
             (seed ^ (seed >> 32)) as u32,
         );
+        self.fresh = true;
         self.restricted = false;
     }
 
     fn slate(&mut self, candidates: &[u32], k: usize) -> Result<Vec<u32>, EvalError> {
+        self.begin()?;
         if !self.restricted {
-            if self.adapt.adapts == Adapts::Network {
-                self.engine.set_params(&self.params).map_err(engine_error)?;
-            }
             self.session.restrict_to(candidates);
             self.restricted = true;
         }
@@ -128,6 +142,62 @@ impl Recommender for MetaRl {
     }
 
     fn update(&mut self, item: u32, reward: f32) -> Result<(), EvalError> {
+        self.begin()?;
         ready(self.session.feedback(&mut self.engine, item, reward))?.map_err(engine_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{ItemFeatures, World, WorldConfig};
+    use crate::meta::ItemVectors;
+
+    /// RL from scratch (the untrained network, every parameter adapting) learns a user's genre
+    /// from their rewards, also when the rewards come before the first slate (as in the
+    /// query-set protocol), and the next user starts from the untrained network again.
+    #[test]
+    fn rl_from_scratch_learns_a_genre_from_rewards_and_starts_over_for_the_next_user() {
+        let world = WorldConfig {
+            n_items: 120,
+            n_users: 60,
+            style_dim: 2,
+            seed: 3,
+        };
+        let ds = World::generate(world).unwrap().dataset(3).unwrap();
+        let train: Vec<u32> = (0..60).collect();
+        let features = ItemFeatures::build(&ds.catalog, &ds.ratings);
+        let vectors = ItemVectors::new(&features, &ds.ratings);
+        let cfg = MetaConfig {
+            iterations: 0,
+            users_per_iteration: 4,
+            rounds: 6,
+            ..MetaConfig::default()
+        };
+        let trained = Trained::meta_train(&ds, &train, &vectors, &cfg).unwrap();
+        let adapt = AdaptConfig {
+            adapts: Adapts::Network,
+            param_lr: 1e-2,
+            ..AdaptConfig::default()
+        };
+        let mut rec = MetaRl::new(&trained, adapt).unwrap();
+        let drama = |i: &u32| ds.catalog.items[*i as usize].genres.contains(&0);
+        let share = |s: &[u32]| s.iter().filter(|i| drama(i)).count() as f64 / s.len() as f64;
+        let rest: Vec<u32> = (60..120).collect();
+        rec.reset(1);
+        let untrained = rec.slate(&rest, 20).unwrap();
+        rec.reset(1);
+        for i in 0..60u32 {
+            rec.update(i, if drama(&i) { 1.0 } else { 0.0 }).unwrap();
+        }
+        let adapted = rec.slate(&rest, 20).unwrap();
+        rec.reset(1);
+        assert_eq!(
+            rec.slate(&rest, 20).unwrap(),
+            untrained,
+            "the next user starts over"
+        );
+        let (before, after) = (share(&untrained), share(&adapted));
+        assert!(after >= before + 0.2, "Drama share {before} -> {after}");
     }
 }

@@ -6,9 +6,11 @@
 // - the view tabs are a tablist (arrow keys move and show);
 // - Simulate: 10 held-out users × 20 rounds against the baselines, paused (nothing advances) and
 //   resumed; the curves have a point per round for every method, the table a row per method;
-// - Meta-train: a short run on another world (seed 3) on WebGPU, paused and resumed; the learning
-//   curves have a point per iteration; when it ends For you recommends with it (status bar, the
-//   new catalog), Simulate switches to that world, and a reload keeps it;
+// - Meta-train: a short run on another world (seed 3) on WebGPU, paused, the GPU device destroyed,
+//   resumed (it continues from its checkpoint on a new device); the learning curves have a point
+//   per iteration; when it ends For you recommends with it (status bar, the new catalog),
+//   Simulate switches to that world, and a reload keeps it; a run paused on the CPU engine is
+//   found paused at the same iteration after a reload and finishes when resumed;
 // - titles are text: a bundle whose titles are `<img src=x onerror=…>` markup shows them as text;
 // - both views fit a 390 px screen; no request leaves the origin, no CSP violation, no page error.
 // Screenshots: out/simulate.png, out/metatrain.png. Prints the hit rates and meta-training speed.
@@ -188,9 +190,13 @@ try {
           await page.waitForTimeout(700);
           assert(Number(await data(page, 'view-metatrain', 'iteration')) === at, 'training advanced while paused');
           assert(!(await page.isDisabled('#mt-use')), '"Use it for For you now" is disabled while paused');
+          // The GPU device is lost while paused: the next iteration fails and the run continues
+          // from its last checkpoint on a new device.
+          await page.evaluate(() => window.metarecMetaTrain.drill());
           await page.getByRole('button', { name: 'Resume' }).click();
           await waitData(page, 'view-metatrain', 'mt', ['done', 'error'], 180_000);
           assert((await data(page, 'view-metatrain', 'mt')) === 'done', `Meta-train: ${await page.textContent('#mt-status')}`);
+          assert((await data(page, 'view-metatrain', 'recoveries')) === '1', `recoveries: ${await data(page, 'view-metatrain', 'recoveries')}`);
           const h = await page.evaluate(() => window.metarecMetaTrain.history());
           assert(h.length === 8 && h.every((p, i) => p.iteration === i && Number.isFinite(p.mean_reward)), `history: ${JSON.stringify(h)}`);
           const charts = await page.evaluate(() => ['mt-reward-chart', 'mt-loss-chart'].map((id) => [document.getElementById(id).dataset.points, !!document.querySelector(`#${id} canvas`)]));
@@ -220,6 +226,43 @@ try {
           assert(/seed 3/.test(await page.textContent('#fy-bundle')), `after reload: ${await page.textContent('#fy-bundle')}`);
           assert(!/meta-training/.test(await page.textContent('#fy-timings')), 'meta-trained again after the reload');
           assert((await page.evaluate(() => window.metarecForYou.rec.history())).length === 1, 'the reaction was not kept');
+          clean(log);
+        } finally {
+          await context.close();
+        }
+      },
+    },
+    {
+      name: 'Meta-train: a paused run survives a reload and finishes when resumed',
+      fn: async () => {
+        const { context, page, log } = await newContext();
+        try {
+          await page.goto(new URL(`?${SMALL}&view=metatrain`, server.url).href, { waitUntil: 'load' });
+          await waitData(page, 'view-metatrain', 'mt', ['ready', 'error']);
+          await page.getByLabel('Catalog items', { exact: true }).fill('300');
+          await page.getByLabel('Training users', { exact: true }).fill('200');
+          await page.getByLabel('Iterations', { exact: true }).fill('400');
+          await page.getByLabel('Users per iteration', { exact: true }).fill('2');
+          await page.getByLabel('Rounds per episode', { exact: true }).fill('5');
+          await page.getByLabel('World seed', { exact: true }).fill('4');
+          await page.getByLabel('Engine', { exact: true }).selectOption('cpu');
+          await page.click('#mt-start');
+          await waitData(page, 'view-metatrain', 'iteration', 2, 120_000);
+          await page.getByRole('button', { name: 'Pause' }).click();
+          await waitData(page, 'view-metatrain', 'mt', ['paused'], 60_000);
+          const before = await page.evaluate(() => window.metarecMetaTrain.history());
+          await page.reload({ waitUntil: 'load' });
+          await waitData(page, 'view-metatrain', 'mt', ['paused', 'ready', 'error']);
+          assert((await data(page, 'view-metatrain', 'mt')) === 'paused', `after reload: ${await page.textContent('#mt-status')}`);
+          const after = await page.evaluate(() => window.metarecMetaTrain.history());
+          assert(JSON.stringify(after) === JSON.stringify(before.map(({ iteration, mean_reward, loss, skipped_total }) => ({ iteration, mean_reward, loss, skipped_total }))), `history after reload: ${JSON.stringify(after)} vs ${JSON.stringify(before)}`);
+          assert((await page.inputValue('#mt-seed')) === '4', 'the form does not show the restored run');
+          await page.getByRole('button', { name: 'Resume' }).click();
+          await waitData(page, 'view-metatrain', 'mt', ['done', 'error'], 180_000);
+          assert((await data(page, 'view-metatrain', 'mt')) === 'done', `Meta-train: ${await page.textContent('#mt-status')}`);
+          const h = await page.evaluate(() => window.metarecMetaTrain.history());
+          assert(h.length === 400 && h.every((p, i) => p.iteration === i), `history: ${h.length} iterations`);
+          console.log(`     paused after ${before.length} iterations, reloaded, resumed: ${h.length} iterations`);
           clean(log);
         } finally {
           await context.close();
