@@ -745,6 +745,11 @@ pub struct Simulation {
     sim: crate::simulate::Simulation,
     engine: crate::engine::AnyEngine,
     fallback: Option<String>,
+    /// The policy, to rebuild the engine from when the GPU device is lost (the simulated
+    /// people's adaptation is in their sessions, not on the device).
+    policy: crate::policy::Policy,
+    preference: Preference,
+    recoveries: u32,
 }
 
 #[wasm_bindgen]
@@ -784,6 +789,9 @@ impl Simulation {
             sim,
             engine,
             fallback,
+            policy,
+            preference: o.engine,
+            recoveries: 0,
         })
     }
 
@@ -812,7 +820,19 @@ impl Simulation {
     /// `{ user, position, round, done, lanes: [{ method, items: [{ item, title }], clicked, reward }] }`.
     #[wasm_bindgen(unchecked_return_type = "SimulationStep")]
     pub async fn step(&mut self) -> Result<JsValue, JsError> {
-        let s = self.sim.step(&mut self.engine).await.map_err(js_err)?;
+        let s = match self.sim.step(&mut self.engine).await {
+            // A lost GPU device fails the round's first engine call, before anything of the
+            // round changed: rebuild the engine from the policy and play the round again.
+            Err(_) if matches!(self.engine, crate::engine::AnyEngine::Gpu(_)) => {
+                let (engine, fallback) = engine_for(&self.policy, self.preference).await?;
+                self.engine = engine;
+                self.fallback = fallback;
+                self.recoveries += 1;
+                self.sim.step(&mut self.engine).await
+            }
+            other => other,
+        }
+        .map_err(js_err)?;
         let catalog = self.sim.catalog();
         let id = |i: u32| catalog.ids.id(i).unwrap_or("");
         let lanes = s
@@ -849,6 +869,15 @@ impl Simulation {
         to_js(&self.sim.curves())
     }
 
+    /// Destroys the GPU device, as a driver reset would (for tests and drills): the next
+    /// `step` rebuilds the engine. No-op on the CPU engine.
+    #[wasm_bindgen(js_name = simulateDeviceLoss)]
+    pub fn simulate_device_loss(&self) {
+        if let crate::engine::AnyEngine::Gpu(g) = &self.engine {
+            g.context().destroy();
+        }
+    }
+
     /// The engine the meta-trained policy runs on (as [`Recommender::engine_info`]).
     #[wasm_bindgen(js_name = engineInfo, unchecked_return_type = "EngineInfo")]
     pub fn engine_info(&self) -> Result<JsValue, JsError> {
@@ -856,7 +885,7 @@ impl Simulation {
         to_js(&JsEngineInfo {
             info: self.engine.info(),
             fallback_reason: self.fallback.clone(),
-            recoveries: 0,
+            recoveries: self.recoveries,
         })
     }
 }

@@ -4,7 +4,9 @@
 // (www/foryou.js), when that bundle was meta-trained on the synthetic world.
 //
 // For tests: <section id="view-simulate" data-sim="idle|unavailable|ready|running|paused|done|error">,
-// data-slates = slates shown per method so far; window.metarecSimulate.curves() gives the curves.
+// data-slates = slates shown per method so far; window.metarecSimulate.curves() gives the curves,
+// .engineInfo() the engine (with its recoveries after a lost GPU device), .drill() destroys the
+// GPU device (the next round rebuilds the engine and is played again).
 import { PALETTE, lineChart } from './charts.js';
 import { $, intField } from './dom.js';
 
@@ -228,7 +230,11 @@ export async function start({ foryou }) {
   st.foryou = foryou;
   wire();
   charts();
-  window.metarecSimulate = { curves: () => (st.sim ? st.sim.curves() : null) };
+  window.metarecSimulate = {
+    curves: () => (st.sim ? st.sim.curves() : null),
+    engineInfo: () => (st.sim ? st.sim.engineInfo() : null),
+    drill: () => st.sim && st.sim.simulateDeviceLoss(),
+  };
   status('Waiting for the recommender (For you)…');
   try {
     await foryou.ready;

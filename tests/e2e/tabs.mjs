@@ -5,7 +5,8 @@
 // - the generated TypeScript declarations type the JS API (Recommendation[], MetaProgress, ...);
 // - the view tabs are a tablist (arrow keys move and show);
 // - Simulate: 10 held-out users × 20 rounds against the baselines, paused (nothing advances) and
-//   resumed; the curves have a point per round for every method, the table a row per method;
+//   resumed; the curves have a point per round for every method, the table a row per method; on
+//   WebGPU, a GPU device destroyed mid-run is replaced and the run completes;
 // - Meta-train: a short run on another world (seed 3) on WebGPU, paused, the GPU device destroyed,
 //   resumed (it continues from its checkpoint on a new device); the learning curves have a point
 //   per iteration; when it ends For you recommends with it (status bar, the new catalog),
@@ -160,6 +161,34 @@ try {
           assert(JSON.stringify(shown) === JSON.stringify(['tab-metatrain', false, true, 'metatrain']), `ArrowRight: ${JSON.stringify(shown)}`);
           await page.keyboard.press('Home');
           assert(!(await page.evaluate(() => document.getElementById('view-foryou').hidden)), 'Home does not show For you');
+          clean(log);
+        } finally {
+          await context.close();
+        }
+      },
+    },
+    {
+      name: 'Simulate on WebGPU: a GPU device lost mid-run is replaced and the run completes',
+      fn: async () => {
+        const { context, page, log } = await newContext();
+        try {
+          await page.goto(new URL(`?${SMALL}&view=simulate&engine=gpu`, server.url).href, { waitUntil: 'load' });
+          await waitData(page, 'view-simulate', 'sim', ['ready', 'error', 'unavailable']);
+          await page.getByLabel('Held-out users', { exact: true }).selectOption('0');
+          await page.getByLabel('Rounds per user', { exact: true }).fill('4');
+          await page.getByRole('button', { name: 'Start' }).click();
+          await waitData(page, 'view-simulate', 'slates', 1, 60_000);
+          await page.click('#sim-pause');
+          await waitData(page, 'view-simulate', 'sim', ['paused', 'done'], 60_000);
+          assert((await page.evaluate(() => window.metarecSimulate.engineInfo())).engine === 'gpu', 'Simulate does not run on the GPU engine');
+          await page.evaluate(() => window.metarecSimulate.drill());
+          await page.click('#sim-pause');
+          await waitData(page, 'view-simulate', 'sim', ['done', 'error'], 120_000);
+          assert((await data(page, 'view-simulate', 'sim')) === 'done', `Simulate: ${await page.textContent('#sim-status')}`);
+          const c = await page.evaluate(() => window.metarecSimulate.curves());
+          const info = await page.evaluate(() => window.metarecSimulate.engineInfo());
+          assert(c.users_done === 1 && c.slates === 4, `curves after the drill: users_done ${c.users_done}, slates ${c.slates}`);
+          assert(info.recoveries === 1 && info.engine === 'gpu', `engine after the drill: ${JSON.stringify(info)}`);
           clean(log);
         } finally {
           await context.close();
