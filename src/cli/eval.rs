@@ -55,6 +55,10 @@ pub struct Args {
     /// L2 pull of sup-finetune's user refit towards the mean training user.
     #[arg(long)]
     user_fit_l2: Option<f32>,
+    /// Adam step size per reaction of the context adaptation (meta-rl), in meta-training's
+    /// inner loop and per held-out user.
+    #[arg(long)]
+    context_lr: Option<f32>,
     /// Adam step size per reaction of the whole-network adaptation (meta-rl-reptile,
     /// meta-rl-fomaml, rl-scratch), in meta-training's inner loop and per held-out user.
     #[arg(long)]
@@ -126,6 +130,7 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
     h.user_fit.lr = args.user_fit_lr.unwrap_or(h.user_fit.lr);
     h.user_fit.l2 = args.user_fit_l2.unwrap_or(h.user_fit.l2);
     h.meta.adapt.param_lr = args.param_lr.unwrap_or(h.meta.adapt.param_lr);
+    h.meta.adapt.lr = args.context_lr.unwrap_or(h.meta.adapt.lr);
     h.meta.iterations = args.meta_iterations.unwrap_or(h.meta.iterations);
     Ok((p, methods))
 }

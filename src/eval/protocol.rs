@@ -136,6 +136,11 @@ impl Default for Hyper {
                 iterations: 150,
                 users_per_iteration: 16,
                 rounds: 20,
+                // the context step size, chosen on validation users (EVALUATION.md)
+                adapt: AdaptConfig {
+                    lr: 0.03,
+                    ..AdaptConfig::default()
+                },
                 ..MetaConfig::default()
             },
         }
