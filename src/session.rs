@@ -271,7 +271,8 @@ impl Session {
             .map(|(&item, &lp)| Recommendation {
                 item,
                 score: scores[item as usize] / self.config.temperature,
-                propensity: lp.exp(),
+                // a drawn item has a positive probability, even when it is too small for f32
+                propensity: lp.exp().max(f32::MIN_POSITIVE),
             })
             .collect())
     }

@@ -387,7 +387,7 @@ impl Default for MetaTrainOptions {
             users_per_iteration: 8,
             rounds: 20,
             algorithm: crate::meta::Algorithm::Fomaml,
-            param_lr: 3e-3,
+            param_lr: 1e-2,
         }
     }
 }
@@ -949,7 +949,7 @@ export interface MetaTrainOptions {
   /** Outer loop (default "fomaml"): "fomaml" and "reptile" give each person their own copy of
    * the network to adapt; "cavia" adapts a context vector only. */
   algorithm?: "cavia" | "reptile" | "fomaml";
-  /** Adam step size of a person's network per reaction (default 0.003). */
+  /** Adam step size of a person's network per reaction (default 0.01). */
   param_lr?: number;
 }
 

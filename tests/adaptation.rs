@@ -1,8 +1,9 @@
 //! What the page promises, natively: a person who likes only one genre sees it fill the slate
-//! within 8 reactions. Same setup as the page's first visit in the end-to-end test (synthetic
-//! world of 300 items and 200 users, seed 0, 30 meta-iterations of first-order MAML with 8 users
-//! each, sessions adapting their own copy of the network); the person reacts once per slate:
-//! likes the first item of the genre, or skips the top item when none is shown.
+//! within 8 reactions. Same setup as the page's first visit with its default settings (synthetic
+//! world of 2,000 items and 1,000 users, seed 0, 60 meta-iterations of first-order MAML with 8
+//! users × 20 rounds each, Adam step 0.01 per reaction on each person's own copy of the network);
+//! the person reacts once per slate: likes the first item of the genre, or skips the top item
+//! when none is shown.
 #![cfg(not(target_arch = "wasm32"))]
 
 use metarec::data::WorldConfig;
@@ -47,12 +48,12 @@ fn shares(policy: &Policy, setup: &SyntheticSetup, seed: u32, enabled: bool) -> 
 fn a_person_who_likes_one_genre_sees_it_fill_the_slate_within_8_reactions() {
     let adapt = AdaptConfig {
         adapts: Algorithm::Fomaml.adapts(),
-        param_lr: 3e-3,
+        param_lr: 1e-2,
         ..AdaptConfig::default()
     };
     let cfg = MetaConfig {
         algorithm: Algorithm::Fomaml,
-        iterations: 30,
+        iterations: 60,
         users_per_iteration: 8,
         rounds: 20,
         seed: 0,
@@ -60,8 +61,8 @@ fn a_person_who_likes_one_genre_sees_it_fill_the_slate_within_8_reactions() {
         ..MetaConfig::default()
     };
     let world = WorldConfig {
-        n_items: 300,
-        n_users: 200,
+        n_items: 2000,
+        n_users: 1000,
         style_dim: 4,
         seed: 0,
     };
