@@ -170,7 +170,7 @@ impl Session {
         }
     }
 
-    /// Puts the session's own network, if it has one, into `engine`.
+    /// Puts the session's own network (parameters and Adam state), if it has one, into `engine`.
     fn load_network(&self, engine: &mut impl Engine) -> Result<()> {
         if let Some(n) = &self.network {
             engine.set_params(&n.params)?;
@@ -251,7 +251,10 @@ impl Session {
         greedy: bool,
     ) -> Result<Vec<Recommendation>> {
         self.check_engine(engine)?;
-        self.load_network(engine)?;
+        // scoring needs the person's parameters only; their Adam state matters to `feedback`
+        if let Some(n) = &self.network {
+            engine.set_params(&n.params)?;
+        }
         let mask = self.mask();
         let spec = SlateSpec {
             k,

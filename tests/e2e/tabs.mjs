@@ -65,6 +65,15 @@ const waitData = (page, id, key, want, timeout = READY_MS) =>
     { timeout, polling: 50 },
   );
 
+// Fills the Meta-train form (a 300-item, 200-user world; 2 users × 5 rounds per iteration) and
+// presses Start.
+async function startMetaTrain(page, { iterations, seed, engine }) {
+  const fields = [['Catalog items', 300], ['Training users', 200], ['Iterations', iterations], ['Users per iteration', 2], ['Rounds per episode', 5], ['World seed', seed]];
+  for (const [label, value] of fields) await page.getByLabel(label, { exact: true }).fill(String(value));
+  await page.getByLabel('Engine', { exact: true }).selectOption(engine);
+  await page.click('#mt-start');
+}
+
 async function noOverflow(page, what) {
   await page.setViewportSize({ width: 390, height: 844 });
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
@@ -203,14 +212,7 @@ try {
           await page.goto(new URL(`?${SMALL}&view=metatrain`, server.url).href, { waitUntil: 'load' });
           await waitData(page, 'view-metatrain', 'mt', ['ready', 'error']);
           const before = await page.evaluate(() => window.metarecForYou.rec.engineInfo());
-          await page.getByLabel('Catalog items', { exact: true }).fill('300');
-          await page.getByLabel('Training users', { exact: true }).fill('200');
-          await page.getByLabel('Iterations', { exact: true }).fill('8');
-          await page.getByLabel('Users per iteration', { exact: true }).fill('2');
-          await page.getByLabel('Rounds per episode', { exact: true }).fill('5');
-          await page.getByLabel('World seed', { exact: true }).fill('3');
-          await page.getByLabel('Engine', { exact: true }).selectOption('gpu');
-          await page.click('#mt-start');
+          await startMetaTrain(page, { iterations: 8, seed: 3, engine: 'gpu' });
           await waitData(page, 'view-metatrain', 'iteration', 2, 120_000);
           assert(/^GPU/.test(await page.textContent('#mt-engine-info')), `engine: ${await page.textContent('#mt-engine-info')}`);
           await page.getByRole('button', { name: 'Pause' }).click();
@@ -268,14 +270,7 @@ try {
         try {
           await page.goto(new URL(`?${SMALL}&view=metatrain`, server.url).href, { waitUntil: 'load' });
           await waitData(page, 'view-metatrain', 'mt', ['ready', 'error']);
-          await page.getByLabel('Catalog items', { exact: true }).fill('300');
-          await page.getByLabel('Training users', { exact: true }).fill('200');
-          await page.getByLabel('Iterations', { exact: true }).fill('400');
-          await page.getByLabel('Users per iteration', { exact: true }).fill('2');
-          await page.getByLabel('Rounds per episode', { exact: true }).fill('5');
-          await page.getByLabel('World seed', { exact: true }).fill('4');
-          await page.getByLabel('Engine', { exact: true }).selectOption('cpu');
-          await page.click('#mt-start');
+          await startMetaTrain(page, { iterations: 400, seed: 4, engine: 'cpu' });
           await waitData(page, 'view-metatrain', 'iteration', 2, 120_000);
           await page.getByRole('button', { name: 'Pause' }).click();
           await waitData(page, 'view-metatrain', 'mt', ['paused'], 60_000);
