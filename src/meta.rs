@@ -55,10 +55,16 @@ pub const QUALITY_PRIOR: f64 = 10.0;
 /// column, the item's mean rating smoothed towards the global mean (a prior of
 /// [`QUALITY_PRIOR`] ratings) over `ratings` (the training ratings only); every column
 /// standardised (zero mean, unit variance; constant columns become zero).
+///
+/// [`ItemVectors::with_prior`] appends one more column, a prior score per item (the fine-tuned
+/// rating network's prediction for a new user), and a policy over such vectors starts at that
+/// prior ([`policy_start`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct ItemVectors {
     pub values: Vec<f32>,
     pub dim: usize,
+    /// The last column is a prior score ([`ItemVectors::with_prior`]).
+    pub prior: bool,
 }
 
 impl ItemVectors {
@@ -92,8 +98,64 @@ impl ItemVectors {
                 };
             }
         }
-        ItemVectors { values, dim }
+        ItemVectors {
+            values,
+            dim,
+            prior: false,
+        }
     }
+
+    /// These vectors with `scores` (one per item, e.g. the fine-tuned rating network's
+    /// predicted rating for a new user), standardised, appended as the last column.
+    pub fn with_prior(self, scores: &[f32]) -> Self {
+        let n = scores.len();
+        let mean = scores.iter().map(|&v| f64::from(v)).sum::<f64>() / n.max(1) as f64;
+        let sd = (scores
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / n.max(1) as f64)
+            .sqrt();
+        let dim = self.dim + 1;
+        let mut values = Vec::with_capacity(n * dim);
+        for (row, &v) in self.values.chunks_exact(self.dim.max(1)).zip(scores) {
+            values.extend_from_slice(row);
+            values.push(if sd > 1e-9 {
+                ((f64::from(v) - mean) / sd) as f32
+            } else {
+                0.0
+            });
+        }
+        ItemVectors {
+            values,
+            dim,
+            prior: true,
+        }
+    }
+}
+
+/// Logit scale of the prior column in a policy's start ([`policy_start`]): the start samples
+/// items in proportion to `exp(PRIOR_SCALE × standardised prior / temperature)`.
+pub const PRIOR_SCALE: f32 = 2.0;
+
+/// The parameters a policy over `vectors` starts meta-training from. With a prior column the
+/// policy starts *at the prior*: the output layer's weights are zero and its bias is
+/// [`PRIOR_SCALE`] on the prior column, so every item's logit is `PRIOR_SCALE ×` its prior,
+/// whatever the person's context (a network initialised from the fine-tuned rating network:
+/// its ranking for a new user); meta-training then learns how the context and the feedback move
+/// away from it. Without one, the configured random initialisation.
+pub fn policy_start(model: &ModelConfig, vectors: &ItemVectors) -> Vec<f32> {
+    let mut params = model.init_params();
+    if let (true, Some(last), Some(&offset)) =
+        (vectors.prior, model.layers().last(), model.offsets().last())
+    {
+        let weights = last.inputs * last.outputs;
+        params[offset..offset + weights].fill(0.0);
+        let bias = &mut params[offset + weights..offset + weights + last.outputs];
+        bias.fill(0.0);
+        bias[last.outputs - 1] = PRIOR_SCALE;
+    }
+    params
 }
 
 /// The outer loop of meta-training.
@@ -635,4 +697,73 @@ where
         history,
         completed: true,
     })
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::engine::cpu::CpuEngine;
+    use pollster::block_on;
+
+    /// Greedy ranking of every item by a fresh session, after `likes` reactions of 1.
+    fn ranking(model: &ModelConfig, params: &[f32], items: &[f32], likes: &[u32]) -> Vec<u32> {
+        let mut engine = CpuEngine::new(model).unwrap();
+        engine.set_params(params).unwrap();
+        engine.set_items(items).unwrap();
+        let mut session = Session::new(model, AdaptConfig::default(), 5);
+        for &item in likes {
+            block_on(session.feedback(&mut engine, item, 1.0)).unwrap();
+        }
+        let n = model.items() - likes.len();
+        block_on(session.recommend(&mut engine, n, true))
+            .unwrap()
+            .iter()
+            .map(|r| r.item)
+            .collect()
+    }
+
+    #[test]
+    fn a_policy_over_a_prior_starts_at_the_prior_whatever_the_person_did() {
+        let n = 40;
+        let values: Vec<f32> = (0..n * 3)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
+            .collect();
+        let scores: Vec<f32> = (0..n).map(|i| ((i * 13 % 40) as f32) * 0.1 + 1.0).collect();
+        let plain = ItemVectors {
+            values: values.clone(),
+            dim: 3,
+            prior: false,
+        };
+        let vectors = plain.clone().with_prior(&scores);
+        assert_eq!(vectors.dim, 4);
+        let column: Vec<f32> = vectors.values.chunks(4).map(|r| r[3]).collect();
+        let mean = column.iter().sum::<f32>() / n as f32;
+        let var = column.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n as f32;
+        assert!(
+            mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4,
+            "{mean} {var}"
+        );
+        for (row, old) in vectors.values.chunks(4).zip(values.chunks(3)) {
+            assert_eq!(&row[..3], old, "the other columns are kept");
+        }
+
+        let mut by_prior: Vec<u32> = (0..n as u32).collect();
+        by_prior.sort_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]));
+        let model = policy_config(&PolicyShape::default(), n, vectors.dim, 8);
+        let start = policy_start(&model, &vectors);
+        assert_eq!(ranking(&model, &start, &vectors.values, &[]), by_prior);
+        // reactions change the context and the feedback summary, not the start's ranking
+        let likes = [by_prior[30], by_prior[35]];
+        let rest: Vec<u32> = by_prior
+            .iter()
+            .copied()
+            .filter(|i| !likes.contains(i))
+            .collect();
+        assert_eq!(ranking(&model, &start, &vectors.values, &likes), rest);
+        // without a prior the start is the random initialisation, which ranks otherwise
+        let plain_model = policy_config(&PolicyShape::default(), n, plain.dim, 8);
+        let random = policy_start(&plain_model, &plain);
+        assert_eq!(random, plain_model.init_params());
+        assert_ne!(ranking(&plain_model, &random, &plain.values, &[]), by_prior);
+    }
 }

@@ -16,6 +16,11 @@ fn eval_json() -> Vec<u8> {
             "5",
             "--meta-iterations",
             "2",
+            // a small, short supervised fit: the start of meta-rl (unoptimised build)
+            "--finetune-epochs",
+            "1",
+            "--finetune-embedding-dim",
+            "4",
             "--json",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -66,6 +66,13 @@ pub struct Args {
     /// Meta-training iterations of meta-rl.
     #[arg(long)]
     meta_iterations: Option<usize>,
+    /// Upper bound on the epochs of the supervised rating network (sup-fixed, sup-finetune,
+    /// and the start of the meta-trained policies).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    finetune_epochs: Option<u32>,
+    /// Width of the supervised rating network's user and item embeddings.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    finetune_embedding_dim: Option<u32>,
     /// Print the report as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -132,6 +139,12 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
     h.meta.adapt.param_lr = args.param_lr.unwrap_or(h.meta.adapt.param_lr);
     h.meta.adapt.lr = args.context_lr.unwrap_or(h.meta.adapt.lr);
     h.meta.iterations = args.meta_iterations.unwrap_or(h.meta.iterations);
+    if let Some(epochs) = args.finetune_epochs {
+        h.supervised.max_epochs = epochs as usize;
+    }
+    if let Some(dim) = args.finetune_embedding_dim {
+        h.supervised.embedding_dim = dim as usize;
+    }
     Ok((p, methods))
 }
 

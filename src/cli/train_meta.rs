@@ -1,9 +1,12 @@
 //! `metarec train --stages meta`: meta-RL across users (CAVIA, first order) on the synthetic
-//! world or on a dataset's training users (observed-only episodes), with checkpoints, Ctrl-C
-//! that checkpoints before it stops, `--resume`, and the policy written to a bundle.
+//! world or on a dataset's training users (observed-only episodes; the policy starts from the
+//! rating network fine-tuned on those users' ratings), with checkpoints, Ctrl-C that
+//! checkpoints before it stops, `--resume`, and the policy written to a bundle.
 
 use crate::data::{self, Bundle, ItemFeatures, ObservedTask, RewardMode, SplitFractions};
 use crate::engine::{AnyEngine, Engine, Preference};
+use crate::eval::supervised::SupervisedFit;
+use crate::finetune::FinetuneConfig;
 use crate::meta::{self, Checkpoint, Hooks, ItemVectors, MetaConfig, MetaProgress, PolicyShape};
 use crate::policy::Policy;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -44,6 +47,8 @@ enum Source {
         users: Vec<u32>,
         items: Vec<f32>,
         model: crate::model::ModelConfig,
+        /// The policy's start: the fine-tuned rating network's ranking for a new user.
+        start: Vec<f32>,
         train_ratings: Vec<data::Rating>,
     },
 }
@@ -69,14 +74,28 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
                 .filter(|r| train.contains(&r.user))
                 .cloned()
                 .collect();
+            let t = std::time::Instant::now();
+            eprintln!(
+                "meta: fine-tuning the rating network on the {} training users' ratings (the policy's start)",
+                split.train.len()
+            );
+            let finetune = FinetuneConfig {
+                seed: a.seed,
+                ..FinetuneConfig::default()
+            };
+            let prior =
+                SupervisedFit::new(&dataset, &split.train, &finetune)?.new_user_ratings()?;
+            eprintln!("meta: fine-tuned in {:.1} s", t.elapsed().as_secs_f64());
             let vectors = ItemVectors::new(
                 &ItemFeatures::build(&dataset.catalog, &train_ratings),
                 &train_ratings,
-            );
+            )
+            .with_prior(&prior);
             let model = meta::policy_config(&shape, dataset.n_items(), vectors.dim, cfg.rows());
             Source::Observed {
                 dataset,
                 users: split.train,
+                start: meta::policy_start(&model, &vectors),
                 items: vectors.values,
                 model,
                 train_ratings,
@@ -92,6 +111,9 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
         eprintln!("no usable GPU ({reason}); meta-training on the CPU engine");
     }
     engine.set_items(items)?;
+    if let Source::Observed { start, .. } = &source {
+        engine.set_params(start)?;
+    }
     let start = match (&a.checkpoint, a.resume) {
         (Some(path), true) => {
             let c = Checkpoint::from_bytes(

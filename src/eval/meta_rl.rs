@@ -9,7 +9,7 @@ use super::{EvalError, Recommender};
 use crate::data::{Dataset, ObservedTask, RewardMode};
 use crate::engine::cpu::CpuEngine;
 use crate::engine::Engine;
-use crate::meta::{meta_step, policy_config, ItemVectors, MetaConfig, PolicyShape};
+use crate::meta::{meta_step, policy_config, policy_start, ItemVectors, MetaConfig, PolicyShape};
 use crate::model::ModelConfig;
 use crate::session::{AdaptConfig, Adapts, Session};
 use std::future::Future;
@@ -40,8 +40,10 @@ pub struct Trained {
 
 impl Trained {
     /// Meta-trains with `cfg.algorithm` on the observed episodes of `train` users (cycled in
-    /// order), over the item vectors `vectors` (built from training ratings only); with
-    /// `cfg.iterations == 0` the policy keeps its initial weights (RL from scratch).
+    /// order), over the item vectors `vectors` (built from training ratings only), from
+    /// [`policy_start`] (the prior of vectors that carry one, else random weights); with
+    /// `cfg.iterations == 0` the policy keeps its start (RL from scratch, over vectors without a
+    /// prior).
     pub fn meta_train(
         ds: &Dataset,
         train: &[u32],
@@ -59,6 +61,9 @@ impl Trained {
         );
         let items = vectors.values.clone();
         let mut engine = CpuEngine::new(&model).map_err(engine_error)?;
+        engine
+            .set_params(&policy_start(&model, vectors))
+            .map_err(engine_error)?;
         engine.set_items(&items).map_err(engine_error)?;
         for it in 0..cfg.iterations {
             let tasks: Vec<_> = (0..cfg.users_per_iteration)

@@ -252,7 +252,13 @@ impl Prepared {
                 ds.n_items()
             )));
         }
-        let supervised = if needs(&[Method::SupFixed, Method::SupFinetune]) {
+        let meta_rl = [
+            Method::MetaRl,
+            Method::MetaRlFixed,
+            Method::MetaRlReptile,
+            Method::MetaRlFomaml,
+        ];
+        let supervised = if needs(&[Method::SupFixed, Method::SupFinetune]) || needs(&meta_rl) {
             let cfg = FinetuneConfig {
                 seed,
                 ..h.supervised.clone()
@@ -261,7 +267,12 @@ impl Prepared {
         } else {
             None
         };
-        let trained = |wanted: &[Method], algorithm, iterations| {
+        // the meta-trained policies start from the fine-tuned network's ranking for a new user
+        let prior_vectors = match (&supervised, needs(&meta_rl)) {
+            (Some(fit), true) => vectors.clone().with_prior(&fit.new_user_ratings()?),
+            _ => vectors.clone(),
+        };
+        let trained = |wanted: &[Method], algorithm, iterations, vectors: &ItemVectors| {
             if !needs(wanted) {
                 return Ok(None);
             }
@@ -271,18 +282,29 @@ impl Prepared {
                 iterations,
                 ..h.meta.clone()
             };
-            Trained::meta_train(ds, &train, &vectors, &cfg).map(Some)
+            Trained::meta_train(ds, &train, vectors, &cfg).map(Some)
         };
         let its = h.meta.iterations;
         let meta = trained(
             &[Method::MetaRl, Method::MetaRlFixed],
             Algorithm::Cavia,
             its,
+            &prior_vectors,
         )?;
-        let reptile = trained(&[Method::MetaRlReptile], Algorithm::Reptile, its)?;
-        let fomaml = trained(&[Method::MetaRlFomaml], Algorithm::Fomaml, its)?;
-        // no meta-iterations: the network keeps its initial weights
-        let scratch = trained(&[Method::RlScratch], Algorithm::Cavia, 0)?;
+        let reptile = trained(
+            &[Method::MetaRlReptile],
+            Algorithm::Reptile,
+            its,
+            &prior_vectors,
+        )?;
+        let fomaml = trained(
+            &[Method::MetaRlFomaml],
+            Algorithm::Fomaml,
+            its,
+            &prior_vectors,
+        )?;
+        // no prior and no meta-iterations: the network keeps its random initial weights
+        let scratch = trained(&[Method::RlScratch], Algorithm::Cavia, 0, &vectors)?;
         Ok(Prepared {
             stats: TrainStats::new(ds, &train),
             train,

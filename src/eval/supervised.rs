@@ -63,6 +63,16 @@ impl SupervisedFit {
     }
 }
 
+impl SupervisedFit {
+    /// The network's predicted rating of every item for a new user (the training users' mean
+    /// embedding and bias): `sup-fixed`'s ranking, and the prior a meta-trained policy starts
+    /// from ([`crate::meta::ItemVectors::with_prior`]).
+    pub fn new_user_ratings(&self) -> Result<Vec<f32>, EvalError> {
+        let items: Vec<u32> = (0..self.fit.item_bias.len() as u32).collect();
+        Supervised::new(self, None)?.predict(&items)
+    }
+}
+
 /// How `sup-finetune` refits the user after a reward.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct UserFit {
@@ -129,6 +139,17 @@ impl Supervised {
         x
     }
 
+    /// The current user's predicted rating of each of `items`.
+    fn predict(&mut self, items: &[u32]) -> Result<Vec<f32>, EvalError> {
+        let rows = self.engine.config().max_rows;
+        let mut predicted = Vec::with_capacity(items.len());
+        for chunk in items.chunks(rows) {
+            let x = self.inputs(chunk.iter().copied());
+            predicted.extend(ready(self.engine.forward(&x))?.map_err(engine_error)?);
+        }
+        Ok(predicted)
+    }
+
     /// Gradient steps on the user's embedding and bias over every reward so far.
     fn refit(&mut self, fit: UserFit) -> Result<(), EvalError> {
         let width = self.engine.config().input;
@@ -187,14 +208,9 @@ impl Recommender for Supervised {
             self.refit(fit)?;
             self.stale = false;
         }
-        let rows = self.engine.config().max_rows;
         let mut predicted = vec![f64::MIN; self.fit.item_bias.len()];
-        for chunk in candidates.chunks(rows) {
-            let x = self.inputs(chunk.iter().copied());
-            let y = ready(self.engine.forward(&x))?.map_err(engine_error)?;
-            for (&item, v) in chunk.iter().zip(y) {
-                predicted[item as usize] = f64::from(v);
-            }
+        for (&item, v) in candidates.iter().zip(self.predict(candidates)?) {
+            predicted[item as usize] = f64::from(v);
         }
         Ok(top_k(candidates, k, |c| predicted[c as usize]))
     }
