@@ -23,7 +23,7 @@
 //! (`DIM REG EPOCHS` configure the latent-factor model: 16, 0.05, 25 by default, as `eps-greedy-mf`.)
 use metarec::data::{split_users, FitConfig, LatentFactorModel, SplitFractions};
 use metarec::data::{Rating, LIKE_THRESHOLD};
-use metarec::eval::baselines::{Ridge, TrainStats};
+use metarec::eval::baselines::{Features, Ridge, TrainStats};
 use metarec::eval::metrics::{mean_ci, t95};
 use metarec::eval::top_k;
 use rand::seq::SliceRandom;
@@ -44,34 +44,48 @@ fn top10(items: &[&Rating], score: impl Fn(u32) -> f64) -> f64 {
     liked as f64 / top.len() as f64
 }
 
-/// The model's item part: bias and factors with a constant 1 appended (for the user's bias).
-struct Items<'a> {
-    mf: &'a LatentFactorModel,
+/// The model's item part: each item's bias, and its factors with a constant 1 appended (for the
+/// user's bias).
+struct Items {
+    bias: Vec<f64>,
+    x: Features,
     mean: f64,
 }
 
-impl Items<'_> {
-    fn row(&self, item: u32) -> (f64, Vec<f64>) {
-        let (b, f) = self.mf.item_vector(item).unwrap_or((0.0, &[]));
-        let x = f.iter().map(|&v| f64::from(v)).chain([1.0]).collect();
-        (f64::from(b), x)
+impl Items {
+    fn new(mf: &LatentFactorModel, mean: f64) -> Self {
+        let (mut bias, mut factors) = (Vec::new(), Vec::new());
+        for i in 0..mf.n_items() as u32 {
+            let (b, f) = mf.item_vector(i).unwrap_or((0.0, &[]));
+            bias.push(f64::from(b));
+            factors.extend_from_slice(f);
+        }
+        let dim = factors.len() / bias.len().max(1);
+        Items {
+            bias,
+            x: Features::with_bias(&factors, dim),
+            mean,
+        }
     }
 
     /// Ridge fit (strength `lambda`) of the user's factors and bias on `known` ratings; returns
     /// the predicted rating of an item.
     fn fit(&self, known: &[&Rating], lambda: f64) -> impl Fn(u32) -> f64 + '_ {
-        let mut ridge = Ridge::new(
-            &vec![0.0; self.mf.item_vector(0).map_or(0, |v| v.1.len()) + 1],
-            lambda,
-        );
+        let mut ridge = Ridge::new(&vec![0.0; self.x.dim], lambda);
         for r in known {
-            let (b, x) = self.row(r.item);
-            ridge.update(&x, f64::from(r.value) - self.mean - b);
+            let b = self.bias[r.item as usize];
+            ridge.update(self.x.row(r.item), f64::from(r.value) - self.mean - b);
         }
         let theta = ridge.mean();
         move |item| {
-            let (b, x) = self.row(item);
-            self.mean + b + x.iter().zip(&theta).map(|(a, t)| a * t).sum::<f64>()
+            let dot: f64 = self
+                .x
+                .row(item)
+                .iter()
+                .zip(&theta)
+                .map(|(a, t)| a * t)
+                .sum();
+            self.mean + self.bias[item as usize] + dot
         }
     }
 }
@@ -114,10 +128,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ..FitConfig::default()
             },
         )?;
-        let items = Items {
-            mf: &mf,
-            mean: stats.global_mean,
-        };
+        let items = Items::new(&mf, stats.global_mean);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         for &u in &split.cold_start {
             let mut rated: Vec<&Rating> = ds.user_ratings(u).iter().collect();
@@ -169,11 +180,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
         show(&format!("informed, 80% known, λ {lambda}"), &most[k], &pop);
     }
-    let sd = mean_ci(&pop).ci95 / t95(pop.len() - 1) * (pop.len() as f64).sqrt();
+    let ci = mean_ci(&pop).ci95;
+    let sd = ci / t95(pop.len() - 1) * (pop.len() as f64).sqrt();
     println!(
         "per-user sd of pop-bayes P@10: {sd:.3}; two 95% CIs of {} users stop overlapping at a gap of {:.3}",
         pop.len(),
-        2.0 * mean_ci(&pop).ci95
+        2.0 * ci
     );
     Ok(())
 }

@@ -86,17 +86,7 @@ impl ItemVectors {
             values.push(((sum[i] + QUALITY_PRIOR * global) / (count[i] + QUALITY_PRIOR)) as f32);
         }
         for c in 0..dim {
-            let col = (0..n).map(|i| values[i * dim + c] as f64);
-            let mean = col.clone().sum::<f64>() / n.max(1) as f64;
-            let sd = (col.map(|v| (v - mean).powi(2)).sum::<f64>() / n.max(1) as f64).sqrt();
-            for i in 0..n {
-                let v = &mut values[i * dim + c];
-                *v = if sd > 1e-9 {
-                    ((*v as f64 - mean) / sd) as f32
-                } else {
-                    0.0
-                };
-            }
+            standardise_column(&mut values, dim, c);
         }
         ItemVectors {
             values,
@@ -108,29 +98,35 @@ impl ItemVectors {
     /// These vectors with `scores` (one per item, e.g. the fine-tuned rating network's
     /// predicted rating for a new user), standardised, appended as the last column.
     pub fn with_prior(self, scores: &[f32]) -> Self {
-        let n = scores.len();
-        let mean = scores.iter().map(|&v| f64::from(v)).sum::<f64>() / n.max(1) as f64;
-        let sd = (scores
-            .iter()
-            .map(|&v| (f64::from(v) - mean).powi(2))
-            .sum::<f64>()
-            / n.max(1) as f64)
-            .sqrt();
         let dim = self.dim + 1;
-        let mut values = Vec::with_capacity(n * dim);
+        let mut values = Vec::with_capacity(scores.len() * dim);
         for (row, &v) in self.values.chunks_exact(self.dim.max(1)).zip(scores) {
             values.extend_from_slice(row);
-            values.push(if sd > 1e-9 {
-                ((f64::from(v) - mean) / sd) as f32
-            } else {
-                0.0
-            });
+            values.push(v);
         }
+        standardise_column(&mut values, dim, dim - 1);
         ItemVectors {
             values,
             dim,
             prior: true,
         }
+    }
+}
+
+/// Standardises column `c` of the row-major `values` (`dim` columns) in place: zero mean, unit
+/// variance; a constant column becomes zero.
+fn standardise_column(values: &mut [f32], dim: usize, c: usize) {
+    let n = values.len() / dim;
+    let col = (0..n).map(|i| values[i * dim + c] as f64);
+    let mean = col.clone().sum::<f64>() / n.max(1) as f64;
+    let sd = (col.map(|v| (v - mean).powi(2)).sum::<f64>() / n.max(1) as f64).sqrt();
+    for i in 0..n {
+        let v = &mut values[i * dim + c];
+        *v = if sd > 1e-9 {
+            ((*v as f64 - mean) / sd) as f32
+        } else {
+            0.0
+        };
     }
 }
 

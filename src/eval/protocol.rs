@@ -269,9 +269,10 @@ impl Prepared {
         };
         // the meta-trained policies start from the fine-tuned network's ranking for a new user
         let prior_vectors = match (&supervised, needs(&meta_rl)) {
-            (Some(fit), true) => vectors.clone().with_prior(&fit.new_user_ratings()?),
-            _ => vectors.clone(),
+            (Some(fit), true) => Some(vectors.clone().with_prior(&fit.new_user_ratings()?)),
+            _ => None,
         };
+        let prior_vectors = prior_vectors.as_ref().unwrap_or(&vectors);
         let trained = |wanted: &[Method], algorithm, iterations, vectors: &ItemVectors| {
             if !needs(wanted) {
                 return Ok(None);
@@ -284,25 +285,12 @@ impl Prepared {
             };
             Trained::meta_train(ds, &train, vectors, &cfg).map(Some)
         };
-        let its = h.meta.iterations;
-        let meta = trained(
-            &[Method::MetaRl, Method::MetaRlFixed],
-            Algorithm::Cavia,
-            its,
-            &prior_vectors,
-        )?;
-        let reptile = trained(
-            &[Method::MetaRlReptile],
-            Algorithm::Reptile,
-            its,
-            &prior_vectors,
-        )?;
-        let fomaml = trained(
-            &[Method::MetaRlFomaml],
-            Algorithm::Fomaml,
-            its,
-            &prior_vectors,
-        )?;
+        let meta_trained = |wanted: &[Method], algorithm| {
+            trained(wanted, algorithm, h.meta.iterations, prior_vectors)
+        };
+        let meta = meta_trained(&[Method::MetaRl, Method::MetaRlFixed], Algorithm::Cavia)?;
+        let reptile = meta_trained(&[Method::MetaRlReptile], Algorithm::Reptile)?;
+        let fomaml = meta_trained(&[Method::MetaRlFomaml], Algorithm::Fomaml)?;
         // no prior and no meta-iterations: the network keeps its random initial weights
         let scratch = trained(&[Method::RlScratch], Algorithm::Cavia, 0, &vectors)?;
         Ok(Prepared {

@@ -61,9 +61,7 @@ impl SupervisedFit {
             targets: [target(sums[0]), target(sums[1])],
         })
     }
-}
 
-impl SupervisedFit {
     /// The network's predicted rating of every item for a new user (the training users' mean
     /// embedding and bias): `sup-fixed`'s ranking, and the prior a meta-trained policy starts
     /// from ([`crate::meta::ItemVectors::with_prior`]).
