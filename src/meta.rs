@@ -63,6 +63,8 @@ pub const QUALITY_PRIOR: f64 = 10.0;
 pub struct ItemVectors {
     pub values: Vec<f32>,
     pub dim: usize,
+    /// Columns of collaborative factors ([`ItemVectors::with_factors`]), after the features.
+    pub factors: usize,
     /// The last column is a prior score ([`ItemVectors::with_prior`]).
     pub prior: bool,
 }
@@ -91,7 +93,43 @@ impl ItemVectors {
         ItemVectors {
             values,
             dim,
+            factors: 0,
             prior: false,
+        }
+    }
+
+    /// These vectors with collaborative item factors appended (`factors`, row-major, `dim`
+    /// columns per item, e.g. [`crate::data::like_factors`] of the training users): the block
+    /// is scaled as a whole so its columns' mean variance is 1, keeping the leading factors
+    /// larger than the trailing ones. Must come before [`ItemVectors::with_prior`].
+    pub fn with_factors(self, factors: &[f32], dim: usize) -> Self {
+        let n = self.values.len() / self.dim.max(1);
+        if dim == 0 || factors.len() != n * dim {
+            return self;
+        }
+        let mut variance = 0.0f64;
+        for c in 0..dim {
+            let col = (0..n).map(|i| f64::from(factors[i * dim + c]));
+            let mean = col.clone().sum::<f64>() / n.max(1) as f64;
+            variance += col.map(|v| (v - mean).powi(2)).sum::<f64>() / n.max(1) as f64;
+        }
+        let scale = (variance / dim as f64).sqrt();
+        let scale = if scale > 1e-12 { 1.0 / scale } else { 0.0 };
+        let width = self.dim + dim;
+        let mut values = Vec::with_capacity(n * width);
+        for (row, f) in self
+            .values
+            .chunks_exact(self.dim.max(1))
+            .zip(factors.chunks_exact(dim))
+        {
+            values.extend_from_slice(row);
+            values.extend(f.iter().map(|&v| (f64::from(v) * scale) as f32));
+        }
+        ItemVectors {
+            values,
+            dim: width,
+            factors: self.factors + dim,
+            prior: self.prior,
         }
     }
 
@@ -108,6 +146,7 @@ impl ItemVectors {
         ItemVectors {
             values,
             dim,
+            factors: self.factors,
             prior: true,
         }
     }
@@ -728,6 +767,7 @@ mod tests {
         let plain = ItemVectors {
             values: values.clone(),
             dim: 3,
+            factors: 0,
             prior: false,
         };
         let vectors = plain.clone().with_prior(&scores);

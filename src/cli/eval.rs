@@ -13,8 +13,12 @@ pub struct Args {
     /// ratings).
     #[arg(long)]
     data: PathBuf,
+    /// Which items an episode may show: `observed` (the user's rated items) or `catalog` (every
+    /// item; unrated items are misses).
+    #[arg(long, default_value = "observed", value_parser = ["observed", "catalog"])]
+    protocol: String,
     /// Comma-separated methods (default: all): random, pop-likes, pop-bayes, item-knn,
-    /// eps-greedy-mf, linucb, lin-ts, sup-fixed, sup-finetune, meta-rl, meta-rl-fixed,
+    /// user-knn, eps-greedy-mf, linucb, lin-ts, sup-fixed, sup-finetune, meta-rl, meta-rl-fixed,
     /// meta-rl-reptile, meta-rl-fomaml, rl-scratch.
     #[arg(long, value_delimiter = ',')]
     methods: Vec<String>,
@@ -46,6 +50,13 @@ pub struct Args {
     /// Prior strength of the linear bandits.
     #[arg(long)]
     bandit_lambda: Option<f64>,
+    /// Neighbours that vote in user-knn.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    neighbours: Option<u32>,
+    /// Collaborative factors (SVD of the training like-matrix) in the item vectors of the
+    /// linear bandits and the meta-RL policy; 0 for content features only.
+    #[arg(long)]
+    factors: Option<usize>,
     /// Gradient steps of sup-finetune's user refit after each round.
     #[arg(long)]
     user_fit_steps: Option<usize>,
@@ -117,6 +128,11 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
             .collect::<Result<_, _>>()?
     };
     let mut p = Protocol {
+        environment: if args.protocol == "catalog" {
+            data::Environment::Catalog
+        } else {
+            data::Environment::Observed
+        },
         rounds: args.rounds,
         slate: args.slate,
         seeds: (1..=args.seeds).collect(),
@@ -133,6 +149,8 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
     h.alpha = args.alpha.unwrap_or(h.alpha);
     h.ts_scale = args.ts_scale.unwrap_or(h.ts_scale);
     h.bandit_lambda = args.bandit_lambda.unwrap_or(h.bandit_lambda);
+    h.neighbours = args.neighbours.map_or(h.neighbours, |n| n as usize);
+    h.factors = args.factors.unwrap_or(h.factors);
     h.user_fit.steps = args.user_fit_steps.unwrap_or(h.user_fit.steps);
     h.user_fit.lr = args.user_fit_lr.unwrap_or(h.user_fit.lr);
     h.user_fit.l2 = args.user_fit_l2.unwrap_or(h.user_fit.l2);
@@ -167,8 +185,9 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         println!("{}", report.to_json());
     } else {
         println!(
-            "{} — {:?} users, T = {}, K = {}, seeds {:?}, {} episodes per method (mean ± 95% CI)\n",
+            "{} — {} protocol, {:?} users, T = {}, K = {}, seeds {:?}, {} episodes per method (mean ± 95% CI)\n",
             report.dataset,
+            report.protocol,
             protocol.users,
             report.rounds,
             report.slate,

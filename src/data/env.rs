@@ -2,9 +2,10 @@
 //! answers one reward per shown item and logs every shown item with the propensity the policy
 //! had of showing it (for off-policy estimates).
 //!
-//! Three tasks share the [`UserTask`] interface: [`ObservedTask`] (only items the user really
-//! rated), [`SimulatedTask`] (the full catalog, rewards from a fitted [`LatentFactorModel`]),
-//! and the synthetic world's task ([`super::synthetic::SyntheticTask`]).
+//! Four tasks share the [`UserTask`] interface: [`ObservedTask`] (only items the user really
+//! rated), [`CatalogTask`] (the full catalog, logged rewards, unrated = miss),
+//! [`SimulatedTask`] (the full catalog, rewards from a fitted [`LatentFactorModel`]), and the
+//! synthetic world's task ([`super::synthetic::SyntheticTask`]).
 use super::dataset::{Dataset, Rating, RatingScale};
 use super::error::DataError;
 use super::mf::LatentFactorModel;
@@ -251,6 +252,130 @@ impl UserTask for ObservedTask {
             .collect();
         self.core.record(slate, &rewards);
         Ok(rewards)
+    }
+}
+
+/// Full-catalog environment on logged data: each round the policy picks among **every**
+/// catalog item not yet shown; an item the user rated earns that rating's reward, an item the
+/// user never rated earns 0 (a miss: the reward mixes what people chose to watch with how they
+/// rated it). Where adaptation has room to show (EVALUATION.md, "catalog" protocol).
+#[derive(Debug, Clone)]
+pub struct CatalogTask {
+    core: TaskCore,
+    ratings: HashMap<u32, f32>,
+    mode: RewardMode,
+    scale: RatingScale,
+}
+
+impl CatalogTask {
+    /// A task for dense `user` of `dataset` over its whole catalog.
+    pub fn for_user(dataset: &Dataset, user: u32, mode: RewardMode, horizon: usize) -> Self {
+        let n = u32::try_from(dataset.n_items()).unwrap_or(u32::MAX);
+        CatalogTask {
+            core: TaskCore::new(user, (0..n).collect(), horizon),
+            ratings: dataset
+                .user_ratings(user)
+                .iter()
+                .map(|r| (r.item, r.value))
+                .collect(),
+            mode,
+            scale: dataset.scale,
+        }
+    }
+}
+
+impl UserTask for CatalogTask {
+    delegate_core!();
+
+    fn step(&mut self, slate: &[Shown]) -> Result<Vec<f32>, DataError> {
+        self.core.check(slate)?;
+        let rewards: Vec<f32> = slate
+            .iter()
+            .map(|s| match self.ratings.get(&s.item) {
+                Some(&rating) => self.mode.reward(rating, self.scale),
+                None => 0.0,
+            })
+            .collect();
+        self.core.record(slate, &rewards);
+        Ok(rewards)
+    }
+}
+
+/// Which items an episode on logged ratings may show (EVALUATION.md's two protocols).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Environment {
+    /// Only items the user rated ([`ObservedTask`]).
+    #[default]
+    Observed,
+    /// Every catalog item; unrated items are misses ([`CatalogTask`]).
+    Catalog,
+}
+
+impl Environment {
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Environment::Observed => "observed",
+            Environment::Catalog => "catalog",
+        }
+    }
+
+    /// The episode of dense `user` of `dataset` in this environment.
+    pub fn task(
+        self,
+        dataset: &Dataset,
+        user: u32,
+        mode: RewardMode,
+        horizon: usize,
+    ) -> LoggedTask {
+        match self {
+            Environment::Observed => {
+                LoggedTask::Observed(ObservedTask::for_user(dataset, user, mode, horizon))
+            }
+            Environment::Catalog => {
+                LoggedTask::Catalog(CatalogTask::for_user(dataset, user, mode, horizon))
+            }
+        }
+    }
+}
+
+/// A task of either [`Environment`].
+#[derive(Debug, Clone)]
+pub enum LoggedTask {
+    Observed(ObservedTask),
+    Catalog(CatalogTask),
+}
+
+impl LoggedTask {
+    fn inner(&self) -> &dyn UserTask {
+        match self {
+            LoggedTask::Observed(t) => t,
+            LoggedTask::Catalog(t) => t,
+        }
+    }
+}
+
+impl UserTask for LoggedTask {
+    fn user(&self) -> u32 {
+        self.inner().user()
+    }
+    fn candidates(&self) -> &[u32] {
+        self.inner().candidates()
+    }
+    fn horizon(&self) -> usize {
+        self.inner().horizon()
+    }
+    fn steps(&self) -> usize {
+        self.inner().steps()
+    }
+    fn step(&mut self, slate: &[Shown]) -> Result<Vec<f32>, DataError> {
+        match self {
+            LoggedTask::Observed(t) => t.step(slate),
+            LoggedTask::Catalog(t) => t.step(slate),
+        }
+    }
+    fn log(&self) -> &[LogEntry] {
+        self.inner().log()
     }
 }
 

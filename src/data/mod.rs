@@ -9,6 +9,7 @@ pub mod csv_ratings;
 pub mod dataset;
 pub mod env;
 pub mod error;
+pub mod factors;
 pub mod features;
 pub mod fuzz;
 mod input;
@@ -24,8 +25,12 @@ pub use dataset::{
     Catalog, Dataset, Format, HistogramBin, IdMap, ItemMeta, Rating, RatingScale, Summary, Warning,
     WarningKind, LIKE_THRESHOLD,
 };
-pub use env::{sample_slate, LogEntry, ObservedTask, RewardMode, Shown, SimulatedTask, UserTask};
+pub use env::{
+    sample_slate, CatalogTask, Environment, LogEntry, LoggedTask, ObservedTask, RewardMode, Shown,
+    SimulatedTask, UserTask,
+};
 pub use error::{DataError, Location};
+pub use factors::like_factors;
 pub use features::ItemFeatures;
 pub use input::{decode_text, MAX_LINE_BYTES};
 pub use mf::{FitConfig, LatentFactorModel};

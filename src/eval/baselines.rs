@@ -137,83 +137,6 @@ impl Recommender for Popularity {
     }
 }
 
-/// Item-kNN: a candidate's score is the sum of its cosine similarities (co-likes among training
-/// users) to the items liked so far in the episode; ties (e.g. before the first like) are
-/// broken by the smoothed mean rating.
-pub struct ItemKnn {
-    n: usize,
-    sim: Vec<f32>,
-    fallback: Vec<f64>,
-    liked: Vec<u32>,
-}
-
-impl ItemKnn {
-    /// Similarities from the likes of `users` in `ds`; `fallback` scores items before any like.
-    pub fn new(ds: &Dataset, users: &[u32], fallback: Vec<f64>) -> Self {
-        let n = ds.n_items();
-        let mut co = vec![0f32; n * n];
-        let mut likes = vec![0f32; n];
-        for &u in users {
-            let liked: Vec<usize> = ds
-                .user_ratings(u)
-                .iter()
-                .filter(|r| r.value >= LIKE_THRESHOLD)
-                .map(|r| r.item as usize)
-                .collect();
-            for &a in &liked {
-                likes[a] += 1.0;
-                for &b in &liked {
-                    co[a * n + b] += 1.0;
-                }
-            }
-        }
-        for a in 0..n {
-            for b in 0..n {
-                let d = (likes[a] * likes[b]).sqrt();
-                co[a * n + b] = if a != b && d > 0.0 {
-                    co[a * n + b] / d
-                } else {
-                    0.0
-                };
-            }
-        }
-        ItemKnn {
-            n,
-            sim: co,
-            fallback,
-            liked: Vec::new(),
-        }
-    }
-
-    fn score(&self, item: u32) -> f64 {
-        let i = item as usize;
-        if i >= self.n {
-            return f64::MIN;
-        }
-        let s: f64 = self
-            .liked
-            .iter()
-            .map(|&j| f64::from(self.sim[j as usize * self.n + i]))
-            .sum();
-        s + 1e-6 * self.fallback.get(i).copied().unwrap_or(0.0)
-    }
-}
-
-impl Recommender for ItemKnn {
-    fn reset(&mut self, _: u64) {
-        self.liked.clear();
-    }
-    fn slate(&mut self, candidates: &[u32], k: usize) -> Result<Vec<u32>, EvalError> {
-        Ok(top_k(candidates, k, |i| self.score(i)))
-    }
-    fn update(&mut self, item: u32, reward: f32) -> Result<(), EvalError> {
-        if reward > 0.5 && (item as usize) < self.n {
-            self.liked.push(item);
-        }
-        Ok(())
-    }
-}
-
 /// Bayesian linear regression state: `A = λI + Σ x xᵀ`, `b = λ θ₀ + Σ y x`, kept as `A⁻¹`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Ridge {
@@ -362,43 +285,72 @@ impl Features {
                 }
             }
         }
-        // solve (λI + A) θ = b by Gauss–Jordan with partial pivoting
-        for i in 0..d {
-            a[i * d + i] += lambda;
-        }
-        for col in 0..d {
-            let pivot = (col..d)
-                .max_by(|&p, &q| a[p * d + col].abs().total_cmp(&a[q * d + col].abs()))
-                .unwrap_or(col);
-            for j in 0..d {
-                a.swap(col * d + j, pivot * d + j);
-            }
-            b.swap(col, pivot);
-            let p = a[col * d + col];
-            if p.abs() < 1e-12 {
+        solve_ridge(a, b, lambda)
+    }
+
+    /// Ridge fit (strength `lambda`) of the like indicator on the features over **every**
+    /// (training user, catalog item) pair, an unrated item counting as not liked: the bandits'
+    /// prior mean on the full-catalog protocol, where it ranks items by their training like
+    /// rate (`likes[i]` of `users` training users).
+    pub fn fit_catalog_likes(&self, likes: &[u32], users: usize, lambda: f64) -> Vec<f64> {
+        let d = self.dim;
+        let mut a = vec![0.0; d * d];
+        let mut b = vec![0.0; d];
+        for (item, &l) in likes.iter().enumerate() {
+            let x = self.row(item as u32);
+            if x.len() != d {
                 continue;
             }
-            for row in 0..d {
-                if row != col {
-                    let f = a[row * d + col] / p;
-                    for j in 0..d {
-                        a[row * d + j] -= f * a[col * d + j];
-                    }
-                    b[row] -= f * b[col];
+            for i in 0..d {
+                b[i] += f64::from(l) * x[i];
+                for j in 0..d {
+                    a[i * d + j] += users as f64 * x[i] * x[j];
                 }
             }
         }
-        (0..d)
-            .map(|i| {
-                let p = a[i * d + i];
-                if p.abs() < 1e-12 {
-                    0.0
-                } else {
-                    b[i] / p
-                }
-            })
-            .collect()
+        solve_ridge(a, b, lambda)
     }
+}
+
+/// Solves `(λI + A) θ = b` (`A` row-major `d × d`) by Gauss–Jordan with partial pivoting; a
+/// singular direction gets weight 0.
+fn solve_ridge(mut a: Vec<f64>, mut b: Vec<f64>, lambda: f64) -> Vec<f64> {
+    let d = b.len();
+    for i in 0..d {
+        a[i * d + i] += lambda;
+    }
+    for col in 0..d {
+        let pivot = (col..d)
+            .max_by(|&p, &q| a[p * d + col].abs().total_cmp(&a[q * d + col].abs()))
+            .unwrap_or(col);
+        for j in 0..d {
+            a.swap(col * d + j, pivot * d + j);
+        }
+        b.swap(col, pivot);
+        let p = a[col * d + col];
+        if p.abs() < 1e-12 {
+            continue;
+        }
+        for row in 0..d {
+            if row != col {
+                let f = a[row * d + col] / p;
+                for j in 0..d {
+                    a[row * d + j] -= f * a[col * d + j];
+                }
+                b[row] -= f * b[col];
+            }
+        }
+    }
+    (0..d)
+        .map(|i| {
+            let p = a[i * d + i];
+            if p.abs() < 1e-12 {
+                0.0
+            } else {
+                b[i] / p
+            }
+        })
+        .collect()
 }
 
 /// LinUCB over item features: score `θ̂ᵀx + α·sqrt(xᵀA⁻¹x)`.
@@ -594,7 +546,7 @@ pub(super) mod tests {
         .unwrap()
     }
 
-    fn all_users(ds: &Dataset) -> Vec<u32> {
+    pub(in crate::eval) fn all_users(ds: &Dataset) -> Vec<u32> {
         (0..ds.n_users() as u32).collect()
     }
 
@@ -665,30 +617,6 @@ pub(super) mod tests {
         }
         assert_eq!(seen.len(), 5);
         assert_eq!(r.slate(&[1], 3).unwrap(), vec![1]);
-    }
-
-    #[test]
-    fn item_knn_follows_co_likes() {
-        // users 0-4 like items 0 and 1; users 5-9 like items 2 and 3; item 1 is the most
-        // popular, so it leads before any like
-        let mut r = Vec::new();
-        for u in 0..5 {
-            r.extend([(u, 0, 5.0), (u, 1, 5.0)]);
-        }
-        for u in 5..10 {
-            r.extend([(u, 2, 4.0), (u, 3, 4.0)]);
-        }
-        let ds = tiny(10, 4, &r);
-        let stats = TrainStats::new(&ds, &all_users(&ds));
-        let mut knn = ItemKnn::new(&ds, &all_users(&ds), stats.smoothed_mean(10.0));
-        knn.reset(0);
-        assert_eq!(knn.slate(&[1, 3], 1).unwrap(), vec![1]);
-        knn.update(2, 1.0).unwrap();
-        assert_eq!(knn.slate(&[0, 1, 3], 1).unwrap(), vec![3]);
-        // a dislike teaches nothing
-        knn.reset(0);
-        knn.update(2, 0.0).unwrap();
-        assert_eq!(knn.slate(&[1, 3], 1).unwrap(), vec![1]);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! Runs on engines whose futures complete when first polled (the CPU engine); a GPU engine
 //! needs an executor and is refused with an error here.
 use super::{EvalError, Recommender};
-use crate::data::{Dataset, ObservedTask, RewardMode};
+use crate::data::{Dataset, Environment, RewardMode};
 use crate::engine::cpu::CpuEngine;
 use crate::engine::Engine;
 use crate::meta::{meta_step, policy_config, policy_start, ItemVectors, MetaConfig, PolicyShape};
@@ -39,7 +39,7 @@ pub struct Trained {
 }
 
 impl Trained {
-    /// Meta-trains with `cfg.algorithm` on the observed episodes of `train` users (cycled in
+    /// Meta-trains with `cfg.algorithm` on episodes of `train` users in `env` (cycled in
     /// order), over the item vectors `vectors` (built from training ratings only), from
     /// [`policy_start`] (the prior of vectors that carry one, else random weights); with
     /// `cfg.iterations == 0` the policy keeps its start (RL from scratch, over vectors without a
@@ -49,6 +49,7 @@ impl Trained {
         train: &[u32],
         vectors: &ItemVectors,
         cfg: &MetaConfig,
+        env: Environment,
     ) -> Result<Self, EvalError> {
         if train.is_empty() {
             return Err(EvalError("meta-training needs training users".into()));
@@ -68,7 +69,7 @@ impl Trained {
         for it in 0..cfg.iterations {
             let tasks: Vec<_> = (0..cfg.users_per_iteration)
                 .map(|k| train[(it * cfg.users_per_iteration + k) % train.len()])
-                .map(|u| ObservedTask::for_user(ds, u, RewardMode::default(), cfg.rounds))
+                .map(|u| env.task(ds, u, RewardMode::default(), cfg.rounds))
                 .collect();
             ready(meta_step(&mut engine, tasks, cfg, it))?.map_err(engine_error)?;
         }
@@ -179,7 +180,8 @@ mod tests {
             rounds: 6,
             ..MetaConfig::default()
         };
-        let trained = Trained::meta_train(&ds, &train, &vectors, &cfg).unwrap();
+        let trained =
+            Trained::meta_train(&ds, &train, &vectors, &cfg, Environment::Observed).unwrap();
         let adapt = AdaptConfig {
             adapts: Adapts::Network,
             param_lr: 1e-2,

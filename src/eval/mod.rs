@@ -8,6 +8,7 @@
 //! round it proposes a slate among the user's rated, not-yet-shown items, receives one reward
 //! per item, and updates before the next round.
 pub mod baselines;
+pub mod knn;
 pub mod meta_rl;
 pub mod metrics;
 pub mod ope;

@@ -1,21 +1,21 @@
-//! The cold-start interactive protocol.
+//! The cold-start interactive protocols.
 //!
 //! For each seed: users are split 70/10/20 (train / validation / cold start) by
 //! [`split_users`]; every method is fitted on the training users only; each evaluated user
 //! (cold start by default, validation for choosing hyperparameters) runs an episode of
-//! `rounds` rounds in the observed-only environment ([`ObservedTask`]: candidates are the
-//! user's rated, not-yet-shown items, reward = rating ≥ 4); each round the method shows
-//! `slate` items and learns every reward before the next round.
-use super::baselines::{
-    EpsilonGreedyMf, Features, ItemKnn, LinTs, LinUcb, Popularity, Random, TrainStats,
-};
+//! `rounds` rounds in the protocol's [`Environment`] (observed: candidates are the user's
+//! rated, not-yet-shown items; catalog: every item not yet shown, unrated = miss; reward =
+//! rating ≥ 4); each round the method shows `slate` items and learns every reward before the
+//! next round.
+use super::baselines::{EpsilonGreedyMf, Features, LinTs, LinUcb, Popularity, Random, TrainStats};
+use super::knn::{ItemKnn, UserKnn};
 use super::meta_rl::{MetaRl, Trained};
 use super::metrics::{hit_at, ndcg_at, EpisodeLog};
 use super::supervised::{Supervised, SupervisedFit, UserFit};
 use super::{EvalError, Recommender};
 use crate::data::{
-    split_users, support_query, Dataset, FitConfig, ItemFeatures, LatentFactorModel, ObservedTask,
-    RewardMode, Shown, SplitFractions, UserTask, LIKE_THRESHOLD,
+    like_factors, split_users, support_query, Dataset, Environment, FitConfig, ItemFeatures,
+    LatentFactorModel, RewardMode, Shown, SplitFractions, UserTask, LIKE_THRESHOLD,
 };
 use crate::finetune::FinetuneConfig;
 use crate::meta::{Algorithm, ItemVectors, MetaConfig};
@@ -28,6 +28,7 @@ pub enum Method {
     PopularityLikes,
     PopularityBayes,
     ItemKnn,
+    UserKnn,
     EpsilonGreedyMf,
     LinUcb,
     LinTs,
@@ -42,11 +43,12 @@ pub enum Method {
 
 impl Method {
     /// Every method, in table order.
-    pub const ALL: [Method; 14] = [
+    pub const ALL: [Method; 15] = [
         Method::Random,
         Method::PopularityLikes,
         Method::PopularityBayes,
         Method::ItemKnn,
+        Method::UserKnn,
         Method::EpsilonGreedyMf,
         Method::LinUcb,
         Method::LinTs,
@@ -66,6 +68,7 @@ impl Method {
             Method::PopularityLikes => "pop-likes",
             Method::PopularityBayes => "pop-bayes",
             Method::ItemKnn => "item-knn",
+            Method::UserKnn => "user-knn",
             Method::EpsilonGreedyMf => "eps-greedy-mf",
             Method::LinUcb => "linucb",
             Method::LinTs => "lin-ts",
@@ -109,6 +112,11 @@ pub struct Hyper {
     pub alpha: f64,
     /// Posterior scale v of linear Thompson sampling.
     pub ts_scale: f64,
+    /// Neighbours that vote in user-kNN.
+    pub neighbours: usize,
+    /// Collaborative factors in the item vectors of the linear bandits and the meta-RL policy
+    /// (a truncated SVD of the training users' like-matrix, [`like_factors`]); 0 for none.
+    pub factors: usize,
     /// The supervised rating network (its seed is replaced by the protocol's).
     pub supervised: FinetuneConfig,
     /// How `sup-finetune` refits a user after each reward.
@@ -126,6 +134,8 @@ impl Default for Hyper {
             bandit_lambda: 100.0,
             alpha: 0.05,
             ts_scale: 0.01,
+            neighbours: 50,
+            factors: 32,
             supervised: FinetuneConfig::default(),
             user_fit: UserFit {
                 steps: 20,
@@ -159,6 +169,8 @@ pub enum Users {
 /// The protocol's settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Protocol {
+    /// Which items an episode may show.
+    pub environment: Environment,
     /// Rounds per episode T.
     pub rounds: usize,
     /// Items per round K.
@@ -172,6 +184,7 @@ pub struct Protocol {
 impl Default for Protocol {
     fn default() -> Self {
         Protocol {
+            environment: Environment::Observed,
             rounds: 20,
             slate: 1,
             seeds: (1..=5).collect(),
@@ -181,11 +194,25 @@ impl Default for Protocol {
     }
 }
 
+impl Protocol {
+    /// The method to beat: `pop-bayes` when candidates are the user's rated items (it ranks
+    /// well-rated items first), `pop-likes` on the whole catalog (where `pop-bayes` ranks
+    /// obscure well-rated items nobody watches).
+    pub fn bar(&self) -> Method {
+        match self.environment {
+            Environment::Observed => Method::PopularityBayes,
+            Environment::Catalog => Method::PopularityLikes,
+        }
+    }
+}
+
 /// What the methods learn from the training users of one seed.
 pub struct Prepared {
     pub train: Vec<u32>,
     pub evaluated: Vec<u32>,
     stats: TrainStats,
+    /// The protocol's bar as a score per item, the neighbourhood methods' fallback.
+    bar: Vec<f64>,
     features: Features,
     prior: Vec<f64>,
     mf: Option<LatentFactorModel>,
@@ -224,15 +251,20 @@ impl Prepared {
             .flat_map(|&u| ds.user_ratings(u))
             .copied()
             .collect();
-        let item_features = ItemFeatures::build(&ds.catalog, &train_ratings);
-        let vectors = ItemVectors::new(&item_features, &train_ratings);
-        let features = Features::with_bias(&vectors.values, vectors.dim);
         let h = &protocol.hyper;
+        let env = protocol.environment;
+        let stats = TrainStats::new(ds, &train);
+        let item_features = ItemFeatures::build(&ds.catalog, &train_ratings);
+        let vectors = ItemVectors::new(&item_features, &train_ratings)
+            .with_factors(&like_factors(ds, &train, h.factors, seed), h.factors);
+        let features = Features::with_bias(&vectors.values, vectors.dim);
         let needs = |m: &[Method]| methods.iter().any(|x| m.contains(x));
-        let prior = if needs(&[Method::LinUcb, Method::LinTs]) {
-            features.fit_likes(ds, &train, 1.0)
-        } else {
-            Vec::new()
+        let prior = match (needs(&[Method::LinUcb, Method::LinTs]), env) {
+            (false, _) => Vec::new(),
+            (true, Environment::Observed) => features.fit_likes(ds, &train, 1.0),
+            (true, Environment::Catalog) => {
+                features.fit_catalog_likes(&stats.likes, train.len(), 1.0)
+            }
         };
         let mf = if needs(&[Method::EpsilonGreedyMf]) {
             // the fit reads only the ratings, the counts and the scale
@@ -258,7 +290,8 @@ impl Prepared {
             Method::MetaRlReptile,
             Method::MetaRlFomaml,
         ];
-        let supervised = if needs(&[Method::SupFixed, Method::SupFinetune]) || needs(&meta_rl) {
+        let observed_meta = needs(&meta_rl) && env == Environment::Observed;
+        let supervised = if needs(&[Method::SupFixed, Method::SupFinetune]) || observed_meta {
             let cfg = FinetuneConfig {
                 seed,
                 ..h.supervised.clone()
@@ -267,10 +300,18 @@ impl Prepared {
         } else {
             None
         };
-        // the meta-trained policies start from the fine-tuned network's ranking for a new user
-        let prior_vectors = match (&supervised, needs(&meta_rl)) {
-            (Some(fit), true) => Some(vectors.clone().with_prior(&fit.new_user_ratings()?)),
-            _ => None,
+        // the meta-trained policies start from the bar's ranking for a new user: the fine-tuned
+        // network's predicted rating (observed) or the training like count (catalog)
+        let prior_vectors = match (env, &supervised, needs(&meta_rl)) {
+            (_, _, false) => None,
+            (Environment::Observed, Some(fit), true) => {
+                Some(vectors.clone().with_prior(&fit.new_user_ratings()?))
+            }
+            (Environment::Observed, None, true) => None,
+            (Environment::Catalog, _, true) => {
+                let likes: Vec<f32> = stats.likes.iter().map(|&l| (1.0 + l as f32).ln()).collect();
+                Some(vectors.clone().with_prior(&likes))
+            }
         };
         let prior_vectors = prior_vectors.as_ref().unwrap_or(&vectors);
         let trained = |wanted: &[Method], algorithm, iterations, vectors: &ItemVectors| {
@@ -283,7 +324,7 @@ impl Prepared {
                 iterations,
                 ..h.meta.clone()
             };
-            Trained::meta_train(ds, &train, vectors, &cfg).map(Some)
+            Trained::meta_train(ds, &train, vectors, &cfg, env).map(Some)
         };
         let meta_trained = |wanted: &[Method], algorithm| {
             trained(wanted, algorithm, h.meta.iterations, prior_vectors)
@@ -293,8 +334,13 @@ impl Prepared {
         let fomaml = meta_trained(&[Method::MetaRlFomaml], Algorithm::Fomaml)?;
         // no prior and no meta-iterations: the network keeps its random initial weights
         let scratch = trained(&[Method::RlScratch], Algorithm::Cavia, 0, &vectors)?;
+        let bar = match env {
+            Environment::Observed => stats.smoothed_mean(h.prior_strength),
+            Environment::Catalog => stats.likes.iter().map(|&l| f64::from(l)).collect(),
+        };
         Ok(Prepared {
-            stats: TrainStats::new(ds, &train),
+            stats,
+            bar,
             train,
             evaluated,
             features,
@@ -324,10 +370,12 @@ impl Prepared {
             Method::PopularityBayes => {
                 Box::new(Popularity::by_smoothed_mean(&self.stats, h.prior_strength))
             }
-            Method::ItemKnn => Box::new(ItemKnn::new(
+            Method::ItemKnn => Box::new(ItemKnn::new(ds, &self.train, self.bar.clone())),
+            Method::UserKnn => Box::new(UserKnn::new(
                 ds,
                 &self.train,
-                self.stats.smoothed_mean(h.prior_strength),
+                self.bar.clone(),
+                h.neighbours,
             )),
             Method::EpsilonGreedyMf => Box::new(EpsilonGreedyMf::new(
                 self.mf.as_ref().ok_or_else(missing)?,
@@ -486,7 +534,9 @@ pub fn evaluate(
                 let seed = prepared.episode_seed(user);
                 ranking.extend(rank_query(rec.as_mut(), ds, user, RANK_K, seed)?);
                 let mut task =
-                    ObservedTask::for_user(ds, user, RewardMode::default(), protocol.rounds);
+                    protocol
+                        .environment
+                        .task(ds, user, RewardMode::default(), protocol.rounds);
                 episodes.push(run_episode(rec.as_mut(), &mut task, protocol.slate, seed)?);
                 progress();
             }
@@ -598,7 +648,7 @@ mod tests {
     #[test]
     fn oversized_slates_are_refused() {
         let ds = small();
-        let mut task = ObservedTask::for_user(&ds, 0, RewardMode::default(), 5);
+        let mut task = Environment::Observed.task(&ds, 0, RewardMode::default(), 5);
         assert!(run_episode(&mut Greedy, &mut task, 1, 0).is_err());
         assert!(Method::parse("nope").is_err());
         assert_eq!(Method::parse("lin-ts").unwrap(), Method::LinTs);

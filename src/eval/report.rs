@@ -1,5 +1,6 @@
-//! Aggregation of runs into a report: per method, each metric's mean and 95% CI, and the
-//! reward-per-round curve; as JSON (deterministic: no timings, sorted keys) or markdown.
+//! Aggregation of runs into a report: per method, each metric's mean and 95% CI, the paired
+//! differences to every other method, and the reward-per-round curve; as JSON (deterministic:
+//! no timings, sorted keys) or markdown.
 use super::metrics::{coverage, curve, interactions_to_fraction, mean_ci, EpisodeLog, Stat};
 use super::protocol::{Method, Protocol, Run};
 use serde::Serialize;
@@ -31,12 +32,55 @@ pub struct MethodReport {
     pub hit_at_10: Stat,
     /// Mean reward per shown item in each round, over users (all seeds).
     pub curve: Vec<Stat>,
+    /// Paired differences (this method − the other) against every other method of the run.
+    pub paired: BTreeMap<String, Paired>,
+}
+
+/// One method against another on the same episodes (same seeds, users and splits): mean and
+/// 95% CI of the per-episode difference.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Paired {
+    pub precision_at_10_rounds: Stat,
+}
+
+/// Per-episode paired differences of P@rounds 1–10 between two methods' runs: episodes are
+/// matched by seed and by position (the same users in the same order); an episode that has no
+/// value for either method is left out.
+pub fn paired_precision(mine: &[&Run], other: &[&Run]) -> Stat {
+    let mut diffs = Vec::new();
+    for a in mine {
+        let Some(b) = other.iter().find(|b| b.seed == a.seed) else {
+            continue;
+        };
+        for (x, y) in a.episodes.iter().zip(&b.episodes) {
+            if let (Some(x), Some(y)) = (
+                x.precision(PRECISION_ROUNDS[1]),
+                y.precision(PRECISION_ROUNDS[1]),
+            ) {
+                diffs.push(x - y);
+            }
+        }
+    }
+    mean_ci(&diffs)
+}
+
+/// The method's own no-adaptation ablation: the same model that never learns from the user.
+pub fn ablation(method: Method) -> Option<Method> {
+    match method {
+        Method::MetaRl => Some(Method::MetaRlFixed),
+        Method::SupFinetune => Some(Method::SupFixed),
+        _ => None,
+    }
 }
 
 /// The whole evaluation.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
     pub dataset: String,
+    /// The protocol's environment (`observed` or `catalog`).
+    pub protocol: String,
+    /// The method to beat on this protocol.
+    pub bar: String,
     pub rounds: usize,
     pub slate: usize,
     pub seeds: Vec<u64>,
@@ -64,11 +108,28 @@ impl Report {
         let mut methods = BTreeMap::new();
         let mut order = Vec::new();
         let mut episodes = 0;
+        let of =
+            |method: Method| -> Vec<&Run> { runs.iter().filter(|r| r.method == method).collect() };
         for method in Method::ALL {
-            let mine: Vec<&Run> = runs.iter().filter(|r| r.method == method).collect();
+            let mine = of(method);
             if mine.is_empty() {
                 continue;
             }
+            let paired = Method::ALL
+                .into_iter()
+                .filter(|&m| m != method)
+                .map(|m| (m, of(m)))
+                .filter(|(_, other)| !other.is_empty())
+                .map(|(m, other)| {
+                    let precision_at_10_rounds = paired_precision(&mine, &other);
+                    (
+                        m.name().to_string(),
+                        Paired {
+                            precision_at_10_rounds,
+                        },
+                    )
+                })
+                .collect();
             let all: Vec<&EpisodeLog> = mine.iter().flat_map(|r| &r.episodes).collect();
             episodes = all.len();
             let per_seed = |f: &dyn Fn(&Run) -> Option<f64>| -> Stat {
@@ -99,12 +160,15 @@ impl Report {
                 ndcg_at_10: ranking(&mine, |r| r.0),
                 hit_at_10: ranking(&mine, |r| r.1),
                 curve: curve(&all, protocol.rounds),
+                paired,
             };
             order.push(method.name().to_string());
             methods.insert(method.name().to_string(), report);
         }
         Report {
             dataset: dataset.to_string(),
+            protocol: protocol.environment.name().to_string(),
+            bar: protocol.bar().name().to_string(),
             rounds: protocol.rounds,
             slate: protocol.slate,
             seeds: protocol.seeds.clone(),
@@ -120,23 +184,40 @@ impl Report {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// A markdown table: one row per method, mean ± 95% CI per metric.
+    /// A markdown table: one row per method, mean ± 95% CI per metric, and the paired
+    /// difference of P@rounds 1–10 to the bar and to the method's own no-adaptation ablation.
     pub fn markdown(&self) -> String {
         use std::fmt::Write;
         let f = |s: &Stat, digits: usize| format!("{:.digits$} ± {:.digits$}", s.mean, s.ci95);
+        let delta = |m: &MethodReport, other: Option<&str>| {
+            other
+                .and_then(|o| m.paired.get(o))
+                .map(|p| {
+                    let s = &p.precision_at_10_rounds;
+                    format!("{:+.3} ± {:.3}", s.mean, s.ci95)
+                })
+                .unwrap_or_else(|| "—".into())
+        };
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "| method | P@rounds 1–5 | P@rounds 1–10 | P@rounds 1–20 | cumulative reward | interactions to 90% | coverage | P@1–10 over seeds | NDCG@10 (query) | Hit@10 (query) |"
+            "| method | P@rounds 1–5 | P@rounds 1–10 | Δ vs {} (paired) | Δ vs own ablation (paired) | P@rounds 1–20 | cumulative reward | interactions to 90% | coverage | P@1–10 over seeds | NDCG@10 (query) | Hit@10 (query) |",
+            self.bar
         );
-        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
         for name in &self.order {
             if let Some(m) = self.methods.get(name) {
+                let own = Method::parse(name)
+                    .ok()
+                    .and_then(ablation)
+                    .map(Method::name);
                 let _ = writeln!(
                     out,
-                    "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     f(&m.precision_at_5_rounds, 3),
                     f(&m.precision_at_10_rounds, 3),
+                    delta(m, Some(self.bar.as_str())),
+                    delta(m, own),
                     f(&m.precision_at_20_rounds, 3),
                     f(&m.cumulative_reward, 2),
                     f(&m.interactions_to_90, 1),
