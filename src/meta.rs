@@ -228,6 +228,10 @@ impl Algorithm {
 pub struct MetaConfig {
     pub algorithm: Algorithm,
     pub iterations: usize,
+    /// Supervised warm-start steps ([`imitation_step`]) before the meta-iterations, where the
+    /// training users' likes are known (logged data); 0 starts meta-RL at once.
+    #[serde(default)]
+    pub warm_start: usize,
     /// Users (tasks) per meta-iteration.
     pub users_per_iteration: usize,
     /// Rounds per episode.
@@ -252,6 +256,7 @@ impl Default for MetaConfig {
         MetaConfig {
             algorithm: Algorithm::Cavia,
             iterations: 100,
+            warm_start: 0,
             users_per_iteration: 16,
             rounds: 20,
             slate: 1,
@@ -444,6 +449,89 @@ async fn cavia_step<T: UserTask>(
     Ok(MetaProgress {
         iteration,
         mean_reward: rewards.iter().sum::<f32>() / rewards.len().max(1) as f32,
+        loss: if stats.steps > 0 {
+            stats.last_loss
+        } else {
+            f32::NAN
+        },
+        skipped_total: stats.skipped,
+    })
+}
+
+/// One step of the policy's supervised warm start, the stage before meta-RL on logged data
+/// where a training user's likes are known beyond what the policy showed: each task runs an
+/// episode as a session would (adapting as `cfg.adapt` says); every state the policy passed
+/// through becomes one row whose target is a liked item of that user not yet shown (drawn
+/// uniformly from `liked`), and the policy takes one step of cross-entropy on those targets
+/// (the REINFORCE loss with reward 1 and baseline 0 is `−log π(target | state)`). The policy
+/// so learns to read the feedback summary as the person's taste before policy gradients take
+/// over. States with no liked item left teach nothing and are dropped.
+pub async fn imitation_step<T: UserTask>(
+    engine: &mut impl Engine,
+    tasks: Vec<(T, Vec<u32>)>,
+    cfg: &MetaConfig,
+    iteration: usize,
+) -> Result<MetaProgress> {
+    use rand::{Rng, SeedableRng};
+    let adapt = AdaptConfig {
+        adapts: Adapts::Context,
+        ..cfg.adapt
+    };
+    let items = engine.config().items();
+    let words_per_row = items.div_ceil(32);
+    let mut rng =
+        rand_chacha::ChaCha8Rng::seed_from_u64(u64::from(cfg.seed) << 32 | iteration as u64);
+    let mut batch = Batch::default();
+    let mut words = Vec::new();
+    let mut rewards = Vec::new();
+    for (u, (mut task, liked)) in tasks.into_iter().enumerate() {
+        let seed = cfg.seed ^ ((iteration * 7919 + u) as u32);
+        let ep = run_episode(engine, &mut task, adapt, cfg.slate, seed).await?;
+        let width = ep.inputs.len() / ep.rows.len().max(1);
+        for r in 0..ep.rows.len() {
+            let mask = &ep.masks[r * words_per_row..(r + 1) * words_per_row];
+            let open: Vec<u32> = liked
+                .iter()
+                .copied()
+                .filter(|&i| (i as usize) < items && mask[i as usize / 32] & (1 << (i % 32)) == 0)
+                .collect();
+            if open.is_empty() {
+                continue;
+            }
+            batch.rows.push(Row {
+                action: open[rng.random_range(0..open.len())],
+                reward: 1.0,
+                baseline: 0.0,
+                old_logp: 0.0,
+            });
+            batch.inputs.extend(&ep.inputs[r * width..(r + 1) * width]);
+            words.extend(mask);
+        }
+        rewards.extend(ep.rewards);
+    }
+    let mean_reward = rewards.iter().sum::<f32>() / rewards.len().max(1) as f32;
+    if batch.rows.is_empty() {
+        return Ok(MetaProgress {
+            iteration,
+            mean_reward,
+            loss: f32::NAN,
+            skipped_total: engine.stats().await?.skipped,
+        });
+    }
+    batch.mask = Some(Mask {
+        words,
+        words_per_row,
+    });
+    let loss = Loss::Reinforce {
+        entropy: 0.0,
+        temperature: cfg.adapt.temperature,
+    };
+    engine.reset_stats()?;
+    engine.train(&batch, loss, cfg.outer, 1)?;
+    let stats = engine.stats().await?;
+    Ok(MetaProgress {
+        iteration,
+        mean_reward,
         loss: if stats.steps > 0 {
             stats.last_loss
         } else {

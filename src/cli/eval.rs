@@ -74,6 +74,13 @@ pub struct Args {
     /// meta-rl-fomaml, rl-scratch), in meta-training's inner loop and per held-out user.
     #[arg(long)]
     param_lr: Option<f32>,
+    /// The meta-RL rows show the policy's greedy top-k instead of drawing from it.
+    #[arg(long)]
+    greedy: bool,
+    /// Supervised warm-start steps of the meta-RL policies before meta-training (the training
+    /// users' likes as targets).
+    #[arg(long)]
+    warm_start: Option<usize>,
     /// Meta-training iterations of meta-rl.
     #[arg(long)]
     meta_iterations: Option<usize>,
@@ -149,6 +156,7 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
     h.alpha = args.alpha.unwrap_or(h.alpha);
     h.ts_scale = args.ts_scale.unwrap_or(h.ts_scale);
     h.bandit_lambda = args.bandit_lambda.unwrap_or(h.bandit_lambda);
+    h.greedy = args.greedy;
     h.neighbours = args.neighbours.map_or(h.neighbours, |n| n as usize);
     h.factors = args.factors.unwrap_or(h.factors);
     h.user_fit.steps = args.user_fit_steps.unwrap_or(h.user_fit.steps);
@@ -156,6 +164,7 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
     h.user_fit.l2 = args.user_fit_l2.unwrap_or(h.user_fit.l2);
     h.meta.adapt.param_lr = args.param_lr.unwrap_or(h.meta.adapt.param_lr);
     h.meta.adapt.lr = args.context_lr.unwrap_or(h.meta.adapt.lr);
+    h.meta.warm_start = args.warm_start.unwrap_or(h.meta.warm_start);
     h.meta.iterations = args.meta_iterations.unwrap_or(h.meta.iterations);
     if let Some(epochs) = args.finetune_epochs {
         h.supervised.max_epochs = epochs as usize;

@@ -9,7 +9,9 @@ use super::{EvalError, Recommender};
 use crate::data::{Dataset, Environment, RewardMode};
 use crate::engine::cpu::CpuEngine;
 use crate::engine::Engine;
-use crate::meta::{meta_step, policy_config, policy_start, ItemVectors, MetaConfig, PolicyShape};
+use crate::meta::{
+    imitation_step, meta_step, policy_config, policy_start, ItemVectors, MetaConfig, PolicyShape,
+};
 use crate::model::ModelConfig;
 use crate::session::{AdaptConfig, Adapts, Session};
 use std::future::Future;
@@ -66,11 +68,27 @@ impl Trained {
             .set_params(&policy_start(&model, vectors))
             .map_err(engine_error)?;
         engine.set_items(&items).map_err(engine_error)?;
-        for it in 0..cfg.iterations {
-            let tasks: Vec<_> = (0..cfg.users_per_iteration)
-                .map(|k| train[(it * cfg.users_per_iteration + k) % train.len()])
-                .map(|u| env.task(ds, u, RewardMode::default(), cfg.rounds))
+        let users = |it: usize| {
+            (0..cfg.users_per_iteration)
+                .map(move |k| train[(it * cfg.users_per_iteration + k) % train.len()])
+        };
+        let task = |u: u32| env.task(ds, u, RewardMode::default(), cfg.rounds);
+        for it in 0..cfg.warm_start {
+            let tasks: Vec<_> = users(it)
+                .map(|u| {
+                    let liked = ds
+                        .user_ratings(u)
+                        .iter()
+                        .filter(|r| r.value >= crate::data::LIKE_THRESHOLD)
+                        .map(|r| r.item)
+                        .collect();
+                    (task(u), liked)
+                })
                 .collect();
+            ready(imitation_step(&mut engine, tasks, cfg, it))?.map_err(engine_error)?;
+        }
+        for it in 0..cfg.iterations {
+            let tasks: Vec<_> = users(cfg.warm_start + it).map(task).collect();
             ready(meta_step(&mut engine, tasks, cfg, it))?.map_err(engine_error)?;
         }
         let params = ready(engine.params())?.map_err(engine_error)?;
@@ -88,6 +106,8 @@ pub struct MetaRl {
     /// The trained parameters, put back for every user when sessions adapt the network.
     params: Vec<f32>,
     adapt: AdaptConfig,
+    /// Slates are the greedy top-k of the policy instead of a draw from it.
+    greedy: bool,
     session: Session,
     /// A user started and the network (when it adapts) is not yet back at the trained start.
     fresh: bool,
@@ -95,8 +115,9 @@ pub struct MetaRl {
 }
 
 impl MetaRl {
-    /// A recommender with `trained`'s policy; `adapt.enabled` chooses adapting or fixed.
-    pub fn new(trained: &Trained, adapt: AdaptConfig) -> Result<Self, EvalError> {
+    /// A recommender with `trained`'s policy; `adapt.enabled` chooses adapting or fixed;
+    /// `greedy` shows the policy's top-k instead of drawing the slate from it.
+    pub fn new(trained: &Trained, adapt: AdaptConfig, greedy: bool) -> Result<Self, EvalError> {
         let mut engine = CpuEngine::new(&trained.model).map_err(engine_error)?;
         engine.set_params(&trained.params).map_err(engine_error)?;
         engine.set_items(&trained.items).map_err(engine_error)?;
@@ -105,6 +126,7 @@ impl MetaRl {
             engine,
             params: trained.params.clone(),
             adapt,
+            greedy,
             session,
             fresh: true,
             restricted: false,
@@ -142,8 +164,8 @@ impl Recommender for MetaRl {
             self.restricted = true;
         }
         let k = k.min(candidates.len());
-        let recs =
-            ready(self.session.recommend(&mut self.engine, k, false))?.map_err(engine_error)?;
+        let recs = ready(self.session.recommend(&mut self.engine, k, self.greedy))?
+            .map_err(engine_error)?;
         Ok(recs.iter().map(|r| r.item).collect())
     }
 
@@ -187,7 +209,7 @@ mod tests {
             param_lr: 1e-2,
             ..AdaptConfig::default()
         };
-        let mut rec = MetaRl::new(&trained, adapt).unwrap();
+        let mut rec = MetaRl::new(&trained, adapt, false).unwrap();
         let drama = |i: &u32| ds.catalog.items[*i as usize].genres.contains(&0);
         let share = |s: &[u32]| s.iter().filter(|i| drama(i)).count() as f64 / s.len() as f64;
         let rest: Vec<u32> = (60..120).collect();

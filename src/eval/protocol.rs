@@ -123,6 +123,8 @@ pub struct Hyper {
     pub user_fit: UserFit,
     /// Meta-training of the meta-RL policy (its seed is replaced by the protocol's).
     pub meta: MetaConfig,
+    /// The meta-RL rows show the policy's greedy top-k (meta-training still draws slates).
+    pub greedy: bool,
 }
 
 impl Default for Hyper {
@@ -134,7 +136,7 @@ impl Default for Hyper {
             bandit_lambda: 100.0,
             alpha: 0.05,
             ts_scale: 0.01,
-            neighbours: 50,
+            neighbours: 300,
             factors: 32,
             supervised: FinetuneConfig::default(),
             user_fit: UserFit {
@@ -153,6 +155,7 @@ impl Default for Hyper {
                 },
                 ..MetaConfig::default()
             },
+            greedy: false,
         }
     }
 }
@@ -403,7 +406,11 @@ impl Prepared {
                     enabled: method == Method::MetaRl,
                     ..h.meta.adapt
                 };
-                Box::new(MetaRl::new(self.meta.as_ref().ok_or_else(missing)?, adapt)?)
+                Box::new(MetaRl::new(
+                    self.meta.as_ref().ok_or_else(missing)?,
+                    adapt,
+                    h.greedy,
+                )?)
             }
             Method::MetaRlReptile | Method::MetaRlFomaml | Method::RlScratch => {
                 let trained = match method {
@@ -415,7 +422,11 @@ impl Prepared {
                     adapts: Adapts::Network,
                     ..h.meta.adapt
                 };
-                Box::new(MetaRl::new(trained.as_ref().ok_or_else(missing)?, adapt)?)
+                Box::new(MetaRl::new(
+                    trained.as_ref().ok_or_else(missing)?,
+                    adapt,
+                    h.greedy,
+                )?)
             }
         })
     }
