@@ -328,8 +328,8 @@ pub struct MetaProgress {
     /// Mean reward per round over the iteration's episodes.
     pub mean_reward: f32,
     /// Outer policy-gradient loss of the iteration (CAVIA: its batch; Reptile: the mean inner
-    /// loss; first-order MAML: the mean query loss); NaN when its step was skipped.
-    pub loss: f32,
+    /// loss; first-order MAML: the mean query loss); `None` when its step was skipped.
+    pub loss: Option<f32>,
     /// Outer steps skipped so far because their loss or gradient was not finite (the engine
     /// detects them on the device and leaves the parameters unchanged).
     pub skipped_total: u32,
@@ -405,11 +405,7 @@ async fn cavia_step<T: UserTask>(
     Ok(MetaProgress {
         iteration,
         mean_reward: rewards.iter().sum::<f32>() / rewards.len().max(1) as f32,
-        loss: if stats.steps > 0 {
-            stats.last_loss
-        } else {
-            f32::NAN
-        },
+        loss: (stats.steps > 0).then_some(stats.last_loss),
         skipped_total: stats.skipped,
     })
 }
@@ -497,7 +493,7 @@ async fn network_step<T: UserTask>(
     Ok(MetaProgress {
         iteration,
         mean_reward: rewards.iter().sum::<f32>() / rewards.len().max(1) as f32,
-        loss: if finite { value } else { f32::NAN },
+        loss: finite.then_some(value),
         skipped_total: stats.skipped + u32::from(!finite),
     })
 }
@@ -603,8 +599,9 @@ impl Checkpoint {
     }
 
     /// JSON bytes (f32 values round-trip exactly).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(self)
+            .map_err(|e| EngineError::Input(format!("could not serialise the checkpoint: {e}")))
     }
 
     /// Reads a checkpoint, refusing other formats and corrupted files clearly.
@@ -625,7 +622,7 @@ impl Checkpoint {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, self.to_bytes())?;
+        std::fs::write(&tmp, self.to_bytes().map_err(std::io::Error::other)?)?;
         std::fs::rename(&tmp, path)
     }
 }

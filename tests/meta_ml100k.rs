@@ -113,7 +113,7 @@ fn run(ds: &data::Dataset, split: &data::UserSplit, vectors: &ItemVectors, algor
         let p = block_on(meta_step(&mut engine, tasks, &cfg, it)).unwrap();
         if it % 25 == 0 {
             println!(
-                "it {it}: reward {:.3} loss {:.3} ({:.0?})",
+                "it {it}: reward {:.3} loss {:?} ({:.0?})",
                 p.mean_reward,
                 p.loss,
                 t0.elapsed()

@@ -428,7 +428,7 @@ async function obtainBundle(mod) {
       const p = await trainer.step();
       bar.value = p.iteration + 1;
       progressText(
-        `Meta-training: iteration ${p.iteration + 1} of ${opts.iterations}, mean reward ${p.mean_reward.toFixed(3)}, loss ${p.loss.toFixed(3)}` +
+        `Meta-training: iteration ${p.iteration + 1} of ${opts.iterations}, mean reward ${p.mean_reward.toFixed(3)}, loss ${p.loss === null ? 'skipped' : p.loss.toFixed(3)}` +
           (p.skipped_total ? `, ${p.skipped_total} skipped steps` : ''),
       );
       await nextTurn();
