@@ -149,6 +149,20 @@ fn bad_bundles_and_sessions_are_refused_clearly() {
     let err = Policy::from_bundle(&other).unwrap_err().to_string();
     assert!(err.contains("metarec-policy/0"), "{err}");
 
+    // weights no engine would take are refused when the bundle is read
+    for (param, item, want) in [
+        (f32::NAN, 0.0, "parameter 3 is not finite"),
+        (0.0, f32::INFINITY, "(item 0) is not finite"),
+    ] {
+        let mut broken = policy.clone();
+        broken.params[3] += param;
+        broken.items[1] += item;
+        let mut other = bundle.clone();
+        broken.store(&mut other).unwrap();
+        let err = Policy::from_bundle(&other).unwrap_err().to_string();
+        assert!(err.contains(want), "{err}");
+    }
+
     let saved = policy.session(1).to_bytes().unwrap();
     assert!(Session::from_bytes(&saved[..saved.len() / 2])
         .unwrap_err()
