@@ -1,8 +1,11 @@
-//! Meta-reinforcement learning across users (each user is a task), CAVIA-style: the network's
-//! input is a per-user context vector that starts at zero for every user and is adapted by the
-//! same on-device REINFORCE steps a [`Session`] takes; the shared parameters are learned, first
-//! order, from the rewards the adapted contexts earn. A new person's policy then adapts within
-//! a few reactions by changing only their context.
+//! Meta-reinforcement learning across users (each user is a task): every episode adapts by the
+//! same on-device REINFORCE steps a [`Session`] takes, and the shared parameters are learned,
+//! first order, from the rewards the adapted policies earn. Three outer loops ([`Algorithm`]):
+//! CAVIA adapts only a per-user context vector in the network's input (zero for every new
+//! user), so a new person's policy adapts within a few reactions by changing only their
+//! context; Reptile and first-order MAML adapt every parameter per user, and a person's session
+//! then adapts its own copy of the network. Also: the episodes, the policy's item vectors and
+//! start, and checkpoints that resume a run exactly.
 
 use crate::data::{ItemFeatures, Shown, UserTask};
 use crate::engine::{Adam, Batch, Engine, EngineError, Loss, Mask, OptimizerState, Result, Row};

@@ -1,7 +1,8 @@
-//! `metarec train --stages meta`: meta-RL across users (CAVIA, first order) on the synthetic
-//! world or on a dataset's training users (observed-only episodes; the policy starts from the
-//! rating network fine-tuned on those users' ratings), with checkpoints, Ctrl-C that
-//! checkpoints before it stops, `--resume`, and the policy written to a bundle.
+//! `metarec train --stages meta`: meta-RL across users (`--algorithm`: CAVIA, Reptile or
+//! first-order MAML, all first order) on the synthetic world or on a dataset's training users
+//! (observed-only episodes; the policy starts from the rating network fine-tuned on those
+//! users' ratings), with checkpoints, Ctrl-C that checkpoints before it stops, `--resume`, and
+//! the policy written to a bundle.
 
 use crate::data::{self, Bundle, ItemFeatures, ObservedTask, RewardMode, SplitFractions};
 use crate::engine::{AnyEngine, Engine, Preference};
