@@ -10,6 +10,8 @@ pub mod dataset;
 pub mod env;
 pub mod error;
 pub mod features;
+// entry points for `fuzz/` and tests/data_fuzz.rs: native only, not shipped to the browser
+#[cfg(not(target_arch = "wasm32"))]
 pub mod fuzz;
 mod input;
 pub mod mf;
