@@ -1,8 +1,11 @@
-//! Meta-reinforcement learning across users (each user is a task), CAVIA-style: the network's
-//! input is a per-user context vector that starts at zero for every user and is adapted by the
-//! same on-device REINFORCE steps a [`Session`] takes; the shared parameters are learned, first
-//! order, from the rewards the adapted contexts earn. A new person's policy then adapts within
-//! a few reactions by changing only their context.
+//! Meta-reinforcement learning across users (each user is a task): every episode adapts by the
+//! same on-device REINFORCE steps a [`Session`] takes, and the shared parameters are learned,
+//! first order, from the rewards the adapted policies earn. Three outer loops ([`Algorithm`]):
+//! CAVIA adapts only a per-user context vector in the network's input (zero for every new
+//! user), so a new person's policy adapts within a few reactions by changing only their
+//! context; Reptile and first-order MAML adapt every parameter per user, and a person's session
+//! then adapts its own copy of the network. Also: the episodes, the policy's item vectors and
+//! start, and checkpoints that resume a run exactly.
 
 use crate::data::{ItemFeatures, Shown, UserTask};
 use crate::engine::{Adam, Batch, Engine, EngineError, Loss, Mask, OptimizerState, Result, Row};
@@ -372,8 +375,8 @@ pub struct MetaProgress {
     /// Mean reward per round over the iteration's episodes.
     pub mean_reward: f32,
     /// Outer policy-gradient loss of the iteration (CAVIA: its batch; Reptile: the mean inner
-    /// loss; first-order MAML: the mean query loss); NaN when its step was skipped.
-    pub loss: f32,
+    /// loss; first-order MAML: the mean query loss); `None` when its step was skipped.
+    pub loss: Option<f32>,
     /// Outer steps skipped so far because their loss or gradient was not finite (the engine
     /// detects them on the device and leaves the parameters unchanged).
     pub skipped_total: u32,
@@ -449,11 +452,7 @@ async fn cavia_step<T: UserTask>(
     Ok(MetaProgress {
         iteration,
         mean_reward: rewards.iter().sum::<f32>() / rewards.len().max(1) as f32,
-        loss: if stats.steps > 0 {
-            stats.last_loss
-        } else {
-            f32::NAN
-        },
+        loss: (stats.steps > 0).then_some(stats.last_loss),
         skipped_total: stats.skipped,
     })
 }
@@ -624,7 +623,7 @@ async fn network_step<T: UserTask>(
     Ok(MetaProgress {
         iteration,
         mean_reward: rewards.iter().sum::<f32>() / rewards.len().max(1) as f32,
-        loss: if finite { value } else { f32::NAN },
+        loss: finite.then_some(value),
         skipped_total: stats.skipped + u32::from(!finite),
     })
 }
@@ -730,8 +729,9 @@ impl Checkpoint {
     }
 
     /// JSON bytes (f32 values round-trip exactly).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(self)
+            .map_err(|e| EngineError::Input(format!("could not serialise the checkpoint: {e}")))
     }
 
     /// Reads a checkpoint, refusing other formats and corrupted files clearly.
@@ -752,7 +752,7 @@ impl Checkpoint {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn write(&self, path: &std::path::Path) -> std::io::Result<()> {
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, self.to_bytes())?;
+        std::fs::write(&tmp, self.to_bytes().map_err(std::io::Error::other)?)?;
         std::fs::rename(&tmp, path)
     }
 }

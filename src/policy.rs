@@ -113,14 +113,19 @@ impl Policy {
         };
         let (params, items) = (tensor("params")?, tensor("items")?);
         let n = stored.model.items();
-        if params.values.len() != stored.model.param_count()
-            || items.values.len() != n * stored.model.output
-            || bundle.catalog.len() != n
-        {
-            return Err(bad(
-                "bundle weights do not match its model configuration or catalog",
-            ));
+        if bundle.catalog.len() != n {
+            return Err(bad(format!(
+                "the bundle's policy covers {n} items, its catalog {}",
+                bundle.catalog.len()
+            )));
         }
+        // the checks every engine applies to what it is given
+        let weights = |e| match e {
+            EngineError::Input(m) => bad(format!("bundle weights: {m}")),
+            e => e,
+        };
+        crate::engine::check_params(stored.model.param_count(), &params.values).map_err(weights)?;
+        crate::engine::check_items(&stored.model, &items.values).map_err(weights)?;
         Ok(Policy {
             model: stored.model,
             adapt: stored.adapt,

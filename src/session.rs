@@ -371,11 +371,11 @@ impl Session {
     }
 
     /// Versioned bytes: magic, then the session as JSON.
-    pub fn to_bytes(&self) -> Vec<u8> {
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let mut out = MAGIC.to_vec();
-        // serialising plain vectors and numbers cannot fail
-        out.extend(serde_json::to_vec(self).unwrap_or_default());
-        out
+        serde_json::to_writer(&mut out, self)
+            .map_err(|e| EngineError::Input(format!("could not serialise the session: {e}")))?;
+        Ok(out)
     }
 
     /// Restores a session written by [`Session::to_bytes`]; refuses other versions and

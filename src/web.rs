@@ -308,8 +308,8 @@ impl Recommender {
 
     /// The person's state as bytes (context, history, optimiser state), for IndexedDB or a file.
     #[wasm_bindgen(js_name = saveState)]
-    pub fn save_state(&self) -> Vec<u8> {
-        self.session.to_bytes()
+    pub fn save_state(&self) -> Result<Vec<u8>, JsError> {
+        self.session.to_bytes().map_err(js_err)
     }
 
     /// Reactions so far: `[[item, reward]]` with the dataset's item ids.
@@ -614,7 +614,7 @@ impl MetaTrainer {
         let c = crate::meta::Checkpoint::capture(&mut t.engine, t.history.len(), &t.history)
             .await
             .map_err(js_err)?;
-        Ok(c.to_bytes())
+        c.to_bytes().map_err(js_err)
     }
 
     /// The policy trained so far with the world's catalog, as bundle bytes for
@@ -957,8 +957,8 @@ export interface MetaIteration {
   iteration: number;
   /** Mean reward per round over the iteration's episodes. */
   mean_reward: number;
-  /** Outer loss (NaN when the step was skipped). */
-  loss: number;
+  /** Outer loss (null when the step was skipped). */
+  loss: number | null;
   skipped_total: number;
 }
 

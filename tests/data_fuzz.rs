@@ -1,6 +1,8 @@
 //! Stable-Rust fuzzing: every parser target of `fuzz/` runs over its corpus seeds and a bounded
 //! number of seeded random mutations of them; any panic fails the test. Set
 //! `METAREC_FUZZ_ITERS` to run longer (default 1500 mutations per target).
+#![cfg(not(target_arch = "wasm32"))]
+
 use metarec::data::fuzz::{run_one, FuzzTarget};
 use metarec::data::{self, Bundle, ItemFeatures};
 use rand::{Rng, SeedableRng};

@@ -1,4 +1,5 @@
-//! Loader tests: the real MovieLens 100K (when present) and hand-written fixtures of every
+//! Loader tests: the real MovieLens 100K (required: `$METAREC_ML100K`, default
+//! ../shared/data/ml-100k) and hand-written fixtures of every
 //! format and every bad-input case.
 use metarec::data::{self, dataset::WarningKind, CsvOptions, DataError, Format};
 use std::path::{Path, PathBuf};
@@ -9,20 +10,18 @@ fn fixture(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// The MovieLens 100K directory, or `None` (with a note) when it is not on this machine.
-fn ml100k() -> Option<PathBuf> {
+/// The MovieLens 100K directory: `$METAREC_ML100K`, else ../shared/data/ml-100k (always there
+/// where the tests run, so a missing dataset fails the test).
+fn ml100k() -> PathBuf {
     let dir = std::env::var_os("METAREC_ML100K")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/ml-100k"));
-    if dir.join("u.data").is_file() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skip: MovieLens 100K not found at {} (set METAREC_ML100K)",
-            dir.display()
-        );
-        None
-    }
+    assert!(
+        dir.join("u.data").is_file(),
+        "MovieLens 100K not found at {} (set METAREC_ML100K)",
+        dir.display()
+    );
+    dir
 }
 
 fn title_of(ds: &data::Dataset, id: &str) -> String {
@@ -32,7 +31,7 @@ fn title_of(ds: &data::Dataset, id: &str) -> String {
 
 #[test]
 fn ml100k_exact_counts_titles_and_item_267() {
-    let Some(dir) = ml100k() else { return };
+    let dir = ml100k();
     let ds = data::load(&dir).expect("ml-100k loads");
     assert_eq!(ds.format, Format::MovieLens100K);
     assert_eq!(ds.n_users(), 943);

@@ -1,8 +1,8 @@
 //! Encoder tests (`--features encoder`): reference embeddings, nearest neighbours on ml-100k,
 //! bad model directories. Run with
 //! `scripts/fetch-encoder.sh && cargo test --features encoder --test encoder`.
-//! Without the model (no network) they print why and skip; without ml-100k
-//! (`$METAREC_ML100K`, default ../shared/data/ml-100k) the neighbour test skips.
+//! Without the model (no network) they print why and skip; the neighbour test needs ml-100k
+//! (`$METAREC_ML100K`, default ../shared/data/ml-100k) and fails without it.
 use metarec::encoder::{embed_catalog, item_text, Encoder, EncoderError};
 use std::path::{Path, PathBuf};
 
@@ -170,25 +170,23 @@ fn bad_model_directories_are_clear_errors() {
     let _ = std::fs::remove_dir_all(&tmp);
 }
 
-fn ml100k() -> Option<PathBuf> {
+/// The MovieLens 100K directory; always there where the tests run, so a missing one fails.
+fn ml100k() -> PathBuf {
     let dir = std::env::var_os("METAREC_ML100K")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/ml-100k"));
-    if dir.join("u.item").is_file() {
-        return Some(dir);
-    }
-    eprintln!(
-        "SKIPPED: no MovieLens 100K in {} (set METAREC_ML100K)",
+    assert!(
+        dir.join("u.item").is_file(),
+        "MovieLens 100K not found at {} (set METAREC_ML100K)",
         dir.display()
     );
-    None
+    dir
 }
 
 #[test]
 fn nearest_neighbours_on_ml100k_share_genres() {
-    let (Some(dir), Some(data)) = (model_dir(), ml100k()) else {
-        return;
-    };
+    let data = ml100k();
+    let Some(dir) = model_dir() else { return };
     let ds = metarec::data::load(&data).unwrap();
     let cat = &ds.catalog;
     // the template on the first item, built from the catalog itself (no titles in the repo)

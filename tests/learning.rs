@@ -454,3 +454,52 @@ impl<E: Engine> Skips for E {
             .all(|p| p.is_finite()));
     }
 }
+
+/// Both engines refuse the same inputs with the same message: parameters and item vectors of
+/// the wrong size or with a non-finite value, leaving what they hold unchanged.
+#[test]
+fn both_engines_refuse_the_same_bad_parameters_and_item_vectors() {
+    let cfg = config(Head::Policy { items: 5 }, 3, Activation::Identity, 2);
+    let ctx = context();
+    let mut gpu = block_on(GpuEngine::new(&ctx, &cfg)).unwrap();
+    let mut cpu = CpuEngine::new(&cfg).unwrap();
+    let g = refusals(&mut gpu);
+    let c = refusals(&mut cpu);
+    assert_eq!(g, c, "GPU and CPU engines refuse alike");
+    assert!(c[0].contains("parameter 4 is not finite"), "{c:?}");
+    assert!(c[3].contains("(item 2) is not finite"), "{c:?}");
+}
+
+/// What `engine` answers to three bad parameter vectors, then three bad item matrices.
+fn refusals(engine: &mut impl Engine) -> Vec<String> {
+    let items: Vec<f32> = (0..15).map(|i| i as f32 / 15.0).collect();
+    let params = engine.config().init_params();
+    let with = |v: &[f32], i: usize, x: f32| {
+        let mut v = v.to_vec();
+        v[i] = x;
+        v
+    };
+    engine.set_items(&items).unwrap();
+    engine.set_params(&params).unwrap();
+    let mut errors = Vec::new();
+    for p in [
+        with(&params, 4, f32::NAN),
+        with(&params, 0, f32::INFINITY),
+        params[1..].to_vec(),
+    ] {
+        errors.push(engine.set_params(&p).unwrap_err().to_string());
+    }
+    for v in [
+        with(&items, 7, f32::NEG_INFINITY),
+        with(&items, 14, f32::NAN),
+        items[..14].to_vec(),
+    ] {
+        errors.push(engine.set_items(&v).unwrap_err().to_string());
+    }
+    let held: Vec<f32> = (0..5)
+        .flat_map(|j| engine.item_vector(j).unwrap())
+        .collect();
+    assert_eq!(held, items, "{errors:?}");
+    assert_eq!(block_on(engine.params()).unwrap(), params, "{errors:?}");
+    errors
+}

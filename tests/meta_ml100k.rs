@@ -1,8 +1,11 @@
 //! Meta-RL on MovieLens 100K, observed-only environment (ignored: a benchmark; run with
-//! `cargo test --release --test meta_ml100k -- --ignored --nocapture`): the policy starts from
-//! the rating network fine-tuned on the training users (its ranking for a new user) and is
-//! scored on the held-out users there (fine-tuned, not meta-trained) and after meta-training,
-//! adapting and fixed.
+//! `cargo test --release --features cli --test meta_ml100k -- --ignored --nocapture`; the data
+//! is `$METAREC_ML100K`, default ../shared/data/ml-100k, and a missing dataset fails): the policy
+//! starts from the rating network fine-tuned on the training users (its ranking for a new user)
+//! and is scored on the held-out users there (fine-tuned, not meta-trained) and after
+//! meta-training, adapting and fixed. Asserts that every held-out user is scored, that no
+//! outer step is skipped, and that meta-training raises the adapting policy's mean reward over
+//! its fine-tuned start (for CAVIA significantly, as the README reports).
 #![cfg(not(target_arch = "wasm32"))]
 
 use metarec::data::{self, ItemFeatures, ObservedTask, RewardMode, SplitFractions};
@@ -12,11 +15,11 @@ use metarec::eval::supervised::SupervisedFit;
 use metarec::finetune::FinetuneConfig;
 use metarec::meta::{
     meta_step, policy_config, policy_start, run_episode, Algorithm, ItemVectors, MetaConfig,
-    PolicyShape,
+    MetaProgress, PolicyShape,
 };
 use metarec::session::AdaptConfig;
 use pollster::block_on;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn per_user(
     engine: &mut CpuEngine,
@@ -44,16 +47,35 @@ fn mean_ci(v: &[f32]) -> (f64, f64) {
     (m, 1.96 * (var / n).sqrt())
 }
 
+/// Mean and 95% half-width of the paired differences `a - b` (the same users, the same seeds).
+fn paired(a: &[f32], b: &[f32]) -> (f64, f64) {
+    let d: Vec<f32> = a.iter().zip(b).map(|(x, y)| x - y).collect();
+    mean_ci(&d)
+}
+
+/// The MovieLens 100K directory; always there where the tests run, so a missing one fails.
+fn ml100k() -> PathBuf {
+    let dir = std::env::var_os("METAREC_ML100K")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/ml-100k"));
+    assert!(
+        dir.join("u.data").is_file(),
+        "MovieLens 100K not found at {} (set METAREC_ML100K)",
+        dir.display()
+    );
+    dir
+}
+
 #[test]
 #[ignore]
 fn meta_rl_on_ml100k_held_out_users() {
-    let path = Path::new("../shared/data/ml-100k");
-    if !path.exists() {
-        eprintln!("skipped: no ../shared/data/ml-100k");
-        return;
-    }
-    let ds = data::load(path).unwrap();
+    let ds = data::load(&ml100k()).unwrap();
     let split = data::split_users(ds.n_users(), SplitFractions::default(), 1).unwrap();
+    assert_eq!(
+        split.cold_start.len(),
+        189,
+        "the README's 189 cold-start users"
+    );
     let train: std::collections::HashSet<u32> = split.train.iter().copied().collect();
     let train_ratings: Vec<_> = ds
         .ratings
@@ -72,11 +94,61 @@ fn meta_rl_on_ml100k_held_out_users() {
         ItemVectors::new(&features, &train_ratings).with_prior(&fit.new_user_ratings().unwrap());
     for algorithm in [Algorithm::Cavia, Algorithm::Reptile, Algorithm::Fomaml] {
         println!("{algorithm:?}");
-        run(&ds, &split, &vectors, algorithm);
+        let s = run(&ds, &split, &vectors, algorithm);
+        for (name, v) in [
+            ("fine-tuned+adapt", &s.finetuned.0),
+            ("fine-tuned fixed", &s.finetuned.1),
+            ("meta+adapt", &s.meta.0),
+            ("meta fixed", &s.meta.1),
+        ] {
+            let (m, ci) = mean_ci(v);
+            println!(
+                "{name:>16}: {m:.3} ± {ci:.3} (first 10 rounds, {} users)",
+                v.len()
+            );
+            assert_eq!(v.len(), split.cold_start.len(), "{algorithm:?} {name}");
+            assert!(
+                v.iter().all(|r| (0.0..=1.0).contains(r)),
+                "{algorithm:?} {name}: a mean reward outside [0, 1]"
+            );
+        }
+        assert!(
+            s.history.iter().all(|p| p.loss.is_some_and(f32::is_finite)),
+            "{algorithm:?}: a skipped outer step: {:?}",
+            s.history.iter().find(|p| p.loss.is_none())
+        );
+        let (gain, ci) = paired(&s.meta.0, &s.finetuned.0);
+        println!("  meta-training, adapting: {gain:+.3} ± {ci:.3} (paired)");
+        assert!(
+            gain > 0.0,
+            "{algorithm:?}: meta-training lowered the mean reward: {gain:+.3} ± {ci:.3}"
+        );
+        if algorithm == Algorithm::Cavia {
+            assert!(
+                gain - ci > 0.0,
+                "CAVIA: meta-training's gain is not significant: {gain:+.3} ± {ci:.3}"
+            );
+        }
     }
 }
 
-fn run(ds: &data::Dataset, split: &data::UserSplit, vectors: &ItemVectors, algorithm: Algorithm) {
+/// Held-out users' mean reward per round over their first 10 rounds, (adapting, fixed).
+type Scores = (Vec<f32>, Vec<f32>);
+
+/// What one meta-training run measured.
+struct Measured {
+    /// The fine-tuned start, before meta-training.
+    finetuned: Scores,
+    meta: Scores,
+    history: Vec<MetaProgress>,
+}
+
+fn run(
+    ds: &data::Dataset,
+    split: &data::UserSplit,
+    vectors: &ItemVectors,
+    algorithm: Algorithm,
+) -> Measured {
     let mut cfg = MetaConfig {
         algorithm,
         iterations: 150,
@@ -105,6 +177,7 @@ fn run(ds: &data::Dataset, split: &data::UserSplit, vectors: &ItemVectors, algor
         per_user(&mut engine, ds, &held, off),
     );
     let t0 = std::time::Instant::now();
+    let mut history = Vec::with_capacity(cfg.iterations);
     for it in 0..cfg.iterations {
         let tasks: Vec<_> = (0..cfg.users_per_iteration)
             .map(|k| split.train[(it * cfg.users_per_iteration + k) % split.train.len()])
@@ -113,27 +186,21 @@ fn run(ds: &data::Dataset, split: &data::UserSplit, vectors: &ItemVectors, algor
         let p = block_on(meta_step(&mut engine, tasks, &cfg, it)).unwrap();
         if it % 25 == 0 {
             println!(
-                "it {it}: reward {:.3} loss {:.3} ({:.0?})",
+                "it {it}: reward {:.3} loss {:?} ({:.0?})",
                 p.mean_reward,
                 p.loss,
                 t0.elapsed()
             );
         }
+        history.push(p);
     }
     let meta = (
         per_user(&mut engine, ds, &held, cfg.adapt),
         per_user(&mut engine, ds, &held, off),
     );
-    for (name, v) in [
-        ("fine-tuned+adapt", &finetuned.0),
-        ("fine-tuned fixed", &finetuned.1),
-        ("meta+adapt", &meta.0),
-        ("meta fixed", &meta.1),
-    ] {
-        let (m, ci) = mean_ci(v);
-        println!(
-            "{name:>16}: {m:.3} ± {ci:.3} (first 10 rounds, {} users)",
-            v.len()
-        );
+    Measured {
+        finetuned,
+        meta,
+        history,
     }
 }

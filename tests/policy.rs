@@ -76,7 +76,7 @@ fn restores(algorithm: Algorithm) {
         algorithm == Algorithm::Fomaml,
         "sessions own a network exactly when the policy adapts the whole network"
     );
-    let saved = session.to_bytes();
+    let saved = session.to_bytes().unwrap();
 
     let mut cpu = CpuEngine::new(&restored.model).unwrap();
     restored.load_into(&mut cpu).unwrap();
@@ -149,7 +149,21 @@ fn bad_bundles_and_sessions_are_refused_clearly() {
     let err = Policy::from_bundle(&other).unwrap_err().to_string();
     assert!(err.contains("metarec-policy/0"), "{err}");
 
-    let saved = policy.session(1).to_bytes();
+    // weights no engine would take are refused when the bundle is read
+    for (param, item, want) in [
+        (f32::NAN, 0.0, "parameter 3 is not finite"),
+        (0.0, f32::INFINITY, "(item 0) is not finite"),
+    ] {
+        let mut broken = policy.clone();
+        broken.params[3] += param;
+        broken.items[1] += item;
+        let mut other = bundle.clone();
+        broken.store(&mut other).unwrap();
+        let err = Policy::from_bundle(&other).unwrap_err().to_string();
+        assert!(err.contains(want), "{err}");
+    }
+
+    let saved = policy.session(1).to_bytes().unwrap();
     assert!(Session::from_bytes(&saved[..saved.len() / 2])
         .unwrap_err()
         .to_string()

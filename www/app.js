@@ -12,7 +12,7 @@
 // All data is rendered with textContent. When done, document.body.dataset.state is "ready" or
 // "error" and the result (or the error message) is on window.metarecSelfCheck(Error), for tests.
 
-import { $ } from './dom.js';
+import { $, el } from './dom.js';
 
 const ENGINES = ['auto', 'gpu', 'cpu'];
 const PKG_URL = new URL('./pkg/metarec.js', import.meta.url);
@@ -61,13 +61,6 @@ function fmtMs(ms) {
 }
 
 // ---- rendering -----------------------------------------------------------------
-
-function el(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined) node.textContent = text;
-  if (className) node.className = className;
-  return node;
-}
 
 function renderBadges(result, requested) {
   const list = $('badges');

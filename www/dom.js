@@ -2,9 +2,9 @@
 
 /** The element with `id`; a missing one is a bug in the page, so it throws. */
 export const $ = (id) => {
-  const el = document.getElementById(id);
-  if (!el) throw new Error(`page is missing #${id}`);
-  return el;
+  const node = document.getElementById(id);
+  if (!node) throw new Error(`page is missing #${id}`);
+  return node;
 };
 
 /** The whole number in the number input `id`, or an error naming its label and range. */
@@ -15,4 +15,12 @@ export function intField(id) {
     throw new Error(`${input.labels[0].textContent} must be a whole number from ${input.min} to ${input.max}`);
   }
   return n;
+}
+
+/** A new `tag` element with `text` as its text and `className` as its class, when given. */
+export function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
 }

@@ -12,7 +12,7 @@
 // recommender, the latencies and the device-loss drill.
 
 import { cssColor, lineChart } from './charts.js';
-import { $ } from './dom.js';
+import { $, el } from './dom.js';
 
 const DB_NAME = 'metarec';
 const STORE = 'kv';
@@ -20,13 +20,6 @@ const SLATE = 10;
 const MAX_LAT = 100;
 
 const view = () => $('view-foryou');
-
-function el(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined) node.textContent = text;
-  if (className) node.className = className;
-  return node;
-}
 
 const message = (err) => (err instanceof Error ? err.message || String(err) : String(err));
 
@@ -428,7 +421,7 @@ async function obtainBundle(mod) {
       const p = await trainer.step();
       bar.value = p.iteration + 1;
       progressText(
-        `Meta-training: iteration ${p.iteration + 1} of ${opts.iterations}, mean reward ${p.mean_reward.toFixed(3)}, loss ${p.loss.toFixed(3)}` +
+        `Meta-training: iteration ${p.iteration + 1} of ${opts.iterations}, mean reward ${p.mean_reward.toFixed(3)}, loss ${p.loss === null ? 'skipped' : p.loss.toFixed(3)}` +
           (p.skipped_total ? `, ${p.skipped_total} skipped steps` : ''),
       );
       await nextTurn();

@@ -101,7 +101,7 @@ function charts() {
 function drawCurves() {
   const x = st.history.map((p) => p.iteration + 1);
   charts().reward.setData([x, st.history.map((p) => p.mean_reward)]);
-  charts().loss.setData([x, st.history.map((p) => (Number.isFinite(p.loss) ? p.loss : null))]);
+  charts().loss.setData([x, st.history.map((p) => p.loss)]);
 }
 
 function label() {
@@ -134,7 +134,7 @@ async function run() {
       view().dataset.iteration = String(st.history.length);
       $('mt-progress').value = st.history.length;
       status(
-        `Iteration ${p.iteration + 1} of ${p.iterations}: mean reward ${p.mean_reward.toFixed(3)}, loss ${Number.isFinite(p.loss) ? p.loss.toFixed(3) : 'skipped'}` +
+        `Iteration ${p.iteration + 1} of ${p.iterations}: mean reward ${p.mean_reward.toFixed(3)}, loss ${p.loss === null ? 'skipped' : p.loss.toFixed(3)}` +
           (p.skipped_total ? ` (${p.skipped_total} skipped steps)` : ''),
       );
       $('mt-speed').textContent = `${p.iterations_per_s.toFixed(2)} iterations/s (the last took ${p.ms.toFixed(0)} ms)`;

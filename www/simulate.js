@@ -8,7 +8,7 @@
 // .engineInfo() the engine (with its recoveries after a lost GPU device), .drill() destroys the
 // GPU device (the next round rebuilds the engine and is played again).
 import { PALETTE, lineChart } from './charts.js';
-import { $, intField } from './dom.js';
+import { $, el, intField } from './dom.js';
 
 const HELD_OUT = 50;
 const LABELS = {
@@ -22,13 +22,6 @@ const LABELS = {
 const view = () => $('view-simulate');
 const message = (err) => (err instanceof Error ? err.message || String(err) : String(err));
 const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
-
-function el(tag, text, className) {
-  const node = document.createElement(tag);
-  if (text !== undefined) node.textContent = text;
-  if (className) node.className = className;
-  return node;
-}
 
 const st = {
   foryou: null,

@@ -1,7 +1,8 @@
-//! `metarec train --stages meta`: meta-RL across users (CAVIA, first order) on the synthetic
-//! world or on a dataset's training users (observed-only episodes; the policy starts from the
-//! rating network fine-tuned on those users' ratings), with checkpoints, Ctrl-C that
-//! checkpoints before it stops, `--resume`, and the policy written to a bundle.
+//! `metarec train --stages meta`: meta-RL across users (`--algorithm`: CAVIA, Reptile or
+//! first-order MAML, all first order) on the synthetic world or on a dataset's training users
+//! (observed-only episodes; the policy starts from the rating network fine-tuned on those
+//! users' ratings), with checkpoints, Ctrl-C that checkpoints before it stops, `--resume`, and
+//! the policy written to a bundle.
 
 use crate::data::{self, Bundle, ItemFeatures, ObservedTask, RewardMode, SplitFractions};
 use crate::engine::{AnyEngine, Engine, Preference};
@@ -148,14 +149,14 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
     let t0 = std::time::Instant::now();
     let hooks = Hooks {
         on_progress: |p: &MetaProgress| {
+            let loss = p.loss.map_or("skipped".into(), |l| format!("{l:.3}"));
             bar.set_position(p.iteration as u64 + 1);
-            bar.set_message(format!("reward {:.3} loss {:.3}", p.mean_reward, p.loss));
+            bar.set_message(format!("reward {:.3} loss {loss}", p.mean_reward));
             if bar.is_hidden() && (p.iteration + 1) % 10 == 0 {
                 eprintln!(
-                    "iteration {:>4}  reward {:.3}  loss {:.3}",
+                    "iteration {:>4}  reward {:.3}  loss {loss}",
                     p.iteration + 1,
                     p.mean_reward,
-                    p.loss
                 );
             }
         },

@@ -11,6 +11,8 @@ pub mod env;
 pub mod error;
 pub mod factors;
 pub mod features;
+// entry points for `fuzz/` and tests/data_fuzz.rs: native only, not shipped to the browser
+#[cfg(not(target_arch = "wasm32"))]
 pub mod fuzz;
 mod input;
 pub mod mf;

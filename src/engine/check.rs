@@ -61,8 +61,9 @@ pub struct KernelCheck {
     pub pass: bool,
 }
 
-/// Shapes that stress the edges: sizes that are not multiples of the 16×16 tiles or the
-/// 256-wide workgroups, batch 1, a one-item catalog and a 10,000-item one.
+/// Shapes that stress the edges: sizes that are not multiples of the dense kernel's 16×64
+/// tiles (16 rows × 64 columns) and 128-value k chunks or of the 256-wide workgroups, batch 1,
+/// a one-item catalog and a 10,000-item one.
 pub fn edge_shapes() -> Vec<Shape> {
     use Activation::*;
     vec![

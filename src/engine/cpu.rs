@@ -2,9 +2,10 @@
 //! It is the reference the GPU kernels are tested against and the fallback without an adapter.
 
 use super::{
-    adam_update, check_batch, check_inputs, check_log_probs, check_optimizer, check_policy,
-    check_sample, rng, Adam, AdamState, Batch, Counters, Engine, EngineError, EngineInfo, Loss,
-    Mask, OptimizerState, Reduce, Result, Row, SlateSpec, Slates, TrainStats,
+    adam_update, check_batch, check_inputs, check_items, check_log_probs, check_optimizer,
+    check_params, check_policy, check_sample, rng, Adam, AdamState, Batch, Counters, Engine,
+    EngineError, EngineInfo, Loss, Mask, OptimizerState, Reduce, Result, Row, SlateSpec, Slates,
+    TrainStats,
 };
 use crate::model::{Head, Layer, ModelConfig};
 
@@ -324,13 +325,7 @@ impl Engine for CpuEngine {
     }
 
     fn set_params(&mut self, params: &[f32]) -> Result<()> {
-        if params.len() != self.params.len() {
-            return Err(EngineError::Input(format!(
-                "expected {} parameters, got {}",
-                self.params.len(),
-                params.len()
-            )));
-        }
+        check_params(self.params.len(), params)?;
         self.params.copy_from_slice(params);
         self.adam_m.fill(0.0);
         self.adam_v.fill(0.0);
@@ -343,15 +338,7 @@ impl Engine for CpuEngine {
     }
 
     fn set_items(&mut self, embeddings: &[f32]) -> Result<()> {
-        let n = check_policy(&self.cfg)?;
-        if embeddings.len() != n * self.cfg.output {
-            return Err(EngineError::Input(format!(
-                "item matrix must be {n} × {} = {} values, got {}",
-                self.cfg.output,
-                n * self.cfg.output,
-                embeddings.len()
-            )));
-        }
+        check_items(&self.cfg, embeddings)?;
         self.items.copy_from_slice(embeddings);
         Ok(())
     }

@@ -282,11 +282,13 @@ pub trait Engine {
     /// Work counters since creation.
     fn counters(&self) -> Counters;
 
-    /// Replaces all parameters (flat layout of [`ModelConfig::offsets`]) and resets Adam.
+    /// Replaces all parameters (flat layout of [`ModelConfig::offsets`]) and resets Adam;
+    /// refuses a wrong count or a non-finite value ([`check_params`], on every engine).
     fn set_params(&mut self, params: &[f32]) -> Result<()>;
     /// Reads all parameters back.
     async fn params(&mut self) -> Result<Vec<f32>>;
-    /// Sets the item-embedding matrix (`items × output`, row-major) of a policy head.
+    /// Sets the item-embedding matrix (`items × output`, row-major) of a policy head; refuses
+    /// a wrong size or a non-finite value ([`check_items`], on every engine).
     fn set_items(&mut self, embeddings: &[f32]) -> Result<()>;
     /// The vector of item `item` in the item matrix (from host memory; no readback).
     fn item_vector(&self, item: u32) -> Result<Vec<f32>>;
@@ -424,6 +426,40 @@ pub(crate) fn check_inputs(cfg: &ModelConfig, inputs: &[f32]) -> Result<usize> {
         )));
     }
     Ok(rows)
+}
+
+/// Checks a parameter vector for a network of `count` parameters: its length, every value finite.
+pub(crate) fn check_params(count: usize, params: &[f32]) -> Result<()> {
+    if params.len() != count {
+        return Err(EngineError::Input(format!(
+            "expected {count} parameters, got {}",
+            params.len()
+        )));
+    }
+    if let Some(i) = params.iter().position(|v| !v.is_finite()) {
+        return Err(EngineError::Input(format!("parameter {i} is not finite")));
+    }
+    Ok(())
+}
+
+/// Checks an item matrix for a policy model: `items × output` values, every value finite.
+pub(crate) fn check_items(cfg: &ModelConfig, embeddings: &[f32]) -> Result<()> {
+    let n = check_policy(cfg)?;
+    let d = cfg.output;
+    if embeddings.len() != n * d {
+        return Err(EngineError::Input(format!(
+            "item matrix must be {n} × {d} = {} values, got {}",
+            n * d,
+            embeddings.len()
+        )));
+    }
+    if let Some(i) = embeddings.iter().position(|v| !v.is_finite()) {
+        return Err(EngineError::Input(format!(
+            "item embedding value {i} (item {}) is not finite",
+            i / d
+        )));
+    }
+    Ok(())
 }
 
 /// Checks a restored optimiser state against the parameter count.

@@ -245,7 +245,7 @@ impl GpuContext {
         })
     }
 
-    /// A uniform buffer holding `value`'s bytes, rewritten with `queue.write_buffer`.
+    /// An empty uniform buffer of `bytes` bytes, filled and rewritten with `queue.write_buffer`.
     pub(crate) fn uniform(&self, label: &str, bytes: u64) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),

@@ -8,9 +8,9 @@ pub use context::GpuContext;
 use context::Shader;
 
 use super::{
-    check_batch, check_inputs, check_log_probs, check_optimizer, check_policy, check_sample, Adam,
-    Batch, Counters, Engine, EngineError, EngineInfo, Loss, Mask, OptimizerState, Reduce, Result,
-    Row, SlateSpec, Slates, TrainStats, MAX_SLATE,
+    check_batch, check_inputs, check_items, check_log_probs, check_optimizer, check_params,
+    check_policy, check_sample, Adam, Batch, Counters, Engine, EngineError, EngineInfo, Loss, Mask,
+    OptimizerState, Reduce, Result, Row, SlateSpec, Slates, TrainStats, MAX_SLATE,
 };
 use crate::model::{Head, Layer, ModelConfig};
 use bytemuck::{Pod, Zeroable};
@@ -804,16 +804,7 @@ impl Engine for GpuEngine {
     }
 
     fn set_params(&mut self, params: &[f32]) -> Result<()> {
-        if params.len() != self.n_params {
-            return Err(EngineError::Input(format!(
-                "expected {} parameters, got {}",
-                self.n_params,
-                params.len()
-            )));
-        }
-        if let Some(i) = params.iter().position(|v| !v.is_finite()) {
-            return Err(EngineError::Input(format!("parameter {i} is not finite")));
-        }
+        check_params(self.n_params, params)?;
         self.write(&self.params, params);
         let zeros = vec![0f32; self.n_params];
         self.write(&self.adam_m, &zeros);
@@ -837,21 +828,8 @@ impl Engine for GpuEngine {
     }
 
     fn set_items(&mut self, embeddings: &[f32]) -> Result<()> {
-        let n = check_policy(&self.cfg)?;
+        check_items(&self.cfg, embeddings)?;
         let d = self.cfg.output;
-        if embeddings.len() != n * d {
-            return Err(EngineError::Input(format!(
-                "item matrix must be {n} × {d} = {} values, got {}",
-                n * d,
-                embeddings.len()
-            )));
-        }
-        if let Some(i) = embeddings.iter().position(|v| !v.is_finite()) {
-            return Err(EngineError::Input(format!(
-                "item embedding value {i} (item {}) is not finite",
-                i / d
-            )));
-        }
         for t in &self.tiles {
             self.write(
                 &t.buffer,
