@@ -513,7 +513,7 @@ pub async fn imitation_step<T: UserTask>(
         return Ok(MetaProgress {
             iteration,
             mean_reward,
-            loss: f32::NAN,
+            loss: None,
             skipped_total: engine.stats().await?.skipped,
         });
     }
@@ -531,11 +531,7 @@ pub async fn imitation_step<T: UserTask>(
     Ok(MetaProgress {
         iteration,
         mean_reward,
-        loss: if stats.steps > 0 {
-            stats.last_loss
-        } else {
-            f32::NAN
-        },
+        loss: (stats.steps > 0).then_some(stats.last_loss),
         skipped_total: stats.skipped,
     })
 }
