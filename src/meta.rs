@@ -196,6 +196,55 @@ pub fn policy_start(model: &ModelConfig, vectors: &ItemVectors) -> Vec<f32> {
     params
 }
 
+/// [`policy_start`] with the feedback summary already read: besides the prior, the start's
+/// user vector is `liked × (mean vector of the liked items) − missed × (mean vector of the
+/// others)`, so each item's logit rises with its similarity to what the person liked, as a
+/// neighbourhood method in item-vector space would rank. The two hidden layers pass the
+/// summary through as ±ReLU pairs (their other units keep the random initialisation and
+/// start with zero output weights); `None` when the network is not two hidden layers of at
+/// least `4 × item_dim` units. Meta-training then learns how far to move from this rule.
+pub fn similarity_start(
+    model: &ModelConfig,
+    vectors: &ItemVectors,
+    liked: f32,
+    missed: f32,
+) -> Option<Vec<f32>> {
+    let d = vectors.dim;
+    let layers = model.layers();
+    let offsets = model.offsets();
+    if layers.len() != 3 || layers[..2].iter().any(|l| l.outputs < 4 * d) || model.output != d {
+        return None;
+    }
+    let context = model.input.checked_sub(crate::session::summary_width(d))?;
+    let mut params = policy_start(model, vectors);
+    // layer 1: unit 2k = relu(x_k), unit 2k+1 = relu(−x_k) for the liked and missed sums
+    let (l1, o1) = (&layers[0], offsets[0]);
+    for unit in 0..4 * d {
+        for i in 0..=l1.inputs {
+            params[o1 + i * l1.outputs + unit] = 0.0;
+        }
+        let input = context + unit / 2;
+        params[o1 + input * l1.outputs + unit] = if unit % 2 == 0 { 1.0 } else { -1.0 };
+    }
+    // layer 2: the same units passed through
+    let (l2, o2) = (&layers[1], offsets[1]);
+    for unit in 0..4 * d {
+        for i in 0..=l2.inputs {
+            params[o2 + i * l2.outputs + unit] = 0.0;
+        }
+        params[o2 + unit * l2.outputs + unit] = 1.0;
+    }
+    // output: u_k = liked (h_2k − h_2k+1) − missed (h_2d+2k − h_2d+2k+1)
+    let (l3, o3) = (&layers[2], offsets[2]);
+    for k in 0..d {
+        params[o3 + (2 * k) * l3.outputs + k] = liked;
+        params[o3 + (2 * k + 1) * l3.outputs + k] = -liked;
+        params[o3 + (2 * d + 2 * k) * l3.outputs + k] = -missed;
+        params[o3 + (2 * d + 2 * k + 1) * l3.outputs + k] = missed;
+    }
+    Some(params)
+}
+
 /// The outer loop of meta-training.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -251,6 +300,13 @@ pub struct MetaConfig {
     pub outer_steps: u32,
     /// Reptile: the fraction of the way to the mean adapted network taken per iteration.
     pub reptile_step: f32,
+    /// CAVIA: discount γ of the return that credits each shown item in the outer step: 0 is
+    /// the item's own reward (a bandit's credit, with the session's running baseline); above
+    /// 0 an item is also credited with the rewards of the rounds after it (`Σ γ^k r_{t+k}`, with
+    /// the batch's mean return of its round as the baseline), so the policy learns what to show
+    /// early to do better later: the episode is the unit of learning, as in meta-RL.
+    #[serde(default)]
+    pub discount: f32,
     pub seed: u32,
 }
 
@@ -271,6 +327,7 @@ impl Default for MetaConfig {
             },
             outer_steps: 1,
             reptile_step: 1.0,
+            discount: 0.0,
             seed: 1,
         }
     }
@@ -353,6 +410,18 @@ pub async fn run_episode(
 }
 
 impl Episode {
+    /// Discounted return from each round on: `G_t = r_t + γ G_{t+1}` over the rounds'
+    /// summed rewards.
+    fn returns(&self, discount: f32) -> Vec<f32> {
+        let mut g = vec![0.0f32; self.rewards.len()];
+        let mut next = 0.0;
+        for t in (0..self.rewards.len()).rev() {
+            next = self.rewards[t] + discount * next;
+            g[t] = next;
+        }
+        g
+    }
+
     /// The transitions of rounds `from..` (a suffix: rounds only grow) as a training batch.
     fn batch_from(&self, from: usize, words_per_row: usize) -> Batch {
         let start = self.rounds.partition_point(|&t| t < from);
@@ -411,9 +480,28 @@ async fn cavia_step<T: UserTask>(
     let mut batch = Batch::default();
     let mut words = Vec::new();
     let mut rewards = Vec::new();
+    let mut episodes = Vec::new();
     for (u, mut task) in tasks.into_iter().enumerate() {
         let seed = cfg.seed ^ ((iteration * 7919 + u) as u32);
-        let ep = run_episode(engine, &mut task, adapt, cfg.slate, seed).await?;
+        episodes.push(run_episode(engine, &mut task, adapt, cfg.slate, seed).await?);
+    }
+    // returns and their per-round baseline (the batch's mean return of the round)
+    let returns: Vec<Vec<f32>> = episodes.iter().map(|e| e.returns(cfg.discount)).collect();
+    let horizon = returns.iter().map(Vec::len).max().unwrap_or(0);
+    let round_baseline: Vec<f32> = (0..horizon)
+        .map(|t| {
+            let g: Vec<f32> = returns.iter().filter_map(|r| r.get(t).copied()).collect();
+            g.iter().sum::<f32>() / g.len().max(1) as f32
+        })
+        .collect();
+    for (mut ep, g) in episodes.into_iter().zip(&returns) {
+        if cfg.discount > 0.0 {
+            for (row, &t) in ep.rows.iter_mut().zip(&ep.rounds) {
+                // the item's own reward, then the discounted rounds after it
+                row.reward += cfg.discount * g.get(t + 1).copied().unwrap_or(0.0);
+                row.baseline = round_baseline[t] / cfg.slate.max(1) as f32;
+            }
+        }
         batch.inputs.extend(ep.inputs);
         batch.rows.extend(ep.rows);
         words.extend(ep.masks);
@@ -624,8 +712,13 @@ async fn network_step<T: UserTask>(
     })
 }
 
+/// Collaborative factors in a synthetic world's item vectors (its latent style has 4
+/// dimensions besides the genres).
+pub const SYNTHETIC_FACTORS: usize = 8;
+
 /// A synthetic world ready for meta-training: the world, its logged ratings, the item vectors
-/// and the policy's model description.
+/// (content features and the population's collaborative factors, [`ItemVectors`]) and the
+/// policy's model description.
 pub struct SyntheticSetup {
     pub world: crate::data::World,
     pub ratings: crate::data::Dataset,
@@ -644,7 +737,13 @@ impl SyntheticSetup {
         let w = crate::data::World::generate(world).map_err(fail)?;
         let ratings = w.dataset(world.seed).map_err(fail)?;
         let features = ItemFeatures::build(&w.catalog, &ratings.ratings);
-        let vectors = ItemVectors::new(&features, &ratings.ratings);
+        // the same design as on a dataset: content features and collaborative factors of the
+        // world's own (training) population
+        let population: Vec<u32> = (0..ratings.n_users() as u32).collect();
+        let factors =
+            crate::data::like_factors(&ratings, &population, SYNTHETIC_FACTORS, world.seed);
+        let vectors =
+            ItemVectors::new(&features, &ratings.ratings).with_factors(&factors, SYNTHETIC_FACTORS);
         let model = policy_config(shape, w.catalog.len(), vectors.dim, cfg.rows());
         Ok(SyntheticSetup {
             items: vectors.values,

@@ -81,6 +81,29 @@ pub struct Args {
     /// users' likes as targets).
     #[arg(long)]
     warm_start: Option<usize>,
+    /// Hidden layer widths of the meta-RL policy network (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    hidden: Vec<usize>,
+    /// Start the meta-RL policy at a neighbourhood rule: LIKED,MISSED weights of the liked
+    /// and the missed items' mean vectors (needs --hidden of at least 4 × the item-vector width).
+    #[arg(long, value_delimiter = ',')]
+    similarity: Vec<f32>,
+    /// Outer Adam step size of meta-training (and of the warm start).
+    #[arg(long)]
+    outer_lr: Option<f32>,
+    /// Training users per meta-iteration.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    users_per_iteration: Option<u32>,
+    /// Outer steps per CAVIA meta-iteration (more than 1: PPO-clipped reuse of the batch).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    outer_steps: Option<u32>,
+    /// Discount of the return crediting each shown item in CAVIA's outer step (0: its own
+    /// reward only).
+    #[arg(long)]
+    discount: Option<f32>,
+    /// Entropy bonus of the meta-RL policy's policy-gradient losses.
+    #[arg(long)]
+    entropy: Option<f32>,
     /// Meta-training iterations of meta-rl.
     #[arg(long)]
     meta_iterations: Option<usize>,
@@ -164,6 +187,21 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
     h.user_fit.l2 = args.user_fit_l2.unwrap_or(h.user_fit.l2);
     h.meta.adapt.param_lr = args.param_lr.unwrap_or(h.meta.adapt.param_lr);
     h.meta.adapt.lr = args.context_lr.unwrap_or(h.meta.adapt.lr);
+    if !args.hidden.is_empty() {
+        h.shape.hidden.clone_from(&args.hidden);
+    }
+    match args.similarity[..] {
+        [] => {}
+        [liked, missed] => h.similarity = Some((liked, missed)),
+        _ => return Err("--similarity takes two numbers: LIKED,MISSED".into()),
+    }
+    h.meta.outer.lr = args.outer_lr.unwrap_or(h.meta.outer.lr);
+    h.meta.users_per_iteration = args
+        .users_per_iteration
+        .map_or(h.meta.users_per_iteration, |n| n as usize);
+    h.meta.discount = args.discount.unwrap_or(h.meta.discount);
+    h.meta.outer_steps = args.outer_steps.unwrap_or(h.meta.outer_steps);
+    h.meta.adapt.entropy = args.entropy.unwrap_or(h.meta.adapt.entropy);
     h.meta.warm_start = args.warm_start.unwrap_or(h.meta.warm_start);
     h.meta.iterations = args.meta_iterations.unwrap_or(h.meta.iterations);
     if let Some(epochs) = args.finetune_epochs {

@@ -10,7 +10,8 @@ use crate::data::{Dataset, Environment, RewardMode};
 use crate::engine::cpu::CpuEngine;
 use crate::engine::Engine;
 use crate::meta::{
-    imitation_step, meta_step, policy_config, policy_start, ItemVectors, MetaConfig, PolicyShape,
+    imitation_step, meta_step, policy_config, policy_start, similarity_start, ItemVectors,
+    MetaConfig, PolicyShape,
 };
 use crate::model::ModelConfig;
 use crate::session::{AdaptConfig, Adapts, Session};
@@ -50,23 +51,29 @@ impl Trained {
         ds: &Dataset,
         train: &[u32],
         vectors: &ItemVectors,
+        shape: &PolicyShape,
         cfg: &MetaConfig,
         env: Environment,
+        similarity: Option<(f32, f32)>,
     ) -> Result<Self, EvalError> {
         if train.is_empty() {
             return Err(EvalError("meta-training needs training users".into()));
         }
-        let model = policy_config(
-            &PolicyShape::default(),
-            ds.n_items(),
-            vectors.dim,
-            cfg.rows(),
-        );
+        let model = policy_config(shape, ds.n_items(), vectors.dim, cfg.rows());
         let items = vectors.values.clone();
         let mut engine = CpuEngine::new(&model).map_err(engine_error)?;
-        engine
-            .set_params(&policy_start(&model, vectors))
-            .map_err(engine_error)?;
+        let start = match similarity {
+            Some((liked, missed)) => {
+                similarity_start(&model, vectors, liked, missed).ok_or_else(|| {
+                    EvalError(format!(
+                        "a similarity start needs two hidden layers of at least {} units",
+                        4 * vectors.dim
+                    ))
+                })?
+            }
+            None => policy_start(&model, vectors),
+        };
+        engine.set_params(&start).map_err(engine_error)?;
         engine.set_items(&items).map_err(engine_error)?;
         let users = |it: usize| {
             (0..cfg.users_per_iteration)
@@ -202,8 +209,16 @@ mod tests {
             rounds: 6,
             ..MetaConfig::default()
         };
-        let trained =
-            Trained::meta_train(&ds, &train, &vectors, &cfg, Environment::Observed).unwrap();
+        let trained = Trained::meta_train(
+            &ds,
+            &train,
+            &vectors,
+            &PolicyShape::default(),
+            &cfg,
+            Environment::Observed,
+            None,
+        )
+        .unwrap();
         let adapt = AdaptConfig {
             adapts: Adapts::Network,
             param_lr: 1e-2,

@@ -18,7 +18,7 @@ use crate::data::{
     LatentFactorModel, RewardMode, Shown, SplitFractions, UserTask, LIKE_THRESHOLD,
 };
 use crate::finetune::FinetuneConfig;
-use crate::meta::{Algorithm, ItemVectors, MetaConfig};
+use crate::meta::{Algorithm, ItemVectors, MetaConfig, PolicyShape};
 use crate::session::{AdaptConfig, Adapts};
 
 /// An evaluated method.
@@ -123,8 +123,14 @@ pub struct Hyper {
     pub user_fit: UserFit,
     /// Meta-training of the meta-RL policy (its seed is replaced by the protocol's).
     pub meta: MetaConfig,
+    /// The meta-RL policy network's shape.
+    pub shape: PolicyShape,
     /// The meta-RL rows show the policy's greedy top-k (meta-training still draws slates).
     pub greedy: bool,
+    /// The meta-RL policy starts reading the feedback summary as a neighbourhood method
+    /// would, with these weights of the liked and the missed items' mean vectors
+    /// ([`crate::meta::similarity_start`]).
+    pub similarity: Option<(f32, f32)>,
 }
 
 impl Default for Hyper {
@@ -155,7 +161,9 @@ impl Default for Hyper {
                 },
                 ..MetaConfig::default()
             },
+            shape: PolicyShape::default(),
             greedy: false,
+            similarity: None,
         }
     }
 }
@@ -317,26 +325,37 @@ impl Prepared {
             }
         };
         let prior_vectors = prior_vectors.as_ref().unwrap_or(&vectors);
-        let trained = |wanted: &[Method], algorithm, iterations, vectors: &ItemVectors| {
+        let meta_trained = |wanted: &[Method], algorithm| {
             if !needs(wanted) {
                 return Ok(None);
             }
             let cfg = MetaConfig {
                 seed: seed as u32,
                 algorithm,
-                iterations,
                 ..h.meta.clone()
             };
-            Trained::meta_train(ds, &train, vectors, &cfg, env).map(Some)
-        };
-        let meta_trained = |wanted: &[Method], algorithm| {
-            trained(wanted, algorithm, h.meta.iterations, prior_vectors)
+            let (vectors, shape) = (prior_vectors, &h.shape);
+            Trained::meta_train(ds, &train, vectors, shape, &cfg, env, h.similarity).map(Some)
         };
         let meta = meta_trained(&[Method::MetaRl, Method::MetaRlFixed], Algorithm::Cavia)?;
         let reptile = meta_trained(&[Method::MetaRlReptile], Algorithm::Reptile)?;
         let fomaml = meta_trained(&[Method::MetaRlFomaml], Algorithm::Fomaml)?;
-        // no prior and no meta-iterations: the network keeps its random initial weights
-        let scratch = trained(&[Method::RlScratch], Algorithm::Cavia, 0, &vectors)?;
+        // no prior, no warm start and no meta-iterations: the network keeps its random initial
+        // weights
+        let scratch = if needs(&[Method::RlScratch]) {
+            let cfg = MetaConfig {
+                seed: seed as u32,
+                iterations: 0,
+                warm_start: 0,
+                ..h.meta.clone()
+            };
+            let shape = PolicyShape::default();
+            Some(Trained::meta_train(
+                ds, &train, &vectors, &shape, &cfg, env, None,
+            )?)
+        } else {
+            None
+        };
         let bar = match env {
             Environment::Observed => stats.smoothed_mean(h.prior_strength),
             Environment::Catalog => stats.likes.iter().map(|&l| f64::from(l)).collect(),
