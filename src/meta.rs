@@ -196,55 +196,6 @@ pub fn policy_start(model: &ModelConfig, vectors: &ItemVectors) -> Vec<f32> {
     params
 }
 
-/// [`policy_start`] with the feedback summary already read: besides the prior, the start's
-/// user vector is `liked × (mean vector of the liked items) − missed × (mean vector of the
-/// others)`, so each item's logit rises with its similarity to what the person liked, as a
-/// neighbourhood method in item-vector space would rank. The two hidden layers pass the
-/// summary through as ±ReLU pairs (their other units keep the random initialisation and
-/// start with zero output weights); `None` when the network is not two hidden layers of at
-/// least `4 × item_dim` units. Meta-training then learns how far to move from this rule.
-pub fn similarity_start(
-    model: &ModelConfig,
-    vectors: &ItemVectors,
-    liked: f32,
-    missed: f32,
-) -> Option<Vec<f32>> {
-    let d = vectors.dim;
-    let layers = model.layers();
-    let offsets = model.offsets();
-    if layers.len() != 3 || layers[..2].iter().any(|l| l.outputs < 4 * d) || model.output != d {
-        return None;
-    }
-    let context = model.input.checked_sub(crate::session::summary_width(d))?;
-    let mut params = policy_start(model, vectors);
-    // layer 1: unit 2k = relu(x_k), unit 2k+1 = relu(−x_k) for the liked and missed sums
-    let (l1, o1) = (&layers[0], offsets[0]);
-    for unit in 0..4 * d {
-        for i in 0..=l1.inputs {
-            params[o1 + i * l1.outputs + unit] = 0.0;
-        }
-        let input = context + unit / 2;
-        params[o1 + input * l1.outputs + unit] = if unit % 2 == 0 { 1.0 } else { -1.0 };
-    }
-    // layer 2: the same units passed through
-    let (l2, o2) = (&layers[1], offsets[1]);
-    for unit in 0..4 * d {
-        for i in 0..=l2.inputs {
-            params[o2 + i * l2.outputs + unit] = 0.0;
-        }
-        params[o2 + unit * l2.outputs + unit] = 1.0;
-    }
-    // output: u_k = liked (h_2k − h_2k+1) − missed (h_2d+2k − h_2d+2k+1)
-    let (l3, o3) = (&layers[2], offsets[2]);
-    for k in 0..d {
-        params[o3 + (2 * k) * l3.outputs + k] = liked;
-        params[o3 + (2 * k + 1) * l3.outputs + k] = -liked;
-        params[o3 + (2 * d + 2 * k) * l3.outputs + k] = -missed;
-        params[o3 + (2 * d + 2 * k + 1) * l3.outputs + k] = missed;
-    }
-    Some(params)
-}
-
 /// The outer loop of meta-training.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -280,10 +231,6 @@ impl Algorithm {
 pub struct MetaConfig {
     pub algorithm: Algorithm,
     pub iterations: usize,
-    /// Supervised warm-start steps ([`imitation_step`]) before the meta-iterations, where the
-    /// training users' likes are known (logged data); 0 starts meta-RL at once.
-    #[serde(default)]
-    pub warm_start: usize,
     /// Users (tasks) per meta-iteration.
     pub users_per_iteration: usize,
     /// Rounds per episode.
@@ -300,13 +247,6 @@ pub struct MetaConfig {
     pub outer_steps: u32,
     /// Reptile: the fraction of the way to the mean adapted network taken per iteration.
     pub reptile_step: f32,
-    /// CAVIA: discount γ of the return that credits each shown item in the outer step: 0 is
-    /// the item's own reward (a bandit's credit, with the session's running baseline); above
-    /// 0 an item is also credited with the rewards of the rounds after it (`Σ γ^k r_{t+k}`, with
-    /// the batch's mean return of its round as the baseline), so the policy learns what to show
-    /// early to do better later: the episode is the unit of learning, as in meta-RL.
-    #[serde(default)]
-    pub discount: f32,
     pub seed: u32,
 }
 
@@ -315,7 +255,6 @@ impl Default for MetaConfig {
         MetaConfig {
             algorithm: Algorithm::Cavia,
             iterations: 100,
-            warm_start: 0,
             users_per_iteration: 16,
             rounds: 20,
             slate: 1,
@@ -327,7 +266,6 @@ impl Default for MetaConfig {
             },
             outer_steps: 1,
             reptile_step: 1.0,
-            discount: 0.0,
             seed: 1,
         }
     }
@@ -410,18 +348,6 @@ pub async fn run_episode(
 }
 
 impl Episode {
-    /// Discounted return from each round on: `G_t = r_t + γ G_{t+1}` over the rounds'
-    /// summed rewards.
-    fn returns(&self, discount: f32) -> Vec<f32> {
-        let mut g = vec![0.0f32; self.rewards.len()];
-        let mut next = 0.0;
-        for t in (0..self.rewards.len()).rev() {
-            next = self.rewards[t] + discount * next;
-            g[t] = next;
-        }
-        g
-    }
-
     /// The transitions of rounds `from..` (a suffix: rounds only grow) as a training batch.
     fn batch_from(&self, from: usize, words_per_row: usize) -> Batch {
         let start = self.rounds.partition_point(|&t| t < from);
@@ -480,28 +406,9 @@ async fn cavia_step<T: UserTask>(
     let mut batch = Batch::default();
     let mut words = Vec::new();
     let mut rewards = Vec::new();
-    let mut episodes = Vec::new();
     for (u, mut task) in tasks.into_iter().enumerate() {
         let seed = cfg.seed ^ ((iteration * 7919 + u) as u32);
-        episodes.push(run_episode(engine, &mut task, adapt, cfg.slate, seed).await?);
-    }
-    // returns and their per-round baseline (the batch's mean return of the round)
-    let returns: Vec<Vec<f32>> = episodes.iter().map(|e| e.returns(cfg.discount)).collect();
-    let horizon = returns.iter().map(Vec::len).max().unwrap_or(0);
-    let round_baseline: Vec<f32> = (0..horizon)
-        .map(|t| {
-            let g: Vec<f32> = returns.iter().filter_map(|r| r.get(t).copied()).collect();
-            g.iter().sum::<f32>() / g.len().max(1) as f32
-        })
-        .collect();
-    for (mut ep, g) in episodes.into_iter().zip(&returns) {
-        if cfg.discount > 0.0 {
-            for (row, &t) in ep.rows.iter_mut().zip(&ep.rounds) {
-                // the item's own reward, then the discounted rounds after it
-                row.reward += cfg.discount * g.get(t + 1).copied().unwrap_or(0.0);
-                row.baseline = round_baseline[t] / cfg.slate.max(1) as f32;
-            }
-        }
+        let ep = run_episode(engine, &mut task, adapt, cfg.slate, seed).await?;
         batch.inputs.extend(ep.inputs);
         batch.rows.extend(ep.rows);
         words.extend(ep.masks);
@@ -540,85 +447,6 @@ async fn cavia_step<T: UserTask>(
     Ok(MetaProgress {
         iteration,
         mean_reward: rewards.iter().sum::<f32>() / rewards.len().max(1) as f32,
-        loss: (stats.steps > 0).then_some(stats.last_loss),
-        skipped_total: stats.skipped,
-    })
-}
-
-/// One step of the policy's supervised warm start, the stage before meta-RL on logged data
-/// where a training user's likes are known beyond what the policy showed: each task runs an
-/// episode as a session would (adapting as `cfg.adapt` says); every state the policy passed
-/// through becomes one row whose target is a liked item of that user not yet shown (drawn
-/// uniformly from `liked`), and the policy takes one step of cross-entropy on those targets
-/// (the REINFORCE loss with reward 1 and baseline 0 is `−log π(target | state)`). The policy
-/// so learns to read the feedback summary as the person's taste before policy gradients take
-/// over. States with no liked item left teach nothing and are dropped.
-pub async fn imitation_step<T: UserTask>(
-    engine: &mut impl Engine,
-    tasks: Vec<(T, Vec<u32>)>,
-    cfg: &MetaConfig,
-    iteration: usize,
-) -> Result<MetaProgress> {
-    use rand::{Rng, SeedableRng};
-    let adapt = AdaptConfig {
-        adapts: Adapts::Context,
-        ..cfg.adapt
-    };
-    let items = engine.config().items();
-    let words_per_row = items.div_ceil(32);
-    let mut rng =
-        rand_chacha::ChaCha8Rng::seed_from_u64(u64::from(cfg.seed) << 32 | iteration as u64);
-    let mut batch = Batch::default();
-    let mut words = Vec::new();
-    let mut rewards = Vec::new();
-    for (u, (mut task, liked)) in tasks.into_iter().enumerate() {
-        let seed = cfg.seed ^ ((iteration * 7919 + u) as u32);
-        let ep = run_episode(engine, &mut task, adapt, cfg.slate, seed).await?;
-        let width = ep.inputs.len() / ep.rows.len().max(1);
-        for r in 0..ep.rows.len() {
-            let mask = &ep.masks[r * words_per_row..(r + 1) * words_per_row];
-            let open: Vec<u32> = liked
-                .iter()
-                .copied()
-                .filter(|&i| (i as usize) < items && mask[i as usize / 32] & (1 << (i % 32)) == 0)
-                .collect();
-            if open.is_empty() {
-                continue;
-            }
-            batch.rows.push(Row {
-                action: open[rng.random_range(0..open.len())],
-                reward: 1.0,
-                baseline: 0.0,
-                old_logp: 0.0,
-            });
-            batch.inputs.extend(&ep.inputs[r * width..(r + 1) * width]);
-            words.extend(mask);
-        }
-        rewards.extend(ep.rewards);
-    }
-    let mean_reward = rewards.iter().sum::<f32>() / rewards.len().max(1) as f32;
-    if batch.rows.is_empty() {
-        return Ok(MetaProgress {
-            iteration,
-            mean_reward,
-            loss: None,
-            skipped_total: engine.stats().await?.skipped,
-        });
-    }
-    batch.mask = Some(Mask {
-        words,
-        words_per_row,
-    });
-    let loss = Loss::Reinforce {
-        entropy: 0.0,
-        temperature: cfg.adapt.temperature,
-    };
-    engine.reset_stats()?;
-    engine.train(&batch, loss, cfg.outer, 1)?;
-    let stats = engine.stats().await?;
-    Ok(MetaProgress {
-        iteration,
-        mean_reward,
         loss: (stats.steps > 0).then_some(stats.last_loss),
         skipped_total: stats.skipped,
     })

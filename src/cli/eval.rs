@@ -74,21 +74,10 @@ pub struct Args {
     /// meta-rl-fomaml, rl-scratch), in meta-training's inner loop and per held-out user.
     #[arg(long)]
     param_lr: Option<f32>,
-    /// The meta-RL rows show the policy's greedy top-k instead of drawing from it.
-    #[arg(long)]
-    greedy: bool,
-    /// Supervised warm-start steps of the meta-RL policies before meta-training (the training
-    /// users' likes as targets).
-    #[arg(long)]
-    warm_start: Option<usize>,
     /// Hidden layer widths of the meta-RL policy network (comma-separated).
     #[arg(long, value_delimiter = ',')]
     hidden: Vec<usize>,
-    /// Start the meta-RL policy at a neighbourhood rule: LIKED,MISSED weights of the liked
-    /// and the missed items' mean vectors (needs --hidden of at least 4 × the item-vector width).
-    #[arg(long, value_delimiter = ',')]
-    similarity: Vec<f32>,
-    /// Outer Adam step size of meta-training (and of the warm start).
+    /// Outer Adam step size of meta-training.
     #[arg(long)]
     outer_lr: Option<f32>,
     /// Training users per meta-iteration.
@@ -97,10 +86,6 @@ pub struct Args {
     /// Outer steps per CAVIA meta-iteration (more than 1: PPO-clipped reuse of the batch).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     outer_steps: Option<u32>,
-    /// Discount of the return crediting each shown item in CAVIA's outer step (0: its own
-    /// reward only).
-    #[arg(long)]
-    discount: Option<f32>,
     /// Entropy bonus of the meta-RL policy's policy-gradient losses.
     #[arg(long)]
     entropy: Option<f32>,
@@ -179,7 +164,6 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
     h.alpha = args.alpha.unwrap_or(h.alpha);
     h.ts_scale = args.ts_scale.unwrap_or(h.ts_scale);
     h.bandit_lambda = args.bandit_lambda.unwrap_or(h.bandit_lambda);
-    h.greedy = args.greedy;
     h.neighbours = args.neighbours.map_or(h.neighbours, |n| n as usize);
     h.factors = args.factors.unwrap_or(h.factors);
     h.user_fit.steps = args.user_fit_steps.unwrap_or(h.user_fit.steps);
@@ -190,19 +174,12 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
     if !args.hidden.is_empty() {
         h.shape.hidden.clone_from(&args.hidden);
     }
-    match args.similarity[..] {
-        [] => {}
-        [liked, missed] => h.similarity = Some((liked, missed)),
-        _ => return Err("--similarity takes two numbers: LIKED,MISSED".into()),
-    }
     h.meta.outer.lr = args.outer_lr.unwrap_or(h.meta.outer.lr);
     h.meta.users_per_iteration = args
         .users_per_iteration
         .map_or(h.meta.users_per_iteration, |n| n as usize);
-    h.meta.discount = args.discount.unwrap_or(h.meta.discount);
     h.meta.outer_steps = args.outer_steps.unwrap_or(h.meta.outer_steps);
     h.meta.adapt.entropy = args.entropy.unwrap_or(h.meta.adapt.entropy);
-    h.meta.warm_start = args.warm_start.unwrap_or(h.meta.warm_start);
     h.meta.iterations = args.meta_iterations.unwrap_or(h.meta.iterations);
     if let Some(epochs) = args.finetune_epochs {
         h.supervised.max_epochs = epochs as usize;

@@ -9,10 +9,7 @@ use super::{EvalError, Recommender};
 use crate::data::{Dataset, Environment, RewardMode};
 use crate::engine::cpu::CpuEngine;
 use crate::engine::Engine;
-use crate::meta::{
-    imitation_step, meta_step, policy_config, policy_start, similarity_start, ItemVectors,
-    MetaConfig, PolicyShape,
-};
+use crate::meta::{meta_step, policy_config, policy_start, ItemVectors, MetaConfig, PolicyShape};
 use crate::model::ModelConfig;
 use crate::session::{AdaptConfig, Adapts, Session};
 use std::future::Future;
@@ -54,7 +51,6 @@ impl Trained {
         shape: &PolicyShape,
         cfg: &MetaConfig,
         env: Environment,
-        similarity: Option<(f32, f32)>,
     ) -> Result<Self, EvalError> {
         if train.is_empty() {
             return Err(EvalError("meta-training needs training users".into()));
@@ -62,40 +58,15 @@ impl Trained {
         let model = policy_config(shape, ds.n_items(), vectors.dim, cfg.rows());
         let items = vectors.values.clone();
         let mut engine = CpuEngine::new(&model).map_err(engine_error)?;
-        let start = match similarity {
-            Some((liked, missed)) => {
-                similarity_start(&model, vectors, liked, missed).ok_or_else(|| {
-                    EvalError(format!(
-                        "a similarity start needs two hidden layers of at least {} units",
-                        4 * vectors.dim
-                    ))
-                })?
-            }
-            None => policy_start(&model, vectors),
-        };
-        engine.set_params(&start).map_err(engine_error)?;
+        engine
+            .set_params(&policy_start(&model, vectors))
+            .map_err(engine_error)?;
         engine.set_items(&items).map_err(engine_error)?;
-        let users = |it: usize| {
-            (0..cfg.users_per_iteration)
-                .map(move |k| train[(it * cfg.users_per_iteration + k) % train.len()])
-        };
-        let task = |u: u32| env.task(ds, u, RewardMode::default(), cfg.rounds);
-        for it in 0..cfg.warm_start {
-            let tasks: Vec<_> = users(it)
-                .map(|u| {
-                    let liked = ds
-                        .user_ratings(u)
-                        .iter()
-                        .filter(|r| r.value >= crate::data::LIKE_THRESHOLD)
-                        .map(|r| r.item)
-                        .collect();
-                    (task(u), liked)
-                })
-                .collect();
-            ready(imitation_step(&mut engine, tasks, cfg, it))?.map_err(engine_error)?;
-        }
         for it in 0..cfg.iterations {
-            let tasks: Vec<_> = users(cfg.warm_start + it).map(task).collect();
+            let tasks: Vec<_> = (0..cfg.users_per_iteration)
+                .map(|k| train[(it * cfg.users_per_iteration + k) % train.len()])
+                .map(|u| env.task(ds, u, RewardMode::default(), cfg.rounds))
+                .collect();
             ready(meta_step(&mut engine, tasks, cfg, it))?.map_err(engine_error)?;
         }
         let params = ready(engine.params())?.map_err(engine_error)?;
@@ -113,8 +84,6 @@ pub struct MetaRl {
     /// The trained parameters, put back for every user when sessions adapt the network.
     params: Vec<f32>,
     adapt: AdaptConfig,
-    /// Slates are the greedy top-k of the policy instead of a draw from it.
-    greedy: bool,
     session: Session,
     /// A user started and the network (when it adapts) is not yet back at the trained start.
     fresh: bool,
@@ -122,9 +91,8 @@ pub struct MetaRl {
 }
 
 impl MetaRl {
-    /// A recommender with `trained`'s policy; `adapt.enabled` chooses adapting or fixed;
-    /// `greedy` shows the policy's top-k instead of drawing the slate from it.
-    pub fn new(trained: &Trained, adapt: AdaptConfig, greedy: bool) -> Result<Self, EvalError> {
+    /// A recommender with `trained`'s policy; `adapt.enabled` chooses adapting or fixed.
+    pub fn new(trained: &Trained, adapt: AdaptConfig) -> Result<Self, EvalError> {
         let mut engine = CpuEngine::new(&trained.model).map_err(engine_error)?;
         engine.set_params(&trained.params).map_err(engine_error)?;
         engine.set_items(&trained.items).map_err(engine_error)?;
@@ -133,7 +101,6 @@ impl MetaRl {
             engine,
             params: trained.params.clone(),
             adapt,
-            greedy,
             session,
             fresh: true,
             restricted: false,
@@ -171,8 +138,8 @@ impl Recommender for MetaRl {
             self.restricted = true;
         }
         let k = k.min(candidates.len());
-        let recs = ready(self.session.recommend(&mut self.engine, k, self.greedy))?
-            .map_err(engine_error)?;
+        let recs =
+            ready(self.session.recommend(&mut self.engine, k, false))?.map_err(engine_error)?;
         Ok(recs.iter().map(|r| r.item).collect())
     }
 
@@ -216,7 +183,6 @@ mod tests {
             &PolicyShape::default(),
             &cfg,
             Environment::Observed,
-            None,
         )
         .unwrap();
         let adapt = AdaptConfig {
@@ -224,7 +190,7 @@ mod tests {
             param_lr: 1e-2,
             ..AdaptConfig::default()
         };
-        let mut rec = MetaRl::new(&trained, adapt, false).unwrap();
+        let mut rec = MetaRl::new(&trained, adapt).unwrap();
         let drama = |i: &u32| ds.catalog.items[*i as usize].genres.contains(&0);
         let share = |s: &[u32]| s.iter().filter(|i| drama(i)).count() as f64 / s.len() as f64;
         let rest: Vec<u32> = (60..120).collect();

@@ -125,12 +125,6 @@ pub struct Hyper {
     pub meta: MetaConfig,
     /// The meta-RL policy network's shape.
     pub shape: PolicyShape,
-    /// The meta-RL rows show the policy's greedy top-k (meta-training still draws slates).
-    pub greedy: bool,
-    /// The meta-RL policy starts reading the feedback summary as a neighbourhood method
-    /// would, with these weights of the liked and the missed items' mean vectors
-    /// ([`crate::meta::similarity_start`]).
-    pub similarity: Option<(f32, f32)>,
 }
 
 impl Default for Hyper {
@@ -162,8 +156,6 @@ impl Default for Hyper {
                 ..MetaConfig::default()
             },
             shape: PolicyShape::default(),
-            greedy: false,
-            similarity: None,
         }
     }
 }
@@ -335,23 +327,22 @@ impl Prepared {
                 ..h.meta.clone()
             };
             let (vectors, shape) = (prior_vectors, &h.shape);
-            Trained::meta_train(ds, &train, vectors, shape, &cfg, env, h.similarity).map(Some)
+            Trained::meta_train(ds, &train, vectors, shape, &cfg, env).map(Some)
         };
         let meta = meta_trained(&[Method::MetaRl, Method::MetaRlFixed], Algorithm::Cavia)?;
         let reptile = meta_trained(&[Method::MetaRlReptile], Algorithm::Reptile)?;
         let fomaml = meta_trained(&[Method::MetaRlFomaml], Algorithm::Fomaml)?;
-        // no prior, no warm start and no meta-iterations: the network keeps its random initial
+        // no prior and no meta-iterations: the network keeps its random initial
         // weights
         let scratch = if needs(&[Method::RlScratch]) {
             let cfg = MetaConfig {
                 seed: seed as u32,
                 iterations: 0,
-                warm_start: 0,
                 ..h.meta.clone()
             };
             let shape = PolicyShape::default();
             Some(Trained::meta_train(
-                ds, &train, &vectors, &shape, &cfg, env, None,
+                ds, &train, &vectors, &shape, &cfg, env,
             )?)
         } else {
             None
@@ -425,11 +416,7 @@ impl Prepared {
                     enabled: method == Method::MetaRl,
                     ..h.meta.adapt
                 };
-                Box::new(MetaRl::new(
-                    self.meta.as_ref().ok_or_else(missing)?,
-                    adapt,
-                    h.greedy,
-                )?)
+                Box::new(MetaRl::new(self.meta.as_ref().ok_or_else(missing)?, adapt)?)
             }
             Method::MetaRlReptile | Method::MetaRlFomaml | Method::RlScratch => {
                 let trained = match method {
@@ -441,11 +428,7 @@ impl Prepared {
                     adapts: Adapts::Network,
                     ..h.meta.adapt
                 };
-                Box::new(MetaRl::new(
-                    trained.as_ref().ok_or_else(missing)?,
-                    adapt,
-                    h.greedy,
-                )?)
+                Box::new(MetaRl::new(trained.as_ref().ok_or_else(missing)?, adapt)?)
             }
         })
     }
