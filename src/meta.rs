@@ -155,6 +155,32 @@ impl ItemVectors {
     }
 }
 
+/// What an item vector is made of, recorded with a trained policy so that whoever uses it
+/// (the page, a [`Session`]) knows the design meta-training used: `features` content columns
+/// (genres, year, popularity, smoothed mean rating and, where embedded, the text), then
+/// `factors` collaborative factors, then the prior column when `prior`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemVectorParts {
+    pub features: usize,
+    pub factors: usize,
+    pub prior: bool,
+}
+
+impl ItemVectors {
+    /// The parts of these vectors.
+    pub fn parts(&self) -> ItemVectorParts {
+        ItemVectorParts {
+            features: self.dim - self.factors - usize::from(self.prior),
+            factors: self.factors,
+            prior: self.prior,
+        }
+    }
+}
+
+/// Collaborative factors in the item vectors of a policy meta-trained on a dataset (and in
+/// `metarec eval`'s by default).
+pub const DATASET_FACTORS: usize = 32;
+
 /// Standardises column `c` of the row-major `values` (`dim` columns) in place: zero mean, unit
 /// variance; a constant column becomes zero.
 fn standardise_column(values: &mut [f32], dim: usize, c: usize) {
@@ -551,6 +577,7 @@ pub struct SyntheticSetup {
     pub world: crate::data::World,
     pub ratings: crate::data::Dataset,
     pub items: Vec<f32>,
+    pub parts: ItemVectorParts,
     pub model: ModelConfig,
 }
 
@@ -574,6 +601,7 @@ impl SyntheticSetup {
             ItemVectors::new(&features, &ratings.ratings).with_factors(&factors, SYNTHETIC_FACTORS);
         let model = policy_config(shape, w.catalog.len(), vectors.dim, cfg.rows());
         Ok(SyntheticSetup {
+            parts: vectors.parts(),
             items: vectors.values,
             world: w,
             ratings,
@@ -599,7 +627,9 @@ impl SyntheticSetup {
         engine: &mut impl Engine,
         adapt: AdaptConfig,
     ) -> Result<crate::data::Bundle> {
-        let policy = crate::policy::Policy::from_engine(engine, self.items.clone(), adapt).await?;
+        let policy = crate::policy::Policy::from_engine(engine, self.items.clone(), adapt)
+            .await?
+            .with_parts(self.parts);
         let mut bundle =
             crate::data::Bundle::from_catalog(&self.world.catalog, &self.ratings.ratings);
         policy.store(&mut bundle)?;
@@ -766,6 +796,40 @@ mod tests {
             .iter()
             .map(|r| r.item)
             .collect()
+    }
+
+    /// Collaborative factors are appended as one block, scaled to a mean column variance of
+    /// 1 with their relative sizes kept, before the prior column; the parts add up.
+    #[test]
+    fn factors_are_one_scaled_block_before_the_prior() {
+        let n = 6;
+        let plain = ItemVectors {
+            values: (0..n * 2).map(|i| i as f32).collect(),
+            dim: 2,
+            factors: 0,
+            prior: false,
+        };
+        // column 0 has 4 times the spread of column 1
+        let factors: Vec<f32> = (0..n)
+            .flat_map(|i| [4.0 * (i as f32 - 2.5), i as f32 - 2.5])
+            .collect();
+        let v = plain
+            .with_factors(&factors, 2)
+            .with_prior(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(v.dim, 5);
+        let column = |c: usize| -> Vec<f32> { v.values.chunks(5).map(|r| r[c]).collect() };
+        let var = |c: usize| column(c).iter().map(|x| x * x).sum::<f32>() / n as f32;
+        assert!(((var(2) + var(3)) / 2.0 - 1.0).abs() < 1e-5);
+        assert!((var(2) / var(3) - 16.0).abs() < 1e-3);
+        assert_eq!(column(0), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        assert_eq!(
+            v.parts(),
+            ItemVectorParts {
+                features: 2,
+                factors: 2,
+                prior: true
+            }
+        );
     }
 
     #[test]

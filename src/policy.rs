@@ -4,6 +4,7 @@
 
 use crate::data::Bundle;
 use crate::engine::{Engine, EngineError, Result};
+use crate::meta::ItemVectorParts;
 use crate::model::ModelConfig;
 use crate::session::{AdaptConfig, Adapts, Session};
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,8 @@ pub struct Policy {
     pub params: Vec<f32>,
     /// Item vectors, `items × model.output`.
     pub items: Vec<f32>,
+    /// What the item vectors are made of (absent in bundles made before it was recorded).
+    pub parts: Option<ItemVectorParts>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -27,6 +30,8 @@ struct Stored {
     format: String,
     model: ModelConfig,
     adapt: AdaptConfig,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    item_vectors: Option<ItemVectorParts>,
 }
 
 fn bad(msg: impl Into<String>) -> EngineError {
@@ -45,7 +50,16 @@ impl Policy {
             adapt,
             params: engine.params().await?,
             items,
+            parts: None,
         })
+    }
+
+    /// This policy, recording what its item vectors are made of.
+    pub fn with_parts(self, parts: ItemVectorParts) -> Self {
+        Policy {
+            parts: Some(parts),
+            ..self
+        }
     }
 
     /// Loads this policy into `engine` (whose configuration must match).
@@ -85,6 +99,7 @@ impl Policy {
             format: POLICY_FORMAT.into(),
             model: self.model.clone(),
             adapt: self.adapt,
+            item_vectors: self.parts,
         };
         bundle.config = Some(serde_json::to_string(&stored).map_err(|e| bad(e.to_string()))?);
         Ok(())
@@ -124,6 +139,18 @@ impl Policy {
             EngineError::Input(m) => bad(format!("bundle weights: {m}")),
             e => e,
         };
+        if let Some(p) = stored.item_vectors {
+            let width = p.features + p.factors + usize::from(p.prior);
+            if width != stored.model.output {
+                return Err(bad(format!(
+                    "bundle item vectors: {} feature + {} factor{} columns, but the model's are {} wide",
+                    p.features,
+                    p.factors,
+                    if p.prior { " + 1 prior" } else { "" },
+                    stored.model.output
+                )));
+            }
+        }
         crate::engine::check_params(stored.model.param_count(), &params.values).map_err(weights)?;
         crate::engine::check_items(&stored.model, &items.values).map_err(weights)?;
         Ok(Policy {
@@ -131,6 +158,7 @@ impl Policy {
             adapt: stored.adapt,
             params: params.values,
             items: items.values,
+            parts: stored.item_vectors,
         })
     }
 }

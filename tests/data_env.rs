@@ -1,8 +1,8 @@
 //! Environments and the synthetic world: determinism, a genre-loving user's clicks, logged
-//! propensities, observed and simulated tasks.
+//! propensities, observed, full-catalog and simulated tasks.
 use metarec::data::{
-    self, sample_slate, FitConfig, LatentFactorModel, ObservedTask, RewardMode, Shown,
-    SimulatedTask, UserTask, World, WorldConfig,
+    self, sample_slate, CatalogTask, Environment, FitConfig, LatentFactorModel, ObservedTask,
+    RewardMode, Shown, SimulatedTask, UserTask, World, WorldConfig,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -159,6 +159,37 @@ fn logged_propensities_match_the_policy_and_sum_as_expected() {
         (ratio - 1.0).abs() < 0.05,
         "IPS ratio {ratio} ({first_picks} slates)"
     );
+}
+
+/// The full-catalog task offers every item; an item the user rated earns its rating's reward,
+/// an unrated one is a miss.
+#[test]
+fn catalog_task_offers_every_item_and_unrated_items_are_misses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data/ml100k");
+    let ds = data::load(&dir).unwrap();
+    let u2 = ds.users.index("2").unwrap();
+    let item = |id: &str| ds.catalog.ids.index(id).unwrap();
+    let mut task = CatalogTask::for_user(&ds, u2, RewardMode::default(), 2);
+    let all: Vec<u32> = (0..ds.n_items() as u32).collect();
+    assert_eq!(task.candidates(), all.as_slice());
+    let shown = |i: u32| Shown {
+        item: i,
+        propensity: 0.5,
+    };
+    // User 2 rated items 1 (4 stars) and 3 (1 star) and never rated item 2.
+    assert_eq!(
+        task.step(&[shown(item("1")), shown(item("2")), shown(item("3"))])
+            .unwrap(),
+        [1.0, 0.0, 0.0]
+    );
+    assert_eq!(task.candidates().len(), ds.n_items() - 3);
+    assert!(task.step(&[shown(item("2"))]).is_err(), "already shown");
+    // the environment enum builds the same task
+    let mut same = Environment::Catalog.task(&ds, u2, RewardMode::default(), 2);
+    assert_eq!(same.candidates(), all.as_slice());
+    assert_eq!(same.step(&[shown(item("1"))]).unwrap(), [1.0]);
+    let observed = Environment::Observed.task(&ds, u2, RewardMode::default(), 2);
+    assert_eq!(observed.candidates().len(), 3, "only the rated items");
 }
 
 #[test]

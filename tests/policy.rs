@@ -45,7 +45,8 @@ fn trained_with(algorithm: Algorithm) -> (Bundle, Policy) {
         setup.items.clone(),
         cfg.adapt,
     ))
-    .unwrap();
+    .unwrap()
+    .with_parts(setup.parts);
     let bundle = Bundle::from_catalog(&setup.world.catalog, &setup.ratings.ratings);
     (bundle, policy)
 }
@@ -162,6 +163,20 @@ fn bad_bundles_and_sessions_are_refused_clearly() {
         let err = Policy::from_bundle(&other).unwrap_err().to_string();
         assert!(err.contains(want), "{err}");
     }
+
+    // the item vectors' parts travel with the policy, and must add up to the model's width
+    let mut stored = bundle.clone();
+    policy.store(&mut stored).unwrap();
+    let parts = Policy::from_bundle(&stored).unwrap().parts.unwrap();
+    assert_eq!(parts, policy.parts.unwrap());
+    assert_eq!(parts.factors, metarec::meta::SYNTHETIC_FACTORS);
+    assert_eq!(parts.features + parts.factors, policy.model.output);
+    let mut wider = parts;
+    wider.factors += 1;
+    let mut other = bundle.clone();
+    policy.clone().with_parts(wider).store(&mut other).unwrap();
+    let err = Policy::from_bundle(&other).unwrap_err().to_string();
+    assert!(err.contains("factor columns, but the model's are"), "{err}");
 
     let saved = policy.session(1).to_bytes().unwrap();
     assert!(Session::from_bytes(&saved[..saved.len() / 2])

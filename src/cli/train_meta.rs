@@ -4,11 +4,16 @@
 //! users' ratings), with checkpoints, Ctrl-C that checkpoints before it stops, `--resume`, and
 //! the policy written to a bundle.
 
-use crate::data::{self, Bundle, ItemFeatures, ObservedTask, RewardMode, SplitFractions};
+use crate::data::{
+    self, like_factors, Bundle, ItemFeatures, ObservedTask, RewardMode, SplitFractions,
+};
 use crate::engine::{AnyEngine, Engine, Preference};
 use crate::eval::supervised::SupervisedFit;
 use crate::finetune::FinetuneConfig;
-use crate::meta::{self, Checkpoint, Hooks, ItemVectors, MetaConfig, MetaProgress, PolicyShape};
+use crate::meta::{
+    self, Checkpoint, Hooks, ItemVectorParts, ItemVectors, MetaConfig, MetaProgress, PolicyShape,
+    DATASET_FACTORS,
+};
 use crate::policy::Policy;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -47,6 +52,7 @@ enum Source {
         dataset: data::Dataset,
         users: Vec<u32>,
         items: Vec<f32>,
+        parts: ItemVectorParts,
         model: crate::model::ModelConfig,
         /// The policy's start: the fine-tuned rating network's ranking for a new user.
         start: Vec<f32>,
@@ -87,25 +93,33 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
             let prior =
                 SupervisedFit::new(&dataset, &split.train, &finetune)?.new_user_ratings()?;
             eprintln!("meta: fine-tuned in {:.1} s", t.elapsed().as_secs_f64());
+            let factors = like_factors(&dataset, &split.train, DATASET_FACTORS, u64::from(a.seed));
             let vectors = ItemVectors::new(
                 &ItemFeatures::build(&dataset.catalog, &train_ratings),
                 &train_ratings,
             )
+            .with_factors(&factors, DATASET_FACTORS)
             .with_prior(&prior);
             let model = meta::policy_config(&shape, dataset.n_items(), vectors.dim, cfg.rows());
             Source::Observed {
                 dataset,
                 users: split.train,
                 start: meta::policy_start(&model, &vectors),
+                parts: vectors.parts(),
                 items: vectors.values,
                 model,
                 train_ratings,
             }
         }
     };
-    let (model, items) = match &source {
-        Source::Synthetic(s) => (&s.model, &s.items),
-        Source::Observed { model, items, .. } => (model, items),
+    let (model, items, parts) = match &source {
+        Source::Synthetic(s) => (&s.model, &s.items, s.parts),
+        Source::Observed {
+            model,
+            items,
+            parts,
+            ..
+        } => (model, items, *parts),
     };
     let (mut engine, fallback) = pollster::block_on(AnyEngine::new(model, a.engine))?;
     if let Some(reason) = &fallback {
@@ -202,7 +216,8 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
     }
     if let Some(path) = a.out {
         let policy =
-            pollster::block_on(Policy::from_engine(&mut engine, items.clone(), cfg.adapt))?;
+            pollster::block_on(Policy::from_engine(&mut engine, items.clone(), cfg.adapt))?
+                .with_parts(parts);
         let mut bundle = match &source {
             Source::Synthetic(s) => Bundle::from_catalog(&s.world.catalog, &s.ratings.ratings),
             Source::Observed {

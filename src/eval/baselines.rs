@@ -619,6 +619,23 @@ pub(super) mod tests {
         assert_eq!(r.slate(&[1], 3).unwrap(), vec![1]);
     }
 
+    /// With one-hot features, the full-catalog prior is each item's like rate among the
+    /// training users (unrated = not liked), so it ranks as `pop-likes` does.
+    #[test]
+    fn catalog_prior_is_the_like_rate() {
+        let features = Features::with_bias(&[1.0, 0.0, 0.0, 1.0, 0.0, 0.0], 2);
+        // 10 training users: item 0 liked by 6, item 1 by 2, item 2 by none
+        let theta = features.fit_catalog_likes(&[6, 2, 0], 10, 1e-9);
+        let rate = |i: u32| -> f64 { features.row(i).iter().zip(&theta).map(|(a, b)| a * b).sum() };
+        for (item, want) in [(0, 0.6), (1, 0.2), (2, 0.0)] {
+            assert!(
+                (rate(item) - want).abs() < 1e-6,
+                "item {item}: {}",
+                rate(item)
+            );
+        }
+    }
+
     #[test]
     fn ridge_matches_the_closed_form() {
         // one weight, prior 1 with strength 2; observations (x=1,y=3), (x=2,y=2):

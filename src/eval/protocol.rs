@@ -137,7 +137,7 @@ impl Default for Hyper {
             alpha: 0.05,
             ts_scale: 0.01,
             neighbours: 300,
-            factors: 32,
+            factors: crate::meta::DATASET_FACTORS,
             supervised: FinetuneConfig::default(),
             user_fit: UserFit {
                 steps: 20,
