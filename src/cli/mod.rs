@@ -29,7 +29,7 @@ enum Command {
     /// Benchmarks that print figures (never timed tests).
     Bench(bench::Args),
     /// Evaluate methods under the cold-start interactive protocol (see EVALUATION.md).
-    Eval(eval::Args),
+    Eval(Box<eval::Args>),
     /// Item text embeddings (all-MiniLM-L6-v2; needs the `encoder` feature) projected by PCA.
     Embed(embed::Args),
 }
@@ -41,7 +41,7 @@ pub fn main() -> ExitCode {
         Command::Data(args) => data::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Train(args) => train::run(*args),
-        Command::Eval(args) => eval::run(args),
+        Command::Eval(args) => eval::run(*args),
         Command::Embed(args) => embed::run(args),
     };
     match result {

@@ -93,7 +93,7 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
             let prior =
                 SupervisedFit::new(&dataset, &split.train, &finetune)?.new_user_ratings()?;
             eprintln!("meta: fine-tuned in {:.1} s", t.elapsed().as_secs_f64());
-            let factors = like_factors(&dataset, &split.train, DATASET_FACTORS, u64::from(a.seed));
+            let factors = like_factors(&dataset, &split.train, DATASET_FACTORS, a.seed);
             let vectors = ItemVectors::new(
                 &ItemFeatures::build(&dataset.catalog, &train_ratings),
                 &train_ratings,
