@@ -218,7 +218,7 @@ async fn js_api_round_trip(engine: &str) {
     let bad = plain(serde_json::json!({ "engine": "quantum" }));
     let m = message(Recommender::create(bytes.clone(), bad).await.err().unwrap());
     assert!(m.contains("quantum"), "{m}");
-    let state = rec.save_state();
+    let state = rec.save_state().unwrap();
     let mut again = Recommender::restore(bytes, state, opts).await.unwrap();
     let a: Vec<Rec> =
         serde_wasm_bindgen::from_value(rec.recommend(5, Some(true)).await.unwrap()).unwrap();

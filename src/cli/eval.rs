@@ -2,7 +2,7 @@
 //! chosen methods and seeds (see `EVALUATION.md`); a markdown table, or JSON, and optionally
 //! the reward-per-round curves as SVG.
 use crate::data::{self, Dataset};
-use crate::eval::protocol::{evaluate, evaluated_users, Method, Protocol, Users};
+use crate::eval::protocol::{evaluate, evaluated_users, Hyper, Method, Protocol, Users};
 use crate::eval::report::Report;
 use std::path::{Path, PathBuf};
 
@@ -142,12 +142,14 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
             .map(|m| Method::parse(m.trim()))
             .collect::<Result<_, _>>()?
     };
+    let environment = if args.protocol == "catalog" {
+        data::Environment::Catalog
+    } else {
+        data::Environment::Observed
+    };
     let mut p = Protocol {
-        environment: if args.protocol == "catalog" {
-            data::Environment::Catalog
-        } else {
-            data::Environment::Observed
-        },
+        environment,
+        hyper: Hyper::for_environment(environment),
         rounds: args.rounds,
         slate: args.slate,
         seeds: (1..=args.seeds).collect(),

@@ -160,6 +160,32 @@ impl Default for Hyper {
     }
 }
 
+impl Hyper {
+    /// The defaults of a protocol, each chosen on its validation users (EVALUATION.md): the
+    /// observed protocol's are [`Hyper::default`]; on the full catalog the linear bandits
+    /// take a stronger prior and less exploration, and meta-training sees more users.
+    pub fn for_environment(env: Environment) -> Self {
+        let observed = Hyper::default();
+        match env {
+            Environment::Observed => observed,
+            Environment::Catalog => Hyper {
+                bandit_lambda: CATALOG_BANDIT_LAMBDA,
+                alpha: 0.01,
+                ts_scale: 0.003,
+                meta: MetaConfig {
+                    iterations: 300,
+                    users_per_iteration: 64,
+                    ..observed.meta.clone()
+                },
+                ..observed
+            },
+        }
+    }
+}
+
+/// Prior strength of the linear bandits on the full catalog (validation users).
+const CATALOG_BANDIT_LAMBDA: f64 = 300.0;
+
 /// Which users are evaluated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Users {
