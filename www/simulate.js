@@ -65,7 +65,6 @@ function drawCurves() {
   const c = st.sim.curves();
   charts().reward.setData([c.rounds, ...c.reward]);
   charts().cumulative.setData([c.rounds, ...c.cumulative]);
-  view().dataset.slates = String(c.slates);
   $('sim-done').textContent = `${c.users_done} of ${c.users}`;
   st.lastDraw = performance.now();
   return c;
@@ -76,6 +75,8 @@ function userLabel(u) {
 }
 
 function renderStep(step, curves) {
+  // every round, not only when the curves are drawn: the state a pause takes effect on
+  view().dataset.slates = String(curves.slates);
   const u = st.users[step.user];
   status(`Playing ${userLabel(u)}, ${step.position + 1} of ${curves.users}: round ${step.round} of ${st.rounds}.`);
   const rows = step.lanes.map((lane, m) => {

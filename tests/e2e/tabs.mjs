@@ -65,6 +65,32 @@ const waitData = (page, id, key, want, timeout = READY_MS) =>
     { timeout, polling: 50 },
   );
 
+// Presses Simulate's Pause as soon as `slates` rounds are shown: inside the page, on the DOM
+// mutation that shows them, so the click lands before the next round whatever the machine's load
+// (a click from outside could arrive after a short run has already finished).
+const pauseAt = (page, slates) =>
+  page.evaluate(
+    (n) =>
+      new Promise((resolve, reject) => {
+        const view = document.getElementById('view-simulate');
+        const observer = new MutationObserver(() => check());
+        const timer = setTimeout(() => {
+          observer.disconnect();
+          reject(new Error(`Simulate did not reach ${n} rounds in 60 s`));
+        }, 60_000);
+        const check = () => {
+          if (!(Number(view.dataset.slates) >= n)) return;
+          observer.disconnect();
+          clearTimeout(timer);
+          document.getElementById('sim-pause').click();
+          resolve();
+        };
+        observer.observe(view, { attributes: true, attributeFilter: ['data-slates'] });
+        check();
+      }),
+    slates,
+  );
+
 // Fills the Meta-train form (a 300-item, 200-user world; 2 users × 5 rounds per iteration) and
 // presses Start.
 async function startMetaTrain(page, { iterations, seed, engine }) {
@@ -141,8 +167,7 @@ try {
           await page.getByLabel('Rounds per user', { exact: true }).fill('20');
           const t0 = Date.now();
           await page.getByRole('button', { name: 'Start' }).click();
-          await waitData(page, 'view-simulate', 'slates', 30, 60_000);
-          await page.click('#sim-pause');
+          await pauseAt(page, 30);
           await waitData(page, 'view-simulate', 'sim', ['paused'], 30_000);
           assert((await page.textContent('#sim-pause')) === 'Resume', 'the pause button does not offer Resume');
           const paused = Number(await data(page, 'view-simulate', 'slates'));
@@ -186,9 +211,8 @@ try {
           await page.getByLabel('Held-out users', { exact: true }).selectOption('0');
           await page.getByLabel('Rounds per user', { exact: true }).fill('4');
           await page.getByRole('button', { name: 'Start' }).click();
-          await waitData(page, 'view-simulate', 'slates', 1, 60_000);
-          await page.click('#sim-pause');
-          await waitData(page, 'view-simulate', 'sim', ['paused', 'done'], 60_000);
+          await pauseAt(page, 1);
+          await waitData(page, 'view-simulate', 'sim', ['paused'], 60_000);
           assert((await page.evaluate(() => window.metarecSimulate.engineInfo())).engine === 'gpu', 'Simulate does not run on the GPU engine');
           await page.evaluate(() => window.metarecSimulate.drill());
           await page.click('#sim-pause');
