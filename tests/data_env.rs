@@ -6,7 +6,10 @@ use metarec::data::{
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+mod common;
+use common::ml100k;
 
 fn small_world(seed: u64) -> World {
     World::generate(WorldConfig {
@@ -235,20 +238,9 @@ fn observed_task_rewards_candidates_and_errors() {
     assert!((logged - 1.0).abs() < 1e-6, "three items at 1/3 each");
 }
 
-fn ml100k() -> Option<PathBuf> {
-    let dir = std::env::var_os("METAREC_ML100K")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/ml-100k"));
-    dir.join("u.data").is_file().then_some(dir)
-}
-
 #[test]
 fn simulated_task_over_full_catalog() {
-    // MovieLens 100K when present, else the synthetic world's logged ratings.
-    let ds = match ml100k() {
-        Some(dir) => data::load(&dir).unwrap(),
-        None => small_world(2).dataset(0).unwrap(),
-    };
+    let ds = data::load(&ml100k()).unwrap();
     let model = LatentFactorModel::fit(&ds, FitConfig::default()).unwrap();
     let r = model.report;
     eprintln!("{}: {r:?}", ds.name);

@@ -4,24 +4,13 @@
 use metarec::data::{self, dataset::WarningKind, CsvOptions, DataError, Format};
 use std::path::{Path, PathBuf};
 
+mod common;
+use common::ml100k;
+
 fn fixture(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/data")
         .join(rel)
-}
-
-/// The MovieLens 100K directory: `$METAREC_ML100K`, else ../shared/data/ml-100k (always there
-/// where the tests run, so a missing dataset fails the test).
-fn ml100k() -> PathBuf {
-    let dir = std::env::var_os("METAREC_ML100K")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/ml-100k"));
-    assert!(
-        dir.join("u.data").is_file(),
-        "MovieLens 100K not found at {} (set METAREC_ML100K)",
-        dir.display()
-    );
-    dir
 }
 
 fn title_of(ds: &data::Dataset, id: &str) -> String {

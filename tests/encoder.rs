@@ -6,6 +6,9 @@
 use metarec::encoder::{embed_catalog, item_text, Encoder, EncoderError};
 use std::path::{Path, PathBuf};
 
+mod common;
+use common::ml100k;
+
 fn model_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("METAREC_ENCODER_DIR")
         .map(PathBuf::from)
@@ -168,19 +171,6 @@ fn bad_model_directories_are_clear_errors() {
     let m = msg(&pooling);
     assert!(m.contains("1_Pooling") && m.contains("mean pooling"), "{m}");
     let _ = std::fs::remove_dir_all(&tmp);
-}
-
-/// The MovieLens 100K directory; always there where the tests run, so a missing one fails.
-fn ml100k() -> PathBuf {
-    let dir = std::env::var_os("METAREC_ML100K")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/ml-100k"));
-    assert!(
-        dir.join("u.item").is_file(),
-        "MovieLens 100K not found at {} (set METAREC_ML100K)",
-        dir.display()
-    );
-    dir
 }
 
 #[test]

@@ -19,7 +19,9 @@ use metarec::meta::{
 };
 use metarec::session::AdaptConfig;
 use pollster::block_on;
-use std::path::{Path, PathBuf};
+
+mod common;
+use common::ml100k;
 
 fn per_user(
     engine: &mut CpuEngine,
@@ -51,19 +53,6 @@ fn mean_ci(v: &[f32]) -> (f64, f64) {
 fn paired(a: &[f32], b: &[f32]) -> (f64, f64) {
     let d: Vec<f32> = a.iter().zip(b).map(|(x, y)| x - y).collect();
     mean_ci(&d)
-}
-
-/// The MovieLens 100K directory; always there where the tests run, so a missing one fails.
-fn ml100k() -> PathBuf {
-    let dir = std::env::var_os("METAREC_ML100K")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/ml-100k"));
-    assert!(
-        dir.join("u.data").is_file(),
-        "MovieLens 100K not found at {} (set METAREC_ML100K)",
-        dir.display()
-    );
-    dir
 }
 
 #[test]

@@ -158,7 +158,6 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
         } else {
             Users::ColdStart
         },
-        ..Protocol::default()
     };
     let h = &mut p.hyper;
     h.epsilon = args.epsilon.unwrap_or(h.epsilon);
