@@ -1,0 +1,286 @@
+//! The policy's item vectors (content features, collaborative factors, a prior column) and
+//! the parameters a policy over them starts from.
+
+use crate::data::ItemFeatures;
+use crate::model::ModelConfig;
+#[cfg(doc)]
+use crate::session::Session;
+use serde::{Deserialize, Serialize};
+
+/// Strength (in ratings) of the prior that smooths an item's mean rating towards the global one.
+pub const QUALITY_PRIOR: f64 = 10.0;
+
+/// Item vectors for the policy, row-major `items × dim`: the item features plus one "quality"
+/// column, the item's mean rating smoothed towards the global mean (a prior of
+/// [`QUALITY_PRIOR`] ratings) over `ratings` (the training ratings only); every column
+/// standardised (zero mean, unit variance; constant columns become zero).
+///
+/// [`ItemVectors::with_prior`] appends one more column, a prior score per item (the fine-tuned
+/// rating network's prediction for a new user), and a policy over such vectors starts at that
+/// prior ([`policy_start`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ItemVectors {
+    pub values: Vec<f32>,
+    pub dim: usize,
+    /// Columns of collaborative factors ([`ItemVectors::with_factors`]), after the features.
+    pub factors: usize,
+    /// The last column is a prior score ([`ItemVectors::with_prior`]).
+    pub prior: bool,
+}
+
+impl ItemVectors {
+    pub fn new(features: &ItemFeatures, ratings: &[crate::data::Rating]) -> Self {
+        let n = features.n_items();
+        let d0 = features.layout.dim();
+        let global =
+            ratings.iter().map(|r| r.value as f64).sum::<f64>() / ratings.len().max(1) as f64;
+        let mut sum = vec![0.0f64; n];
+        let mut count = vec![0.0f64; n];
+        for r in ratings.iter().filter(|r| (r.item as usize) < n) {
+            sum[r.item as usize] += r.value as f64;
+            count[r.item as usize] += 1.0;
+        }
+        let dim = d0 + 1;
+        let mut values = Vec::with_capacity(n * dim);
+        for i in 0..n {
+            values.extend(&features.values[i * d0..(i + 1) * d0]);
+            values.push(((sum[i] + QUALITY_PRIOR * global) / (count[i] + QUALITY_PRIOR)) as f32);
+        }
+        for c in 0..dim {
+            standardise_column(&mut values, dim, c);
+        }
+        ItemVectors {
+            values,
+            dim,
+            factors: 0,
+            prior: false,
+        }
+    }
+
+    /// These vectors with collaborative item factors appended (`factors`, row-major, `dim`
+    /// columns per item, e.g. [`crate::data::like_factors`] of the training users): the block
+    /// is scaled as a whole so its columns' mean variance is 1, keeping the leading factors
+    /// larger than the trailing ones. Must come before [`ItemVectors::with_prior`].
+    pub fn with_factors(self, factors: &[f32], dim: usize) -> Self {
+        let n = self.values.len() / self.dim.max(1);
+        if dim == 0 || factors.len() != n * dim {
+            return self;
+        }
+        let mut variance = 0.0f64;
+        for c in 0..dim {
+            let col = (0..n).map(|i| f64::from(factors[i * dim + c]));
+            let mean = col.clone().sum::<f64>() / n.max(1) as f64;
+            variance += col.map(|v| (v - mean).powi(2)).sum::<f64>() / n.max(1) as f64;
+        }
+        let scale = (variance / dim as f64).sqrt();
+        let scale = if scale > 1e-12 { 1.0 / scale } else { 0.0 };
+        let width = self.dim + dim;
+        let mut values = Vec::with_capacity(n * width);
+        for (row, f) in self
+            .values
+            .chunks_exact(self.dim.max(1))
+            .zip(factors.chunks_exact(dim))
+        {
+            values.extend_from_slice(row);
+            values.extend(f.iter().map(|&v| (f64::from(v) * scale) as f32));
+        }
+        ItemVectors {
+            values,
+            dim: width,
+            factors: self.factors + dim,
+            prior: self.prior,
+        }
+    }
+
+    /// These vectors with `scores` (one per item, e.g. the fine-tuned rating network's
+    /// predicted rating for a new user), standardised, appended as the last column.
+    pub fn with_prior(self, scores: &[f32]) -> Self {
+        let dim = self.dim + 1;
+        let mut values = Vec::with_capacity(scores.len() * dim);
+        for (row, &v) in self.values.chunks_exact(self.dim.max(1)).zip(scores) {
+            values.extend_from_slice(row);
+            values.push(v);
+        }
+        standardise_column(&mut values, dim, dim - 1);
+        ItemVectors {
+            values,
+            dim,
+            factors: self.factors,
+            prior: true,
+        }
+    }
+}
+
+/// What an item vector is made of, recorded with a trained policy so that whoever uses it
+/// (the page, a [`Session`]) knows the design meta-training used: `features` content columns
+/// (genres, year, popularity, smoothed mean rating and, where embedded, the text), then
+/// `factors` collaborative factors, then the prior column when `prior`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemVectorParts {
+    pub features: usize,
+    pub factors: usize,
+    pub prior: bool,
+}
+
+impl ItemVectors {
+    /// The parts of these vectors.
+    pub fn parts(&self) -> ItemVectorParts {
+        ItemVectorParts {
+            features: self.dim - self.factors - usize::from(self.prior),
+            factors: self.factors,
+            prior: self.prior,
+        }
+    }
+}
+
+/// Collaborative factors in the item vectors of a policy meta-trained on a dataset (and in
+/// `metarec eval`'s by default).
+pub const DATASET_FACTORS: usize = 32;
+
+/// Standardises column `c` of the row-major `values` (`dim` columns) in place: zero mean, unit
+/// variance; a constant column becomes zero.
+fn standardise_column(values: &mut [f32], dim: usize, c: usize) {
+    let n = values.len() / dim;
+    let col = (0..n).map(|i| values[i * dim + c] as f64);
+    let mean = col.clone().sum::<f64>() / n.max(1) as f64;
+    let sd = (col.map(|v| (v - mean).powi(2)).sum::<f64>() / n.max(1) as f64).sqrt();
+    for i in 0..n {
+        let v = &mut values[i * dim + c];
+        *v = if sd > 1e-9 {
+            ((*v as f64 - mean) / sd) as f32
+        } else {
+            0.0
+        };
+    }
+}
+
+/// Logit scale of the prior column in a policy's start ([`policy_start`]): the start samples
+/// items in proportion to `exp(PRIOR_SCALE × standardised prior / temperature)`.
+pub const PRIOR_SCALE: f32 = 2.0;
+
+/// The parameters a policy over `vectors` starts meta-training from. With a prior column the
+/// policy starts *at the prior*: the output layer's weights are zero and its bias is
+/// [`PRIOR_SCALE`] on the prior column, so every item's logit is `PRIOR_SCALE ×` its prior,
+/// whatever the person's context (a network initialised from the fine-tuned rating network:
+/// its ranking for a new user); meta-training then learns how the context and the feedback move
+/// away from it. Without one, the configured random initialisation.
+pub fn policy_start(model: &ModelConfig, vectors: &ItemVectors) -> Vec<f32> {
+    let mut params = model.init_params();
+    if let (true, Some(last), Some(&offset)) =
+        (vectors.prior, model.layers().last(), model.offsets().last())
+    {
+        let weights = last.inputs * last.outputs;
+        params[offset..offset + weights].fill(0.0);
+        let bias = &mut params[offset + weights..offset + weights + last.outputs];
+        bias.fill(0.0);
+        bias[last.outputs - 1] = PRIOR_SCALE;
+    }
+    params
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::engine::cpu::CpuEngine;
+    use crate::engine::Engine;
+    use crate::meta::{policy_config, PolicyShape};
+    use crate::session::{AdaptConfig, Session};
+    use pollster::block_on;
+
+    /// Greedy ranking of every item by a fresh session, after `likes` reactions of 1.
+    fn ranking(model: &ModelConfig, params: &[f32], items: &[f32], likes: &[u32]) -> Vec<u32> {
+        let mut engine = CpuEngine::new(model).unwrap();
+        engine.set_params(params).unwrap();
+        engine.set_items(items).unwrap();
+        let mut session = Session::new(model, AdaptConfig::default(), 5);
+        for &item in likes {
+            block_on(session.feedback(&mut engine, item, 1.0)).unwrap();
+        }
+        let n = model.items() - likes.len();
+        block_on(session.recommend(&mut engine, n, true))
+            .unwrap()
+            .iter()
+            .map(|r| r.item)
+            .collect()
+    }
+
+    /// Collaborative factors are appended as one block, scaled to a mean column variance of
+    /// 1 with their relative sizes kept, before the prior column; the parts add up.
+    #[test]
+    fn factors_are_one_scaled_block_before_the_prior() {
+        let n = 6;
+        let plain = ItemVectors {
+            values: (0..n * 2).map(|i| i as f32).collect(),
+            dim: 2,
+            factors: 0,
+            prior: false,
+        };
+        // column 0 has 4 times the spread of column 1
+        let factors: Vec<f32> = (0..n)
+            .flat_map(|i| [4.0 * (i as f32 - 2.5), i as f32 - 2.5])
+            .collect();
+        let v = plain
+            .with_factors(&factors, 2)
+            .with_prior(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        assert_eq!(v.dim, 5);
+        let column = |c: usize| -> Vec<f32> { v.values.chunks(5).map(|r| r[c]).collect() };
+        let var = |c: usize| column(c).iter().map(|x| x * x).sum::<f32>() / n as f32;
+        assert!(((var(2) + var(3)) / 2.0 - 1.0).abs() < 1e-5);
+        assert!((var(2) / var(3) - 16.0).abs() < 1e-3);
+        assert_eq!(column(0), [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
+        assert_eq!(
+            v.parts(),
+            ItemVectorParts {
+                features: 2,
+                factors: 2,
+                prior: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_policy_over_a_prior_starts_at_the_prior_whatever_the_person_did() {
+        let n = 40;
+        let values: Vec<f32> = (0..n * 3)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
+            .collect();
+        let scores: Vec<f32> = (0..n).map(|i| ((i * 13 % 40) as f32) * 0.1 + 1.0).collect();
+        let plain = ItemVectors {
+            values: values.clone(),
+            dim: 3,
+            factors: 0,
+            prior: false,
+        };
+        let vectors = plain.clone().with_prior(&scores);
+        assert_eq!(vectors.dim, 4);
+        let column: Vec<f32> = vectors.values.chunks(4).map(|r| r[3]).collect();
+        let mean = column.iter().sum::<f32>() / n as f32;
+        let var = column.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n as f32;
+        assert!(
+            mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4,
+            "{mean} {var}"
+        );
+        for (row, old) in vectors.values.chunks(4).zip(values.chunks(3)) {
+            assert_eq!(&row[..3], old, "the other columns are kept");
+        }
+
+        let mut by_prior: Vec<u32> = (0..n as u32).collect();
+        by_prior.sort_by(|&a, &b| scores[b as usize].total_cmp(&scores[a as usize]));
+        let model = policy_config(&PolicyShape::default(), n, vectors.dim, 8);
+        let start = policy_start(&model, &vectors);
+        assert_eq!(ranking(&model, &start, &vectors.values, &[]), by_prior);
+        // reactions change the context and the feedback summary, not the start's ranking
+        let likes = [by_prior[30], by_prior[35]];
+        let rest: Vec<u32> = by_prior
+            .iter()
+            .copied()
+            .filter(|i| !likes.contains(i))
+            .collect();
+        assert_eq!(ranking(&model, &start, &vectors.values, &likes), rest);
+        // without a prior the start is the random initialisation, which ranks otherwise
+        let plain_model = policy_config(&PolicyShape::default(), n, plain.dim, 8);
+        let random = policy_start(&plain_model, &plain);
+        assert_eq!(random, plain_model.init_params());
+        assert_ne!(ranking(&plain_model, &random, &plain.values, &[]), by_prior);
+    }
+}
