@@ -9,6 +9,7 @@
 //! per item, and updates before the next round.
 pub mod baselines;
 pub mod knn;
+pub mod linear;
 pub mod meta_rl;
 pub mod metrics;
 pub mod ope;

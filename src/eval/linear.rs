@@ -1,0 +1,382 @@
+//! The linear bandits ([`LinUcb`], [`LinTs`]) keep one ridge regression per user over item
+//! feature vectors (each item is shown at most once per episode, so per-item arms could not
+//! learn); their prior mean is a ridge fit of likes on features over the training users.
+use super::{top_k, EvalError, Recommender};
+use crate::data::{Dataset, LIKE_THRESHOLD};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Bayesian linear regression state: `A = λI + Σ x xᵀ`, `b = λ θ₀ + Σ y x`, kept as `A⁻¹`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ridge {
+    d: usize,
+    ainv: Vec<f64>,
+    b: Vec<f64>,
+    initial: (Vec<f64>, Vec<f64>),
+}
+
+impl Ridge {
+    /// A regression of `prior.len()` weights regularised towards `prior` with strength `lambda`.
+    pub fn new(prior: &[f64], lambda: f64) -> Self {
+        let d = prior.len();
+        let mut ainv = vec![0.0; d * d];
+        for i in 0..d {
+            ainv[i * d + i] = 1.0 / lambda;
+        }
+        let b: Vec<f64> = prior.iter().map(|p| lambda * p).collect();
+        Ridge {
+            d,
+            initial: (ainv.clone(), b.clone()),
+            ainv,
+            b,
+        }
+    }
+
+    /// Back to the prior.
+    pub fn reset(&mut self) {
+        self.ainv.clone_from(&self.initial.0);
+        self.b.clone_from(&self.initial.1);
+    }
+
+    fn ainv_x(&self, x: &[f64]) -> Vec<f64> {
+        let d = self.d;
+        (0..d)
+            .map(|i| (0..d).map(|j| self.ainv[i * d + j] * x[j]).sum())
+            .collect()
+    }
+
+    /// Adds the observation (`x`, `y`) (Sherman–Morrison).
+    pub fn update(&mut self, x: &[f64], y: f64) {
+        let d = self.d;
+        let ax = self.ainv_x(x);
+        let denom = 1.0 + x.iter().zip(&ax).map(|(a, b)| a * b).sum::<f64>();
+        for i in 0..d {
+            for j in 0..d {
+                self.ainv[i * d + j] -= ax[i] * ax[j] / denom;
+            }
+        }
+        for (b, xi) in self.b.iter_mut().zip(x) {
+            *b += y * xi;
+        }
+    }
+
+    /// Posterior mean `A⁻¹ b`.
+    pub fn mean(&self) -> Vec<f64> {
+        self.ainv_x(&self.b)
+    }
+
+    /// `sqrt(xᵀ A⁻¹ x)`.
+    pub fn width(&self, x: &[f64]) -> f64 {
+        let ax = self.ainv_x(x);
+        x.iter()
+            .zip(&ax)
+            .map(|(a, b)| a * b)
+            .sum::<f64>()
+            .max(0.0)
+            .sqrt()
+    }
+
+    /// A draw from `N(A⁻¹ b, v² A⁻¹)`.
+    pub fn sample<R: Rng + ?Sized>(&self, v: f64, rng: &mut R) -> Vec<f64> {
+        let d = self.d;
+        let mut l = vec![0.0; d * d];
+        for i in 0..d {
+            for j in 0..=i {
+                let s: f64 =
+                    self.ainv[i * d + j] - (0..j).map(|k| l[i * d + k] * l[j * d + k]).sum::<f64>();
+                l[i * d + j] = if i == j {
+                    s.max(0.0).sqrt()
+                } else if l[j * d + j] > 0.0 {
+                    s / l[j * d + j]
+                } else {
+                    0.0
+                };
+            }
+        }
+        let z: Vec<f64> = (0..d).map(|_| gaussian(rng)).collect();
+        let mean = self.mean();
+        (0..d)
+            .map(|i| mean[i] + v * (0..=i).map(|k| l[i * d + k] * z[k]).sum::<f64>())
+            .collect()
+    }
+}
+
+fn gaussian<R: Rng + ?Sized>(rng: &mut R) -> f64 {
+    let u1: f64 = 1.0 - rng.random::<f64>();
+    let u2: f64 = rng.random();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Item feature vectors for the linear bandits: one row per item, `dim` values each.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Features {
+    pub dim: usize,
+    pub values: Vec<f64>,
+}
+
+impl Features {
+    /// Rows of `matrix` (row-major, `dim` columns) with a constant 1 appended.
+    pub fn with_bias(matrix: &[f32], dim: usize) -> Self {
+        let values = matrix
+            .chunks(dim.max(1))
+            .flat_map(|row| row.iter().map(|&v| f64::from(v)).chain([1.0]))
+            .collect();
+        Features {
+            dim: dim + 1,
+            values,
+        }
+    }
+
+    /// The row of `item` (empty when out of range).
+    pub fn row(&self, item: u32) -> &[f64] {
+        let s = item as usize * self.dim;
+        self.values.get(s..s + self.dim).unwrap_or(&[])
+    }
+
+    /// Ridge fit (strength `lambda`) of the likes of `users` in `ds` on the features: the
+    /// bandits' prior mean.
+    pub fn fit_likes(&self, ds: &Dataset, users: &[u32], lambda: f64) -> Vec<f64> {
+        let d = self.dim;
+        let mut a = vec![0.0; d * d];
+        let mut b = vec![0.0; d];
+        for &u in users {
+            for rating in ds.user_ratings(u) {
+                let x = self.row(rating.item);
+                if x.len() != d {
+                    continue;
+                }
+                let y = f64::from(u8::from(rating.value >= LIKE_THRESHOLD));
+                for i in 0..d {
+                    b[i] += y * x[i];
+                    for j in 0..d {
+                        a[i * d + j] += x[i] * x[j];
+                    }
+                }
+            }
+        }
+        solve_ridge(a, b, lambda)
+    }
+
+    /// Ridge fit (strength `lambda`) of the like indicator on the features over **every**
+    /// (training user, catalog item) pair, an unrated item counting as not liked: the bandits'
+    /// prior mean on the full-catalog protocol, where it ranks items by their training like
+    /// rate (`likes[i]` of `users` training users).
+    pub fn fit_catalog_likes(&self, likes: &[u32], users: usize, lambda: f64) -> Vec<f64> {
+        let d = self.dim;
+        let mut a = vec![0.0; d * d];
+        let mut b = vec![0.0; d];
+        for (item, &l) in likes.iter().enumerate() {
+            let x = self.row(item as u32);
+            if x.len() != d {
+                continue;
+            }
+            for i in 0..d {
+                b[i] += f64::from(l) * x[i];
+                for j in 0..d {
+                    a[i * d + j] += users as f64 * x[i] * x[j];
+                }
+            }
+        }
+        solve_ridge(a, b, lambda)
+    }
+}
+
+/// Solves `(λI + A) θ = b` (`A` row-major `d × d`) by Gauss–Jordan with partial pivoting; a
+/// singular direction gets weight 0.
+fn solve_ridge(mut a: Vec<f64>, mut b: Vec<f64>, lambda: f64) -> Vec<f64> {
+    let d = b.len();
+    for i in 0..d {
+        a[i * d + i] += lambda;
+    }
+    for col in 0..d {
+        let pivot = (col..d)
+            .max_by(|&p, &q| a[p * d + col].abs().total_cmp(&a[q * d + col].abs()))
+            .unwrap_or(col);
+        for j in 0..d {
+            a.swap(col * d + j, pivot * d + j);
+        }
+        b.swap(col, pivot);
+        let p = a[col * d + col];
+        if p.abs() < 1e-12 {
+            continue;
+        }
+        for row in 0..d {
+            if row != col {
+                let f = a[row * d + col] / p;
+                for j in 0..d {
+                    a[row * d + j] -= f * a[col * d + j];
+                }
+                b[row] -= f * b[col];
+            }
+        }
+    }
+    (0..d)
+        .map(|i| {
+            let p = a[i * d + i];
+            if p.abs() < 1e-12 {
+                0.0
+            } else {
+                b[i] / p
+            }
+        })
+        .collect()
+}
+
+/// LinUCB over item features: score `θ̂ᵀx + α·sqrt(xᵀA⁻¹x)`.
+pub struct LinUcb {
+    features: Features,
+    ridge: Ridge,
+    alpha: f64,
+}
+
+impl LinUcb {
+    /// `prior`: prior mean of the weights; `lambda`: its strength; `alpha`: exploration.
+    pub fn new(features: Features, prior: &[f64], lambda: f64, alpha: f64) -> Self {
+        LinUcb {
+            ridge: Ridge::new(prior, lambda),
+            features,
+            alpha,
+        }
+    }
+}
+
+impl Recommender for LinUcb {
+    fn reset(&mut self, _: u64) {
+        self.ridge.reset();
+    }
+    fn slate(&mut self, candidates: &[u32], k: usize) -> Result<Vec<u32>, EvalError> {
+        let theta = self.ridge.mean();
+        Ok(top_k(candidates, k, |i| {
+            let x = self.features.row(i);
+            if x.is_empty() {
+                return f64::MIN;
+            }
+            let m: f64 = x.iter().zip(&theta).map(|(a, b)| a * b).sum();
+            m + self.alpha * self.ridge.width(x)
+        }))
+    }
+    fn update(&mut self, item: u32, reward: f32) -> Result<(), EvalError> {
+        let x = self.features.row(item).to_vec();
+        if !x.is_empty() {
+            self.ridge.update(&x, f64::from(reward));
+        }
+        Ok(())
+    }
+}
+
+/// Linear Thompson sampling over item features: each round ranks by `θ̃ᵀx` for one draw
+/// `θ̃ ~ N(θ̂, v² A⁻¹)`.
+pub struct LinTs {
+    features: Features,
+    ridge: Ridge,
+    scale: f64,
+    rng: ChaCha8Rng,
+}
+
+impl LinTs {
+    /// `prior`, `lambda` as for [`LinUcb`]; `scale`: the posterior scale `v`.
+    pub fn new(features: Features, prior: &[f64], lambda: f64, scale: f64) -> Self {
+        LinTs {
+            ridge: Ridge::new(prior, lambda),
+            features,
+            scale,
+            rng: ChaCha8Rng::seed_from_u64(0),
+        }
+    }
+}
+
+impl Recommender for LinTs {
+    fn reset(&mut self, seed: u64) {
+        self.ridge.reset();
+        self.rng = ChaCha8Rng::seed_from_u64(seed);
+    }
+    fn slate(&mut self, candidates: &[u32], k: usize) -> Result<Vec<u32>, EvalError> {
+        let theta = self.ridge.sample(self.scale, &mut self.rng);
+        Ok(top_k(candidates, k, |i| {
+            let x = self.features.row(i);
+            if x.is_empty() {
+                return f64::MIN;
+            }
+            x.iter().zip(&theta).map(|(a, b)| a * b).sum()
+        }))
+    }
+    fn update(&mut self, item: u32, reward: f32) -> Result<(), EvalError> {
+        let x = self.features.row(item).to_vec();
+        if !x.is_empty() {
+            self.ridge.update(&x, f64::from(reward));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With one-hot features, the full-catalog prior is each item's like rate among the
+    /// training users (unrated = not liked), so it ranks as `pop-likes` does.
+    #[test]
+    fn catalog_prior_is_the_like_rate() {
+        let features = Features::with_bias(&[1.0, 0.0, 0.0, 1.0, 0.0, 0.0], 2);
+        // 10 training users: item 0 liked by 6, item 1 by 2, item 2 by none
+        let theta = features.fit_catalog_likes(&[6, 2, 0], 10, 1e-9);
+        let rate = |i: u32| -> f64 { features.row(i).iter().zip(&theta).map(|(a, b)| a * b).sum() };
+        for (item, want) in [(0, 0.6), (1, 0.2), (2, 0.0)] {
+            assert!(
+                (rate(item) - want).abs() < 1e-6,
+                "item {item}: {}",
+                rate(item)
+            );
+        }
+    }
+
+    #[test]
+    fn ridge_matches_the_closed_form() {
+        // one weight, prior 1 with strength 2; observations (x=1,y=3), (x=2,y=2):
+        // θ = (2·1 + 1·3 + 2·2) / (2 + 1 + 4) = 9/7
+        let mut r = Ridge::new(&[1.0], 2.0);
+        r.update(&[1.0], 3.0);
+        r.update(&[2.0], 2.0);
+        assert!((r.mean()[0] - 9.0 / 7.0).abs() < 1e-12);
+        assert!((r.width(&[1.0]) - (1.0f64 / 7.0).sqrt()).abs() < 1e-12);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        assert!((r.sample(0.0, &mut rng)[0] - 9.0 / 7.0).abs() < 1e-12);
+        r.reset();
+        assert_eq!(r.mean(), vec![1.0]);
+    }
+
+    /// Three one-hot arms plus a bias column; arm 1 always pays, the others never.
+    fn arms() -> Features {
+        Features::with_bias(&[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0], 3)
+    }
+
+    fn play(rec: &mut dyn Recommender, rounds: usize) -> Vec<u32> {
+        rec.reset(7);
+        (0..rounds)
+            .map(|_| {
+                let arm = rec.slate(&[0, 1, 2], 1).unwrap()[0];
+                rec.update(arm, f32::from(u8::from(arm == 1))).unwrap();
+                arm
+            })
+            .collect()
+    }
+
+    #[test]
+    fn linucb_converges_to_the_best_arm() {
+        let mut ucb = LinUcb::new(arms(), &[0.0; 4], 1.0, 0.5);
+        let picks = play(&mut ucb, 60);
+        assert!(
+            picks[..10].iter().any(|&a| a != 1),
+            "it explores: {picks:?}"
+        );
+        assert!(picks[40..].iter().all(|&a| a == 1), "{picks:?}");
+    }
+
+    #[test]
+    fn thompson_sampling_converges_to_the_best_arm() {
+        let mut ts = LinTs::new(arms(), &[0.0; 4], 1.0, 0.3);
+        let picks = play(&mut ts, 100);
+        let best = picks[60..].iter().filter(|&&a| a == 1).count();
+        assert!(best >= 38, "{best} of 40: {picks:?}");
+    }
+}
