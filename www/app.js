@@ -2,7 +2,7 @@
 // ?view=simulate; Meta-train, www/metatrain.js, ?view=metatrain; the engine self-check with
 // ?view=selfcheck) and the self-check, on the wasm engine (www/pkg, built by wasm-pack).
 //
-// Contract with the engine (src/web.rs): www/pkg/metarec.js default-exports the wasm init function;
+// Contract with the engine (src/web/): www/pkg/metarec.js default-exports the wasm init function;
 // after `await init()`, `self_check({ engine: "auto" | "gpu" | "cpu" })` resolves to
 //   { engine, adapter: { name, backend, device_type, fallback } | null, gpu_error,
 //     kernels: [{ name, shape, max_rel_err, tolerance, pass }],

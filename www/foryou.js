@@ -1,5 +1,5 @@
 // metarec "For you" view: a slate of recommendations that adapts on this device after every
-// reaction (Recommender from www/pkg, see src/web.rs), persisted in IndexedDB.
+// reaction (Recommender from www/pkg, see src/web/recommender.rs), persisted in IndexedDB.
 //
 // URL parameters: engine=auto|gpu|cpu; bundle=URL (same origin) loads a bundle file instead of
 // meta-training one; items, users, iterations, seed, algorithm set the in-page meta-training of

@@ -1,5 +1,5 @@
 // metarec Meta-train view: meta-training on the synthetic world in this browser, one
-// meta-iteration at a time (MetaTrainer from www/pkg, see src/web.rs), with progress, pause and
+// meta-iteration at a time (MetaTrainer from www/pkg, see src/web/meta_trainer.rs), with progress, pause and
 // resume and learning curves (uPlot); when it finishes, or when asked while paused, For you
 // (www/foryou.js) switches to the new policy. A checkpoint is kept in IndexedDB after every
 // iteration: a reload (or a crash) finds the run paused where it stood, and a lost GPU device

@@ -1,6 +1,6 @@
 // metarec Simulate view: simulated held-out users of the synthetic world against the meta-trained
 // policy (adapting, and fixed) and baselines, one round at a time (Simulation from www/pkg, see
-// src/web.rs and src/simulate.rs), with live curves (uPlot). It simulates the bundle For you uses
+// src/web/simulation.rs and src/simulate.rs), with live curves (uPlot). It simulates the bundle For you uses
 // (www/foryou.js), when that bundle was meta-trained on the synthetic world.
 //
 // For tests: <section id="view-simulate" data-sim="idle|unavailable|ready|running|paused|done|error">,

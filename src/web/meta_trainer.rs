@@ -1,0 +1,298 @@
+//! [`MetaTrainer`]: meta-training on a synthetic world in the page, one meta-iteration at a
+//! time (also what [`Recommender::meta_train`] runs).
+
+use super::{js_err, options, to_js, JsEngineInfo};
+#[cfg(doc)]
+use super::{Recommender, Simulation};
+use crate::engine::Preference;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+/// Options of [`MetaTrainer::create`] and [`Recommender::meta_train`]: the synthetic world
+/// (`items`, `users`, `seed`) and the meta-training settings.
+#[derive(Deserialize)]
+#[serde(default)]
+pub(super) struct MetaTrainOptions {
+    /// None: "auto" for a [`MetaTrainer`], the recommender's own choice for `metaTrain`.
+    pub(super) engine: Option<Preference>,
+    seed: u64,
+    items: usize,
+    users: usize,
+    iterations: usize,
+    users_per_iteration: usize,
+    rounds: usize,
+    /// The outer loop; sessions of the result adapt what it adapts (first-order MAML and
+    /// Reptile: the person's own copy of the whole network; CAVIA: a context vector).
+    algorithm: crate::meta::Algorithm,
+    /// Adam step size of a person's network per reaction (first-order MAML, Reptile), in
+    /// meta-training's inner loop and on the device alike.
+    param_lr: f32,
+}
+
+impl Default for MetaTrainOptions {
+    fn default() -> Self {
+        MetaTrainOptions {
+            engine: None,
+            seed: 0,
+            items: 2000,
+            users: 1000,
+            iterations: 60,
+            users_per_iteration: 8,
+            rounds: 20,
+            algorithm: crate::meta::Algorithm::Fomaml,
+            param_lr: 1e-2,
+        }
+    }
+}
+
+/// Lets the browser render between meta-iterations (a `setTimeout(0)` turn of the event loop).
+pub(super) async fn yield_to_browser() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        if let Some(w) = web_sys::window() {
+            let _ = w.set_timeout_with_callback(&resolve);
+        }
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(promise).await;
+}
+
+#[derive(Serialize)]
+pub(super) struct JsProgress {
+    #[serde(flatten)]
+    progress: crate::meta::MetaProgress,
+    iterations: usize,
+    /// Milliseconds this meta-iteration took.
+    ms: f64,
+    /// Meta-iterations per second so far (this run, without the paused time).
+    iterations_per_s: f64,
+}
+
+/// Meta-training on a generated synthetic world, one meta-iteration at a time.
+pub(super) struct Trainer {
+    setup: crate::meta::SyntheticSetup,
+    cfg: crate::meta::MetaConfig,
+    engine: crate::engine::AnyEngine,
+    fallback: Option<String>,
+    history: Vec<crate::meta::MetaProgress>,
+    /// Time spent in meta-iterations by this object, and how many it ran.
+    busy_ms: f64,
+    ran: usize,
+}
+
+impl Trainer {
+    pub(super) async fn new(
+        o: &MetaTrainOptions,
+        preference: Preference,
+        checkpoint: Option<&[u8]>,
+    ) -> Result<Self, JsError> {
+        use crate::engine::Engine;
+        use crate::meta::{Checkpoint, MetaConfig, PolicyShape, SyntheticSetup};
+        if o.users_per_iteration == 0 || o.rounds == 0 {
+            return Err(JsError::new(
+                "users_per_iteration and rounds must each be at least 1",
+            ));
+        }
+        if !(o.param_lr.is_finite() && o.param_lr > 0.0) {
+            return Err(JsError::new(&format!(
+                "param_lr must be a positive number, got {}",
+                o.param_lr
+            )));
+        }
+        let cfg = MetaConfig {
+            iterations: o.iterations,
+            users_per_iteration: o.users_per_iteration,
+            rounds: o.rounds,
+            seed: o.seed as u32,
+            algorithm: o.algorithm,
+            adapt: crate::session::AdaptConfig {
+                adapts: o.algorithm.adapts(),
+                param_lr: o.param_lr,
+                ..crate::session::AdaptConfig::default()
+            },
+            ..MetaConfig::default()
+        };
+        let world = crate::data::WorldConfig {
+            n_items: o.items,
+            n_users: o.users,
+            style_dim: 4,
+            seed: o.seed,
+        };
+        let setup = SyntheticSetup::new(world, &PolicyShape::default(), &cfg).map_err(js_err)?;
+        let (mut engine, fallback) = crate::engine::AnyEngine::new(&setup.model, preference)
+            .await
+            .map_err(js_err)?;
+        engine.set_items(&setup.items).map_err(js_err)?;
+        let history = match checkpoint {
+            Some(bytes) => {
+                let c = Checkpoint::from_bytes(bytes).map_err(js_err)?;
+                c.restore_into(&mut engine).map_err(|e| {
+                    JsError::new(&format!(
+                        "the checkpoint does not fit these meta-training options: {e}"
+                    ))
+                })?;
+                if c.iteration > cfg.iterations || c.history.len() != c.iteration {
+                    return Err(JsError::new(&format!(
+                        "the checkpoint is at iteration {} of a run longer than {} iterations",
+                        c.iteration, cfg.iterations
+                    )));
+                }
+                c.history
+            }
+            None => Vec::new(),
+        };
+        Ok(Trainer {
+            setup,
+            cfg,
+            engine,
+            fallback,
+            history,
+            busy_ms: 0.0,
+            ran: 0,
+        })
+    }
+
+    pub(super) fn done(&self) -> bool {
+        self.history.len() >= self.cfg.iterations
+    }
+
+    pub(super) async fn step(&mut self) -> Result<JsProgress, JsError> {
+        if self.done() {
+            return Err(JsError::new(&format!(
+                "meta-training is complete ({} iterations)",
+                self.cfg.iterations
+            )));
+        }
+        let it = self.history.len();
+        let t0 = crate::clock::now_ms();
+        let tasks = self.setup.tasks(&self.cfg, it);
+        let p = crate::meta::meta_step(&mut self.engine, tasks, &self.cfg, it)
+            .await
+            .map_err(js_err)?;
+        let ms = crate::clock::now_ms() - t0;
+        self.busy_ms += ms;
+        self.ran += 1;
+        self.history.push(p);
+        Ok(JsProgress {
+            progress: p,
+            iterations: self.cfg.iterations,
+            ms,
+            iterations_per_s: self.ran as f64 / (self.busy_ms / 1e3).max(1e-9),
+        })
+    }
+
+    pub(super) async fn bundle(&mut self) -> Result<crate::data::Bundle, JsError> {
+        self.setup
+            .bundle(&mut self.engine, self.cfg.adapt)
+            .await
+            .map_err(js_err)
+    }
+}
+
+/// Calls `f(value)` and waits for what it returns when that is a promise; false when it
+/// returned (or resolved to) `false`.
+pub(super) async fn call_and_wait(f: &js_sys::Function, value: &JsValue) -> Result<bool, JsError> {
+    let threw = |e: JsValue| {
+        JsError::new(&format!(
+            "onProgress failed: {}",
+            e.as_string()
+                .or_else(|| js_sys::Error::from(e).message().as_string())
+                .unwrap_or_default()
+        ))
+    };
+    let r = f.call1(&JsValue::NULL, value).map_err(threw)?;
+    let r = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&r))
+        .await
+        .map_err(threw)?;
+    Ok(r != JsValue::FALSE)
+}
+
+/// Meta-training in the page, one meta-iteration per [`MetaTrainer::step`], so that the page
+/// can pause (stop calling `step`), resume, chart the progress, save a checkpoint and take the
+/// policy trained so far as a bundle at any time.
+#[wasm_bindgen]
+pub struct MetaTrainer {
+    trainer: Trainer,
+}
+
+#[wasm_bindgen]
+impl MetaTrainer {
+    /// A meta-training run on the synthetic world of `options` (from the start, or from a
+    /// `checkpoint` of [`MetaTrainer::checkpoint`] made with the same options).
+    pub async fn create(
+        #[wasm_bindgen(unchecked_optional_param_type = "MetaTrainOptions")] options_value: Option<
+            JsValue,
+        >,
+        #[wasm_bindgen(unchecked_optional_param_type = "Uint8Array")] checkpoint: Option<Vec<u8>>,
+    ) -> Result<MetaTrainer, JsError> {
+        let o: MetaTrainOptions = options(options_value)?;
+        let pref = o.engine.unwrap_or_default();
+        Ok(MetaTrainer {
+            trainer: Trainer::new(&o, pref, checkpoint.as_deref()).await?,
+        })
+    }
+
+    /// Runs the next meta-iteration and reports it.
+    #[wasm_bindgen(unchecked_return_type = "MetaProgress")]
+    pub async fn step(&mut self) -> Result<JsValue, JsError> {
+        let p = self.trainer.step().await?;
+        to_js(&p)
+    }
+
+    /// Whether every meta-iteration has run.
+    #[wasm_bindgen(getter)]
+    pub fn done(&self) -> bool {
+        self.trainer.done()
+    }
+
+    /// Meta-iterations run so far (including those before a checkpoint).
+    #[wasm_bindgen(getter)]
+    pub fn iteration(&self) -> usize {
+        self.trainer.history.len()
+    }
+
+    /// Meta-iterations of the whole run.
+    #[wasm_bindgen(getter)]
+    pub fn iterations(&self) -> usize {
+        self.trainer.cfg.iterations
+    }
+
+    /// Every meta-iteration so far: `[{ iteration, mean_reward, loss, skipped_total }]`.
+    #[wasm_bindgen(unchecked_return_type = "MetaIteration[]")]
+    pub fn history(&self) -> Result<JsValue, JsError> {
+        to_js(&self.trainer.history)
+    }
+
+    /// Everything needed to continue later exactly where the run stands.
+    pub async fn checkpoint(&mut self) -> Result<Vec<u8>, JsError> {
+        let t = &mut self.trainer;
+        let c = crate::meta::Checkpoint::capture(&mut t.engine, t.history.len(), &t.history)
+            .await
+            .map_err(js_err)?;
+        c.to_bytes().map_err(js_err)
+    }
+
+    /// The policy trained so far with the world's catalog, as bundle bytes for
+    /// [`Recommender::create`] and [`Simulation::create`].
+    pub async fn bundle(&mut self) -> Result<Vec<u8>, JsError> {
+        self.trainer.bundle().await?.to_bytes().map_err(js_err)
+    }
+
+    /// Destroys the GPU device, as a driver reset would (for tests and drills): the next
+    /// `step` fails, and the page continues from its last checkpoint. No-op on the CPU engine.
+    #[wasm_bindgen(js_name = simulateDeviceLoss)]
+    pub fn simulate_device_loss(&self) {
+        if let crate::engine::AnyEngine::Gpu(g) = &self.trainer.engine {
+            g.context().destroy();
+        }
+    }
+
+    /// The engine meta-training runs on (as [`Recommender::engine_info`]).
+    #[wasm_bindgen(js_name = engineInfo, unchecked_return_type = "EngineInfo")]
+    pub fn engine_info(&self) -> Result<JsValue, JsError> {
+        use crate::engine::Engine;
+        to_js(&JsEngineInfo {
+            info: self.trainer.engine.info(),
+            fallback_reason: self.trainer.fallback.clone(),
+            recoveries: 0,
+        })
+    }
+}

@@ -1,0 +1,254 @@
+//! [`Recommender`]: a trained policy adapting to one person in the page.
+
+use super::meta_trainer::{call_and_wait, yield_to_browser, MetaTrainOptions, Trainer};
+use super::{engine_for, js_err, options, read_bundle, to_js, JsEngineInfo};
+use crate::engine::Preference;
+use serde::{Deserialize, Serialize};
+use wasm_bindgen::prelude::*;
+
+/// Options of [`Recommender::create`] and [`Recommender::restore`].
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RecommenderOptions {
+    engine: Preference,
+    /// Seed of the exploration noise of a new session.
+    seed: u32,
+}
+
+#[derive(Serialize)]
+struct JsRecommendation<'a> {
+    item: &'a str,
+    title: &'a str,
+    genres: Vec<&'a str>,
+    year: Option<i32>,
+    score: f32,
+    propensity: f32,
+}
+
+/// On-device recommendations that adapt to one person: a trained policy from a bundle, an
+/// engine (WebGPU when there is one), and the person's session.
+#[wasm_bindgen]
+pub struct Recommender {
+    engine: crate::engine::AnyEngine,
+    fallback: Option<String>,
+    catalog: crate::data::Catalog,
+    session: crate::session::Session,
+    /// The trained policy: the engine is rebuilt from it when the GPU device is lost (what the
+    /// person taught is in the session: its context, or its own copy of the network, which the
+    /// session loads into the engine before every use).
+    policy: crate::policy::Policy,
+    preference: Preference,
+    recoveries: u32,
+}
+
+#[wasm_bindgen]
+impl Recommender {
+    async fn open(
+        bundle: &[u8],
+        opts: RecommenderOptions,
+    ) -> Result<(Self, crate::policy::Policy), JsError> {
+        let (bundle, policy) = read_bundle(bundle)?;
+        let (engine, fallback) = engine_for(&policy, opts.engine).await?;
+        let session = policy.session(opts.seed);
+        Ok((
+            Recommender {
+                engine,
+                fallback,
+                catalog: bundle.catalog,
+                session,
+                policy: policy.clone(),
+                preference: opts.engine,
+                recoveries: 0,
+            },
+            policy,
+        ))
+    }
+
+    /// Whether `e` means the GPU device is gone (lost, destroyed, or failing every readback).
+    fn device_gone(&self, e: &crate::engine::EngineError) -> bool {
+        use crate::engine::EngineError::*;
+        matches!(self.engine, crate::engine::AnyEngine::Gpu(_))
+            && matches!(e, DeviceLost(_) | Device(_) | Readback(_))
+    }
+
+    /// Rebuilds the engine from the policy after a device loss (the GPU when one can be had
+    /// again, else the CPU engine).
+    async fn recover(&mut self) -> Result<(), JsError> {
+        let (engine, fallback) = engine_for(&self.policy, self.preference).await?;
+        self.engine = engine;
+        self.fallback = fallback;
+        self.recoveries += 1;
+        Ok(())
+    }
+
+    /// A recommender for a new person from a bundle's bytes.
+    /// `options`: `{ engine: "auto" | "gpu" | "cpu", seed: number }`.
+    pub async fn create(
+        bundle: Vec<u8>,
+        #[wasm_bindgen(unchecked_optional_param_type = "RecommenderOptions")] options_value: Option<
+            JsValue,
+        >,
+    ) -> Result<Recommender, JsError> {
+        Ok(Self::open(&bundle, options(options_value)?).await?.0)
+    }
+
+    /// A recommender that continues a person's saved state (from [`Recommender::save_state`]).
+    pub async fn restore(
+        bundle: Vec<u8>,
+        state: Vec<u8>,
+        #[wasm_bindgen(unchecked_optional_param_type = "RecommenderOptions")] options_value: Option<
+            JsValue,
+        >,
+    ) -> Result<Recommender, JsError> {
+        let (mut rec, policy) = Self::open(&bundle, options(options_value)?).await?;
+        let session = crate::session::Session::from_bytes(&state).map_err(js_err)?;
+        if !session.fits(&policy.model) {
+            return Err(JsError::new(
+                "the saved state belongs to another model: it cannot be restored with this bundle",
+            ));
+        }
+        rec.session = session;
+        Ok(rec)
+    }
+
+    /// `k` items not shown yet: `[{ item, title, genres, year, score, propensity }]`; `greedy`
+    /// ranks by score, otherwise (the default) the slate is drawn from the policy (exploration).
+    #[wasm_bindgen(unchecked_return_type = "Recommendation[]")]
+    pub async fn recommend(&mut self, k: usize, greedy: Option<bool>) -> Result<JsValue, JsError> {
+        let greedy = greedy.unwrap_or(false);
+        let recs = match self.session.recommend(&mut self.engine, k, greedy).await {
+            Err(e) if self.device_gone(&e) => {
+                self.recover().await?;
+                self.session.recommend(&mut self.engine, k, greedy).await
+            }
+            other => other,
+        }
+        .map_err(js_err)?;
+        let out: Vec<JsRecommendation> = recs
+            .iter()
+            .map(|r| {
+                let meta = &self.catalog.items[r.item as usize];
+                JsRecommendation {
+                    item: self.catalog.ids.id(r.item).unwrap_or(""),
+                    title: &meta.title,
+                    genres: meta
+                        .genres
+                        .iter()
+                        .filter_map(|&g| self.catalog.genres.get(g as usize).map(String::as_str))
+                        .collect(),
+                    year: meta.year,
+                    score: r.score,
+                    propensity: r.propensity,
+                }
+            })
+            .collect();
+        to_js(&out)
+    }
+
+    /// Learns from one reaction to `item` (the dataset's item id): `reward` 1 = liked,
+    /// 0 = skipped (anything in [0, 1]).
+    pub async fn feedback(&mut self, item: String, reward: f32) -> Result<(), JsError> {
+        let index = self
+            .catalog
+            .ids
+            .index(&item)
+            .ok_or_else(|| JsError::new(&format!("unknown item id '{item}'")))?;
+        if !reward.is_finite() || !(0.0..=1.0).contains(&reward) {
+            return Err(JsError::new(&format!(
+                "reward must be a number from 0 (skipped) to 1 (liked), got {reward}"
+            )));
+        }
+        if self.session.was_shown(index) {
+            return Err(JsError::new(&format!(
+                "item '{item}' already had a reaction in this session"
+            )));
+        }
+        match self.session.feedback(&mut self.engine, index, reward).await {
+            Err(e) if self.device_gone(&e) => {
+                self.recover().await?;
+                self.session.feedback(&mut self.engine, index, reward).await
+            }
+            other => other,
+        }
+        .map_err(js_err)
+    }
+
+    /// Destroys the GPU device, as a driver reset would (for tests and the page's drill); the
+    /// next call rebuilds the engine without losing anything. No-op on the CPU engine.
+    #[wasm_bindgen(js_name = simulateDeviceLoss)]
+    pub fn simulate_device_loss(&self) {
+        if let crate::engine::AnyEngine::Gpu(g) = &self.engine {
+            g.context().destroy();
+        }
+    }
+
+    /// The person's state as bytes (context, history, optimiser state), for IndexedDB or a file.
+    #[wasm_bindgen(js_name = saveState)]
+    pub fn save_state(&self) -> Result<Vec<u8>, JsError> {
+        self.session.to_bytes().map_err(js_err)
+    }
+
+    /// Reactions so far: `[[item, reward]]` with the dataset's item ids.
+    #[wasm_bindgen(unchecked_return_type = "[string, number][]")]
+    pub fn history(&self) -> Result<JsValue, JsError> {
+        let h: Vec<(&str, f32)> = self
+            .session
+            .history
+            .iter()
+            .map(|i| (self.catalog.ids.id(i.item).unwrap_or(""), i.reward))
+            .collect();
+        to_js(&h)
+    }
+
+    /// The engine in use: `{ engine, adapter, backend, device_type, fallback, fallback_reason }`.
+    #[wasm_bindgen(js_name = engineInfo, unchecked_return_type = "EngineInfo")]
+    pub fn engine_info(&self) -> Result<JsValue, JsError> {
+        use crate::engine::Engine;
+        to_js(&JsEngineInfo {
+            info: self.engine.info(),
+            fallback_reason: self.fallback.clone(),
+            recoveries: self.recoveries,
+        })
+    }
+}
+
+#[wasm_bindgen]
+impl Recommender {
+    /// Meta-trains a new policy on the synthetic world of `options` (on this recommender's
+    /// engine choice unless `options.engine` says otherwise), calling `onProgress` after every
+    /// meta-iteration; when it returns a promise, training waits for it (a page pauses that
+    /// way), and when it returns or resolves to `false`, training stops there. The recommender
+    /// then recommends from the world's catalog with the new policy, for a new person (a
+    /// state saved before belongs to the old policy). Resolves to the new bundle's bytes.
+    #[wasm_bindgen(js_name = metaTrain)]
+    pub async fn meta_train(
+        &mut self,
+        #[wasm_bindgen(unchecked_optional_param_type = "MetaTrainOptions")] options_value: Option<
+            JsValue,
+        >,
+        #[wasm_bindgen(unchecked_optional_param_type = "(progress: MetaProgress) => unknown")]
+        on_progress: Option<js_sys::Function>,
+    ) -> Result<Vec<u8>, JsError> {
+        let o: MetaTrainOptions = options(options_value)?;
+        let mut trainer = Trainer::new(&o, o.engine.unwrap_or(self.preference), None).await?;
+        while !trainer.done() {
+            let p = to_js(&trainer.step().await?)?;
+            if let Some(f) = &on_progress {
+                if !call_and_wait(f, &p).await? {
+                    break;
+                }
+            }
+            yield_to_browser().await;
+        }
+        let bundle = trainer.bundle().await?;
+        let bytes = bundle.to_bytes().map_err(js_err)?;
+        let policy = crate::policy::Policy::from_bundle(&bundle).map_err(js_err)?;
+        let (engine, fallback) = engine_for(&policy, self.preference).await?;
+        self.session = policy.session(self.session.seed);
+        self.engine = engine;
+        self.fallback = fallback;
+        self.catalog = bundle.catalog;
+        self.policy = policy;
+        Ok(bytes)
+    }
+}

@@ -1,0 +1,126 @@
+//! TypeScript types of the classes' options and results (a custom section of `metarec.d.ts`).
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS_TYPES: &'static str = r#"
+/** Which engine to use: WebGPU ("gpu"), the CPU engine ("cpu"), or the GPU when there is one. */
+export type EngineChoice = "auto" | "gpu" | "cpu";
+
+export interface SelfCheckOptions { engine?: EngineChoice }
+
+export interface SelfCheckReport {
+  engine: "gpu" | "cpu";
+  adapter: { name: string; backend: string; device_type: string; fallback: boolean } | null;
+  gpu_error: string | null;
+  kernels: { name: string; shape: string; max_rel_err: number; tolerance: number; pass: boolean }[];
+  steps_per_s: { gpu: number | null; cpu: number };
+  dispatches_per_step: number | null;
+}
+
+export interface RecommenderOptions {
+  engine?: EngineChoice;
+  /** Seed of the exploration noise of a new session. */
+  seed?: number;
+}
+
+export interface Recommendation {
+  /** The dataset's item id. */
+  item: string;
+  title: string;
+  genres: string[];
+  year: number | null;
+  /** The policy's logit for the item. */
+  score: number;
+  /** Probability of the item at its slate position. */
+  propensity: number;
+}
+
+export interface EngineInfo {
+  engine: "gpu" | "cpu";
+  adapter: string;
+  backend: string;
+  device_type: string;
+  /** True on software adapters (SwiftShader, lavapipe). */
+  fallback: boolean;
+  /** Why the CPU engine runs where the GPU was wanted, if it does. */
+  fallback_reason: string | null;
+  /** Engine rebuilds after a lost GPU device. */
+  recoveries: number;
+}
+
+/** The synthetic world (items, users, seed) and the meta-training settings. */
+export interface MetaTrainOptions {
+  engine?: EngineChoice;
+  seed?: number;
+  items?: number;
+  users?: number;
+  iterations?: number;
+  users_per_iteration?: number;
+  rounds?: number;
+  /** Outer loop (default "fomaml"): "fomaml" and "reptile" give each person their own copy of
+   * the network to adapt; "cavia" adapts a context vector only. */
+  algorithm?: "cavia" | "reptile" | "fomaml";
+  /** Adam step size of a person's network per reaction (default 0.01). */
+  param_lr?: number;
+}
+
+export interface MetaIteration {
+  iteration: number;
+  /** Mean reward per round over the iteration's episodes. */
+  mean_reward: number;
+  /** Outer loss (null when the step was skipped). */
+  loss: number | null;
+  skipped_total: number;
+}
+
+export interface MetaProgress extends MetaIteration {
+  iterations: number;
+  /** Milliseconds of this meta-iteration. */
+  ms: number;
+  iterations_per_s: number;
+}
+
+/** The bundle's synthetic world (items, users, seed) and the simulation. */
+export interface SimulationOptions {
+  engine?: EngineChoice;
+  items?: number;
+  users?: number;
+  seed?: number;
+  /** Fresh users after the training population (default 50). */
+  held_out?: number;
+  rounds?: number;
+  slate?: number;
+}
+
+export interface HeldOutUser {
+  index: number;
+  world_user: number;
+  favourite_genres: string[];
+}
+
+export interface SimulationLane {
+  method: "meta-rl" | "no-adaptation" | "popularity" | "linucb" | "random";
+  items: { item: string; title: string }[];
+  clicked: string | null;
+  reward: number;
+}
+
+export interface SimulationStep {
+  user: number;
+  position: number;
+  round: number;
+  done: boolean;
+  lanes: SimulationLane[];
+}
+
+export interface SimulationCurves {
+  methods: SimulationLane["method"][];
+  rounds: number[];
+  reward: number[][];
+  cumulative: number[][];
+  users_done: number;
+  users: number;
+  slates: number;
+}
+"#;
