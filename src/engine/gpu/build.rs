@@ -1,0 +1,294 @@
+//! [`GpuEngine::new`]: every buffer, pipeline and bind group of a model, built once.
+
+use super::context::Shader;
+use super::uniforms::GpuStats;
+use super::{GpuContext, GpuEngine, Kernel, Reducer, Tile};
+use crate::engine::{Counters, Engine, EngineError, Result, Row, MAX_SLATE};
+use crate::model::{Head, ModelConfig};
+
+impl GpuEngine {
+    /// Allocates every buffer and builds every pipeline and bind group for `cfg`.
+    pub async fn new(ctx: &GpuContext, cfg: &ModelConfig) -> Result<Self> {
+        cfg.validate().map_err(EngineError::Config)?;
+        let layers = cfg.layers();
+        let offsets = cfg.offsets();
+        let n_params = cfg.param_count();
+        let rows = cfg.max_rows as u64;
+        let items = cfg.items();
+        let d = cfg.output;
+        let pbytes = n_params as u64 * 4;
+        let limit = ctx.binding_limit();
+        let logit_bytes = rows * items as u64 * 4;
+        if logit_bytes > limit || pbytes > limit {
+            return Err(EngineError::Config(format!(
+                "max_rows × items ({logit_bytes} bytes) or the parameters ({pbytes} bytes) exceed \
+                 one storage binding ({limit} bytes): lower max_rows"
+            )));
+        }
+
+        let params = ctx.storage("params", pbytes);
+        let grads = ctx.storage("grads", pbytes);
+        let adam_m = ctx.storage("adam m", pbytes);
+        let adam_v = ctx.storage("adam v", pbytes);
+        let mut acts = vec![ctx.storage("input", rows * cfg.input as u64 * 4)];
+        let mut dys = Vec::new();
+        for l in &layers {
+            acts.push(ctx.storage("activations", rows * l.outputs as u64 * 4));
+            dys.push(ctx.storage("output gradient", rows * l.outputs as u64 * 4));
+        }
+        let d_input = ctx.storage("input gradient", rows * cfg.input as u64 * 4);
+        let rows_buf = ctx.storage("rows", rows * std::mem::size_of::<Row>() as u64);
+        let mask_buf = ctx.storage("mask", rows * items.div_ceil(32) as u64 * 4);
+        let logits = ctx.storage("logits", logit_bytes);
+        let logp = ctx.storage("log-probs", logit_bytes);
+        let row_stats = ctx.storage("row stats", rows * 8);
+        let stats = ctx.storage("stats", std::mem::size_of::<GpuStats>() as u64);
+        let slate_bytes = rows * MAX_SLATE as u64 * 4;
+        let slate_items = ctx.storage("slate items", slate_bytes);
+        let slate_logp = ctx.storage("slate log-probs", slate_bytes);
+        let widest = layers.iter().map(|l| l.outputs).max().unwrap_or(1) as u64;
+        let staging_bytes = [
+            pbytes,
+            logit_bytes,
+            rows * widest * 4,
+            2 * slate_bytes + 16,
+            rows * 8 + pbytes + 16,
+            rows * 8 + rows * cfg.input as u64 * 4 + 16,
+            2 * pbytes + 64,
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(16)
+            + 64;
+        let staging = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("staging"),
+            size: staging_bytes.next_multiple_of(8),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+
+        let mut layer_dims = Vec::new();
+        let mut forward = Vec::new();
+        let mut backward = Vec::new();
+        for (l, layer) in layers.iter().enumerate() {
+            let constants = [
+                ("IN", layer.inputs as f64),
+                ("OUT", layer.outputs as f64),
+                ("ACT", layer.activation.code() as f64),
+                ("W_OFF", offsets[l] as f64),
+            ];
+            let dims = ctx.uniform("layer dims", 16);
+            let fp = ctx.pipeline(Shader::Dense, "forward", &constants).await?;
+            let fb = ctx.bind(
+                &fp,
+                &[(0, &dims), (1, &params), (2, &acts[l]), (3, &acts[l + 1])],
+            );
+            forward.push(Kernel {
+                pipeline: fp,
+                bind: fb,
+            });
+            // the gradient buffers between layers carry dLoss/dZ (see dense.wgsl)
+            let x_act = match l {
+                0 => 0,
+                _ => layers[l - 1].activation.code(),
+            };
+            let mut b_constants = constants.to_vec();
+            b_constants.push(("DY_IS_DZ", (l + 1 < layers.len()) as u32 as f64));
+            b_constants.push(("X_ACT", x_act as f64));
+            let bp = ctx
+                .pipeline(Shader::Dense, "backward", &b_constants)
+                .await?;
+            let dx = if l == 0 { &d_input } else { &dys[l - 1] };
+            let bb = ctx.bind(
+                &bp,
+                &[
+                    (0, &dims),
+                    (1, &params),
+                    (4, &acts[l]),
+                    (5, &acts[l + 1]),
+                    (6, &dys[l]),
+                    (7, &grads),
+                    (8, dx),
+                ],
+            );
+            backward.push(Kernel {
+                pipeline: bp,
+                bind: bb,
+            });
+            layer_dims.push(dims);
+        }
+        let out = &acts[layers.len()];
+        let d_out = &dys[layers.len() - 1];
+
+        // item tiles, each within one storage binding
+        let d_const = [("D", d as f64)];
+        let mut tiles = Vec::new();
+        if items > 0 {
+            let per_tile = ((limit / (d as u64 * 4)) as usize).max(1);
+            let score_p = ctx.pipeline(Shader::Score, "score", &d_const).await?;
+            let mut offset = 0;
+            while offset < items {
+                let n = per_tile.min(items - offset);
+                let buffer = ctx.storage("item embeddings", (n * d) as u64 * 4);
+                let dims = ctx.uniform("score dims", 16);
+                let bind = ctx.bind(
+                    &score_p,
+                    &[(0, &dims), (1, out), (2, &buffer), (3, &logits)],
+                );
+                tiles.push(Tile {
+                    items: n,
+                    offset,
+                    buffer,
+                    dims,
+                    score: Kernel {
+                        pipeline: score_p.clone(),
+                        bind,
+                    },
+                });
+                offset += n;
+            }
+        }
+
+        let softmax_dims = ctx.uniform("softmax dims", 32);
+        let sample_dims = ctx.uniform("sample dims", 48);
+        let (softmax, sample) = if items > 0 {
+            let sp = ctx.pipeline(Shader::Softmax, "log_softmax", &[]).await?;
+            let sb = ctx.bind(
+                &sp,
+                &[(0, &softmax_dims), (1, &logits), (2, &mask_buf), (3, &logp)],
+            );
+            let xp = ctx.pipeline(Shader::Sample, "sample", &[]).await?;
+            let xb = ctx.bind(
+                &xp,
+                &[
+                    (0, &sample_dims),
+                    (1, &logits),
+                    (2, &mask_buf),
+                    (3, &slate_items),
+                    (4, &slate_logp),
+                ],
+            );
+            (
+                Some(Kernel {
+                    pipeline: sp,
+                    bind: sb,
+                }),
+                Some(Kernel {
+                    pipeline: xp,
+                    bind: xb,
+                }),
+            )
+        } else {
+            (None, None)
+        };
+
+        let head_dims = ctx.uniform("head dims", 32);
+        let head = match cfg.head {
+            Head::Policy { .. } => {
+                let p = ctx.pipeline(Shader::Loss, "policy_grad", &d_const).await?;
+                let b = ctx.bind(
+                    &p,
+                    &[
+                        (0, &head_dims),
+                        (1, out),
+                        (2, &tiles[0].buffer),
+                        (3, &rows_buf),
+                        (4, &mask_buf),
+                        (5, &logits),
+                        (6, d_out),
+                        (7, &row_stats),
+                    ],
+                );
+                Kernel {
+                    pipeline: p,
+                    bind: b,
+                }
+            }
+            Head::Regression { .. } => {
+                let p = ctx.pipeline(Shader::Loss, "mse_grad", &[]).await?;
+                let b = ctx.bind(
+                    &p,
+                    &[
+                        (8, &head_dims),
+                        (9, out),
+                        (10, &rows_buf),
+                        (11, d_out),
+                        (12, &row_stats),
+                    ],
+                );
+                Kernel {
+                    pipeline: p,
+                    bind: b,
+                }
+            }
+        };
+
+        let adam_params = ctx.uniform("adam params", 32);
+        let ap = ctx.pipeline(Shader::Adam, "adam", &[]).await?;
+        let ab = ctx.bind(
+            &ap,
+            &[
+                (0, &adam_params),
+                (1, &params),
+                (2, &grads),
+                (3, &adam_m),
+                (4, &adam_v),
+                (5, &stats),
+            ],
+        );
+        let stat_dims = ctx.uniform("stat dims", 16);
+        let tp = ctx.pipeline(Shader::Reduce, "step_stats", &[]).await?;
+        let tb = ctx.bind(
+            &tp,
+            &[(3, &stat_dims), (4, &grads), (5, &row_stats), (6, &stats)],
+        );
+        let reducer = Reducer::new(ctx).await?;
+
+        let mut engine = GpuEngine {
+            ctx: ctx.clone(),
+            cfg: cfg.clone(),
+            n_params,
+            params,
+            grads,
+            adam_m,
+            adam_v,
+            acts,
+            d_input,
+            rows_buf,
+            mask_buf,
+            logits,
+            logp,
+            row_stats,
+            stats,
+            slate_items,
+            slate_logp,
+            staging,
+            layer_dims,
+            softmax_dims,
+            sample_dims,
+            head_dims,
+            adam_params,
+            stat_dims,
+            forward,
+            backward,
+            tiles,
+            softmax,
+            sample,
+            head,
+            adam: Kernel {
+                pipeline: ap,
+                bind: ab,
+            },
+            step_stats: Kernel {
+                pipeline: tp,
+                bind: tb,
+            },
+            reducer,
+            counters: Counters::default(),
+            items_host: Vec::new(),
+        };
+        engine.set_params(&cfg.init_params())?;
+        ctx.check()?;
+        Ok(engine)
+    }
+}
