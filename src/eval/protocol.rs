@@ -331,17 +331,14 @@ impl Prepared {
         };
         // the meta-trained policies start from the bar's ranking for a new user: the fine-tuned
         // network's predicted rating (observed) or the training like count (catalog)
-        let prior_vectors = match (env, &supervised, needs(&meta_rl)) {
-            (_, _, false) => None,
-            (Environment::Observed, Some(fit), true) => {
-                Some(vectors.clone().with_prior(&fit.new_user_ratings()?))
+        let start_scores = match (env, &supervised) {
+            (Environment::Observed, Some(fit)) if observed_meta => Some(fit.new_user_ratings()?),
+            (Environment::Catalog, _) if needs(&meta_rl) => {
+                Some(stats.likes.iter().map(|&l| (1.0 + l as f32).ln()).collect())
             }
-            (Environment::Observed, None, true) => None,
-            (Environment::Catalog, _, true) => {
-                let likes: Vec<f32> = stats.likes.iter().map(|&l| (1.0 + l as f32).ln()).collect();
-                Some(vectors.clone().with_prior(&likes))
-            }
+            _ => None,
         };
+        let prior_vectors = start_scores.map(|p| vectors.clone().with_prior(&p));
         let prior_vectors = prior_vectors.as_ref().unwrap_or(&vectors);
         let meta_trained = |wanted: &[Method], algorithm| {
             if !needs(wanted) {
