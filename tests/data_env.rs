@@ -1,8 +1,8 @@
 //! Environments and the synthetic world: determinism, a genre-loving user's clicks, logged
 //! propensities, observed, full-catalog and simulated tasks.
 use metarec::data::{
-    self, sample_slate, CatalogTask, Environment, FitConfig, LatentFactorModel, ObservedTask,
-    RewardMode, Shown, SimulatedTask, UserTask, World, WorldConfig,
+    self, sample_slate, Environment, FitConfig, LatentFactorModel, ObservedTask, RewardMode, Shown,
+    SimulatedTask, UserTask, World, WorldConfig,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -172,7 +172,7 @@ fn catalog_task_offers_every_item_and_unrated_items_are_misses() {
     let ds = data::load(&dir).unwrap();
     let u2 = ds.users.index("2").unwrap();
     let item = |id: &str| ds.catalog.ids.index(id).unwrap();
-    let mut task = CatalogTask::for_user(&ds, u2, RewardMode::default(), 2);
+    let mut task = ObservedTask::over_catalog(&ds, u2, RewardMode::default(), 2);
     let all: Vec<u32> = (0..ds.n_items() as u32).collect();
     assert_eq!(task.candidates(), all.as_slice());
     let shown = |i: u32| Shown {

@@ -2,8 +2,8 @@
 //! answers one reward per shown item and logs every shown item with the propensity the policy
 //! had of showing it (for off-policy estimates).
 //!
-//! Four tasks share the [`UserTask`] interface: [`ObservedTask`] (only items the user really
-//! rated), [`CatalogTask`] (the full catalog, logged rewards, unrated = miss),
+//! Three tasks share the [`UserTask`] interface: [`ObservedTask`] (logged ratings: only the
+//! items the user rated, or the full catalog with unrated items as misses),
 //! [`SimulatedTask`] (the full catalog, rewards from a fitted [`LatentFactorModel`]), and the
 //! synthetic world's task ([`super::synthetic::SyntheticTask`]).
 use super::dataset::{Dataset, Rating, RatingScale};
@@ -196,8 +196,11 @@ macro_rules! delegate_core {
 }
 pub(crate) use delegate_core;
 
-/// Observed-only environment: the candidates are the items the user rated (and has not been
-/// shown); the reward comes from the user's own rating.
+/// An environment on a user's logged ratings: the reward comes from the user's own rating.
+/// The candidates are the items the user rated ([`ObservedTask::for_user`], the observed
+/// protocol) or every catalog item ([`ObservedTask::over_catalog`]); either way only items not
+/// shown yet. An item the user never rated counts as the scale's lowest rating: a miss (the
+/// full-catalog reward so mixes what people chose to watch with how they rated it).
 #[derive(Debug, Clone)]
 pub struct ObservedTask {
     core: TaskCore,
@@ -236,6 +239,14 @@ impl ObservedTask {
             horizon,
         )
     }
+
+    /// A task for `user` of `dataset` over the whole catalog, unrated items being misses.
+    pub fn over_catalog(dataset: &Dataset, user: u32, mode: RewardMode, horizon: usize) -> Self {
+        let mut task = Self::for_user(dataset, user, mode, horizon);
+        let n = u32::try_from(dataset.n_items()).unwrap_or(u32::MAX);
+        task.core = TaskCore::new(user, (0..n).collect(), horizon);
+        task
+    }
 }
 
 impl UserTask for ObservedTask {
@@ -255,59 +266,13 @@ impl UserTask for ObservedTask {
     }
 }
 
-/// Full-catalog environment on logged data: each round the policy picks among **every**
-/// catalog item not yet shown; an item the user rated earns that rating's reward, an item the
-/// user never rated earns 0 (a miss: the reward mixes what people chose to watch with how they
-/// rated it). Where adaptation has room to show (EVALUATION.md, "catalog" protocol).
-#[derive(Debug, Clone)]
-pub struct CatalogTask {
-    core: TaskCore,
-    ratings: HashMap<u32, f32>,
-    mode: RewardMode,
-    scale: RatingScale,
-}
-
-impl CatalogTask {
-    /// A task for dense `user` of `dataset` over its whole catalog.
-    pub fn for_user(dataset: &Dataset, user: u32, mode: RewardMode, horizon: usize) -> Self {
-        let n = u32::try_from(dataset.n_items()).unwrap_or(u32::MAX);
-        CatalogTask {
-            core: TaskCore::new(user, (0..n).collect(), horizon),
-            ratings: dataset
-                .user_ratings(user)
-                .iter()
-                .map(|r| (r.item, r.value))
-                .collect(),
-            mode,
-            scale: dataset.scale,
-        }
-    }
-}
-
-impl UserTask for CatalogTask {
-    delegate_core!();
-
-    fn step(&mut self, slate: &[Shown]) -> Result<Vec<f32>, DataError> {
-        self.core.check(slate)?;
-        let rewards: Vec<f32> = slate
-            .iter()
-            .map(|s| match self.ratings.get(&s.item) {
-                Some(&rating) => self.mode.reward(rating, self.scale),
-                None => 0.0,
-            })
-            .collect();
-        self.core.record(slate, &rewards);
-        Ok(rewards)
-    }
-}
-
 /// Which items an episode on logged ratings may show (EVALUATION.md's two protocols).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Environment {
-    /// Only items the user rated ([`ObservedTask`]).
+    /// Only items the user rated ([`ObservedTask::for_user`]).
     #[default]
     Observed,
-    /// Every catalog item; unrated items are misses ([`CatalogTask`]).
+    /// Every catalog item; unrated items are misses ([`ObservedTask::over_catalog`]).
     Catalog,
 }
 
@@ -327,55 +292,11 @@ impl Environment {
         user: u32,
         mode: RewardMode,
         horizon: usize,
-    ) -> LoggedTask {
+    ) -> ObservedTask {
         match self {
-            Environment::Observed => {
-                LoggedTask::Observed(ObservedTask::for_user(dataset, user, mode, horizon))
-            }
-            Environment::Catalog => {
-                LoggedTask::Catalog(CatalogTask::for_user(dataset, user, mode, horizon))
-            }
+            Environment::Observed => ObservedTask::for_user(dataset, user, mode, horizon),
+            Environment::Catalog => ObservedTask::over_catalog(dataset, user, mode, horizon),
         }
-    }
-}
-
-/// A task of either [`Environment`].
-#[derive(Debug, Clone)]
-pub enum LoggedTask {
-    Observed(ObservedTask),
-    Catalog(CatalogTask),
-}
-
-impl LoggedTask {
-    fn inner(&self) -> &dyn UserTask {
-        match self {
-            LoggedTask::Observed(t) => t,
-            LoggedTask::Catalog(t) => t,
-        }
-    }
-}
-
-impl UserTask for LoggedTask {
-    fn user(&self) -> u32 {
-        self.inner().user()
-    }
-    fn candidates(&self) -> &[u32] {
-        self.inner().candidates()
-    }
-    fn horizon(&self) -> usize {
-        self.inner().horizon()
-    }
-    fn steps(&self) -> usize {
-        self.inner().steps()
-    }
-    fn step(&mut self, slate: &[Shown]) -> Result<Vec<f32>, DataError> {
-        match self {
-            LoggedTask::Observed(t) => t.step(slate),
-            LoggedTask::Catalog(t) => t.step(slate),
-        }
-    }
-    fn log(&self) -> &[LogEntry] {
-        self.inner().log()
     }
 }
 

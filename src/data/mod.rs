@@ -28,8 +28,7 @@ pub use dataset::{
     WarningKind, LIKE_THRESHOLD,
 };
 pub use env::{
-    sample_slate, CatalogTask, Environment, LogEntry, LoggedTask, ObservedTask, RewardMode, Shown,
-    SimulatedTask, UserTask,
+    sample_slate, Environment, LogEntry, ObservedTask, RewardMode, Shown, SimulatedTask, UserTask,
 };
 pub use error::{DataError, Location};
 pub use factors::like_factors;

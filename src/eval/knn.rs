@@ -101,7 +101,8 @@ pub struct UserKnn {
     likes: Vec<Vec<u32>>,
     /// Training users who liked each item.
     likers: Vec<Vec<u32>>,
-    fallback: Vec<f64>,
+    /// The fallback score scaled far below any vote: every item's score before the first like.
+    ties: Vec<f64>,
     neighbours: usize,
     /// Co-likes of each training user with this user so far.
     overlap: Vec<u32>,
@@ -123,10 +124,11 @@ impl UserKnn {
             .iter()
             .fold(0.0f64, |m, v| m.max(v.abs()))
             .max(1e-12);
+        let ties: Vec<f64> = fallback.iter().map(|v| 1e-6 * v / max).collect();
         UserKnn {
             overlap: vec![0; likes.len()],
-            scores: fallback.iter().map(|v| 1e-6 * v / max).collect(),
-            fallback,
+            scores: ties.clone(),
+            ties,
             likes,
             likers,
             neighbours,
@@ -136,11 +138,6 @@ impl UserKnn {
 
     /// Recomputes every item's score from the current neighbours.
     fn rescore(&mut self) {
-        let max = self
-            .fallback
-            .iter()
-            .fold(0.0f64, |m, v| m.max(v.abs()))
-            .max(1e-12);
         let mut sims: Vec<(f64, usize)> = self
             .overlap
             .iter()
@@ -153,9 +150,7 @@ impl UserKnn {
             .collect();
         sims.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         sims.truncate(self.neighbours);
-        for (s, f) in self.scores.iter_mut().zip(&self.fallback) {
-            *s = 1e-6 * f / max;
-        }
+        self.scores.clone_from(&self.ties);
         for (sim, v) in sims {
             for &i in &self.likes[v] {
                 self.scores[i as usize] += sim;

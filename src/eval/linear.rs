@@ -136,25 +136,12 @@ impl Features {
     /// Ridge fit (strength `lambda`) of the likes of `users` in `ds` on the features: the
     /// bandits' prior mean.
     pub fn fit_likes(&self, ds: &Dataset, users: &[u32], lambda: f64) -> Vec<f64> {
-        let d = self.dim;
-        let mut a = vec![0.0; d * d];
-        let mut b = vec![0.0; d];
-        for &u in users {
-            for rating in ds.user_ratings(u) {
-                let x = self.row(rating.item);
-                if x.len() != d {
-                    continue;
-                }
-                let y = f64::from(u8::from(rating.value >= LIKE_THRESHOLD));
-                for i in 0..d {
-                    b[i] += y * x[i];
-                    for j in 0..d {
-                        a[i * d + j] += x[i] * x[j];
-                    }
-                }
-            }
-        }
-        solve_ridge(a, b, lambda)
+        let ratings = users.iter().flat_map(|&u| ds.user_ratings(u));
+        let observations = ratings.map(|r| {
+            let like = f64::from(u8::from(r.value >= LIKE_THRESHOLD));
+            (r.item, 1.0, like)
+        });
+        self.ridge_fit(observations, lambda)
     }
 
     /// Ridge fit (strength `lambda`) of the like indicator on the features over **every**
@@ -162,18 +149,31 @@ impl Features {
     /// prior mean on the full-catalog protocol, where it ranks items by their training like
     /// rate (`likes[i]` of `users` training users).
     pub fn fit_catalog_likes(&self, likes: &[u32], users: usize, lambda: f64) -> Vec<f64> {
+        let observations = (0u32..)
+            .zip(likes)
+            .map(|(item, &l)| (item, users as f64, f64::from(l)));
+        self.ridge_fit(observations, lambda)
+    }
+
+    /// Ridge fit (strength `lambda`) over `(item, weight, target sum)` observations: each adds
+    /// `weight · x xᵀ` and `target sum · x` to the normal equations (items out of range skipped).
+    fn ridge_fit(
+        &self,
+        observations: impl Iterator<Item = (u32, f64, f64)>,
+        lambda: f64,
+    ) -> Vec<f64> {
         let d = self.dim;
         let mut a = vec![0.0; d * d];
         let mut b = vec![0.0; d];
-        for (item, &l) in likes.iter().enumerate() {
-            let x = self.row(item as u32);
+        for (item, weight, target) in observations {
+            let x = self.row(item);
             if x.len() != d {
                 continue;
             }
             for i in 0..d {
-                b[i] += f64::from(l) * x[i];
+                b[i] += target * x[i];
                 for j in 0..d {
-                    a[i * d + j] += users as f64 * x[i] * x[j];
+                    a[i * d + j] += weight * x[i] * x[j];
                 }
             }
         }

@@ -169,7 +169,7 @@ impl Hyper {
         match env {
             Environment::Observed => observed,
             Environment::Catalog => Hyper {
-                bandit_lambda: CATALOG_BANDIT_LAMBDA,
+                bandit_lambda: 300.0,
                 alpha: 0.01,
                 ts_scale: 0.003,
                 meta: MetaConfig {
@@ -182,9 +182,6 @@ impl Hyper {
         }
     }
 }
-
-/// Prior strength of the linear bandits on the full catalog (validation users).
-const CATALOG_BANDIT_LAMBDA: f64 = 300.0;
 
 /// Which users are evaluated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -66,12 +66,7 @@ impl ItemVectors {
         if dim == 0 || factors.len() != n * dim {
             return self;
         }
-        let mut variance = 0.0f64;
-        for c in 0..dim {
-            let col = (0..n).map(|i| f64::from(factors[i * dim + c]));
-            let mean = col.clone().sum::<f64>() / n.max(1) as f64;
-            variance += col.map(|v| (v - mean).powi(2)).sum::<f64>() / n.max(1) as f64;
-        }
+        let variance: f64 = (0..dim).map(|c| column_moments(factors, dim, c).1).sum();
         let scale = (variance / dim as f64).sqrt();
         let scale = if scale > 1e-12 { 1.0 / scale } else { 0.0 };
         let width = self.dim + dim;
@@ -141,9 +136,8 @@ pub const DATASET_FACTORS: usize = 32;
 /// variance; a constant column becomes zero.
 fn standardise_column(values: &mut [f32], dim: usize, c: usize) {
     let n = values.len() / dim;
-    let col = (0..n).map(|i| values[i * dim + c] as f64);
-    let mean = col.clone().sum::<f64>() / n.max(1) as f64;
-    let sd = (col.map(|v| (v - mean).powi(2)).sum::<f64>() / n.max(1) as f64).sqrt();
+    let (mean, variance) = column_moments(values, dim, c);
+    let sd = variance.sqrt();
     for i in 0..n {
         let v = &mut values[i * dim + c];
         *v = if sd > 1e-9 {
@@ -152,6 +146,14 @@ fn standardise_column(values: &mut [f32], dim: usize, c: usize) {
             0.0
         };
     }
+}
+
+/// Mean and (population) variance of column `c` of the row-major `values` (`dim` columns).
+fn column_moments(values: &[f32], dim: usize, c: usize) -> (f64, f64) {
+    let n = (values.len() / dim).max(1) as f64;
+    let col = values.iter().skip(c).step_by(dim).map(|&v| f64::from(v));
+    let mean = col.clone().sum::<f64>() / n;
+    (mean, col.map(|v| (v - mean).powi(2)).sum::<f64>() / n)
 }
 
 /// Logit scale of the prior column in a policy's start ([`policy_start`]): the start samples
