@@ -147,7 +147,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let mut scores = vec![0.0; ds.n_items()];
             for fold in 0..5 {
                 knn.reset(0);
-                for (_, r) in rated.iter().enumerate().filter(|(i, _)| i % 5 != fold) {
+                let known = (0..rated.len()).filter(|i| i % 5 != fold).map(|i| rated[i]);
+                for r in known {
                     knn.update(r.item, f32::from(u8::from(r.value >= LIKE_THRESHOLD)))?;
                 }
                 let fold_items: Vec<u32> = (fold..rated.len())

@@ -352,17 +352,15 @@ impl Prepared {
         let meta = meta_trained(&[Method::MetaRl, Method::MetaRlFixed], Algorithm::Cavia)?;
         let reptile = meta_trained(&[Method::MetaRlReptile], Algorithm::Reptile)?;
         let fomaml = meta_trained(&[Method::MetaRlFomaml], Algorithm::Fomaml)?;
-        // no prior and no meta-iterations: the network keeps its random initial
-        // weights
+        // no prior and no meta-iterations: the network keeps its random initial weights
         let scratch = if needs(&[Method::RlScratch]) {
             let cfg = MetaConfig {
                 seed: seed as u32,
                 iterations: 0,
                 ..h.meta.clone()
             };
-            let shape = PolicyShape::default();
             Some(Trained::meta_train(
-                ds, &train, &vectors, &shape, &cfg, env,
+                ds, &train, &vectors, &h.shape, &cfg, env,
             )?)
         } else {
             None

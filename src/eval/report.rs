@@ -65,7 +65,7 @@ pub fn paired_precision(mine: &[&Run], other: &[&Run]) -> Stat {
 }
 
 /// The method's own no-adaptation ablation: the same model that never learns from the user.
-pub fn ablation(method: Method) -> Option<Method> {
+fn ablation(method: Method) -> Option<Method> {
     match method {
         Method::MetaRl => Some(Method::MetaRlFixed),
         Method::SupFinetune => Some(Method::SupFixed),
