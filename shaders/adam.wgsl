@@ -3,28 +3,6 @@
 // the GPU for this step, together with the step counter. A step whose gradient is not finite
 // is skipped.
 
-struct AdamParams {
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-    clip_norm: f32,     // 0 disables clipping
-    n: u32,
-    _pad: u32,
-}
-
-struct Stats {
-    step: u32,
-    steps: u32,
-    loss_sum: f32,
-    entropy_sum: f32,
-    last_loss: f32,
-    grad_sq: f32,
-    skipped: u32,       // steps skipped because the loss or gradient was not finite
-    _pad: u32,
-}
-
 @group(0) @binding(0) var<uniform> ap: AdamParams;
 @group(0) @binding(1) var<storage, read_write> params: array<f32>;
 @group(0) @binding(2) var<storage, read> grads: array<f32>;

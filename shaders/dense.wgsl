@@ -24,13 +24,6 @@ override W_OFF: u32 = 0u;    // offset of this layer's block in params
 override DY_IS_DZ: u32 = 0u;
 override X_ACT: u32 = 0u;
 
-struct Dims {
-    rows: u32,
-    want_dx: u32,      // 0 for the first layer: nobody needs dLoss/dInput
-    _pad1: u32,
-    _pad2: u32,
-}
-
 const NI: u32 = 32u;   // invocations per workgroup
 const WX: u32 = 64u;   // columns per tile: two per invocation, NI apart
 const TM: u32 = 16u;   // rows per invocation = rows per tile (4 vec4 quads)
@@ -38,7 +31,7 @@ const KC: u32 = 128u;  // values of k staged per chunk
 
 var<workgroup> stage: array<vec4<f32>, 512>;   // KC x TM: [k][quad], 8 KiB
 
-@group(0) @binding(0) var<uniform> dims: Dims;
+@group(0) @binding(0) var<uniform> dims: DenseDims;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 
 // forward

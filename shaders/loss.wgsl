@@ -5,24 +5,6 @@
 
 override D: u32 = 64u;
 
-struct LossDims {
-    rows: u32,
-    items: u32,
-    words: u32,
-    use_mask: u32,
-    kind: u32,          // 0 REINFORCE, 1 PPO
-    entropy: f32,       // entropy bonus weight
-    temperature: f32,
-    clip: f32,          // PPO clip epsilon
-}
-
-struct Row {
-    action: u32,
-    reward: f32,
-    baseline: f32,
-    old_logp: f32,
-}
-
 @group(0) @binding(0) var<uniform> ld: LossDims;
 @group(0) @binding(1) var<storage, read> user: array<f32>;
 @group(0) @binding(2) var<storage, read> emb: array<f32>;
@@ -301,13 +283,6 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
             row_stats[2u * (r0 + r) + 1u] = h[r];
         }
     }
-}
-
-struct MseDims {
-    rows: u32,
-    low: f32,
-    high: f32,
-    _pad: u32,
 }
 
 @group(0) @binding(8) var<uniform> md: MseDims;

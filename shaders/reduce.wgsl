@@ -5,13 +5,6 @@
 
 override MODE: u32 = 0u;   // 0 sum, 1 mean, 2 squared norm
 
-struct ReduceDims {
-    n: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
 @group(0) @binding(0) var<uniform> rd: ReduceDims;
 @group(0) @binding(1) var<storage, read> data: array<f32>;
 @group(0) @binding(2) var<storage, read_write> result: array<f32>;
@@ -35,24 +28,6 @@ fn reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
             result[0] = total;
         }
     }
-}
-
-struct Stats {
-    step: u32,
-    steps: u32,
-    loss_sum: f32,
-    entropy_sum: f32,
-    last_loss: f32,
-    grad_sq: f32,
-    skipped: u32,       // steps skipped because the loss or gradient was not finite
-    _pad: u32,
-}
-
-struct StatDims {
-    n_params: u32,
-    rows: u32,
-    _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(3) var<uniform> st: StatDims;

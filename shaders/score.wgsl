@@ -3,13 +3,6 @@
 
 override D: u32 = 64u;
 
-struct ScoreDims {
-    rows: u32,
-    items: u32,        // items in this tile
-    item_offset: u32,  // index of the tile's first item in the catalog
-    total_items: u32,  // row stride of `out`
-}
-
 @group(0) @binding(0) var<uniform> sd: ScoreDims;
 @group(0) @binding(1) var<storage, read> user: array<f32>;
 @group(0) @binding(2) var<storage, read> emb: array<f32>;

@@ -1,9 +1,11 @@
 //! [`GpuEngine::new`]: every buffer, pipeline and bind group of a model, built once.
 
 use super::context::Shader;
-use super::uniforms::GpuStats;
-use super::{GpuContext, GpuEngine, Kernel, Reducer, Tile};
-use crate::engine::{Counters, Engine, EngineError, Result, Row, MAX_SLATE};
+use super::uniforms::{
+    AdamParams, DenseDims, LossDims, MseDims, RowDims, ScoreDims, StatDims, Stats,
+};
+use super::{GpuContext, GpuEngine, Reducer, Tile};
+use crate::engine::{Engine, EngineError, Result, Row, MAX_SLATE};
 use crate::model::{Head, ModelConfig};
 
 impl GpuEngine {
@@ -42,7 +44,7 @@ impl GpuEngine {
         let logits = ctx.storage("logits", logit_bytes);
         let logp = ctx.storage("log-probs", logit_bytes);
         let row_stats = ctx.storage("row stats", rows * 8);
-        let stats = ctx.storage("stats", std::mem::size_of::<GpuStats>() as u64);
+        let stats = ctx.storage("stats", std::mem::size_of::<Stats>() as u64);
         let slate_bytes = rows * MAX_SLATE as u64 * 4;
         let slate_items = ctx.storage("slate items", slate_bytes);
         let slate_logp = ctx.storage("slate log-probs", slate_bytes);
@@ -77,16 +79,16 @@ impl GpuEngine {
                 ("ACT", layer.activation.code() as f64),
                 ("W_OFF", offsets[l] as f64),
             ];
-            let dims = ctx.uniform("layer dims", 16);
-            let fp = ctx.pipeline(Shader::Dense, "forward", &constants).await?;
-            let fb = ctx.bind(
-                &fp,
-                &[(0, &dims), (1, &params), (2, &acts[l]), (3, &acts[l + 1])],
+            let dims = ctx.uniform::<DenseDims>("layer dims");
+            forward.push(
+                ctx.kernel(
+                    Shader::Dense,
+                    "forward",
+                    &constants,
+                    &[(0, &dims), (1, &params), (2, &acts[l]), (3, &acts[l + 1])],
+                )
+                .await?,
             );
-            forward.push(Kernel {
-                pipeline: fp,
-                bind: fb,
-            });
             // the gradient buffers between layers carry dLoss/dZ (see dense.wgsl)
             let x_act = match l {
                 0 => 0,
@@ -95,26 +97,24 @@ impl GpuEngine {
             let mut b_constants = constants.to_vec();
             b_constants.push(("DY_IS_DZ", (l + 1 < layers.len()) as u32 as f64));
             b_constants.push(("X_ACT", x_act as f64));
-            let bp = ctx
-                .pipeline(Shader::Dense, "backward", &b_constants)
-                .await?;
             let dx = if l == 0 { &d_input } else { &dys[l - 1] };
-            let bb = ctx.bind(
-                &bp,
-                &[
-                    (0, &dims),
-                    (1, &params),
-                    (4, &acts[l]),
-                    (5, &acts[l + 1]),
-                    (6, &dys[l]),
-                    (7, &grads),
-                    (8, dx),
-                ],
+            backward.push(
+                ctx.kernel(
+                    Shader::Dense,
+                    "backward",
+                    &b_constants,
+                    &[
+                        (0, &dims),
+                        (1, &params),
+                        (4, &acts[l]),
+                        (5, &acts[l + 1]),
+                        (6, &dys[l]),
+                        (7, &grads),
+                        (8, dx),
+                    ],
+                )
+                .await?,
             );
-            backward.push(Kernel {
-                pipeline: bp,
-                bind: bb,
-            });
             layer_dims.push(dims);
         }
         let out = &acts[layers.len()];
@@ -125,123 +125,116 @@ impl GpuEngine {
         let mut tiles = Vec::new();
         if items > 0 {
             let per_tile = ((limit / (d as u64 * 4)) as usize).max(1);
-            let score_p = ctx.pipeline(Shader::Score, "score", &d_const).await?;
             let mut offset = 0;
             while offset < items {
                 let n = per_tile.min(items - offset);
                 let buffer = ctx.storage("item embeddings", (n * d) as u64 * 4);
-                let dims = ctx.uniform("score dims", 16);
-                let bind = ctx.bind(
-                    &score_p,
-                    &[(0, &dims), (1, out), (2, &buffer), (3, &logits)],
-                );
+                let dims = ctx.uniform::<ScoreDims>("score dims");
+                let score = ctx
+                    .kernel(
+                        Shader::Score,
+                        "score",
+                        &d_const,
+                        &[(0, &dims), (1, out), (2, &buffer), (3, &logits)],
+                    )
+                    .await?;
                 tiles.push(Tile {
                     items: n,
                     offset,
                     buffer,
                     dims,
-                    score: Kernel {
-                        pipeline: score_p.clone(),
-                        bind,
-                    },
+                    score,
                 });
                 offset += n;
             }
         }
 
-        let softmax_dims = ctx.uniform("softmax dims", 32);
-        let sample_dims = ctx.uniform("sample dims", 48);
+        let row_dims = ctx.uniform::<RowDims>("row dims");
         let (softmax, sample) = if items > 0 {
-            let sp = ctx.pipeline(Shader::Softmax, "log_softmax", &[]).await?;
-            let sb = ctx.bind(
-                &sp,
-                &[(0, &softmax_dims), (1, &logits), (2, &mask_buf), (3, &logp)],
-            );
-            let xp = ctx.pipeline(Shader::Sample, "sample", &[]).await?;
-            let xb = ctx.bind(
-                &xp,
-                &[
-                    (0, &sample_dims),
-                    (1, &logits),
-                    (2, &mask_buf),
-                    (3, &slate_items),
-                    (4, &slate_logp),
-                ],
-            );
-            (
-                Some(Kernel {
-                    pipeline: sp,
-                    bind: sb,
-                }),
-                Some(Kernel {
-                    pipeline: xp,
-                    bind: xb,
-                }),
-            )
+            let softmax = ctx
+                .kernel(
+                    Shader::Softmax,
+                    "log_softmax",
+                    &[],
+                    &[(0, &row_dims), (1, &logits), (2, &mask_buf), (3, &logp)],
+                )
+                .await?;
+            let sample = ctx
+                .kernel(
+                    Shader::Softmax,
+                    "sample",
+                    &[],
+                    &[
+                        (0, &row_dims),
+                        (1, &logits),
+                        (2, &mask_buf),
+                        (4, &slate_items),
+                        (5, &slate_logp),
+                    ],
+                )
+                .await?;
+            (Some(softmax), Some(sample))
         } else {
             (None, None)
         };
 
-        let head_dims = ctx.uniform("head dims", 32);
         let head = match cfg.head {
             Head::Policy { .. } => {
-                let p = ctx.pipeline(Shader::Loss, "policy_grad", &d_const).await?;
-                let b = ctx.bind(
-                    &p,
-                    &[
-                        (0, &head_dims),
-                        (1, out),
-                        (2, &tiles[0].buffer),
-                        (3, &rows_buf),
-                        (4, &mask_buf),
-                        (5, &logits),
-                        (6, d_out),
-                        (7, &row_stats),
-                    ],
-                );
-                Kernel {
-                    pipeline: p,
-                    bind: b,
-                }
+                let head_dims = ctx.uniform::<LossDims>("head dims");
+                let entries = [
+                    (0, &head_dims),
+                    (1, out),
+                    (2, &tiles[0].buffer),
+                    (3, &rows_buf),
+                    (4, &mask_buf),
+                    (5, &logits),
+                    (6, d_out),
+                    (7, &row_stats),
+                ];
+                let kernel = ctx
+                    .kernel(Shader::Loss, "policy_grad", &d_const, &entries)
+                    .await?;
+                (kernel, head_dims)
             }
             Head::Regression { .. } => {
-                let p = ctx.pipeline(Shader::Loss, "mse_grad", &[]).await?;
-                let b = ctx.bind(
-                    &p,
-                    &[
-                        (8, &head_dims),
-                        (9, out),
-                        (10, &rows_buf),
-                        (11, d_out),
-                        (12, &row_stats),
-                    ],
-                );
-                Kernel {
-                    pipeline: p,
-                    bind: b,
-                }
+                let head_dims = ctx.uniform::<MseDims>("head dims");
+                let entries = [
+                    (8, &head_dims),
+                    (9, out),
+                    (10, &rows_buf),
+                    (11, d_out),
+                    (12, &row_stats),
+                ];
+                let kernel = ctx.kernel(Shader::Loss, "mse_grad", &[], &entries).await?;
+                (kernel, head_dims)
             }
         };
 
-        let adam_params = ctx.uniform("adam params", 32);
-        let ap = ctx.pipeline(Shader::Adam, "adam", &[]).await?;
-        let ab = ctx.bind(
-            &ap,
-            &[
-                (0, &adam_params),
-                (1, &params),
-                (2, &grads),
-                (3, &adam_m),
-                (4, &adam_v),
-                (5, &stats),
-            ],
-        );
-        let stat_dims = ctx.uniform("stat dims", 16);
-        let tp = ctx.pipeline(Shader::Reduce, "step_stats", &[]).await?;
-        let tb = ctx.bind(
-            &tp,
-            &[(3, &stat_dims), (4, &grads), (5, &row_stats), (6, &stats)],
-        );
+        let adam_params = ctx.uniform::<AdamParams>("adam params");
+        let adam = ctx
+            .kernel(
+                Shader::Adam,
+                "adam",
+                &[],
+                &[
+                    (0, &adam_params),
+                    (1, &params),
+                    (2, &grads),
+                    (3, &adam_m),
+                    (4, &adam_v),
+                    (5, &stats),
+                ],
+            )
+            .await?;
+        let stat_dims = ctx.uniform::<StatDims>("stat dims");
+        let step_stats = ctx
+            .kernel(
+                Shader::Reduce,
+                "step_stats",
+                &[],
+                &[(3, &stat_dims), (4, &grads), (5, &row_stats), (6, &stats)],
+            )
+            .await?;
         let reducer = Reducer::new(ctx).await?;
 
         let mut engine = GpuEngine {
@@ -264,9 +257,8 @@ impl GpuEngine {
             slate_logp,
             staging,
             layer_dims,
-            softmax_dims,
-            sample_dims,
-            head_dims,
+            row_dims,
+            head_dims: head.1,
             adam_params,
             stat_dims,
             forward,
@@ -274,17 +266,11 @@ impl GpuEngine {
             tiles,
             softmax,
             sample,
-            head,
-            adam: Kernel {
-                pipeline: ap,
-                bind: ab,
-            },
-            step_stats: Kernel {
-                pipeline: tp,
-                bind: tb,
-            },
+            head: head.0,
+            adam,
+            step_stats,
             reducer,
-            counters: Counters::default(),
+            counters: Default::default(),
             items_host: Vec::new(),
         };
         engine.set_params(&cfg.init_params())?;

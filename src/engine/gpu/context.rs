@@ -1,28 +1,30 @@
 //! The GPU context: instance, adapter, device and queue; shader modules compiled once; a cache of
 //! specialised pipelines; readback through a staging buffer. Never panics on a missing adapter.
 
+use super::uniforms::{uniform_bytes, WGSL_STRUCTS};
+use super::Kernel;
 use crate::engine::{EngineError, EngineInfo, Result};
+use bytemuck::Pod;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// The shader files, each prefixed with `shaders/common.wgsl` (reductions, constants).
+/// The shader files, each prefixed with `shaders/common.wgsl` (reductions, constants) and the
+/// shared structs' declarations ([`WGSL_STRUCTS`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Shader {
     Dense,
     Score,
     Softmax,
-    Sample,
     Loss,
     Adam,
     Reduce,
 }
 
 impl Shader {
-    const ALL: [Shader; 7] = [
+    const ALL: [Shader; 6] = [
         Shader::Dense,
         Shader::Score,
         Shader::Softmax,
-        Shader::Sample,
         Shader::Loss,
         Shader::Adam,
         Shader::Reduce,
@@ -33,7 +35,6 @@ impl Shader {
             Shader::Dense => "dense.wgsl",
             Shader::Score => "score.wgsl",
             Shader::Softmax => "softmax.wgsl",
-            Shader::Sample => "sample.wgsl",
             Shader::Loss => "loss.wgsl",
             Shader::Adam => "adam.wgsl",
             Shader::Reduce => "reduce.wgsl",
@@ -45,12 +46,18 @@ impl Shader {
             Shader::Dense => include_str!("../../../shaders/dense.wgsl"),
             Shader::Score => include_str!("../../../shaders/score.wgsl"),
             Shader::Softmax => include_str!("../../../shaders/softmax.wgsl"),
-            Shader::Sample => include_str!("../../../shaders/sample.wgsl"),
             Shader::Loss => include_str!("../../../shaders/loss.wgsl"),
             Shader::Adam => include_str!("../../../shaders/adam.wgsl"),
             Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
         };
-        format!("{}\n{}", include_str!("../../../shaders/common.wgsl"), body)
+        let mut source = include_str!("../../../shaders/common.wgsl").to_string();
+        for declaration in WGSL_STRUCTS {
+            source.push('\n');
+            source.push_str(declaration);
+        }
+        source.push('\n');
+        source.push_str(body);
+        source
     }
 }
 
@@ -245,17 +252,18 @@ impl GpuContext {
         })
     }
 
-    /// An empty uniform buffer of `bytes` bytes, filled and rewritten with `queue.write_buffer`.
-    pub(crate) fn uniform(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+    /// An empty uniform buffer for a `T` (see `uniforms.rs`), filled and rewritten with
+    /// `queue.write_buffer`.
+    pub(crate) fn uniform<T: Pod>(&self, label: &str) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
-            size: bytes,
+            size: uniform_bytes::<T>(),
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
     }
 
-    /// A bind group for group 0 of `pipeline`, with `buffers[i]` at binding `bindings[i]`.
+    /// A bind group for group 0 of `pipeline`: `buffer` at each `(binding, buffer)`.
     pub(crate) fn bind(
         &self,
         pipeline: &wgpu::ComputePipeline,
@@ -273,6 +281,20 @@ impl GpuContext {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         })
+    }
+
+    /// The pipeline for `entry` of `shader` specialised with `constants` (see [`Self::pipeline`])
+    /// with its bind group: `buffer` at each `(binding, buffer)`.
+    pub(crate) async fn kernel(
+        &self,
+        shader: Shader,
+        entry: &str,
+        constants: &[(&str, f64)],
+        entries: &[(u32, &wgpu::Buffer)],
+    ) -> Result<Kernel> {
+        let pipeline = self.pipeline(shader, entry, constants).await?;
+        let bind = self.bind(&pipeline, entries);
+        Ok(Kernel { pipeline, bind })
     }
 
     /// Submits `encoder` after copying each `(buffer, bytes)` into `staging`, then awaits the

@@ -1,7 +1,7 @@
 //! The [`Engine`] trait on the GPU: uploads, reads, scoring, sampling and training.
 
-use super::uniforms::{GpuStats, SampleDims, SoftmaxDims};
-use super::{GpuEngine, Reducer, Tail};
+use super::uniforms::{ReduceDims, RowDims, Stats};
+use super::{GpuEngine, Tail};
 use crate::engine::{
     check_inputs, check_items, check_log_probs, check_optimizer, check_params, check_policy,
     check_sample, Adam, Batch, Counters, Engine, EngineInfo, Loss, Mask, OptimizerState, Reduce,
@@ -20,7 +20,7 @@ impl Engine for GpuEngine {
     }
 
     fn counters(&self) -> Counters {
-        self.counters
+        self.counters.get()
     }
 
     fn set_params(&mut self, params: &[f32]) -> Result<()> {
@@ -29,22 +29,15 @@ impl Engine for GpuEngine {
         let zeros = vec![0f32; self.n_params];
         self.write(&self.adam_m, &zeros);
         self.write(&self.adam_v, &zeros);
-        self.write(&self.stats, &[GpuStats::zeroed()]);
+        self.write(&self.stats, &[Stats::zeroed()]);
         Ok(())
     }
 
     async fn params(&mut self) -> Result<Vec<f32>> {
         let bytes = self.n_params as u64 * 4;
         let enc = self.encoder();
-        let out = Self::read(
-            &self.ctx,
-            &self.staging,
-            &mut self.counters,
-            enc,
-            &[(&self.params, bytes)],
-        )
-        .await?;
-        Ok(Self::f32s(&out[0]))
+        let mut out = self.read(enc, &[(&self.params, bytes)]).await?;
+        Ok(out.swap_remove(0))
     }
 
     fn set_items(&mut self, embeddings: &[f32]) -> Result<()> {
@@ -74,15 +67,10 @@ impl Engine for GpuEngine {
             self.encode_forward(&mut pass, rows);
         }
         let bytes = (rows * self.cfg.output * 4) as u64;
-        let out = Self::read(
-            &self.ctx,
-            &self.staging,
-            &mut self.counters,
-            enc,
-            &[(&self.acts[self.forward.len()], bytes)],
-        )
-        .await?;
-        Ok(Self::f32s(&out[0]))
+        let mut out = self
+            .read(enc, &[(&self.acts[self.forward.len()], bytes)])
+            .await?;
+        Ok(out.swap_remove(0))
     }
 
     async fn scores(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
@@ -92,15 +80,8 @@ impl Engine for GpuEngine {
         self.write_score_dims(rows);
         let enc = self.encode_scoring(rows, Tail::None);
         let bytes = (rows * n * 4) as u64;
-        let out = Self::read(
-            &self.ctx,
-            &self.staging,
-            &mut self.counters,
-            enc,
-            &[(&self.logits, bytes)],
-        )
-        .await?;
-        Ok(Self::f32s(&out[0]))
+        let mut out = self.read(enc, &[(&self.logits, bytes)]).await?;
+        Ok(out.swap_remove(0))
     }
 
     async fn log_probs(
@@ -114,27 +95,20 @@ impl Engine for GpuEngine {
         self.write_score_dims(rows);
         let use_mask = self.upload_mask(mask);
         self.write(
-            &self.softmax_dims,
-            &[SoftmaxDims {
+            &self.row_dims,
+            &[RowDims {
                 rows: rows as u32,
                 items: n as u32,
                 words: n.div_ceil(32) as u32,
                 use_mask,
                 temperature,
-                _pad: [0; 3],
+                ..RowDims::zeroed()
             }],
         );
         let enc = self.encode_scoring(rows, Tail::Softmax);
         let bytes = (rows * n * 4) as u64;
-        let out = Self::read(
-            &self.ctx,
-            &self.staging,
-            &mut self.counters,
-            enc,
-            &[(&self.logp, bytes)],
-        )
-        .await?;
-        Ok(Self::f32s(&out[0]))
+        let mut out = self.read(enc, &[(&self.logp, bytes)]).await?;
+        Ok(out.swap_remove(0))
     }
 
     async fn sample(
@@ -148,8 +122,8 @@ impl Engine for GpuEngine {
         self.write_score_dims(rows);
         let use_mask = self.upload_mask(mask);
         self.write(
-            &self.sample_dims,
-            &[SampleDims {
+            &self.row_dims,
+            &[RowDims {
                 rows: rows as u32,
                 items: n as u32,
                 words: n.div_ceil(32) as u32,
@@ -159,23 +133,20 @@ impl Engine for GpuEngine {
                 seed: spec.seed,
                 draw: spec.draw,
                 temperature: spec.temperature,
-                _pad: [0; 3],
             }],
         );
         let enc = self.encode_scoring(rows, Tail::Sample);
         let bytes = (rows * spec.k * 4) as u64;
-        let out = Self::read(
-            &self.ctx,
-            &self.staging,
-            &mut self.counters,
-            enc,
-            &[(&self.slate_items, bytes), (&self.slate_logp, bytes)],
-        )
-        .await?;
+        let out = self
+            .read(
+                enc,
+                &[(&self.slate_items, bytes), (&self.slate_logp, bytes)],
+            )
+            .await?;
         Ok(Slates {
             k: spec.k,
-            items: bytemuck::pod_collect_to_vec(&out[0]),
-            logp: Self::f32s(&out[1]),
+            items: bytemuck::cast_slice(&out[0]).to_vec(),
+            logp: out[1].clone(),
         })
     }
 
@@ -186,19 +157,8 @@ impl Engine for GpuEngine {
             let mut pass = enc.begin_compute_pass(&Default::default());
             self.encode_gradient(&mut pass, rows, false);
         }
-        let gbytes = self.n_params as u64 * 4;
-        let sbytes = rows as u64 * 8;
-        let out = Self::read(
-            &self.ctx,
-            &self.staging,
-            &mut self.counters,
-            enc,
-            &[(&self.grads, gbytes), (&self.row_stats, sbytes)],
-        )
-        .await?;
-        let row_stats = Self::f32s(&out[1]);
-        let value = row_stats.iter().step_by(2).sum::<f32>() / rows as f32;
-        Ok((Self::f32s(&out[0]), value))
+        let bytes = self.n_params as u64 * 4;
+        self.read_gradient(enc, &self.grads, bytes, rows).await
     }
 
     async fn input_gradient(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
@@ -208,25 +168,14 @@ impl Engine for GpuEngine {
             let mut pass = enc.begin_compute_pass(&Default::default());
             self.encode_gradient(&mut pass, rows, true);
         }
-        let xbytes = (rows * self.cfg.input * 4) as u64;
-        let sbytes = rows as u64 * 8;
-        let out = Self::read(
-            &self.ctx,
-            &self.staging,
-            &mut self.counters,
-            enc,
-            &[(&self.d_input, xbytes), (&self.row_stats, sbytes)],
-        )
-        .await?;
-        let row_stats = Self::f32s(&out[1]);
-        let value = row_stats.iter().step_by(2).sum::<f32>() / rows as f32;
-        Ok((Self::f32s(&out[0]), value))
+        let bytes = (rows * self.cfg.input * 4) as u64;
+        self.read_gradient(enc, &self.d_input, bytes, rows).await
     }
 
     fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()> {
         let (enc, _) = self.encode_train(batch, loss, adam, steps, false)?;
         self.ctx.queue.submit([enc.finish()]);
-        self.counters.submits += 1;
+        self.count(|c| c.submits += 1);
         Ok(())
     }
 
@@ -237,33 +186,15 @@ impl Engine for GpuEngine {
         adam: Adam,
     ) -> Result<(Vec<f32>, f32)> {
         let (enc, rows) = self.encode_train(batch, loss, adam, 1, true)?;
-        let xbytes = (rows * self.cfg.input * 4) as u64;
-        let sbytes = rows as u64 * 8;
-        let out = Self::read(
-            &self.ctx,
-            &self.staging,
-            &mut self.counters,
-            enc,
-            &[(&self.d_input, xbytes), (&self.row_stats, sbytes)],
-        )
-        .await?;
-        let row_stats = Self::f32s(&out[1]);
-        let value = row_stats.iter().step_by(2).sum::<f32>() / rows as f32;
-        Ok((Self::f32s(&out[0]), value))
+        let bytes = (rows * self.cfg.input * 4) as u64;
+        self.read_gradient(enc, &self.d_input, bytes, rows).await
     }
 
     async fn stats(&mut self) -> Result<TrainStats> {
-        let bytes = std::mem::size_of::<GpuStats>() as u64;
+        let bytes = std::mem::size_of::<Stats>() as u64;
         let enc = self.encoder();
-        let out = Self::read(
-            &self.ctx,
-            &self.staging,
-            &mut self.counters,
-            enc,
-            &[(&self.stats, bytes)],
-        )
-        .await?;
-        let s: GpuStats = bytemuck::pod_read_unaligned(&out[0]);
+        let out = self.read(enc, &[(&self.stats, bytes)]).await?;
+        let s: Stats = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&out[0]));
         let n = s.steps.max(1) as f32;
         Ok(TrainStats {
             step: s.step,
@@ -291,24 +222,22 @@ impl Engine for GpuEngine {
 
     async fn optimizer_state(&mut self) -> Result<OptimizerState> {
         let bytes = self.n_params as u64 * 4;
-        let sbytes = std::mem::size_of::<GpuStats>() as u64;
+        let sbytes = std::mem::size_of::<Stats>() as u64;
         let enc = self.encoder();
-        let out = Self::read(
-            &self.ctx,
-            &self.staging,
-            &mut self.counters,
-            enc,
-            &[
-                (&self.adam_m, bytes),
-                (&self.adam_v, bytes),
-                (&self.stats, sbytes),
-            ],
-        )
-        .await?;
-        let s: GpuStats = bytemuck::pod_read_unaligned(&out[2]);
+        let mut out = self
+            .read(
+                enc,
+                &[
+                    (&self.adam_m, bytes),
+                    (&self.adam_v, bytes),
+                    (&self.stats, sbytes),
+                ],
+            )
+            .await?;
+        let s: Stats = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&out[2]));
         Ok(OptimizerState {
-            m: Self::f32s(&out[0]),
-            v: Self::f32s(&out[1]),
+            v: out.swap_remove(1),
+            m: out.swap_remove(0),
             step: s.step,
         })
     }
@@ -322,44 +251,29 @@ impl Engine for GpuEngine {
     }
 
     async fn reduce(&mut self, data: &[f32], op: Reduce) -> Result<f32> {
-        let r = &mut self.reducer;
-        if data.len() > r.capacity {
-            r.capacity = data.len().next_power_of_two();
-            r.data = self.ctx.storage("reduce data", r.capacity as u64 * 4);
-            r.binds = Reducer::binds(&self.ctx, &r.pipelines, &r.dims, &r.data, &r.out);
-        }
+        self.reducer.reserve(&self.ctx, data.len()).await?;
+        let r = &self.reducer;
         if !data.is_empty() {
-            self.ctx
-                .queue
-                .write_buffer(&r.data, 0, bytemuck::cast_slice(data));
+            self.write(&r.data, data);
         }
-        self.ctx.queue.write_buffer(
+        self.write(
             &r.dims,
-            0,
-            bytemuck::cast_slice(&[data.len() as u32, 0, 0, 0]),
+            &[ReduceDims {
+                n: data.len() as u32,
+            }],
         );
         let mode = match op {
             Reduce::Sum => 0,
             Reduce::Mean => 1,
             Reduce::SquaredNorm => 2,
         };
-        let mut enc = self
-            .ctx
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        let mut enc = self.encoder();
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&r.pipelines[mode]);
-            pass.set_bind_group(0, &r.binds[mode], &[]);
-            pass.dispatch_workgroups(1, 1, 1);
+            r.kernels[mode].dispatch(&mut pass, (1, 1));
         }
-        let out = self
-            .ctx
-            .read_back(enc, &self.staging, &[(&r.out, 4)])
-            .await?;
-        self.counters.dispatches += 1;
-        self.counters.submits += 1;
-        self.counters.bytes_read_back += 4;
-        Ok(Self::f32s(&out[0])[0])
+        self.count(|c| c.dispatches += 1);
+        let out = self.read(enc, &[(&r.out, 4)]).await?;
+        Ok(out[0][0])
     }
 }

@@ -9,7 +9,7 @@ mod uniforms;
 
 pub use context::GpuContext;
 use context::Shader;
-use uniforms::{AdamParams, Dims, LossDims, MseDims, ScoreDims, StatDims};
+use uniforms::{AdamParams, DenseDims, LossDims, MseDims, ReduceDims, ScoreDims, StatDims};
 
 #[cfg(doc)]
 use super::Engine;
@@ -17,8 +17,8 @@ use super::{check_batch, Adam, Batch, Counters, EngineError, Loss, Mask, Result}
 use crate::model::{Head, Layer, ModelConfig};
 use bytemuck::Pod;
 
-/// A pipeline with the bind group it always runs with.
-struct Kernel {
+/// A pipeline with the bind group it always runs with ([`GpuContext::kernel`]).
+pub(crate) struct Kernel {
     pipeline: wgpu::ComputePipeline,
     bind: wgpu::BindGroup,
 }
@@ -104,8 +104,7 @@ pub struct GpuEngine {
     staging: wgpu::Buffer,
     // uniforms
     layer_dims: Vec<wgpu::Buffer>,
-    softmax_dims: wgpu::Buffer,
-    sample_dims: wgpu::Buffer,
+    row_dims: wgpu::Buffer,
     head_dims: wgpu::Buffer,
     adam_params: wgpu::Buffer,
     stat_dims: wgpu::Buffer,
@@ -119,59 +118,66 @@ pub struct GpuEngine {
     adam: Kernel,
     step_stats: Kernel,
     reducer: Reducer,
-    counters: Counters,
+    counters: std::cell::Cell<Counters>,
     /// Host copy of the item matrix (for [`Engine::item_vector`]).
     items_host: Vec<f32>,
 }
 
-/// Generic reductions over caller data; its input buffer grows (and its bind groups are
-/// rebuilt) only when a larger vector arrives.
+/// Generic reductions over caller data (one kernel per [`super::Reduce`] mode); its input
+/// buffer grows (and its bind groups are rebuilt) only when a larger vector arrives.
 struct Reducer {
-    pipelines: [wgpu::ComputePipeline; 3],
+    kernels: [Kernel; 3],
     dims: wgpu::Buffer,
     data: wgpu::Buffer,
     capacity: usize,
     out: wgpu::Buffer,
-    binds: [wgpu::BindGroup; 3],
 }
 
 impl Reducer {
     async fn new(ctx: &GpuContext) -> Result<Self> {
-        let mut pipelines = Vec::new();
-        for mode in 0..3 {
-            pipelines.push(
-                ctx.pipeline(Shader::Reduce, "reduce", &[("MODE", mode as f64)])
-                    .await?,
-            );
-        }
-        let pipelines: [wgpu::ComputePipeline; 3] = pipelines
-            .try_into()
-            .map_err(|_| EngineError::Device("reduce pipelines".into()))?;
-        let dims = ctx.uniform("reduce dims", 16);
-        let capacity = 1024;
-        let data = ctx.storage("reduce data", capacity as u64 * 4);
+        let dims = ctx.uniform::<ReduceDims>("reduce dims");
         let out = ctx.storage("reduce out", 16);
-        let binds = Self::binds(ctx, &pipelines, &dims, &data, &out);
+        let (data, kernels) = Self::kernels(ctx, &dims, &out, 1024).await?;
         Ok(Reducer {
-            pipelines,
+            kernels,
             dims,
             data,
-            capacity,
+            capacity: 1024,
             out,
-            binds,
         })
     }
 
-    fn binds(
+    /// An input buffer of `capacity` values and the kernels bound to it.
+    async fn kernels(
         ctx: &GpuContext,
-        pipelines: &[wgpu::ComputePipeline; 3],
         dims: &wgpu::Buffer,
-        data: &wgpu::Buffer,
         out: &wgpu::Buffer,
-    ) -> [wgpu::BindGroup; 3] {
-        pipelines
-            .each_ref()
-            .map(|p| ctx.bind(p, &[(0, dims), (1, data), (2, out)]))
+        capacity: usize,
+    ) -> Result<(wgpu::Buffer, [Kernel; 3])> {
+        let data = ctx.storage("reduce data", capacity as u64 * 4);
+        let mut kernels = Vec::new();
+        for mode in 0..3 {
+            let constants = [("MODE", mode as f64)];
+            let entries = [(0, dims), (1, &data), (2, out)];
+            kernels.push(
+                ctx.kernel(Shader::Reduce, "reduce", &constants, &entries)
+                    .await?,
+            );
+        }
+        let kernels = kernels
+            .try_into()
+            .map_err(|_| EngineError::Device("reduce kernels".into()))?;
+        Ok((data, kernels))
+    }
+
+    /// Makes room for `n` values.
+    async fn reserve(&mut self, ctx: &GpuContext, n: usize) -> Result<()> {
+        if n > self.capacity {
+            self.capacity = n.next_power_of_two();
+            (self.data, self.kernels) =
+                Self::kernels(ctx, &self.dims, &self.out, self.capacity).await?;
+        }
+        Ok(())
     }
 }
 
@@ -194,10 +200,9 @@ impl GpuEngine {
         for (l, dims) in self.layer_dims.iter().enumerate() {
             self.write(
                 dims,
-                &[Dims {
+                &[DenseDims {
                     rows: rows as u32,
                     want_dx: (l > 0 || input_grad) as u32,
-                    _pad: [0; 2],
                 }],
             );
         }
@@ -223,7 +228,7 @@ impl GpuEngine {
         for (k, layer) in self.forward.iter().zip(self.cfg.layers()) {
             k.dispatch(pass, forward_groups(&layer, rows));
         }
-        self.counters.dispatches += self.forward.len() as u64;
+        self.count(|c| c.dispatches += self.forward.len() as u64);
     }
 
     /// Encodes the forward pass and the item scores for `rows` inputs, then `tail` (the
@@ -241,7 +246,7 @@ impl GpuEngine {
             };
             if let Some(k) = kernel {
                 k.dispatch(&mut pass, (rows as u32, 1));
-                self.counters.dispatches += 1;
+                self.count(|c| c.dispatches += 1);
             }
         }
         enc
@@ -252,7 +257,7 @@ impl GpuEngine {
             t.score
                 .dispatch(pass, (t.items.div_ceil(256) as u32, rows as u32));
         }
-        self.counters.dispatches += self.tiles.len() as u64;
+        self.count(|c| c.dispatches += self.tiles.len() as u64);
     }
 
     fn write_score_dims(&self, rows: usize) {
@@ -289,7 +294,6 @@ impl GpuEngine {
                     rows: rows as u32,
                     low,
                     high,
-                    _pad: 0,
                 }],
             ),
             (Head::Policy { items }, loss) => {
@@ -335,7 +339,7 @@ impl GpuEngine {
         for (l, k) in self.backward.iter().enumerate().rev() {
             k.dispatch(pass, backward_groups(&layers[l], rows, l > 0 || input_grad));
         }
-        self.counters.dispatches += 1 + self.backward.len() as u64;
+        self.count(|c| c.dispatches += 1 + self.backward.len() as u64);
     }
 
     /// Uploads a batch and encodes `steps` full training steps (forward, loss gradient,
@@ -360,7 +364,6 @@ impl GpuEngine {
                 weight_decay: adam.weight_decay,
                 clip_norm: adam.clip_norm,
                 n: self.n_params as u32,
-                _pad: 0,
             }],
         );
         self.write(
@@ -368,7 +371,6 @@ impl GpuEngine {
             &[StatDims {
                 n_params: self.n_params as u32,
                 rows: rows as u32,
-                _pad: [0; 2],
             }],
         );
         let mut enc = self.encoder();
@@ -382,27 +384,51 @@ impl GpuEngine {
                 self.adam.dispatch(&mut pass, adam_grid);
             }
         }
-        self.counters.dispatches += 2 * steps as u64;
-        self.counters.train_steps += steps as u64;
+        self.count(|c| {
+            c.dispatches += 2 * steps as u64;
+            c.train_steps += steps as u64;
+        });
         Ok((enc, rows))
     }
 
-    /// Submits `enc` and reads back `copies` through `staging`, counting the submit and the
-    /// bytes (a free function over the fields it needs, so `copies` may borrow other fields).
-    async fn read(
-        ctx: &GpuContext,
-        staging: &wgpu::Buffer,
-        counters: &mut Counters,
-        enc: wgpu::CommandEncoder,
-        copies: &[(&wgpu::Buffer, u64)],
-    ) -> Result<Vec<Vec<u8>>> {
-        let out = ctx.read_back(enc, staging, copies).await?;
-        counters.submits += 1;
-        counters.bytes_read_back += copies.iter().map(|c| c.1).sum::<u64>();
-        Ok(out)
+    /// Adds to the engine's counters.
+    fn count(&self, add: impl FnOnce(&mut Counters)) {
+        let mut c = self.counters.get();
+        add(&mut c);
+        self.counters.set(c);
     }
 
-    fn f32s(bytes: &[u8]) -> Vec<f32> {
-        bytemuck::pod_collect_to_vec(bytes)
+    /// Submits `enc` and reads back `copies` (buffer, bytes) through `staging`, counting the
+    /// submit and the bytes; returns each copy as `f32` words.
+    async fn read(
+        &self,
+        enc: wgpu::CommandEncoder,
+        copies: &[(&wgpu::Buffer, u64)],
+    ) -> Result<Vec<Vec<f32>>> {
+        let out = self.ctx.read_back(enc, &self.staging, copies).await?;
+        self.count(|c| {
+            c.submits += 1;
+            c.bytes_read_back += copies.iter().map(|c| c.1).sum::<u64>();
+        });
+        Ok(out
+            .iter()
+            .map(|b| bytemuck::pod_collect_to_vec(b))
+            .collect())
+    }
+
+    /// Reads back a gradient (`bytes` of `grad`) and the batch's mean loss from the row
+    /// statistics of `rows` rows.
+    async fn read_gradient(
+        &self,
+        enc: wgpu::CommandEncoder,
+        grad: &wgpu::Buffer,
+        bytes: u64,
+        rows: usize,
+    ) -> Result<(Vec<f32>, f32)> {
+        let mut out = self
+            .read(enc, &[(grad, bytes), (&self.row_stats, rows as u64 * 8)])
+            .await?;
+        let value = out[1].iter().step_by(2).sum::<f32>() / rows as f32;
+        Ok((out.swap_remove(0), value))
     }
 }
