@@ -30,6 +30,18 @@ const TM: u32 = 16u;   // rows per invocation = rows per tile (4 vec4 quads)
 const KC: u32 = 128u;  // values of k staged per chunk
 
 var<workgroup> stage: array<vec4<f32>, 512>;   // KC x TM: [k][quad], 8 KiB
+// The invocation's 2 x TM accumulators: its two columns' 4 row quads each.
+var<private> acc: array<vec4<f32>, 4>;
+var<private> acc2: array<vec4<f32>, 4>;
+
+// acc += stage[k] * a and acc2 += stage[k] * b over the 4 row quads: 32 FMAs for one k.
+fn fma_quads(k: u32, a: f32, b: f32) {
+    for (var q = 0u; q < 4u; q = q + 1u) {
+        let x = stage[k * 4u + q];
+        acc[q] = acc[q] + x * a;
+        acc2[q] = acc2[q] + x * b;
+    }
+}
 
 @group(0) @binding(0) var<uniform> dims: DenseDims;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
@@ -53,8 +65,6 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
     let cc = min(c, OUT - 1u);
     let cc2 = min(c + NI, OUT - 1u);
     let r0 = wg.y * TM;
-    var acc: array<vec4<f32>, 4>;
-    var acc2: array<vec4<f32>, 4>;
     for (var k0 = 0u; k0 < IN; k0 = k0 + KC) {
         let kn = min(KC, IN - k0);
         // stage X[r0 .. r0 + TM][k0 .. k0 + KC] as [k][quad]; lanes read consecutive k
@@ -71,11 +81,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
         for (var kk = 0u; kk < kn; kk = kk + 1u) {
             let b = params[W_OFF + (k0 + kk) * OUT + cc];
             let b2 = params[W_OFF + (k0 + kk) * OUT + cc2];
-            for (var q = 0u; q < 4u; q = q + 1u) {
-                let x = stage[kk * 4u + q];
-                acc[q] = acc[q] + x * b;
-                acc2[q] = acc2[q] + x * b2;
-            }
+            fma_quads(kk, b, b2);
         }
         workgroupBarrier();
     }
@@ -142,8 +148,6 @@ fn backward(
     if (g >= nw + nx) {
         return;
     }
-    var acc: array<vec4<f32>, 4>;
-    var acc2: array<vec4<f32>, 4>;
     if (g < nw) {
         let i0 = (g / tiles_o) * TM;
         let o = (g % tiles_o) * WX + lid.x;
@@ -170,11 +174,7 @@ fn backward(
             for (var rr = 0u; rr < bn; rr = rr + 1u) {
                 let d = dz(b0 + rr, oc);
                 let d2 = dz(b0 + rr, oc2);
-                for (var q = 0u; q < 4u; q = q + 1u) {
-                    let x = stage[rr * 4u + q];
-                    acc[q] = acc[q] + x * d;
-                    acc2[q] = acc2[q] + x * d2;
-                }
+                fma_quads(rr, d, d2);
             }
             workgroupBarrier();
         }
@@ -211,11 +211,7 @@ fn backward(
             for (var oo = 0u; oo < on; oo = oo + 1u) {
                 let w = params[W_OFF + ic * OUT + o0 + oo];
                 let w2 = params[W_OFF + ic2 * OUT + o0 + oo];
-                for (var q = 0u; q < 4u; q = q + 1u) {
-                    let x = stage[oo * 4u + q];
-                    acc[q] = acc[q] + x * w;
-                    acc2[q] = acc2[q] + x * w2;
-                }
+                fma_quads(oo, w, w2);
             }
             workgroupBarrier();
         }

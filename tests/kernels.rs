@@ -1,13 +1,20 @@
 //! Every GPU kernel against the CPU reference, natively (Mesa lavapipe on CI).
 #![cfg(not(target_arch = "wasm32"))]
 
-use metarec::engine::check;
+use metarec::engine::check::{self, Shape};
 use metarec::engine::gpu::GpuContext;
 use metarec::model::Activation;
+use proptest::prelude::*;
+use std::sync::OnceLock;
 
 fn context() -> GpuContext {
-    pollster::block_on(GpuContext::new())
-        .expect("a wgpu adapter (the README test command installs Mesa lavapipe)")
+    static CONTEXT: OnceLock<GpuContext> = OnceLock::new();
+    CONTEXT
+        .get_or_init(|| {
+            pollster::block_on(GpuContext::new())
+                .expect("a wgpu adapter (the README test command installs Mesa lavapipe)")
+        })
+        .clone()
 }
 
 fn assert_all_pass(results: &[check::KernelCheck]) {
@@ -34,6 +41,56 @@ fn every_kernel_matches_the_cpu_engine_on_edge_shapes() {
     let results = pollster::block_on(check::check_all(&ctx, &check::edge_shapes())).unwrap();
     assert_eq!(results.len(), check::edge_shapes().len() * 16);
     assert_all_pass(&results);
+}
+
+/// Models the engine accepts: widths from 1 to 256 (the policy head keeps the item vector at
+/// most 256 wide) around the dense kernel's 16-row and 64-column tiles and 128-value chunks,
+/// 0–2 hidden layers, batches of 1…64 rows, catalogs of 1…3,000 items (almost never a
+/// multiple of a workgroup), slates of 1…64. Widths come from a set so that the context's
+/// pipeline cache serves repeated layer shapes (a new shape compiles its pipelines on lavapipe).
+fn shapes() -> impl Strategy<Value = Shape> {
+    let width = || prop::sample::select(vec![1usize, 2, 15, 17, 63, 64, 65, 127, 129, 200, 256]);
+    (
+        width(),
+        prop::collection::vec(width(), 0..=2),
+        width(),
+        1usize..=3000,
+        1usize..=64,
+        prop_oneof![
+            Just(Activation::Relu),
+            Just(Activation::Sigmoid),
+            Just(Activation::Identity)
+        ],
+        1usize..=64,
+    )
+        .prop_map(
+            |(input, hidden, output, items, rows, activation, slate)| Shape {
+                input,
+                hidden,
+                output,
+                items,
+                rows,
+                activation,
+                slate,
+            },
+        )
+}
+
+proptest! {
+    // Each case builds two GPU engines on lavapipe: 12 new cases by default (after the ones
+    // in kernels.proptest-regressions); PROPTEST_CASES=… runs more.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(12),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn every_kernel_matches_the_cpu_engine_on_any_shape(shape in shapes()) {
+        let results = pollster::block_on(check::check_shape(&context(), &shape))
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let failed: Vec<_> = results.iter().filter(|r| !r.pass).collect();
+        prop_assert!(failed.is_empty(), "kernels off the CPU reference: {failed:#?}");
+    }
 }
 
 #[test]

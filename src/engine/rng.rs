@@ -1,5 +1,5 @@
 //! The counter-based random numbers the sampling kernel draws, mirrored bit for bit in
-//! `shaders/sample.wgsl`: no state, so any (seed, draw, row, item) can be drawn in parallel.
+//! `shaders/softmax.wgsl`: no state, so any (seed, draw, row, item) can be drawn in parallel.
 
 /// PCG-style integer hash (the "pcg" hash of Jarzynski & Olano, 2020).
 pub fn pcg(v: u32) -> u32 {

@@ -34,10 +34,8 @@ impl Engine for GpuEngine {
     }
 
     async fn params(&mut self) -> Result<Vec<f32>> {
-        let bytes = self.n_params as u64 * 4;
         let enc = self.encoder();
-        let mut out = self.read(enc, &[(&self.params, bytes)]).await?;
-        Ok(out.swap_remove(0))
+        self.read_one(enc, &self.params, self.n_params * 4).await
     }
 
     fn set_items(&mut self, embeddings: &[f32]) -> Result<()> {
@@ -66,22 +64,15 @@ impl Engine for GpuEngine {
             let mut pass = enc.begin_compute_pass(&Default::default());
             self.encode_forward(&mut pass, rows);
         }
-        let bytes = (rows * self.cfg.output * 4) as u64;
-        let mut out = self
-            .read(enc, &[(&self.acts[self.forward.len()], bytes)])
-            .await?;
-        Ok(out.swap_remove(0))
+        let out = &self.acts[self.forward.len()];
+        self.read_one(enc, out, rows * self.cfg.output * 4).await
     }
 
     async fn scores(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
         let n = check_policy(&self.cfg)?;
         let rows = check_inputs(&self.cfg, inputs)?;
-        self.upload_inputs(inputs, rows, false);
-        self.write_score_dims(rows);
-        let enc = self.encode_scoring(rows, Tail::None);
-        let bytes = (rows * n * 4) as u64;
-        let mut out = self.read(enc, &[(&self.logits, bytes)]).await?;
-        Ok(out.swap_remove(0))
+        let enc = self.encode_scoring(inputs, rows, Tail::None);
+        self.read_one(enc, &self.logits, rows * n * 4).await
     }
 
     async fn log_probs(
@@ -91,24 +82,12 @@ impl Engine for GpuEngine {
         temperature: f32,
     ) -> Result<Vec<f32>> {
         let (n, rows) = check_log_probs(&self.cfg, inputs, mask, temperature)?;
-        self.upload_inputs(inputs, rows, false);
-        self.write_score_dims(rows);
-        let use_mask = self.upload_mask(mask);
-        self.write(
-            &self.row_dims,
-            &[RowDims {
-                rows: rows as u32,
-                items: n as u32,
-                words: n.div_ceil(32) as u32,
-                use_mask,
-                temperature,
-                ..RowDims::zeroed()
-            }],
-        );
-        let enc = self.encode_scoring(rows, Tail::Softmax);
-        let bytes = (rows * n * 4) as u64;
-        let mut out = self.read(enc, &[(&self.logp, bytes)]).await?;
-        Ok(out.swap_remove(0))
+        let dims = RowDims {
+            temperature,
+            ..RowDims::zeroed()
+        };
+        let enc = self.encode_scoring(inputs, rows, Tail::Softmax(mask, dims));
+        self.read_one(enc, &self.logp, rows * n * 4).await
     }
 
     async fn sample(
@@ -117,27 +96,18 @@ impl Engine for GpuEngine {
         mask: Option<&Mask>,
         spec: SlateSpec,
     ) -> Result<Slates> {
-        let (n, rows) = check_sample(&self.cfg, inputs, mask, &spec)?;
-        self.upload_inputs(inputs, rows, false);
-        self.write_score_dims(rows);
-        let use_mask = self.upload_mask(mask);
-        self.write(
-            &self.row_dims,
-            &[RowDims {
-                rows: rows as u32,
-                items: n as u32,
-                words: n.div_ceil(32) as u32,
-                use_mask,
-                k: spec.k as u32,
-                greedy: spec.greedy as u32,
-                seed: spec.seed,
-                draw: spec.draw,
-                temperature: spec.temperature,
-            }],
-        );
-        let enc = self.encode_scoring(rows, Tail::Sample);
+        let (_, rows) = check_sample(&self.cfg, inputs, mask, &spec)?;
+        let dims = RowDims {
+            k: spec.k as u32,
+            greedy: spec.greedy as u32,
+            seed: spec.seed,
+            draw: spec.draw,
+            temperature: spec.temperature,
+            ..RowDims::zeroed()
+        };
+        let enc = self.encode_scoring(inputs, rows, Tail::Sample(mask, dims));
         let bytes = (rows * spec.k * 4) as u64;
-        let out = self
+        let mut out = self
             .read(
                 enc,
                 &[(&self.slate_items, bytes), (&self.slate_logp, bytes)],
@@ -145,8 +115,8 @@ impl Engine for GpuEngine {
             .await?;
         Ok(Slates {
             k: spec.k,
+            logp: out.swap_remove(1),
             items: bytemuck::cast_slice(&out[0]).to_vec(),
-            logp: out[1].clone(),
         })
     }
 

@@ -9,7 +9,9 @@ mod uniforms;
 
 pub use context::GpuContext;
 use context::Shader;
-use uniforms::{AdamParams, DenseDims, LossDims, MseDims, ReduceDims, ScoreDims, StatDims};
+use uniforms::{
+    AdamParams, DenseDims, LossDims, MseDims, ReduceDims, RowDims, ScoreDims, StatDims,
+};
 
 #[cfg(doc)]
 use super::Engine;
@@ -31,12 +33,13 @@ impl Kernel {
     }
 }
 
-/// What follows the item scores in a scoring pass.
+/// What follows the item scores in a scoring pass: nothing, or the log-softmax or the sampler
+/// with the rows' mask and the [`RowDims`] fields the caller sets (temperature; the slate).
 #[derive(Clone, Copy)]
-enum Tail {
+enum Tail<'a> {
     None,
-    Softmax,
-    Sample,
+    Softmax(Option<&'a Mask>, RowDims),
+    Sample(Option<&'a Mask>, RowDims),
 }
 
 /// A slice of the item matrix small enough for one storage binding.
@@ -224,26 +227,42 @@ impl GpuEngine {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
     }
 
-    fn encode_forward(&mut self, pass: &mut wgpu::ComputePass, rows: usize) {
+    fn encode_forward(&self, pass: &mut wgpu::ComputePass, rows: usize) {
         for (k, layer) in self.forward.iter().zip(self.cfg.layers()) {
             k.dispatch(pass, forward_groups(&layer, rows));
         }
         self.count(|c| c.dispatches += self.forward.len() as u64);
     }
 
-    /// Encodes the forward pass and the item scores for `rows` inputs, then `tail` (the
-    /// softmax or the sampler) when given, in one compute pass; returns the encoder unsubmitted.
-    fn encode_scoring(&mut self, rows: usize, tail: Tail) -> wgpu::CommandEncoder {
+    /// Uploads `rows` inputs and encodes the forward pass and the item scores, then `tail`
+    /// (the softmax or the sampler, with its mask and row dims uploaded) in one compute pass;
+    /// returns the encoder unsubmitted.
+    fn encode_scoring(&self, inputs: &[f32], rows: usize, tail: Tail) -> wgpu::CommandEncoder {
+        self.upload_inputs(inputs, rows, false);
+        self.write_score_dims(rows);
+        let kernel = match tail {
+            Tail::None => None,
+            Tail::Softmax(mask, dims) | Tail::Sample(mask, dims) => {
+                let items = self.cfg.items();
+                let dims = RowDims {
+                    rows: rows as u32,
+                    items: items as u32,
+                    words: items.div_ceil(32) as u32,
+                    use_mask: self.upload_mask(mask),
+                    ..dims
+                };
+                self.write(&self.row_dims, &[dims]);
+                match tail {
+                    Tail::Sample(..) => self.sample.as_ref(),
+                    _ => self.softmax.as_ref(),
+                }
+            }
+        };
         let mut enc = self.encoder();
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             self.encode_forward(&mut pass, rows);
             self.encode_scores(&mut pass, rows);
-            let kernel = match tail {
-                Tail::None => None,
-                Tail::Softmax => self.softmax.as_ref(),
-                Tail::Sample => self.sample.as_ref(),
-            };
             if let Some(k) = kernel {
                 k.dispatch(&mut pass, (rows as u32, 1));
                 self.count(|c| c.dispatches += 1);
@@ -252,7 +271,7 @@ impl GpuEngine {
         enc
     }
 
-    fn encode_scores(&mut self, pass: &mut wgpu::ComputePass, rows: usize) {
+    fn encode_scores(&self, pass: &mut wgpu::ComputePass, rows: usize) {
         for t in &self.tiles {
             t.score
                 .dispatch(pass, (t.items.div_ceil(256) as u32, rows as u32));
@@ -328,7 +347,7 @@ impl GpuEngine {
     }
 
     /// Forward, loss gradient and backward: the gradient of the whole model lands in `grads`.
-    fn encode_gradient(&mut self, pass: &mut wgpu::ComputePass, rows: usize, input_grad: bool) {
+    fn encode_gradient(&self, pass: &mut wgpu::ComputePass, rows: usize, input_grad: bool) {
         self.encode_forward(pass, rows);
         let head_groups = match self.cfg.head {
             Head::Policy { .. } => (rows.div_ceil(POLICY_ROWS) as u32, 1),
@@ -414,6 +433,17 @@ impl GpuEngine {
             .iter()
             .map(|b| bytemuck::pod_collect_to_vec(b))
             .collect())
+    }
+
+    /// Submits `enc` and reads back the first `bytes` of `buffer`.
+    async fn read_one(
+        &self,
+        enc: wgpu::CommandEncoder,
+        buffer: &wgpu::Buffer,
+        bytes: usize,
+    ) -> Result<Vec<f32>> {
+        let mut out = self.read(enc, &[(buffer, bytes as u64)]).await?;
+        Ok(out.swap_remove(0))
     }
 
     /// Reads back a gradient (`bytes` of `grad`) and the batch's mean loss from the row
