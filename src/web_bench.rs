@@ -3,7 +3,7 @@
 //! the reference step's inputs, loss, gradients and Adam update for the equivalence check
 //! against the TensorFlow.js implementation. Options are `{ engine: "gpu" | "cpu", … }`.
 
-use crate::bench::{adaptation_model, random_batch, Adaptation, Trainer, REFERENCE_LOSS};
+use crate::bench::{adaptation_model, random_batch, Adaptation, StepTimer, REFERENCE_LOSS};
 use crate::engine::{Adam, AnyEngine, Engine, Loss, Preference};
 use crate::model::ModelConfig;
 use crate::web::{js_err, options, to_js};
@@ -23,7 +23,7 @@ struct BenchOptions {
 #[wasm_bindgen]
 pub struct BenchTrainer {
     engine: AnyEngine,
-    trainer: Trainer,
+    trainer: StepTimer,
 }
 
 #[wasm_bindgen]
@@ -34,7 +34,7 @@ impl BenchTrainer {
         let (mut engine, _) = AnyEngine::new(&ModelConfig::reference_policy(), o.engine)
             .await
             .map_err(js_err)?;
-        let trainer = Trainer::new(&mut engine).await.map_err(js_err)?;
+        let trainer = StepTimer::new(&mut engine).await.map_err(js_err)?;
         Ok(BenchTrainer { engine, trainer })
     }
 

@@ -2,6 +2,7 @@
 //! feature vectors (each item is shown at most once per episode, so per-item arms could not
 //! learn); their prior mean is a ridge fit of likes on features over the training users.
 use super::{top_k, EvalError, Recommender};
+use crate::data::sampling::normal;
 use crate::data::{Dataset, LIKE_THRESHOLD};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -93,18 +94,12 @@ impl Ridge {
                 };
             }
         }
-        let z: Vec<f64> = (0..d).map(|_| gaussian(rng)).collect();
+        let z: Vec<f64> = (0..d).map(|_| normal(rng)).collect();
         let mean = self.mean();
         (0..d)
             .map(|i| mean[i] + v * (0..=i).map(|k| l[i * d + k] * z[k]).sum::<f64>())
             .collect()
     }
-}
-
-fn gaussian<R: Rng + ?Sized>(rng: &mut R) -> f64 {
-    let u1: f64 = 1.0 - rng.random::<f64>();
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 /// Item feature vectors for the linear bandits: one row per item, `dim` values each.

@@ -7,7 +7,7 @@
 //! rated, not-yet-shown items; catalog: every item not yet shown, unrated = miss; reward =
 //! rating ≥ 4); each round the method shows `slate` items and learns every reward before the
 //! next round.
-use super::baselines::{EpsilonGreedyMf, Features, LinTs, LinUcb, Popularity, Random, TrainStats};
+use super::baselines::{EpsilonGreedyMf, Features, ItemStats, LinTs, LinUcb, Popularity, Random};
 use super::knn::{ItemKnn, UserKnn};
 use super::meta_rl::{MetaRl, Trained};
 use super::metrics::{hit_at, ndcg_at, EpisodeLog};
@@ -236,7 +236,7 @@ impl Protocol {
 pub struct Prepared {
     pub train: Vec<u32>,
     pub evaluated: Vec<u32>,
-    stats: TrainStats,
+    stats: ItemStats,
     /// The protocol's bar as a score per item, the neighbourhood methods' fallback.
     bar: Vec<f64>,
     features: Features,
@@ -279,7 +279,7 @@ impl Prepared {
             .collect();
         let h = &protocol.hyper;
         let env = protocol.environment;
-        let stats = TrainStats::new(ds, &train);
+        let stats = ItemStats::new(ds, &train);
         let item_features = ItemFeatures::build(&ds.catalog, &train_ratings);
         let vectors = ItemVectors::new(&item_features, &train_ratings)
             .with_factors(&like_factors(ds, &train, h.factors, seed), h.factors);
