@@ -2,13 +2,10 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 use metarec::engine::check;
-use metarec::engine::gpu::GpuContext;
 use metarec::model::Activation;
 
-fn context() -> GpuContext {
-    pollster::block_on(GpuContext::new())
-        .expect("a wgpu adapter (the README test command installs Mesa lavapipe)")
-}
+mod common;
+use common::gpu_context as context;
 
 fn assert_all_pass(results: &[check::KernelCheck]) {
     for r in results {
