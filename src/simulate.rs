@@ -103,12 +103,14 @@ pub struct Curves {
     pub slates: usize,
 }
 
-/// Why a round failed: the engine (the GPU device may be gone: the round can be played again
-/// on a new engine, nothing of it having changed), or anything else.
+/// Why a round failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
+    /// The engine failed; when its GPU device is gone, the round can be played again on a new
+    /// engine (nothing of it has changed).
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The simulation is over, or a method failed or proposed an invalid slate.
     #[error(transparent)]
     Eval(#[from] EvalError),
 }

@@ -229,19 +229,22 @@ impl Dataset {
         self.ratings.iter().all(|r| r.timestamp.is_some())
     }
 
-    /// Builds a dataset from parts: removes duplicate (user, item) pairs (keeping the latest by
-    /// timestamp, later in input order on ties), sorts, and adds the standard warnings.
-    pub(crate) fn from_parts(parts: Parts) -> Result<Self, DataError> {
-        let Parts {
+    /// Builds a dataset from what a loader read from `source`: `ratings` in input order, their
+    /// indices within `users` and `catalog`. Removes duplicate (user, item) pairs (keeping the
+    /// latest by timestamp, later in input order on ties), sorts, and adds the standard warnings.
+    pub(crate) fn from_parts(
+        source: Source,
+        users: IdMap,
+        catalog: Catalog,
+        ratings: Vec<Rating>,
+    ) -> Result<Self, DataError> {
+        let Source {
             name,
             format,
             scale,
-            users,
-            catalog,
-            ratings,
-            mut warnings,
             label: source_label,
-        } = parts;
+        } = source;
+        let mut warnings = Vec::new();
         if let Some(r) = ratings
             .iter()
             .find(|r| r.user as usize >= users.len() || r.item as usize >= catalog.len())
@@ -270,18 +273,19 @@ impl Dataset {
                 _ => kept.push(r),
             }
         }
-        if duplicates > 0 {
-            let (u, i) = example.unwrap_or_default();
-            warnings.push(Warning {
-                kind: WarningKind::DuplicateRatings,
-                count: duplicates,
-                message: format!(
-                    "{source_label}: {duplicates} duplicate (user, item) rating(s) dropped, the latest by timestamp kept (e.g. user {}, item {})",
-                    users.id(u).unwrap_or("?"),
-                    catalog.ids.id(i).unwrap_or("?")
-                ),
-            });
-        }
+        warn(
+            &mut warnings,
+            WarningKind::DuplicateRatings,
+            duplicates,
+            || {
+                let (u, i) = example.unwrap_or_default();
+                format!(
+                "{source_label}: {duplicates} duplicate (user, item) rating(s) dropped, the latest by timestamp kept (e.g. user {}, item {})",
+                users.id(u).unwrap_or("?"),
+                catalog.ids.id(i).unwrap_or("?")
+            )
+            },
+        );
         // Sort by user, then time, keeping input order for equal or missing times.
         let mut positions: HashMap<(u32, u32), usize> = HashMap::new();
         if !kept.iter().all(|r| r.timestamp.is_some()) {
@@ -310,43 +314,48 @@ impl Dataset {
         let no_meta: Vec<usize> = (0..catalog.len())
             .filter(|&i| !catalog.items[i].has_metadata)
             .collect();
-        if !no_meta.is_empty() && format != Format::GenericCsv && format != Format::Synthetic {
-            warnings.push(Warning {
-                kind: WarningKind::ItemsWithoutMetadata,
-                count: no_meta.len() as u64,
-                message: format!(
+        if format != Format::GenericCsv && format != Format::Synthetic {
+            warn(
+                &mut warnings,
+                WarningKind::ItemsWithoutMetadata,
+                no_meta.len() as u64,
+                || {
+                    format!(
                     "{source_label}: {} rated item(s) have no metadata; kept with placeholder titles (e.g. item {})",
                     no_meta.len(),
                     catalog.ids.id(no_meta[0] as u32).unwrap_or("?")
-                ),
-            });
+                )
+                },
+            );
         }
         let unrated: Vec<usize> = (0..catalog.len()).filter(|&i| !rated[i]).collect();
-        if !unrated.is_empty() {
-            warnings.push(Warning {
-                kind: WarningKind::ItemsWithoutRatings,
-                count: unrated.len() as u64,
-                message: format!(
-                    "{source_label}: {} catalog item(s) have no ratings; kept in the catalog (e.g. item {})",
-                    unrated.len(),
-                    catalog.ids.id(unrated[0] as u32).unwrap_or("?")
-                ),
-            });
-        }
+        warn(
+            &mut warnings,
+            WarningKind::ItemsWithoutRatings,
+            unrated.len() as u64,
+            || {
+                format!(
+                "{source_label}: {} catalog item(s) have no ratings; kept in the catalog (e.g. item {})",
+                unrated.len(),
+                catalog.ids.id(unrated[0] as u32).unwrap_or("?")
+            )
+            },
+        );
         let idle: Vec<usize> = (0..users.len())
             .filter(|&u| user_offsets[u] == user_offsets[u + 1])
             .collect();
-        if !idle.is_empty() {
-            warnings.push(Warning {
-                kind: WarningKind::UsersWithoutRatings,
-                count: idle.len() as u64,
-                message: format!(
+        warn(
+            &mut warnings,
+            WarningKind::UsersWithoutRatings,
+            idle.len() as u64,
+            || {
+                format!(
                     "{source_label}: {} listed user(s) have no ratings; kept (e.g. user {})",
                     idle.len(),
                     users.id(idle[0] as u32).unwrap_or("?")
-                ),
-            });
-        }
+                )
+            },
+        );
         Ok(Dataset {
             name,
             format,
@@ -405,18 +414,29 @@ impl Dataset {
     }
 }
 
-/// What a loader hands to [`Dataset::from_parts`].
-pub(crate) struct Parts {
+/// Where a loader's ratings come from, for [`Dataset::from_parts`].
+pub(crate) struct Source {
     pub name: String,
     pub format: Format,
     pub scale: RatingScale,
-    pub users: IdMap,
-    pub catalog: Catalog,
-    /// Ratings in input order; indices must be within `users` and `catalog`.
-    pub ratings: Vec<Rating>,
-    pub warnings: Vec<Warning>,
     /// Names the source in warnings (e.g. the ratings file).
     pub label: String,
+}
+
+/// Adds a warning of `kind` about `count` ratings, items or users, when there are any.
+fn warn(
+    warnings: &mut Vec<Warning>,
+    kind: WarningKind,
+    count: u64,
+    message: impl FnOnce() -> String,
+) {
+    if count > 0 {
+        warnings.push(Warning {
+            kind,
+            count,
+            message: message(),
+        });
+    }
 }
 
 /// Ratings at or above this count as likes in summaries (the like-rate).

@@ -5,7 +5,7 @@
 //!
 //! The same seed gives the same world, bit for bit. [`World::dataset`] logs ratings like a real
 //! dataset, and [`World::task`] is a [`UserTask`] like the real environments.
-use super::dataset::{Catalog, Dataset, Format, IdMap, ItemMeta, Parts, Rating, RatingScale};
+use super::dataset::{Catalog, Dataset, Format, IdMap, ItemMeta, Rating, RatingScale, Source};
 use super::env::{delegate_core, LogEntry, Shown, TaskCore, UserTask};
 use super::error::DataError;
 use super::sampling::{categorical, normal, softmax};
@@ -307,16 +307,17 @@ impl World {
                 });
             }
         }
-        Dataset::from_parts(Parts {
-            name: format!("synthetic-{}", self.config.seed),
-            format: Format::Synthetic,
-            scale: RatingScale { min: 1.0, max: 5.0 },
+        Dataset::from_parts(
+            Source {
+                name: format!("synthetic-{}", self.config.seed),
+                format: Format::Synthetic,
+                scale: RatingScale { min: 1.0, max: 5.0 },
+                label: "synthetic world".into(),
+            },
             users,
-            catalog: self.catalog.clone(),
+            self.catalog.clone(),
             ratings,
-            warnings: Vec::new(),
-            label: "synthetic world".into(),
-        })
+        )
     }
 }
 

@@ -182,18 +182,14 @@ impl Recommender for EpsilonGreedyMf {
         }
         let p = self.ridge.mean();
         Ok(top_k(candidates, k, |i| {
-            let x = self.factors.row(i);
             let b = self.bias.get(i as usize).copied().unwrap_or(f64::MIN);
-            b + x.iter().zip(&p).map(|(a, b)| a * b).sum::<f64>()
+            b + self.factors.score(i, &p).unwrap_or(0.0)
         }))
     }
     fn update(&mut self, item: u32, reward: f32) -> Result<(), EvalError> {
-        let x = self.factors.row(item).to_vec();
-        if !x.is_empty() {
-            let y = if reward > 0.5 { 1.0 } else { -1.0 };
-            let b = self.bias.get(item as usize).copied().unwrap_or(0.0);
-            self.ridge.update(&x, y - b);
-        }
+        let y = if reward > 0.5 { 1.0 } else { -1.0 };
+        let b = self.bias.get(item as usize).copied().unwrap_or(0.0);
+        self.ridge.update(self.factors.row(item), y - b);
         Ok(())
     }
 }
@@ -201,7 +197,7 @@ impl Recommender for EpsilonGreedyMf {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::data::dataset::{Format, Parts};
+    use crate::data::dataset::{Format, Source};
     use crate::data::{Catalog, FitConfig, IdMap, ItemMeta, Rating, RatingScale};
 
     /// A dataset of `(user, item, rating)` over `n_items` items without metadata.
@@ -229,17 +225,13 @@ pub(super) mod tests {
                 timestamp: Some(t as i64),
             })
             .collect();
-        Dataset::from_parts(Parts {
+        let source = Source {
             name: "tiny".into(),
             format: Format::Synthetic,
             scale: RatingScale { min: 1.0, max: 5.0 },
-            users,
-            catalog,
-            ratings,
-            warnings: Vec::new(),
             label: "tiny".into(),
-        })
-        .unwrap()
+        };
+        Dataset::from_parts(source, users, catalog, ratings).unwrap()
     }
 
     pub(in crate::eval) fn all_users(ds: &Dataset) -> Vec<u32> {
