@@ -206,15 +206,6 @@ pub fn load_generic(path: &Path, options: &CsvOptions) -> Result<Dataset, DataEr
     let mut users = IdMap::new();
     let mut catalog = Catalog::default();
     let ratings = read_generic(open(path)?, path, options, &mut users, &mut catalog)?;
-    Dataset::from_parts(
-        Source {
-            name: super::movielens::dir_name(path),
-            format: Format::GenericCsv,
-            scale: options.scale,
-            label: path.display().to_string(),
-        },
-        users,
-        catalog,
-        ratings,
-    )
+    let source = Source::file(Format::GenericCsv, options.scale, path, path);
+    Dataset::from_parts(source, users, catalog, ratings)
 }

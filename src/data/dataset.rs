@@ -3,6 +3,7 @@
 use super::error::DataError;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::path::Path;
 
 /// A two-way map between a dataset's own ids and dense indices `0..len`, in first-seen order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -144,6 +145,23 @@ pub enum WarningKind {
     UsersWithoutRatings,
 }
 
+impl WarningKind {
+    /// What a warning of this kind counts, in words (the duplicate-ratings warning says more:
+    /// what was kept, and an example pair).
+    fn gap(self) -> &'static str {
+        match self {
+            WarningKind::DuplicateRatings => "duplicate (user, item) rating(s)",
+            WarningKind::ItemsWithoutMetadata => {
+                "rated item(s) have no metadata; kept with placeholder titles"
+            }
+            WarningKind::ItemsWithoutRatings => {
+                "catalog item(s) have no ratings; kept in the catalog"
+            }
+            WarningKind::UsersWithoutRatings => "listed user(s) have no ratings; kept",
+        }
+    }
+}
+
 /// A warning: what happened, how many times, in words.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Warning {
@@ -273,19 +291,17 @@ impl Dataset {
                 _ => kept.push(r),
             }
         }
-        warn(
-            &mut warnings,
-            WarningKind::DuplicateRatings,
-            duplicates,
-            || {
-                let (u, i) = example.unwrap_or_default();
-                format!(
-                "{source_label}: {duplicates} duplicate (user, item) rating(s) dropped, the latest by timestamp kept (e.g. user {}, item {})",
-                users.id(u).unwrap_or("?"),
-                catalog.ids.id(i).unwrap_or("?")
-            )
-            },
-        );
+        if let Some((u, i)) = example {
+            warnings.push(Warning {
+                kind: WarningKind::DuplicateRatings,
+                count: duplicates,
+                message: format!(
+                    "{source_label}: {duplicates} duplicate (user, item) rating(s) dropped, the latest by timestamp kept (e.g. user {}, item {})",
+                    users.id(u).unwrap_or("?"),
+                    catalog.ids.id(i).unwrap_or("?")
+                ),
+            });
+        }
         // Sort by user, then time, keeping input order for equal or missing times.
         let mut positions: HashMap<(u32, u32), usize> = HashMap::new();
         if !kept.iter().all(|r| r.timestamp.is_some()) {
@@ -311,51 +327,39 @@ impl Dataset {
         for u in 0..users.len() {
             user_offsets[u + 1] += user_offsets[u];
         }
-        let no_meta: Vec<usize> = (0..catalog.len())
-            .filter(|&i| !catalog.items[i].has_metadata)
-            .collect();
-        if format != Format::GenericCsv && format != Format::Synthetic {
-            warn(
-                &mut warnings,
-                WarningKind::ItemsWithoutMetadata,
-                no_meta.len() as u64,
-                || {
-                    format!(
-                    "{source_label}: {} rated item(s) have no metadata; kept with placeholder titles (e.g. item {})",
-                    no_meta.len(),
-                    catalog.ids.id(no_meta[0] as u32).unwrap_or("?")
-                )
-                },
-            );
-        }
-        let unrated: Vec<usize> = (0..catalog.len()).filter(|&i| !rated[i]).collect();
-        warn(
-            &mut warnings,
-            WarningKind::ItemsWithoutRatings,
-            unrated.len() as u64,
-            || {
-                format!(
-                "{source_label}: {} catalog item(s) have no ratings; kept in the catalog (e.g. item {})",
-                unrated.len(),
-                catalog.ids.id(unrated[0] as u32).unwrap_or("?")
-            )
-            },
-        );
-        let idle: Vec<usize> = (0..users.len())
+        // items and users kept despite a gap, and their ids
+        let no_meta = if format != Format::GenericCsv && format != Format::Synthetic {
+            (0..catalog.len())
+                .filter(|&i| !catalog.items[i].has_metadata)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let unrated = (0..catalog.len()).filter(|&i| !rated[i]).collect();
+        let idle = (0..users.len())
             .filter(|&u| user_offsets[u] == user_offsets[u + 1])
             .collect();
-        warn(
-            &mut warnings,
-            WarningKind::UsersWithoutRatings,
-            idle.len() as u64,
-            || {
-                format!(
-                    "{source_label}: {} listed user(s) have no ratings; kept (e.g. user {})",
-                    idle.len(),
-                    users.id(idle[0] as u32).unwrap_or("?")
-                )
-            },
-        );
+        let (item_ids, user_ids) = (("item", &catalog.ids), ("user", &users));
+        let gaps: [(WarningKind, Vec<usize>, (&str, &IdMap)); 3] = [
+            (WarningKind::ItemsWithoutMetadata, no_meta, item_ids),
+            (WarningKind::ItemsWithoutRatings, unrated, item_ids),
+            (WarningKind::UsersWithoutRatings, idle, user_ids),
+        ];
+        for (kind, found, (noun, ids)) in gaps {
+            let Some(&first) = found.first() else {
+                continue;
+            };
+            warnings.push(Warning {
+                kind,
+                count: found.len() as u64,
+                message: format!(
+                    "{source_label}: {} {} (e.g. {noun} {})",
+                    found.len(),
+                    kind.gap(),
+                    ids.id(first as u32).unwrap_or("?")
+                ),
+            });
+        }
         Ok(Dataset {
             name,
             format,
@@ -423,19 +427,18 @@ pub(crate) struct Source {
     pub label: String,
 }
 
-/// Adds a warning of `kind` about `count` ratings, items or users, when there are any.
-fn warn(
-    warnings: &mut Vec<Warning>,
-    kind: WarningKind,
-    count: u64,
-    message: impl FnOnce() -> String,
-) {
-    if count > 0 {
-        warnings.push(Warning {
-            kind,
-            count,
-            message: message(),
-        });
+impl Source {
+    /// Ratings of `format` and `scale` read from `file`; the dataset is named after `dir`.
+    pub fn file(format: Format, scale: RatingScale, dir: &Path, file: &Path) -> Self {
+        Source {
+            name: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| dir.display().to_string()),
+            format,
+            scale,
+            label: file.display().to_string(),
+        }
     }
 }
 

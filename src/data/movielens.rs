@@ -265,17 +265,9 @@ pub fn load_ml100k(dir: &Path) -> Result<Dataset, DataError> {
     }
     let data_path = dir.join("u.data");
     let ratings = read_u_data(open(&data_path)?, &data_path, &mut users, &mut catalog)?;
-    Dataset::from_parts(
-        Source {
-            name: dir_name(dir),
-            format: Format::MovieLens100K,
-            scale: RatingScale { min: 1.0, max: 5.0 },
-            label: data_path.display().to_string(),
-        },
-        users,
-        catalog,
-        ratings,
-    )
+    let scale = RatingScale { min: 1.0, max: 5.0 };
+    let source = Source::file(Format::MovieLens100K, scale, dir, &data_path);
+    Dataset::from_parts(source, users, catalog, ratings)
 }
 
 /// Checks that the current record is the expected header.
@@ -387,24 +379,9 @@ pub fn load_movielens_csv(ratings: &Path, movies: Option<&Path>) -> Result<Datas
     let mut users = IdMap::new();
     let list = read_ratings_csv(open(ratings)?, ratings, &mut users, &mut catalog)?;
     let dir = ratings.parent().unwrap_or(ratings);
-    Dataset::from_parts(
-        Source {
-            name: dir_name(dir),
-            format: Format::MovieLensCsv,
-            scale: RatingScale { min: 0.5, max: 5.0 },
-            label: ratings.display().to_string(),
-        },
-        users,
-        catalog,
-        list,
-    )
-}
-
-/// The last component of a path, for dataset names.
-pub(crate) fn dir_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
+    let scale = RatingScale { min: 0.5, max: 5.0 };
+    let source = Source::file(Format::MovieLensCsv, scale, dir, ratings);
+    Dataset::from_parts(source, users, catalog, list)
 }
 
 #[cfg(test)]
