@@ -26,7 +26,7 @@
 //! (`DIM REG EPOCHS` configure the latent-factor model: 16, 0.05, 25 by default, as `eps-greedy-mf`.)
 use metarec::data::{split_users, FitConfig, LatentFactorModel, SplitFractions};
 use metarec::data::{Rating, LIKE_THRESHOLD};
-use metarec::eval::baselines::{Features, Ridge, TrainStats};
+use metarec::eval::baselines::{Features, ItemStats, Ridge};
 use metarec::eval::knn::ItemKnn;
 use metarec::eval::metrics::{mean_ci, t95};
 use metarec::eval::top_k;
@@ -121,7 +121,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .flat_map(|&u| ds.user_ratings(u))
             .copied()
             .collect();
-        let stats = TrainStats::new(&ds, &split.train);
+        let stats = ItemStats::new(&ds, &split.train);
         let smoothed = stats.smoothed_mean(10.0);
         let pop_score = |i: u32| smoothed[i as usize];
         let mf = LatentFactorModel::fit(

@@ -68,11 +68,11 @@ pub struct Round {
 }
 
 /// Timed rounds of reference training steps on one random batch.
-pub struct Trainer {
+pub struct StepTimer {
     batch: Batch,
 }
 
-impl Trainer {
+impl StepTimer {
     /// Loads a random item matrix into `engine`, makes the batch and runs one warm-up step
     /// (pipelines, first submit).
     pub async fn new(engine: &mut impl Engine) -> Result<Self> {
@@ -80,7 +80,7 @@ impl Trainer {
         engine.set_items(&embeddings)?;
         engine.train(&batch, REFERENCE_LOSS, Adam::default(), 1)?;
         engine.stats().await?;
-        Ok(Trainer { batch })
+        Ok(StepTimer { batch })
     }
 
     /// `steps` training steps in one `train` call, then a statistics readback so the GPU's
@@ -108,7 +108,7 @@ pub async fn train_throughput(
     steps_per_submit: u32,
     repetitions: u32,
 ) -> Result<TrainThroughput> {
-    let trainer = Trainer::new(engine).await?;
+    let trainer = StepTimer::new(engine).await?;
     let mut rates = Vec::new();
     let mut total = Round::default();
     for _ in 0..repetitions.max(1) {

@@ -11,14 +11,15 @@
 //! clicks at most one item of a slate by the world's known choice model
 //! ([`World::click_probabilities`]).
 
+use crate::data::sampling::categorical;
 use crate::data::{Catalog, World, WorldConfig};
-use crate::engine::Engine;
-use crate::eval::baselines::{Features, LinUcb, Popularity, Random, TrainStats};
+use crate::engine::{Engine, EngineError};
+use crate::eval::baselines::{Features, ItemStats, LinUcb, Popularity, Random};
 use crate::eval::protocol::Hyper;
 use crate::eval::{EvalError, Recommender};
 use crate::policy::Policy;
 use crate::session::Session;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -102,6 +103,18 @@ pub struct Curves {
     pub slates: usize,
 }
 
+/// Why a round failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The engine failed; when its GPU device is gone, the round can be played again on a new
+    /// engine (nothing of it has changed).
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The simulation is over, or a method failed or proposed an invalid slate.
+    #[error(transparent)]
+    Eval(#[from] EvalError),
+}
+
 enum Agent {
     Policy(Box<Session>),
     Baseline(Box<dyn Recommender>),
@@ -133,19 +146,6 @@ fn err(e: impl std::fmt::Display) -> EvalError {
     EvalError(e.to_string())
 }
 
-/// The choice among `probs` (element 0: no click) for one uniform draw.
-fn choose(rng: &mut ChaCha8Rng, probs: &[f64]) -> usize {
-    let u: f64 = rng.random();
-    let mut acc = 0.0;
-    for (i, p) in probs.iter().enumerate() {
-        acc += p;
-        if u < acc {
-            return i;
-        }
-    }
-    probs.len().saturating_sub(1)
-}
-
 impl Simulation {
     /// Regenerates the world `world` (the one `policy` was meta-trained on) with `cfg.held_out`
     /// more users, fits the baselines on the training population and selects every held-out
@@ -171,7 +171,7 @@ impl Simulation {
         let ds = full.dataset(world.seed).map_err(err)?;
         let train: Vec<u32> = (0..world.n_users as u32).collect();
         let h = Hyper::default();
-        let stats = TrainStats::new(&ds, &train);
+        let stats = ItemStats::new(&ds, &train);
         let features = Features::with_bias(&policy.items, policy.model.output);
         let prior = features.fit_likes(&ds, &train, 1.0);
         let mut fixed = policy.session(0);
@@ -290,11 +290,11 @@ impl Simulation {
 
     /// Plays the next round of the current user for every method (the meta-RL policy on
     /// `engine`, which must hold the simulation's policy).
-    pub async fn step(&mut self, engine: &mut impl Engine) -> Result<Step, EvalError> {
+    pub async fn step(&mut self, engine: &mut impl Engine) -> Result<Step, StepError> {
         if self.done() {
-            return Err(EvalError(
-                "the simulation is over: select users to start again".into(),
-            ));
+            return Err(
+                EvalError("the simulation is over: select users to start again".into()).into(),
+            );
         }
         if self.round == 0 {
             self.start_user();
@@ -308,8 +308,7 @@ impl Simulation {
             let items: Vec<u32> = match &mut lane.agent {
                 Agent::Policy(s) => s
                     .recommend(engine, k, false)
-                    .await
-                    .map_err(err)?
+                    .await?
                     .iter()
                     .map(|r| r.item)
                     .collect(),
@@ -325,13 +324,15 @@ impl Simulation {
                 return Err(EvalError(format!(
                     "{} proposed an invalid slate {items:?}",
                     METHODS[m]
-                )));
+                ))
+                .into());
             }
-            let choice = choose(&mut lane.rng, &self.world.click_probabilities(user, &items));
+            // element 0 of the probabilities: no click
+            let choice = categorical(&mut lane.rng, &self.world.click_probabilities(user, &items));
             for (j, &item) in items.iter().enumerate() {
                 let reward = f32::from(u8::from(j + 1 == choice));
                 match &mut lane.agent {
-                    Agent::Policy(s) => s.feedback(engine, item, reward).await.map_err(err)?,
+                    Agent::Policy(s) => s.feedback(engine, item, reward).await?,
                     Agent::Baseline(b) => b.update(item, reward)?,
                 }
                 lane.shown[item as usize] = true;

@@ -3,7 +3,7 @@
 //! the reference step's inputs, loss, gradients and Adam update for the equivalence check
 //! against the TensorFlow.js implementation. Options are `{ engine: "gpu" | "cpu", … }`.
 
-use crate::bench::{adaptation_model, random_batch, Adaptation, Trainer, REFERENCE_LOSS};
+use crate::bench::{adaptation_model, random_batch, Adaptation, StepTimer, REFERENCE_LOSS};
 use crate::engine::{Adam, AnyEngine, Engine, Loss, Preference};
 use crate::model::ModelConfig;
 use crate::web::{js_err, options, to_js};
@@ -19,11 +19,18 @@ struct BenchOptions {
     seed: u32,
 }
 
+/// The engine of a bench class (`engineInfo` says which engine runs; the fallback reason is not
+/// reported).
+async fn bench_engine(model: &ModelConfig, preference: Preference) -> Result<AnyEngine, JsError> {
+    let (engine, _) = AnyEngine::new(model, preference).await.map_err(js_err)?;
+    Ok(engine)
+}
+
 /// The reference policy on one engine, ready for timed rounds of training steps.
 #[wasm_bindgen]
 pub struct BenchTrainer {
     engine: AnyEngine,
-    trainer: Trainer,
+    trainer: StepTimer,
 }
 
 #[wasm_bindgen]
@@ -31,10 +38,8 @@ impl BenchTrainer {
     /// Builds the engine and runs one warm-up step. `options`: `{ engine }`.
     pub async fn create(options_value: Option<JsValue>) -> Result<BenchTrainer, JsError> {
         let o: BenchOptions = options(options_value)?;
-        let (mut engine, _) = AnyEngine::new(&ModelConfig::reference_policy(), o.engine)
-            .await
-            .map_err(js_err)?;
-        let trainer = Trainer::new(&mut engine).await.map_err(js_err)?;
+        let mut engine = bench_engine(&ModelConfig::reference_policy(), o.engine).await?;
+        let trainer = StepTimer::new(&mut engine).await.map_err(js_err)?;
         Ok(BenchTrainer { engine, trainer })
     }
 
@@ -68,9 +73,7 @@ impl BenchAdaptation {
     /// `options`: `{ engine, items, seed }`; reads the first top-10 (the warm-up).
     pub async fn create(options_value: Option<JsValue>) -> Result<BenchAdaptation, JsError> {
         let o: BenchOptions = options(options_value)?;
-        let (mut engine, _) = AnyEngine::new(&adaptation_model(o.items), o.engine)
-            .await
-            .map_err(js_err)?;
+        let mut engine = bench_engine(&adaptation_model(o.items), o.engine).await?;
         let adaptation = Adaptation::new(&mut engine, 10, o.seed)
             .await
             .map_err(js_err)?;

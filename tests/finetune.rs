@@ -6,10 +6,12 @@
 
 use metarec::data::{self, Dataset, World, WorldConfig};
 use metarec::engine::cpu::CpuEngine;
-use metarec::engine::gpu::{GpuContext, GpuEngine};
+use metarec::engine::gpu::GpuEngine;
 use metarec::finetune::{finetune, FinetuneConfig, FinetuneError, Finetuned};
 use pollster::block_on;
 use std::path::Path;
+
+mod common;
 
 fn world(users: usize, items: usize) -> Dataset {
     World::generate(WorldConfig {
@@ -116,7 +118,7 @@ fn gpu_engine_follows_the_cpu_engine() {
         patience: 5,
         ..small_config(2)
     };
-    let ctx = block_on(GpuContext::new()).expect("a wgpu adapter (lavapipe)");
+    let ctx = common::gpu_context();
     let mut gpu = block_on(GpuEngine::new(&ctx, &config.model(&dataset))).unwrap();
     let g = block_on(finetune(&mut gpu, &dataset, &config, |_| {})).unwrap();
     let c = run_cpu(&dataset, &config);

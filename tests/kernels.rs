@@ -7,14 +7,12 @@ use metarec::model::Activation;
 use proptest::prelude::*;
 use std::sync::OnceLock;
 
+mod common;
+
+/// One context for the whole file: the property test's cases share its pipeline cache.
 fn context() -> GpuContext {
     static CONTEXT: OnceLock<GpuContext> = OnceLock::new();
-    CONTEXT
-        .get_or_init(|| {
-            pollster::block_on(GpuContext::new())
-                .expect("a wgpu adapter (the README test command installs Mesa lavapipe)")
-        })
-        .clone()
+    CONTEXT.get_or_init(common::gpu_context).clone()
 }
 
 fn assert_all_pass(results: &[check::KernelCheck]) {

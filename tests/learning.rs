@@ -5,16 +5,15 @@
 
 use metarec::engine::check::rel_err;
 use metarec::engine::cpu::CpuEngine;
-use metarec::engine::gpu::{GpuContext, GpuEngine};
+use metarec::engine::gpu::GpuEngine;
 use metarec::engine::{Adam, Batch, Engine, Loss, Mask, Row, SlateSpec};
 use metarec::model::{Activation, Head, Init, ModelConfig};
 use pollster::block_on;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn context() -> GpuContext {
-    block_on(GpuContext::new()).expect("a wgpu adapter (the README test command installs lavapipe)")
-}
+mod common;
+use common::gpu_context as context;
 
 fn config(head: Head, output: usize, output_activation: Activation, rows: usize) -> ModelConfig {
     ModelConfig {

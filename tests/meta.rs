@@ -4,7 +4,7 @@
 
 use metarec::data::{ItemFeatures, World, WorldConfig};
 use metarec::engine::cpu::CpuEngine;
-use metarec::engine::gpu::{GpuContext, GpuEngine};
+use metarec::engine::gpu::GpuEngine;
 use metarec::engine::Engine;
 use metarec::meta::{
     meta_step, policy_config, run, run_episode, Algorithm, Checkpoint, Hooks, ItemVectors,
@@ -12,6 +12,8 @@ use metarec::meta::{
 };
 use metarec::session::AdaptConfig;
 use pollster::block_on;
+
+mod common;
 
 /// Mean reward over the first `rounds` rounds, per held-out user (same task seeds for every
 /// policy, so comparisons are paired). Sessions that adapt the whole network start every user
@@ -38,10 +40,8 @@ fn first_rounds(
 /// Mean and 95% half-width of the paired differences `a - b`.
 fn paired(a: &[f32], b: &[f32]) -> (f64, f64) {
     let d: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x - y) as f64).collect();
-    let n = d.len() as f64;
-    let mean = d.iter().sum::<f64>() / n;
-    let var = d.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, 1.96 * (var / n).sqrt())
+    let s = metarec::eval::metrics::mean_ci(&d);
+    (s.mean, s.ci95)
 }
 
 #[test]
@@ -259,7 +259,7 @@ fn a_checkpoint_after_a_skipped_step_reads_back_and_resumes_exactly() {
 #[test]
 fn gpu_and_cpu_engines_follow_the_same_meta_training_curve() {
     let (setup, cfg) = small();
-    let ctx = block_on(GpuContext::new()).expect("a wgpu adapter (lavapipe)");
+    let ctx = common::gpu_context();
     let mut gpu = block_on(GpuEngine::new(&ctx, &setup.model)).unwrap();
     let mut cpu = CpuEngine::new(&setup.model).unwrap();
     gpu.set_items(&setup.items).unwrap();

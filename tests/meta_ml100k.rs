@@ -8,14 +8,12 @@
 //! its fine-tuned start (for CAVIA significantly, as the README reports).
 #![cfg(not(target_arch = "wasm32"))]
 
-use metarec::data::{self, ItemFeatures, ObservedTask, RewardMode, SplitFractions};
+use metarec::data::{self, Environment, ObservedTask, RewardMode, SplitFractions};
 use metarec::engine::cpu::CpuEngine;
 use metarec::engine::Engine;
-use metarec::eval::supervised::SupervisedFit;
-use metarec::finetune::FinetuneConfig;
+use metarec::finetune::{FinetuneConfig, SupervisedFit};
 use metarec::meta::{
-    meta_step, policy_config, policy_start, run_episode, Algorithm, ItemVectors, MetaConfig,
-    MetaProgress, PolicyShape,
+    meta_step, run_episode, Algorithm, MetaConfig, MetaProgress, ObservedSetup, PolicyShape,
 };
 use metarec::session::AdaptConfig;
 use pollster::block_on;
@@ -43,10 +41,9 @@ fn per_user(
 }
 
 fn mean_ci(v: &[f32]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().map(|&x| x as f64).sum::<f64>() / n;
-    let var = v.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>() / (n - 1.0);
-    (m, 1.96 * (var / n).sqrt())
+    let v: Vec<f64> = v.iter().map(|&x| f64::from(x)).collect();
+    let s = metarec::eval::metrics::mean_ci(&v);
+    (s.mean, s.ci95)
 }
 
 /// Mean and 95% half-width of the paired differences `a - b` (the same users, the same seeds).
@@ -65,25 +62,18 @@ fn meta_rl_on_ml100k_held_out_users() {
         189,
         "the README's 189 cold-start users"
     );
-    let train: std::collections::HashSet<u32> = split.train.iter().copied().collect();
-    let train_ratings: Vec<_> = ds
-        .ratings
-        .iter()
-        .filter(|r| train.contains(&r.user))
-        .cloned()
-        .collect();
-    let features = ItemFeatures::build(&ds.catalog, &train_ratings);
     // the policy starts from the rating network fine-tuned on the training users' ratings
     let finetune = FinetuneConfig {
         seed: 1,
         ..FinetuneConfig::default()
     };
-    let fit = SupervisedFit::new(&ds, &split.train, &finetune).unwrap();
-    let vectors =
-        ItemVectors::new(&features, &train_ratings).with_prior(&fit.new_user_ratings().unwrap());
+    let fit = block_on(SupervisedFit::new(&ds, &split.train, &finetune)).unwrap();
+    // content features and that prior (no collaborative factors)
+    let setup = ObservedSetup::new(&ds, split.train.clone(), 0, 1)
+        .with_prior(&block_on(fit.new_user_ratings()).unwrap());
     for algorithm in [Algorithm::Cavia, Algorithm::Reptile, Algorithm::Fomaml] {
         println!("{algorithm:?}");
-        let s = run(&ds, &split, &vectors, algorithm);
+        let s = run(&setup, &split.cold_start, algorithm);
         for (name, v) in [
             ("fine-tuned+adapt", &s.finetuned.0),
             ("fine-tuned fixed", &s.finetuned.1),
@@ -132,12 +122,7 @@ struct Measured {
     history: Vec<MetaProgress>,
 }
 
-fn run(
-    ds: &data::Dataset,
-    split: &data::UserSplit,
-    vectors: &ItemVectors,
-    algorithm: Algorithm,
-) -> Measured {
+fn run(setup: &ObservedSetup, held: &[u32], algorithm: Algorithm) -> Measured {
     let mut cfg = MetaConfig {
         algorithm,
         iterations: 150,
@@ -146,32 +131,24 @@ fn run(
         ..MetaConfig::default()
     };
     cfg.adapt.adapts = algorithm.adapts();
-    let model = policy_config(
-        &PolicyShape::default(),
-        ds.n_items(),
-        vectors.dim,
-        cfg.rows(),
-    );
+    let model = setup.model(&PolicyShape::default(), &cfg);
     let mut engine = CpuEngine::new(&model).unwrap();
-    engine.set_params(&policy_start(&model, vectors)).unwrap();
-    engine.set_items(&vectors.values).unwrap();
+    engine.set_params(&setup.start(&model)).unwrap();
+    engine.set_items(&setup.vectors.values).unwrap();
     // defaults as chosen on the synthetic world; nothing here is tuned on these users
-    let held: Vec<u32> = split.cold_start.clone();
+    let ds = setup.dataset;
     let off = AdaptConfig {
         enabled: false,
         ..cfg.adapt
     };
     let finetuned = (
-        per_user(&mut engine, ds, &held, cfg.adapt),
-        per_user(&mut engine, ds, &held, off),
+        per_user(&mut engine, ds, held, cfg.adapt),
+        per_user(&mut engine, ds, held, off),
     );
     let t0 = std::time::Instant::now();
     let mut history = Vec::with_capacity(cfg.iterations);
     for it in 0..cfg.iterations {
-        let tasks: Vec<_> = (0..cfg.users_per_iteration)
-            .map(|k| split.train[(it * cfg.users_per_iteration + k) % split.train.len()])
-            .map(|u| ObservedTask::for_user(ds, u, RewardMode::default(), cfg.rounds))
-            .collect();
+        let tasks = setup.tasks(&cfg, it, Environment::Observed);
         let p = block_on(meta_step(&mut engine, tasks, &cfg, it)).unwrap();
         if it % 25 == 0 {
             println!(
@@ -184,8 +161,8 @@ fn run(
         history.push(p);
     }
     let meta = (
-        per_user(&mut engine, ds, &held, cfg.adapt),
-        per_user(&mut engine, ds, &held, off),
+        per_user(&mut engine, ds, held, cfg.adapt),
+        per_user(&mut engine, ds, held, off),
     );
     Measured {
         finetuned,

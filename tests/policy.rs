@@ -6,12 +6,14 @@
 
 use metarec::data::{Bundle, WorldConfig};
 use metarec::engine::cpu::CpuEngine;
-use metarec::engine::gpu::{GpuContext, GpuEngine};
+use metarec::engine::gpu::GpuEngine;
 use metarec::engine::Engine;
 use metarec::meta::{meta_step, Algorithm, MetaConfig, PolicyShape, SyntheticSetup};
 use metarec::policy::Policy;
 use metarec::session::{AdaptConfig, Session};
 use pollster::block_on;
+
+mod common;
 
 fn trained() -> (Bundle, Policy) {
     trained_with(Algorithm::Cavia)
@@ -87,7 +89,7 @@ fn restores(algorithm: Algorithm) {
     let got = block_on(again.recommend(&mut cpu, 5, false)).unwrap();
     assert_eq!(got, want, "restored session, CPU engine");
 
-    let ctx = block_on(GpuContext::new()).expect("a wgpu adapter (lavapipe)");
+    let ctx = common::gpu_context();
     let mut gpu = block_on(GpuEngine::new(&ctx, &restored.model)).unwrap();
     restored.load_into(&mut gpu).unwrap();
     let mut on_gpu = Session::from_bytes(&saved).unwrap();

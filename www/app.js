@@ -12,7 +12,7 @@
 // All data is rendered with textContent. When done, document.body.dataset.state is "ready" or
 // "error" and the result (or the error message) is on window.metarecSelfCheck(Error), for tests.
 
-import { $, el } from './dom.js';
+import { $, el, message as errorMessage } from './dom.js';
 
 const ENGINES = ['auto', 'gpu', 'cpu'];
 const PKG_URL = new URL('./pkg/metarec.js', import.meta.url);
@@ -66,7 +66,7 @@ function renderBadges(result, requested) {
   const list = $('badges');
   list.replaceChildren();
   const add = (kind, title, reason) => {
-    const li = el('li', undefined, `badge badge-${kind}`);
+    const li = el('li', undefined, `badge tone-${kind}`);
     li.append(el('strong', title));
     if (reason) li.append(el('span', `: ${reason}`));
     list.append(li);
@@ -109,7 +109,7 @@ function breakable(text) {
 
 function verdictCell(pass) {
   const td = el('td');
-  td.append(el('span', pass ? '✓ pass' : '✗ FAIL', `verdict ${pass ? 'verdict-pass' : 'verdict-fail'}`));
+  td.append(el('span', pass ? '✓ pass' : '✗ FAIL', `verdict ${pass ? 'tone-pass' : 'tone-fail'}`));
   return td;
 }
 
@@ -159,7 +159,7 @@ function renderKernels(kernels) {
   summary.textContent =
     `${passed} of ${kernels.length} kernel checks passed on ${groups.size} shape${groups.size === 1 ? '' : 's'}` +
     `${failed ? `; ${failed} failed` : ''}.`;
-  summary.className = `summary ${failed ? 'summary-fail' : 'summary-pass'}`;
+  summary.className = `summary ${failed ? 'tone-fail' : 'tone-pass'}`;
 }
 
 function setRate(id, x) {
@@ -183,7 +183,7 @@ function renderSpeed(result) {
 }
 
 function showError(err) {
-  const message = err instanceof Error ? err.message || String(err) : String(err);
+  const message = errorMessage(err);
   const panel = $('error-panel');
   setText('error-message', message);
   let hint = '';

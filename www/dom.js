@@ -24,3 +24,9 @@ export function el(tag, text, className) {
   if (className) node.className = className;
   return node;
 }
+
+/** The message of an error (or of anything thrown), for the page's notices. */
+export const message = (err) => (err instanceof Error ? err.message || String(err) : String(err));
+
+/** One turn of the event loop, so that the page renders between long steps. */
+export const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));

@@ -12,7 +12,8 @@
 // recommender, the latencies and the device-loss drill.
 
 import { cssColor, lineChart } from './charts.js';
-import { $, el } from './dom.js';
+import { $, el, message } from './dom.js';
+import { rewardAndLoss, stepLoop } from './steps.js';
 
 const DB_NAME = 'metarec';
 const STORE = 'kv';
@@ -21,7 +22,6 @@ const MAX_LAT = 100;
 
 const view = () => $('view-foryou');
 
-const message = (err) => (err instanceof Error ? err.message || String(err) : String(err));
 
 // ---- IndexedDB: one key-value store -----------------------------------------------------
 
@@ -112,7 +112,7 @@ function progressText(text) {
 
 function notice(kind, text) {
   const list = $('fy-notices');
-  const li = el('li', undefined, `badge badge-${kind}`);
+  const li = el('li', undefined, `badge tone-${kind}`);
   li.append(el('span', text));
   const close = el('button', 'Dismiss', 'link-button');
   close.type = 'button';
@@ -162,7 +162,7 @@ function renderBadges() {
   list.replaceChildren();
   const info = st.rec ? st.rec.engineInfo() : null;
   if (fallbackWhy) {
-    const li = el('li', undefined, 'badge badge-info');
+    const li = el('li', undefined, 'badge tone-info');
     li.append(el('strong', 'CPU engine'), el('span', `: ${fallbackWhy}, so the CPU engine is faster here. `));
     const a = el('a', 'Use the GPU anyway');
     const p = new URLSearchParams(window.location.search);
@@ -171,12 +171,12 @@ function renderBadges() {
     li.append(a);
     list.append(li);
   } else if (info && info.fallback_reason) {
-    const li = el('li', undefined, 'badge badge-warn');
+    const li = el('li', undefined, 'badge tone-warn');
     li.append(el('strong', 'CPU fallback'), el('span', `: ${info.fallback_reason}`));
     list.append(li);
   }
   if (info && info.engine === 'gpu' && info.fallback) {
-    const li = el('li', undefined, 'badge badge-info');
+    const li = el('li', undefined, 'badge tone-info');
     li.append(el('strong', 'Software adapter'), el('span', ': the GPU engine runs on a CPU-emulated adapter; timings are not representative'));
     list.append(li);
   }
@@ -417,15 +417,17 @@ async function obtainBundle(mod) {
   const t0 = performance.now();
   const trainer = await mod.MetaTrainer.create({ ...opts, engine: st.trainEngine });
   try {
-    while (!trainer.done) {
-      const p = await trainer.step();
-      bar.value = p.iteration + 1;
-      progressText(
-        `Meta-training: iteration ${p.iteration + 1} of ${opts.iterations}, mean reward ${p.mean_reward.toFixed(3)}, loss ${p.loss === null ? 'skipped' : p.loss.toFixed(3)}` +
-          (p.skipped_total ? `, ${p.skipped_total} skipped steps` : ''),
-      );
-      await nextTurn();
-    }
+    await stepLoop({
+      more: () => !trainer.done,
+      step: () => trainer.step(),
+      show: (p) => {
+        bar.value = p.iteration + 1;
+        progressText(
+          `Meta-training: iteration ${p.iteration + 1} of ${opts.iterations}, ${rewardAndLoss(p)}` +
+            (p.skipped_total ? `, ${p.skipped_total} skipped steps` : ''),
+        );
+      },
+    });
     const bytes = await trainer.bundle();
     st.timings.train = performance.now() - t0;
     bar.hidden = true;
@@ -439,8 +441,6 @@ async function obtainBundle(mod) {
 // Seed of a new person's exploration noise: ?person=N, else random.
 const personSeed = () => (params.has('person') ? intParam('person', 0, 0, 2 ** 31 - 1) : (Math.random() * 2 ** 31) >>> 0);
 
-// One turn of the event loop, so that the page renders between long steps.
-export const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 async function openRecommender(bundle) {
   const mod = st.mod;

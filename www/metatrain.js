@@ -9,11 +9,10 @@
 // data-iteration = meta-iterations run, data-recoveries = runs continued after an engine failure;
 // window.metarecMetaTrain.history(), .speed() and .drill() (destroys the GPU device).
 import { PALETTE, lineChart } from './charts.js';
-import { $, intField } from './dom.js';
+import { $, intField, message } from './dom.js';
+import { forYouReady, rewardAndLoss, stepLoop } from './steps.js';
 
 const view = () => $('view-metatrain');
-const message = (err) => (err instanceof Error ? err.message || String(err) : String(err));
-const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 const st = {
   foryou: null,
@@ -118,30 +117,31 @@ async function handOver() {
 async function run() {
   try {
     let failed = false;
-    while (st.running && !st.trainer.done) {
-      let p;
-      try {
-        p = await st.trainer.step();
-      } catch (err) {
-        // one recovery per failure: a second failure in a row is reported
-        if (failed || !(await recover(err))) throw err;
-        failed = true;
-        continue;
-      }
-      failed = false;
-      st.history.push(p);
-      st.last = p;
-      view().dataset.iteration = String(st.history.length);
-      $('mt-progress').value = st.history.length;
-      status(
-        `Iteration ${p.iteration + 1} of ${p.iterations}: mean reward ${p.mean_reward.toFixed(3)}, loss ${p.loss === null ? 'skipped' : p.loss.toFixed(3)}` +
-          (p.skipped_total ? ` (${p.skipped_total} skipped steps)` : ''),
-      );
-      $('mt-speed').textContent = `${p.iterations_per_s.toFixed(2)} iterations/s (the last took ${p.ms.toFixed(0)} ms)`;
-      drawCurves();
-      await save();
-      await nextTurn();
-    }
+    await stepLoop({
+      more: () => st.running && !st.trainer.done,
+      step: async () => {
+        try {
+          const p = await st.trainer.step();
+          failed = false;
+          return p;
+        } catch (err) {
+          // one recovery per failure: a second failure in a row is reported
+          if (failed || !(await recover(err))) throw err;
+          failed = true;
+          return undefined;
+        }
+      },
+      show: async (p) => {
+        st.history.push(p);
+        st.last = p;
+        view().dataset.iteration = String(st.history.length);
+        $('mt-progress').value = st.history.length;
+        status(`Iteration ${p.iteration + 1} of ${p.iterations}: ${rewardAndLoss(p)}` + (p.skipped_total ? ` (${p.skipped_total} skipped steps)` : ''));
+        $('mt-speed').textContent = `${p.iterations_per_s.toFixed(2)} iterations/s (the last took ${p.ms.toFixed(0)} ms)`;
+        drawCurves();
+        await save();
+      },
+    });
     if (st.trainer.done) {
       status(`Done: ${st.history.length} iterations. Handing the policy over to For you…`);
       setControls({ start: false, pause: false, use: false });
@@ -246,13 +246,7 @@ export async function start({ foryou }) {
     drill: () => st.trainer && st.trainer.simulateDeviceLoss(),
   };
   status('Waiting for the engine…');
-  try {
-    await foryou.ready;
-  } catch (err) {
-    status(`Not available: For you did not start (${message(err)}).`);
-    setPhase('error');
-    return;
-  }
+  if (!(await forYouReady(foryou, { status, setPhase }))) return;
   const cur = foryou.current();
   st.mod = cur.mod;
   st.autoEngine = cur.trainEngine || 'auto';

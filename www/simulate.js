@@ -8,7 +8,8 @@
 // .engineInfo() the engine (with its recoveries after a lost GPU device), .drill() destroys the
 // GPU device (the next round rebuilds the engine and is played again).
 import { PALETTE, lineChart } from './charts.js';
-import { $, el, intField } from './dom.js';
+import { $, el, intField, message } from './dom.js';
+import { forYouReady, stepLoop } from './steps.js';
 
 const HELD_OUT = 50;
 const LABELS = {
@@ -20,8 +21,6 @@ const LABELS = {
 };
 
 const view = () => $('view-simulate');
-const message = (err) => (err instanceof Error ? err.message || String(err) : String(err));
-const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
 
 const st = {
   foryou: null,
@@ -108,13 +107,15 @@ async function stopLoop() {
 
 async function run() {
   try {
-    while (st.running && !st.sim.done) {
-      const step = await st.sim.step();
-      // Curves at most every 100 ms (and at the end): drawing is what costs here.
-      const c = performance.now() - st.lastDraw > 100 || step.done ? drawCurves() : st.sim.curves();
-      renderStep(step, c);
-      await nextTurn();
-    }
+    await stepLoop({
+      more: () => st.running && !st.sim.done,
+      step: () => st.sim.step(),
+      show: (step) => {
+        // Curves at most every 100 ms (and at the end): drawing is what costs here.
+        const c = performance.now() - st.lastDraw > 100 || step.done ? drawCurves() : st.sim.curves();
+        renderStep(step, c);
+      },
+    });
     const c = drawCurves();
     if (st.sim.done) {
       const rates = c.methods.map((m, i) => `${LABELS[m]} ${c.cumulative[i][c.cumulative[i].length - 1].toFixed(3)}`);
@@ -230,13 +231,7 @@ export async function start({ foryou }) {
     drill: () => st.sim && st.sim.simulateDeviceLoss(),
   };
   status('Waiting for the recommender (For you)…');
-  try {
-    await foryou.ready;
-  } catch (err) {
-    status(`Not available: For you did not start (${message(err)}).`);
-    setPhase('error');
-    return;
-  }
+  if (!(await forYouReady(foryou, { status, setPhase }))) return;
   foryou.onBundleChange((cur) => {
     prepare(cur);
   });

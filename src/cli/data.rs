@@ -82,11 +82,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         None => data::load_with(&args.path, &options)?,
     };
     let summary = dataset.summary();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
-    } else {
-        print!("{}", render(&summary));
-    }
+    super::print_output(args.json, &summary, || render(&summary))?;
     Ok(())
 }
 

@@ -52,3 +52,17 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+/// Prints `out` as pretty JSON with `--json`, else `text()` (its text form, ending in a newline).
+fn print_output(
+    json: bool,
+    out: &impl serde::Serialize,
+    text: impl FnOnce() -> String,
+) -> Result<(), serde_json::Error> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(out)?);
+    } else {
+        print!("{}", text());
+    }
+    Ok(())
+}

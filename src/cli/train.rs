@@ -269,11 +269,9 @@ fn run_finetune_figures(args: &Args) -> Result<(f64, f64), Box<dyn std::error::E
         seconds: report.seconds,
         report,
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        println!(
-            "test RMSE {:.4}  MAE {:.4}  (training-mean baseline RMSE {:.4}); best epoch {} of {}, validation RMSE {:.4}; {} engine, {:.1} s",
+    super::print_output(args.json, &out, || {
+        format!(
+            "test RMSE {:.4}  MAE {:.4}  (training-mean baseline RMSE {:.4}); best epoch {} of {}, validation RMSE {:.4}; {} engine, {:.1} s\n",
             report.test_rmse,
             report.test_mae,
             report.baseline_test_rmse,
@@ -282,8 +280,8 @@ fn run_finetune_figures(args: &Args) -> Result<(f64, f64), Box<dyn std::error::E
             report.validation_rmse,
             info.engine,
             report.seconds
-        );
-    }
+        )
+    })?;
     Ok((report.test_rmse, report.test_mae))
 }
 
@@ -335,17 +333,15 @@ fn run_with_meta(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         seconds: t0.elapsed().as_secs_f64(),
         meta,
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        println!(
-            "meta: {} iterations{}, mean reward per round over the last 10: {:.3}; {} engine, {:.1} s",
+    super::print_output(args.json, &out, || {
+        format!(
+            "meta: {} iterations{}, mean reward per round over the last 10: {:.3}; {} engine, {:.1} s\n",
             out.meta_iterations,
             if out.meta.completed { "" } else { " (interrupted)" },
             out.meta.final_mean_reward,
             out.engine,
             out.seconds
-        );
-    }
+        )
+    })?;
     Ok(())
 }

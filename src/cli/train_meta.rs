@@ -4,15 +4,11 @@
 //! users' ratings), with checkpoints, Ctrl-C that checkpoints before it stops, `--resume`, and
 //! the policy written to a bundle.
 
-use crate::data::{
-    self, like_factors, Bundle, ItemFeatures, ObservedTask, RewardMode, SplitFractions,
-};
+use crate::data::{self, Bundle, Environment, SplitFractions};
 use crate::engine::{AnyEngine, Engine, Preference};
-use crate::eval::supervised::SupervisedFit;
-use crate::finetune::FinetuneConfig;
+use crate::finetune::{FinetuneConfig, SupervisedFit};
 use crate::meta::{
-    self, Checkpoint, Hooks, ItemVectorParts, ItemVectors, MetaConfig, MetaProgress, PolicyShape,
-    DATASET_FACTORS,
+    self, Checkpoint, Hooks, MetaConfig, MetaProgress, ObservedSetup, PolicyShape, DATASET_FACTORS,
 };
 use crate::policy::Policy;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -46,41 +42,31 @@ pub(super) struct MetaOutput {
 }
 
 /// The tasks a run draws from: the synthetic world, or a dataset's training users.
-enum Source {
-    Synthetic(meta::SyntheticSetup),
+enum Source<'a> {
+    Synthetic(Box<meta::SyntheticSetup>),
     Observed {
-        dataset: data::Dataset,
-        users: Vec<u32>,
-        items: Vec<f32>,
-        parts: ItemVectorParts,
+        setup: ObservedSetup<'a>,
         model: crate::model::ModelConfig,
         /// The policy's start: the fine-tuned rating network's ranking for a new user.
         start: Vec<f32>,
-        train_ratings: Vec<data::Rating>,
     },
 }
 
 pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn std::error::Error>> {
     let shape = PolicyShape::default();
+    let dataset: data::Dataset;
     let source = match super::data::synthetic_seed(a.data)? {
-        Some(seed) => Source::Synthetic(meta::SyntheticSetup::new(
+        Some(seed) => Source::Synthetic(Box::new(meta::SyntheticSetup::new(
             data::WorldConfig {
                 seed,
                 ..Default::default()
             },
             &shape,
             cfg,
-        )?),
+        )?)),
         None => {
-            let dataset = data::load(a.data)?;
+            dataset = data::load(a.data)?;
             let split = data::split_users(dataset.n_users(), SplitFractions::default(), a.seed)?;
-            let train: std::collections::HashSet<u32> = split.train.iter().copied().collect();
-            let train_ratings: Vec<data::Rating> = dataset
-                .ratings
-                .iter()
-                .filter(|r| train.contains(&r.user))
-                .cloned()
-                .collect();
             let t = std::time::Instant::now();
             eprintln!(
                 "meta: fine-tuning the rating network on the {} training users' ratings (the policy's start)",
@@ -90,36 +76,24 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
                 seed: a.seed,
                 ..FinetuneConfig::default()
             };
-            let prior =
-                SupervisedFit::new(&dataset, &split.train, &finetune)?.new_user_ratings()?;
+            let fit = pollster::block_on(SupervisedFit::new(&dataset, &split.train, &finetune))?;
+            let prior = pollster::block_on(fit.new_user_ratings())?;
             eprintln!("meta: fine-tuned in {:.1} s", t.elapsed().as_secs_f64());
-            let factors = like_factors(&dataset, &split.train, DATASET_FACTORS, a.seed);
-            let vectors = ItemVectors::new(
-                &ItemFeatures::build(&dataset.catalog, &train_ratings),
-                &train_ratings,
-            )
-            .with_factors(&factors, DATASET_FACTORS)
-            .with_prior(&prior);
-            let model = meta::policy_config(&shape, dataset.n_items(), vectors.dim, cfg.rows());
+            let setup = ObservedSetup::new(&dataset, split.train, DATASET_FACTORS, a.seed)
+                .with_prior(&prior);
+            let model = setup.model(&shape, cfg);
             Source::Observed {
-                dataset,
-                users: split.train,
-                start: meta::policy_start(&model, &vectors),
-                parts: vectors.parts(),
-                items: vectors.values,
+                start: setup.start(&model),
                 model,
-                train_ratings,
+                setup,
             }
         }
     };
     let (model, items, parts) = match &source {
         Source::Synthetic(s) => (&s.model, &s.items, s.parts),
-        Source::Observed {
-            model,
-            items,
-            parts,
-            ..
-        } => (model, items, *parts),
+        Source::Observed { model, setup, .. } => {
+            (model, &setup.vectors.values, setup.vectors.parts())
+        }
     };
     let (mut engine, fallback) = pollster::block_on(AnyEngine::new(model, a.engine))?;
     if let Some(reason) = &fallback {
@@ -191,16 +165,11 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
             |it| s.tasks(cfg, it),
             hooks,
         ))?,
-        Source::Observed { dataset, users, .. } => pollster::block_on(meta::run(
+        Source::Observed { setup, .. } => pollster::block_on(meta::run(
             &mut engine,
             cfg,
             start,
-            |it| {
-                (0..cfg.users_per_iteration)
-                    .map(|k| users[(it * cfg.users_per_iteration + k) % users.len()])
-                    .map(|u| ObservedTask::for_user(dataset, u, RewardMode::default(), cfg.rounds))
-                    .collect()
-            },
+            |it| setup.tasks(cfg, it, Environment::Observed),
             hooks,
         ))?,
     };
@@ -220,11 +189,9 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
                 .with_parts(parts);
         let mut bundle = match &source {
             Source::Synthetic(s) => Bundle::from_catalog(&s.world.catalog, &s.ratings.ratings),
-            Source::Observed {
-                dataset,
-                train_ratings,
-                ..
-            } => Bundle::from_catalog(&dataset.catalog, train_ratings),
+            Source::Observed { setup, .. } => {
+                Bundle::from_catalog(&setup.dataset.catalog, &setup.train_ratings)
+            }
         };
         policy.store(&mut bundle)?;
         bundle.write(path)?;

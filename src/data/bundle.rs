@@ -49,6 +49,31 @@ pub struct Tensor {
     pub values: Vec<f32>,
 }
 
+impl Tensor {
+    /// The f32 tensor `name` of a safetensors image (the error says what is wrong, naming the
+    /// tensor).
+    pub fn from_safetensors(image: &[u8], name: &str) -> Result<Self, String> {
+        let st = safetensors::SafeTensors::deserialize(image)
+            .map_err(|e| format!("not a safetensors image: {e}"))?;
+        let view = st.tensor(name).map_err(|e| format!("tensor {name}: {e}"))?;
+        if view.dtype() != safetensors::Dtype::F32 {
+            return Err(format!(
+                "tensor {name}: expected dtype F32, found {:?}",
+                view.dtype()
+            ));
+        }
+        let values = view
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(Tensor {
+            shape: view.shape().to_vec(),
+            values,
+        })
+    }
+}
+
 fn err(msg: impl Into<String>) -> DataError {
     DataError::Bundle(msg.into())
 }
@@ -89,26 +114,9 @@ impl Bundle {
         let Some(image) = &self.weights else {
             return Ok(None);
         };
-        let st = safetensors::SafeTensors::deserialize(image)
-            .map_err(|e| err(format!("weights: {e}")))?;
-        let view = st
-            .tensor(name)
-            .map_err(|e| err(format!("weights: tensor {name}: {e}")))?;
-        if view.dtype() != safetensors::Dtype::F32 {
-            return Err(err(format!(
-                "weights: tensor {name}: expected dtype F32, found {:?}",
-                view.dtype()
-            )));
-        }
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        Ok(Some(Tensor {
-            shape: view.shape().to_vec(),
-            values,
-        }))
+        Tensor::from_safetensors(image, name)
+            .map(Some)
+            .map_err(|m| err(format!("weights: {m}")))
     }
 
     /// Serialises the bundle.

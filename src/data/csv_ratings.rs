@@ -1,6 +1,6 @@
 //! Generic `user,item,rating[,timestamp]` files: CSV, TSV, `;` or `|` separated, with or
 //! without a header, the delimiter detected or given.
-use super::dataset::{Catalog, Dataset, Format, IdMap, Parts, Rating, RatingScale};
+use super::dataset::{Catalog, Dataset, Format, IdMap, Rating, RatingScale, Source};
 use super::error::DataError;
 use super::input::{open, Dialect, Records, MAX_LINE_BYTES};
 use std::io::{Cursor, Read};
@@ -206,14 +206,6 @@ pub fn load_generic(path: &Path, options: &CsvOptions) -> Result<Dataset, DataEr
     let mut users = IdMap::new();
     let mut catalog = Catalog::default();
     let ratings = read_generic(open(path)?, path, options, &mut users, &mut catalog)?;
-    Dataset::from_parts(Parts {
-        name: super::movielens::dir_name(path),
-        format: Format::GenericCsv,
-        scale: options.scale,
-        users,
-        catalog,
-        ratings,
-        warnings: Vec::new(),
-        label: path.display().to_string(),
-    })
+    let source = Source::file(Format::GenericCsv, options.scale, path, path);
+    Dataset::from_parts(source, users, catalog, ratings)
 }

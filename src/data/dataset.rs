@@ -3,6 +3,7 @@
 use super::error::DataError;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::path::Path;
 
 /// A two-way map between a dataset's own ids and dense indices `0..len`, in first-seen order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -144,6 +145,23 @@ pub enum WarningKind {
     UsersWithoutRatings,
 }
 
+impl WarningKind {
+    /// What a warning of this kind counts, in words (the duplicate-ratings warning says more:
+    /// what was kept, and an example pair).
+    fn gap(self) -> &'static str {
+        match self {
+            WarningKind::DuplicateRatings => "duplicate (user, item) rating(s)",
+            WarningKind::ItemsWithoutMetadata => {
+                "rated item(s) have no metadata; kept with placeholder titles"
+            }
+            WarningKind::ItemsWithoutRatings => {
+                "catalog item(s) have no ratings; kept in the catalog"
+            }
+            WarningKind::UsersWithoutRatings => "listed user(s) have no ratings; kept",
+        }
+    }
+}
+
 /// A warning: what happened, how many times, in words.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Warning {
@@ -229,19 +247,22 @@ impl Dataset {
         self.ratings.iter().all(|r| r.timestamp.is_some())
     }
 
-    /// Builds a dataset from parts: removes duplicate (user, item) pairs (keeping the latest by
-    /// timestamp, later in input order on ties), sorts, and adds the standard warnings.
-    pub(crate) fn from_parts(parts: Parts) -> Result<Self, DataError> {
-        let Parts {
+    /// Builds a dataset from what a loader read from `source`: `ratings` in input order, their
+    /// indices within `users` and `catalog`. Removes duplicate (user, item) pairs (keeping the
+    /// latest by timestamp, later in input order on ties), sorts, and adds the standard warnings.
+    pub(crate) fn from_parts(
+        source: Source,
+        users: IdMap,
+        catalog: Catalog,
+        ratings: Vec<Rating>,
+    ) -> Result<Self, DataError> {
+        let Source {
             name,
             format,
             scale,
-            users,
-            catalog,
-            ratings,
-            mut warnings,
             label: source_label,
-        } = parts;
+        } = source;
+        let mut warnings = Vec::new();
         if let Some(r) = ratings
             .iter()
             .find(|r| r.user as usize >= users.len() || r.item as usize >= catalog.len())
@@ -270,8 +291,7 @@ impl Dataset {
                 _ => kept.push(r),
             }
         }
-        if duplicates > 0 {
-            let (u, i) = example.unwrap_or_default();
+        if let Some((u, i)) = example {
             warnings.push(Warning {
                 kind: WarningKind::DuplicateRatings,
                 count: duplicates,
@@ -307,43 +327,36 @@ impl Dataset {
         for u in 0..users.len() {
             user_offsets[u + 1] += user_offsets[u];
         }
-        let no_meta: Vec<usize> = (0..catalog.len())
-            .filter(|&i| !catalog.items[i].has_metadata)
-            .collect();
-        if !no_meta.is_empty() && format != Format::GenericCsv && format != Format::Synthetic {
-            warnings.push(Warning {
-                kind: WarningKind::ItemsWithoutMetadata,
-                count: no_meta.len() as u64,
-                message: format!(
-                    "{source_label}: {} rated item(s) have no metadata; kept with placeholder titles (e.g. item {})",
-                    no_meta.len(),
-                    catalog.ids.id(no_meta[0] as u32).unwrap_or("?")
-                ),
-            });
-        }
-        let unrated: Vec<usize> = (0..catalog.len()).filter(|&i| !rated[i]).collect();
-        if !unrated.is_empty() {
-            warnings.push(Warning {
-                kind: WarningKind::ItemsWithoutRatings,
-                count: unrated.len() as u64,
-                message: format!(
-                    "{source_label}: {} catalog item(s) have no ratings; kept in the catalog (e.g. item {})",
-                    unrated.len(),
-                    catalog.ids.id(unrated[0] as u32).unwrap_or("?")
-                ),
-            });
-        }
-        let idle: Vec<usize> = (0..users.len())
+        // items and users kept despite a gap, and their ids
+        let no_meta = if format != Format::GenericCsv && format != Format::Synthetic {
+            (0..catalog.len())
+                .filter(|&i| !catalog.items[i].has_metadata)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let unrated = (0..catalog.len()).filter(|&i| !rated[i]).collect();
+        let idle = (0..users.len())
             .filter(|&u| user_offsets[u] == user_offsets[u + 1])
             .collect();
-        if !idle.is_empty() {
+        let (item_ids, user_ids) = (("item", &catalog.ids), ("user", &users));
+        let gaps: [(WarningKind, Vec<usize>, (&str, &IdMap)); 3] = [
+            (WarningKind::ItemsWithoutMetadata, no_meta, item_ids),
+            (WarningKind::ItemsWithoutRatings, unrated, item_ids),
+            (WarningKind::UsersWithoutRatings, idle, user_ids),
+        ];
+        for (kind, found, (noun, ids)) in gaps {
+            let Some(&first) = found.first() else {
+                continue;
+            };
             warnings.push(Warning {
-                kind: WarningKind::UsersWithoutRatings,
-                count: idle.len() as u64,
+                kind,
+                count: found.len() as u64,
                 message: format!(
-                    "{source_label}: {} listed user(s) have no ratings; kept (e.g. user {})",
-                    idle.len(),
-                    users.id(idle[0] as u32).unwrap_or("?")
+                    "{source_label}: {} {} (e.g. {noun} {})",
+                    found.len(),
+                    kind.gap(),
+                    ids.id(first as u32).unwrap_or("?")
                 ),
             });
         }
@@ -405,18 +418,28 @@ impl Dataset {
     }
 }
 
-/// What a loader hands to [`Dataset::from_parts`].
-pub(crate) struct Parts {
+/// Where a loader's ratings come from, for [`Dataset::from_parts`].
+pub(crate) struct Source {
     pub name: String,
     pub format: Format,
     pub scale: RatingScale,
-    pub users: IdMap,
-    pub catalog: Catalog,
-    /// Ratings in input order; indices must be within `users` and `catalog`.
-    pub ratings: Vec<Rating>,
-    pub warnings: Vec<Warning>,
     /// Names the source in warnings (e.g. the ratings file).
     pub label: String,
+}
+
+impl Source {
+    /// Ratings of `format` and `scale` read from `file`; the dataset is named after `dir`.
+    pub fn file(format: Format, scale: RatingScale, dir: &Path, file: &Path) -> Self {
+        Source {
+            name: dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| dir.display().to_string()),
+            format,
+            scale,
+            label: file.display().to_string(),
+        }
+    }
 }
 
 /// Ratings at or above this count as likes in summaries (the like-rate).

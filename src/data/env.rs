@@ -342,8 +342,8 @@ impl UserTask for SimulatedTask<'_> {
         let rewards: Vec<f32> = slate
             .iter()
             .map(|s| {
-                let rating =
-                    self.model.predict(self.core.user, s.item) + self.noise * normal(&mut self.rng);
+                let rating = self.model.predict(self.core.user, s.item)
+                    + self.noise * normal(&mut self.rng) as f32;
                 self.mode.reward(rating.clamp(min, max), scale)
             })
             .collect();

@@ -86,7 +86,7 @@ impl LatentFactorModel {
         let test: Vec<Rating> = split.test.iter().map(|&i| dataset.ratings[i]).collect();
         let k = config.dim;
         let init = |n: usize, rng: &mut ChaCha8Rng| -> Vec<f32> {
-            (0..n * k).map(|_| 0.1 * normal(rng)).collect()
+            (0..n * k).map(|_| 0.1 * normal(rng) as f32).collect()
         };
         let mean_observed = dataset
             .ratings

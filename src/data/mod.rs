@@ -17,7 +17,7 @@ pub mod fuzz;
 mod input;
 pub mod mf;
 pub mod movielens;
-mod sampling;
+pub(crate) mod sampling;
 pub mod split;
 pub mod synthetic;
 

@@ -1,6 +1,6 @@
 //! MovieLens loaders: 100K as shipped (`u.data`, `u.item`, `u.user`, `u.genre`) and the
 //! "latest"/20M/25M CSV format (`ratings.csv`, `movies.csv`).
-use super::dataset::{Catalog, Dataset, Format, IdMap, ItemMeta, Parts, Rating, RatingScale};
+use super::dataset::{Catalog, Dataset, Format, IdMap, ItemMeta, Rating, RatingScale, Source};
 use super::error::DataError;
 use super::input::{open, Dialect, Records};
 use std::io::Read;
@@ -205,22 +205,39 @@ pub fn read_u_data<R: Read>(
     let mut ratings = Vec::new();
     while rec.advance()? {
         rec.expect_fields(4, "user, item, rating, timestamp separated by tabs")?;
-        let user = users.insert(&rec.int_id(0, "user id")?)?;
-        let item = catalog.item_or_placeholder(&rec.int_id(1, "item id")?)?;
-        let value = match rec.integer(2, "rating") {
-            Ok(v) if (1..=5).contains(&v) => v as f32,
-            _ => return Err(rec.bad(2, "rating", "an integer rating from 1 to 5")),
-        };
-        let timestamp = Some(rec.integer(3, "timestamp")?);
-        ratings.push(Rating {
-            user,
-            item,
-            value,
-            timestamp,
-        });
+        let fields = ["user id", "item id", "timestamp"];
+        ratings.push(read_rating(
+            &rec,
+            fields,
+            users,
+            catalog,
+            |rec| match rec.integer(2, "rating") {
+                Ok(v) if (1..=5).contains(&v) => Ok(v as f32),
+                _ => Err(rec.bad(2, "rating", "an integer rating from 1 to 5")),
+            },
+        )?);
     }
     require_records(&rec, ratings.len(), false, "ratings")?;
     Ok(ratings)
+}
+
+/// The rating in the current record of a MovieLens ratings file: the user and item ids in
+/// fields 0 and 1 and the timestamp in field 3 (named by `fields` in errors), the value read
+/// and checked by `value`, in that order.
+fn read_rating<R: Read>(
+    rec: &Records<R>,
+    fields: [&'static str; 3],
+    users: &mut IdMap,
+    catalog: &mut Catalog,
+    value: impl FnOnce(&Records<R>) -> Result<f32, DataError>,
+) -> Result<Rating, DataError> {
+    let [user, item, timestamp] = fields;
+    Ok(Rating {
+        user: users.insert(&rec.int_id(0, user)?)?,
+        item: catalog.item_or_placeholder(&rec.int_id(1, item)?)?,
+        value: value(rec)?,
+        timestamp: Some(rec.integer(3, timestamp)?),
+    })
 }
 
 /// Loads a MovieLens 100K directory: `u.data` is required; `u.item`, `u.genre` and `u.user`
@@ -248,16 +265,9 @@ pub fn load_ml100k(dir: &Path) -> Result<Dataset, DataError> {
     }
     let data_path = dir.join("u.data");
     let ratings = read_u_data(open(&data_path)?, &data_path, &mut users, &mut catalog)?;
-    Dataset::from_parts(Parts {
-        name: dir_name(dir),
-        format: Format::MovieLens100K,
-        scale: RatingScale { min: 1.0, max: 5.0 },
-        users,
-        catalog,
-        ratings,
-        warnings: Vec::new(),
-        label: data_path.display().to_string(),
-    })
+    let scale = RatingScale { min: 1.0, max: 5.0 };
+    let source = Source::file(Format::MovieLens100K, scale, dir, &data_path);
+    Dataset::from_parts(source, users, catalog, ratings)
 }
 
 /// Checks that the current record is the expected header.
@@ -344,19 +354,17 @@ pub fn read_ratings_csv<R: Read>(
             continue;
         }
         rec.expect_fields(4, "userId,movieId,rating,timestamp")?;
-        let user = users.insert(&rec.int_id(0, "userId")?)?;
-        let item = catalog.item_or_placeholder(&rec.int_id(1, "movieId")?)?;
-        let value = match rec.number(2, "rating") {
-            Ok(v) if (0.5..=5.0).contains(&v) && (v * 2.0).fract() == 0.0 => v,
-            _ => return Err(rec.bad(2, "rating", "a rating from 0.5 to 5 in half stars")),
-        };
-        let timestamp = Some(rec.integer(3, "timestamp")?);
-        ratings.push(Rating {
-            user,
-            item,
-            value,
-            timestamp,
-        });
+        let fields = ["userId", "movieId", "timestamp"];
+        ratings.push(read_rating(
+            &rec,
+            fields,
+            users,
+            catalog,
+            |rec| match rec.number(2, "rating") {
+                Ok(v) if (0.5..=5.0).contains(&v) && (v * 2.0).fract() == 0.0 => Ok(v),
+                _ => Err(rec.bad(2, "rating", "a rating from 0.5 to 5 in half stars")),
+            },
+        )?);
     }
     require_records(&rec, ratings.len(), header, "ratings")?;
     Ok(ratings)
@@ -371,23 +379,9 @@ pub fn load_movielens_csv(ratings: &Path, movies: Option<&Path>) -> Result<Datas
     let mut users = IdMap::new();
     let list = read_ratings_csv(open(ratings)?, ratings, &mut users, &mut catalog)?;
     let dir = ratings.parent().unwrap_or(ratings);
-    Dataset::from_parts(Parts {
-        name: dir_name(dir),
-        format: Format::MovieLensCsv,
-        scale: RatingScale { min: 0.5, max: 5.0 },
-        users,
-        catalog,
-        ratings: list,
-        warnings: Vec::new(),
-        label: ratings.display().to_string(),
-    })
-}
-
-/// The last component of a path, for dataset names.
-pub(crate) fn dir_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
+    let scale = RatingScale { min: 0.5, max: 5.0 };
+    let source = Source::file(Format::MovieLensCsv, scale, dir, ratings);
+    Dataset::from_parts(source, users, catalog, list)
 }
 
 #[cfg(test)]

@@ -2,10 +2,10 @@
 use rand::Rng;
 
 /// A standard normal draw (Box–Muller).
-pub(crate) fn normal<R: Rng + ?Sized>(rng: &mut R) -> f32 {
+pub(crate) fn normal<R: Rng + ?Sized>(rng: &mut R) -> f64 {
     let u1: f64 = 1.0 - rng.random::<f64>(); // in (0, 1]
     let u2: f64 = rng.random::<f64>();
-    ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 /// Softmax probabilities of `scores / temperature` (numerically stable).

@@ -54,16 +54,10 @@ pub fn split_users(
     }
     let n =
         u32::try_from(n_users).map_err(|_| DataError::Argument("more than 2^32 users".into()))?;
-    let mut users: Vec<u32> = (0..n).collect();
-    users.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    let n_train = ((n_users as f64 * fractions.train).round() as usize).min(n_users);
-    let n_val = ((n_users as f64 * fractions.validation).round() as usize).min(n_users - n_train);
-    let mut cold_start = users.split_off(n_train + n_val);
-    let mut validation = users.split_off(n_train);
-    let mut train = users;
-    train.sort_unstable();
-    validation.sort_unstable();
-    cold_start.sort_unstable();
+    let n_train = share(n_users, fractions.train);
+    let n_val = share(n_users, fractions.validation).min(n_users - n_train);
+    let ([train, validation], cold_start) =
+        shuffled_parts((0..n).collect(), seed, [n_train, n_val]);
     Ok(UserSplit {
         train,
         validation,
@@ -79,14 +73,9 @@ pub fn support_query(
     user: u32,
     support_fraction: f64,
 ) -> Result<(&[Rating], &[Rating]), DataError> {
-    if !(0.0..=1.0).contains(&support_fraction) {
-        return Err(DataError::Argument(format!(
-            "support fraction {support_fraction} is outside 0..=1"
-        )));
-    }
+    check_fraction("support", support_fraction)?;
     let ratings = dataset.user_ratings(user);
-    let k = ((ratings.len() as f64 * support_fraction).round() as usize).min(ratings.len());
-    Ok(ratings.split_at(k))
+    Ok(ratings.split_at(share(ratings.len(), support_fraction)))
 }
 
 /// Indices into a rating list, split into train and test; each list is sorted.
@@ -105,17 +94,42 @@ pub fn split_ratings(
     test_fraction: f64,
     seed: u64,
 ) -> Result<RatingSplit, DataError> {
-    if !(0.0..=1.0).contains(&test_fraction) {
-        return Err(DataError::Argument(format!(
-            "test fraction {test_fraction} is outside 0..=1"
-        )));
-    }
-    let mut idx: Vec<usize> = (0..n_ratings).collect();
-    idx.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
-    let n_test = ((n_ratings as f64 * test_fraction).round() as usize).min(n_ratings);
-    let mut train = idx.split_off(n_test);
-    let mut test = idx;
-    train.sort_unstable();
-    test.sort_unstable();
+    check_fraction("test", test_fraction)?;
+    let n_test = share(n_ratings, test_fraction);
+    let ([test], train) = shuffled_parts((0..n_ratings).collect(), seed, [n_test]);
     Ok(RatingSplit { train, test })
+}
+
+/// `round(fraction * n)`, at most `n`.
+fn share(n: usize, fraction: f64) -> usize {
+    ((n as f64 * fraction).round() as usize).min(n)
+}
+
+/// An error unless the `what` fraction is within 0..=1.
+fn check_fraction(what: &str, fraction: f64) -> Result<(), DataError> {
+    if (0.0..=1.0).contains(&fraction) {
+        Ok(())
+    } else {
+        Err(DataError::Argument(format!(
+            "{what} fraction {fraction} is outside 0..=1"
+        )))
+    }
+}
+
+/// `items` shuffled by `seed` and cut into parts of `sizes` in order, and the rest; each part
+/// sorted.
+fn shuffled_parts<T: Ord, const N: usize>(
+    mut items: Vec<T>,
+    seed: u64,
+    sizes: [usize; N],
+) -> ([Vec<T>; N], Vec<T>) {
+    items.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let parts = sizes.map(|size| {
+        let rest = items.split_off(size);
+        let mut part = std::mem::replace(&mut items, rest);
+        part.sort_unstable();
+        part
+    });
+    items.sort_unstable();
+    (parts, items)
 }

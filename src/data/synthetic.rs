@@ -5,7 +5,7 @@
 //!
 //! The same seed gives the same world, bit for bit. [`World::dataset`] logs ratings like a real
 //! dataset, and [`World::task`] is a [`UserTask`] like the real environments.
-use super::dataset::{Catalog, Dataset, Format, IdMap, ItemMeta, Parts, Rating, RatingScale};
+use super::dataset::{Catalog, Dataset, Format, IdMap, ItemMeta, Rating, RatingScale, Source};
 use super::env::{delegate_core, LogEntry, Shown, TaskCore, UserTask};
 use super::error::DataError;
 use super::sampling::{categorical, normal, softmax};
@@ -127,7 +127,7 @@ pub struct World {
 
 fn style<R: Rng>(rng: &mut R, dim: usize) -> Vec<f32> {
     let s = 1.0 / (dim as f32).sqrt();
-    (0..dim).map(|_| s * normal(rng)).collect()
+    (0..dim).map(|_| s * normal(rng) as f32).collect()
 }
 
 fn title<R: Rng>(rng: &mut R) -> String {
@@ -189,23 +189,23 @@ impl World {
             catalog.add(&(i + 1).to_string(), meta)?;
             items.push(SimItem {
                 style: style(&mut rng, config.style_dim),
-                quality: 0.5 * normal(&mut rng),
+                quality: 0.5 * normal(&mut rng) as f32,
             });
         }
         let users = (0..config.n_users)
             .map(|_| {
                 let n_fav = rng.random_range(1..=2);
                 let mut genre_pref: Vec<f32> = (0..GENRES.len())
-                    .map(|_| -0.5 + 0.5 * normal(&mut rng))
+                    .map(|_| -0.5 + 0.5 * normal(&mut rng) as f32)
                     .collect();
                 for _ in 0..n_fav {
                     let g = rng.random_range(0..GENRES.len());
-                    genre_pref[g] = 2.0 + 0.5 * normal(&mut rng);
+                    genre_pref[g] = 2.0 + 0.5 * normal(&mut rng) as f32;
                 }
                 SimUser {
                     genre_pref,
                     style: style(&mut rng, config.style_dim),
-                    no_click: 1.0 + 0.3 * normal(&mut rng),
+                    no_click: 1.0 + 0.3 * normal(&mut rng) as f32,
                 }
             })
             .collect();
@@ -292,8 +292,8 @@ impl World {
                 tries += 1;
                 let a = rng.random_range(0..n_items) as u32;
                 let b = rng.random_range(0..n_items) as u32;
-                let ua = self.utility(user, a) + 0.5 * normal(&mut rng);
-                let ub = self.utility(user, b) + 0.5 * normal(&mut rng);
+                let ua = self.utility(user, a) + 0.5 * normal(&mut rng) as f32;
+                let ub = self.utility(user, b) + 0.5 * normal(&mut rng) as f32;
                 let (item, util) = if ua >= ub { (a, ua) } else { (b, ub) };
                 if !rated.insert(item) {
                     continue;
@@ -307,16 +307,17 @@ impl World {
                 });
             }
         }
-        Dataset::from_parts(Parts {
-            name: format!("synthetic-{}", self.config.seed),
-            format: Format::Synthetic,
-            scale: RatingScale { min: 1.0, max: 5.0 },
+        Dataset::from_parts(
+            Source {
+                name: format!("synthetic-{}", self.config.seed),
+                format: Format::Synthetic,
+                scale: RatingScale { min: 1.0, max: 5.0 },
+                label: "synthetic world".into(),
+            },
             users,
-            catalog: self.catalog.clone(),
+            self.catalog.clone(),
             ratings,
-            warnings: Vec::new(),
-            label: "synthetic world".into(),
-        })
+        )
     }
 }
 

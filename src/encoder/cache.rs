@@ -3,7 +3,7 @@
 use super::{content_hash, item_text, read, Encoder, EncoderError, REQUIRED_FILES};
 use crate::data::Catalog;
 use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
 use std::path::{Path, PathBuf};
 
 /// Raw (unprojected) embeddings of every catalog item.
@@ -57,23 +57,8 @@ pub fn read_safetensors_f32(
         path: path.to_path_buf(),
         message: m,
     };
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-    let t = st
-        .tensor(name)
-        .map_err(|e| bad(format!("expected a tensor {name:?}: {e}")))?;
-    if t.dtype() != Dtype::F32 {
-        return Err(bad(format!(
-            "tensor {name:?}: expected F32, found {:?}",
-            t.dtype()
-        )));
-    }
-    let values = t
-        .data()
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    Ok((t.shape().to_vec(), values))
+    let t = crate::data::bundle::Tensor::from_safetensors(&bytes, name).map_err(bad)?;
+    Ok((t.shape, t.values))
 }
 
 fn read_cache(path: &Path, n: usize) -> Option<(usize, Vec<f32>)> {

@@ -1,5 +1,5 @@
 //! Baselines for the interactive protocol. Everything they learn before an episode comes from
-//! training users only ([`TrainStats`]); within an episode they learn from the user's rewards.
+//! training users only ([`ItemStats`]); within an episode they learn from the user's rewards.
 //!
 //! The linear bandits and their ridge regression are in [`super::linear`] (re-exported here).
 pub use super::linear::{Features, LinTs, LinUcb, Ridge};
@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 /// Item statistics of the training users.
 #[derive(Clone, Debug, PartialEq)]
-pub struct TrainStats {
+pub struct ItemStats {
     /// Ratings per item.
     pub count: Vec<u32>,
     /// Likes (rating ≥ 4) per item.
@@ -21,11 +21,11 @@ pub struct TrainStats {
     pub global_mean: f64,
 }
 
-impl TrainStats {
+impl ItemStats {
     /// Counts the ratings of `users` (dense indices) in `ds`.
     pub fn new(ds: &Dataset, users: &[u32]) -> Self {
         let n = ds.n_items();
-        let mut s = TrainStats {
+        let mut s = ItemStats {
             count: vec![0; n],
             likes: vec![0; n],
             sum: vec![0.0; n],
@@ -111,13 +111,13 @@ pub struct Popularity {
 
 impl Popularity {
     /// Ranks by the number of likes among training users.
-    pub fn by_likes(stats: &TrainStats) -> Self {
+    pub fn by_likes(stats: &ItemStats) -> Self {
         Popularity {
             scores: stats.likes.iter().map(|&l| f64::from(l)).collect(),
         }
     }
-    /// Ranks by the Bayesian-smoothed mean rating ([`TrainStats::smoothed_mean`]).
-    pub fn by_smoothed_mean(stats: &TrainStats, strength: f64) -> Self {
+    /// Ranks by the Bayesian-smoothed mean rating ([`ItemStats::smoothed_mean`]).
+    pub fn by_smoothed_mean(stats: &ItemStats, strength: f64) -> Self {
         Popularity {
             scores: stats.smoothed_mean(strength),
         }
@@ -182,18 +182,14 @@ impl Recommender for EpsilonGreedyMf {
         }
         let p = self.ridge.mean();
         Ok(top_k(candidates, k, |i| {
-            let x = self.factors.row(i);
             let b = self.bias.get(i as usize).copied().unwrap_or(f64::MIN);
-            b + x.iter().zip(&p).map(|(a, b)| a * b).sum::<f64>()
+            b + self.factors.score(i, &p).unwrap_or(0.0)
         }))
     }
     fn update(&mut self, item: u32, reward: f32) -> Result<(), EvalError> {
-        let x = self.factors.row(item).to_vec();
-        if !x.is_empty() {
-            let y = if reward > 0.5 { 1.0 } else { -1.0 };
-            let b = self.bias.get(item as usize).copied().unwrap_or(0.0);
-            self.ridge.update(&x, y - b);
-        }
+        let y = if reward > 0.5 { 1.0 } else { -1.0 };
+        let b = self.bias.get(item as usize).copied().unwrap_or(0.0);
+        self.ridge.update(self.factors.row(item), y - b);
         Ok(())
     }
 }
@@ -201,7 +197,7 @@ impl Recommender for EpsilonGreedyMf {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::data::dataset::{Format, Parts};
+    use crate::data::dataset::{Format, Source};
     use crate::data::{Catalog, FitConfig, IdMap, ItemMeta, Rating, RatingScale};
 
     /// A dataset of `(user, item, rating)` over `n_items` items without metadata.
@@ -229,17 +225,13 @@ pub(super) mod tests {
                 timestamp: Some(t as i64),
             })
             .collect();
-        Dataset::from_parts(Parts {
+        let source = Source {
             name: "tiny".into(),
             format: Format::Synthetic,
             scale: RatingScale { min: 1.0, max: 5.0 },
-            users,
-            catalog,
-            ratings,
-            warnings: Vec::new(),
             label: "tiny".into(),
-        })
-        .unwrap()
+        };
+        Dataset::from_parts(source, users, catalog, ratings).unwrap()
     }
 
     pub(in crate::eval) fn all_users(ds: &Dataset) -> Vec<u32> {
@@ -263,7 +255,7 @@ pub(super) mod tests {
                 (3, 2, 4.0),
             ],
         );
-        let stats = TrainStats::new(&ds, &all_users(&ds));
+        let stats = ItemStats::new(&ds, &all_users(&ds));
         let mut p = Popularity::by_likes(&stats);
         assert_eq!(p.slate(&[0, 1, 2], 2).unwrap(), vec![2, 0]);
         assert_eq!(p.slate(&[0, 1], 1).unwrap(), vec![0]);
@@ -278,7 +270,7 @@ pub(super) mod tests {
             r.push((u, 2, 2.0));
         }
         let ds = tiny(20, 3, &r);
-        let stats = TrainStats::new(&ds, &all_users(&ds));
+        let stats = ItemStats::new(&ds, &all_users(&ds));
         let m = stats.smoothed_mean(10.0);
         let global = (5.0 + 20.0 * 4.5 + 20.0 * 2.0) / 41.0;
         assert!((m[0] - (5.0 + 10.0 * global) / 11.0).abs() < 1e-9);

@@ -188,7 +188,7 @@ impl Recommender for UserKnn {
 mod tests {
     use super::*;
     use crate::eval::baselines::tests::{all_users, tiny};
-    use crate::eval::baselines::TrainStats;
+    use crate::eval::baselines::ItemStats;
 
     #[test]
     fn item_knn_follows_co_likes() {
@@ -202,7 +202,7 @@ mod tests {
             r.extend([(u, 2, 4.0), (u, 3, 4.0)]);
         }
         let ds = tiny(10, 4, &r);
-        let stats = TrainStats::new(&ds, &all_users(&ds));
+        let stats = ItemStats::new(&ds, &all_users(&ds));
         let mut knn = ItemKnn::new(&ds, &all_users(&ds), stats.smoothed_mean(10.0));
         knn.reset(0);
         assert_eq!(knn.slate(&[1, 3], 1).unwrap(), vec![1]);
@@ -226,7 +226,7 @@ mod tests {
         }
         r.extend([(10, 5, 5.0), (10, 1, 1.0)]);
         let ds = tiny(11, 6, &r);
-        let stats = TrainStats::new(&ds, &all_users(&ds));
+        let stats = ItemStats::new(&ds, &all_users(&ds));
         let fallback: Vec<f64> = stats.likes.iter().map(|&l| f64::from(l)).collect();
         let mut knn = UserKnn::new(&ds, &all_users(&ds), fallback, 5);
         knn.reset(0);

@@ -2,6 +2,7 @@
 //! feature vectors (each item is shown at most once per episode, so per-item arms could not
 //! learn); their prior mean is a ridge fit of likes on features over the training users.
 use super::{top_k, EvalError, Recommender};
+use crate::data::sampling::normal;
 use crate::data::{Dataset, LIKE_THRESHOLD};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -45,8 +46,12 @@ impl Ridge {
             .collect()
     }
 
-    /// Adds the observation (`x`, `y`) (Sherman–Morrison).
+    /// Adds the observation (`x`, `y`) (Sherman–Morrison); an empty `x` (an item without
+    /// features, [`Features::row`]) teaches nothing.
     pub fn update(&mut self, x: &[f64], y: f64) {
+        if x.is_empty() {
+            return;
+        }
         let d = self.d;
         let ax = self.ainv_x(x);
         let denom = 1.0 + x.iter().zip(&ax).map(|(a, b)| a * b).sum::<f64>();
@@ -93,18 +98,12 @@ impl Ridge {
                 };
             }
         }
-        let z: Vec<f64> = (0..d).map(|_| gaussian(rng)).collect();
+        let z: Vec<f64> = (0..d).map(|_| normal(rng)).collect();
         let mean = self.mean();
         (0..d)
             .map(|i| mean[i] + v * (0..=i).map(|k| l[i * d + k] * z[k]).sum::<f64>())
             .collect()
     }
-}
-
-fn gaussian<R: Rng + ?Sized>(rng: &mut R) -> f64 {
-    let u1: f64 = 1.0 - rng.random::<f64>();
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 /// Item feature vectors for the linear bandits: one row per item, `dim` values each.
@@ -131,6 +130,12 @@ impl Features {
     pub fn row(&self, item: u32) -> &[f64] {
         let s = item as usize * self.dim;
         self.values.get(s..s + self.dim).unwrap_or(&[])
+    }
+
+    /// `θᵀx` for the row `x` of `item` (`None` when out of range).
+    pub fn score(&self, item: u32, theta: &[f64]) -> Option<f64> {
+        let x = self.row(item);
+        (!x.is_empty()).then(|| x.iter().zip(theta).map(|(a, b)| a * b).sum())
     }
 
     /// Ridge fit (strength `lambda`) of the likes of `users` in `ds` on the features: the
@@ -247,19 +252,14 @@ impl Recommender for LinUcb {
     fn slate(&mut self, candidates: &[u32], k: usize) -> Result<Vec<u32>, EvalError> {
         let theta = self.ridge.mean();
         Ok(top_k(candidates, k, |i| {
-            let x = self.features.row(i);
-            if x.is_empty() {
-                return f64::MIN;
-            }
-            let m: f64 = x.iter().zip(&theta).map(|(a, b)| a * b).sum();
-            m + self.alpha * self.ridge.width(x)
+            let width = || self.ridge.width(self.features.row(i));
+            let score = self.features.score(i, &theta);
+            score.map_or(f64::MIN, |m| m + self.alpha * width())
         }))
     }
     fn update(&mut self, item: u32, reward: f32) -> Result<(), EvalError> {
-        let x = self.features.row(item).to_vec();
-        if !x.is_empty() {
-            self.ridge.update(&x, f64::from(reward));
-        }
+        self.ridge
+            .update(self.features.row(item), f64::from(reward));
         Ok(())
     }
 }
@@ -293,18 +293,12 @@ impl Recommender for LinTs {
     fn slate(&mut self, candidates: &[u32], k: usize) -> Result<Vec<u32>, EvalError> {
         let theta = self.ridge.sample(self.scale, &mut self.rng);
         Ok(top_k(candidates, k, |i| {
-            let x = self.features.row(i);
-            if x.is_empty() {
-                return f64::MIN;
-            }
-            x.iter().zip(&theta).map(|(a, b)| a * b).sum()
+            self.features.score(i, &theta).unwrap_or(f64::MIN)
         }))
     }
     fn update(&mut self, item: u32, reward: f32) -> Result<(), EvalError> {
-        let x = self.features.row(item).to_vec();
-        if !x.is_empty() {
-            self.ridge.update(&x, f64::from(reward));
-        }
+        self.ridge
+            .update(self.features.row(item), f64::from(reward));
         Ok(())
     }
 }
@@ -320,7 +314,7 @@ mod tests {
         let features = Features::with_bias(&[1.0, 0.0, 0.0, 1.0, 0.0, 0.0], 2);
         // 10 training users: item 0 liked by 6, item 1 by 2, item 2 by none
         let theta = features.fit_catalog_likes(&[6, 2, 0], 10, 1e-9);
-        let rate = |i: u32| -> f64 { features.row(i).iter().zip(&theta).map(|(a, b)| a * b).sum() };
+        let rate = |i: u32| features.score(i, &theta).unwrap_or(0.0);
         for (item, want) in [(0, 0.6), (1, 0.2), (2, 0.0)] {
             assert!(
                 (rate(item) - want).abs() < 1e-6,

@@ -6,10 +6,10 @@
 //! Runs on engines whose futures complete when first polled (the CPU engine); a GPU engine
 //! needs an executor and is refused with an error here.
 use super::{EvalError, Recommender};
-use crate::data::{Dataset, Environment, RewardMode};
+use crate::data::Environment;
 use crate::engine::cpu::CpuEngine;
 use crate::engine::Engine;
-use crate::meta::{meta_step, policy_config, policy_start, ItemVectors, MetaConfig, PolicyShape};
+use crate::meta::{meta_step, MetaConfig, ObservedSetup, PolicyShape};
 use crate::model::ModelConfig;
 use crate::session::{AdaptConfig, Adapts, Session};
 use std::future::Future;
@@ -39,34 +39,29 @@ pub struct Trained {
 }
 
 impl Trained {
-    /// Meta-trains with `cfg.algorithm` on episodes of `train` users in `env` (cycled in
-    /// order), over the item vectors `vectors` (built from training ratings only), from
-    /// [`policy_start`] (the prior of vectors that carry one, else random weights); with
+    /// Meta-trains with `cfg.algorithm` on episodes of the setup's training users in `env`
+    /// (cycled in order), over its item vectors (built from training ratings only), from
+    /// [`crate::meta::policy_start`] (the prior of vectors that carry one, else random weights); with
     /// `cfg.iterations == 0` the policy keeps its start (RL from scratch, over vectors without a
     /// prior).
     pub fn meta_train(
-        ds: &Dataset,
-        train: &[u32],
-        vectors: &ItemVectors,
+        setup: &ObservedSetup,
         shape: &PolicyShape,
         cfg: &MetaConfig,
         env: Environment,
     ) -> Result<Self, EvalError> {
-        if train.is_empty() {
+        if setup.train.is_empty() {
             return Err(EvalError("meta-training needs training users".into()));
         }
-        let model = policy_config(shape, ds.n_items(), vectors.dim, cfg.rows());
-        let items = vectors.values.clone();
+        let model = setup.model(shape, cfg);
+        let items = setup.vectors.values.clone();
         let mut engine = CpuEngine::new(&model).map_err(engine_error)?;
         engine
-            .set_params(&policy_start(&model, vectors))
+            .set_params(&setup.start(&model))
             .map_err(engine_error)?;
         engine.set_items(&items).map_err(engine_error)?;
         for it in 0..cfg.iterations {
-            let tasks: Vec<_> = (0..cfg.users_per_iteration)
-                .map(|k| train[(it * cfg.users_per_iteration + k) % train.len()])
-                .map(|u| env.task(ds, u, RewardMode::default(), cfg.rounds))
-                .collect();
+            let tasks = setup.tasks(cfg, it, env);
             ready(meta_step(&mut engine, tasks, cfg, it))?.map_err(engine_error)?;
         }
         let params = ready(engine.params())?.map_err(engine_error)?;
@@ -152,8 +147,7 @@ impl Recommender for MetaRl {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{ItemFeatures, World, WorldConfig};
-    use crate::meta::ItemVectors;
+    use crate::data::{World, WorldConfig};
 
     /// RL from scratch (the untrained network, every parameter adapting) learns a user's genre
     /// from their rewards, also when the rewards come before the first slate (as in the
@@ -167,24 +161,17 @@ mod tests {
             seed: 3,
         };
         let ds = World::generate(world).unwrap().dataset(3).unwrap();
-        let train: Vec<u32> = (0..60).collect();
-        let features = ItemFeatures::build(&ds.catalog, &ds.ratings);
-        let vectors = ItemVectors::new(&features, &ds.ratings);
+        // content features only (no collaborative factors, no prior)
+        let setup = ObservedSetup::new(&ds, (0..60).collect(), 0, 3);
         let cfg = MetaConfig {
             iterations: 0,
             users_per_iteration: 4,
             rounds: 6,
             ..MetaConfig::default()
         };
-        let trained = Trained::meta_train(
-            &ds,
-            &train,
-            &vectors,
-            &PolicyShape::default(),
-            &cfg,
-            Environment::Observed,
-        )
-        .unwrap();
+        let trained =
+            Trained::meta_train(&setup, &PolicyShape::default(), &cfg, Environment::Observed)
+                .unwrap();
         let adapt = AdaptConfig {
             adapts: Adapts::Network,
             param_lr: 1e-2,

@@ -23,6 +23,12 @@ pub mod supervised;
 #[error("{0}")]
 pub struct EvalError(pub String);
 
+impl From<crate::finetune::FinetuneError> for EvalError {
+    fn from(e: crate::finetune::FinetuneError) -> Self {
+        EvalError(e.to_string())
+    }
+}
+
 /// An interactive recommender: reset per user, then alternately propose slates and learn from
 /// the rewards of the shown items.
 pub trait Recommender {

@@ -1,7 +1,6 @@
 //! Off-policy evaluation of a fixed target policy from logged single-item impressions: inverse
 //! propensity scoring (IPS), self-normalised IPS (SNIPS) and doubly robust (DR), each with a
 //! 95% confidence interval (normal approximation; delta method for SNIPS).
-use super::metrics::t95;
 use crate::data::World;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -34,12 +33,10 @@ impl Estimate {
 pub type Policy<'a> = dyn Fn(u32) -> Vec<f64> + 'a;
 
 fn mean_ci(terms: &[f64]) -> Estimate {
-    let n = terms.len();
-    let value = terms.iter().sum::<f64>() / n.max(1) as f64;
-    let var = terms.iter().map(|t| (t - value).powi(2)).sum::<f64>() / (n.max(2) - 1) as f64;
+    let s = super::metrics::mean_ci(terms);
     Estimate {
-        value,
-        ci95: t95(n.saturating_sub(1)) * (var / n.max(1) as f64).sqrt(),
+        value: s.mean,
+        ci95: s.ci95,
     }
 }
 

@@ -7,18 +7,18 @@
 //! rated, not-yet-shown items; catalog: every item not yet shown, unrated = miss; reward =
 //! rating ≥ 4); each round the method shows `slate` items and learns every reward before the
 //! next round.
-use super::baselines::{EpsilonGreedyMf, Features, LinTs, LinUcb, Popularity, Random, TrainStats};
+use super::baselines::{EpsilonGreedyMf, Features, ItemStats, LinTs, LinUcb, Popularity, Random};
 use super::knn::{ItemKnn, UserKnn};
-use super::meta_rl::{MetaRl, Trained};
+use super::meta_rl::{ready, MetaRl, Trained};
 use super::metrics::{hit_at, ndcg_at, EpisodeLog};
-use super::supervised::{Supervised, SupervisedFit, UserFit};
+use super::supervised::{Supervised, UserFit};
 use super::{EvalError, Recommender};
 use crate::data::{
-    like_factors, split_users, support_query, Dataset, Environment, FitConfig, ItemFeatures,
-    LatentFactorModel, RewardMode, Shown, SplitFractions, UserTask, LIKE_THRESHOLD,
+    split_users, support_query, Dataset, Environment, FitConfig, LatentFactorModel, RewardMode,
+    Shown, SplitFractions, UserTask, LIKE_THRESHOLD,
 };
-use crate::finetune::FinetuneConfig;
-use crate::meta::{Algorithm, ItemVectors, MetaConfig, PolicyShape};
+use crate::finetune::{FinetuneConfig, SupervisedFit};
+use crate::meta::{Algorithm, MetaConfig, ObservedSetup, PolicyShape};
 use crate::session::{AdaptConfig, Adapts};
 
 /// An evaluated method.
@@ -236,7 +236,7 @@ impl Protocol {
 pub struct Prepared {
     pub train: Vec<u32>,
     pub evaluated: Vec<u32>,
-    stats: TrainStats,
+    stats: ItemStats,
     /// The protocol's bar as a score per item, the neighbourhood methods' fallback.
     bar: Vec<f64>,
     features: Features,
@@ -271,23 +271,17 @@ impl Prepared {
             Users::ColdStart => split.cold_start,
             Users::Validation => split.validation,
         };
-        let train = split.train;
-        let train_ratings: Vec<_> = train
-            .iter()
-            .flat_map(|&u| ds.user_ratings(u))
-            .copied()
-            .collect();
         let h = &protocol.hyper;
         let env = protocol.environment;
-        let stats = TrainStats::new(ds, &train);
-        let item_features = ItemFeatures::build(&ds.catalog, &train_ratings);
-        let vectors = ItemVectors::new(&item_features, &train_ratings)
-            .with_factors(&like_factors(ds, &train, h.factors, seed), h.factors);
+        let setup = ObservedSetup::new(ds, split.train, h.factors, seed);
+        let train = &setup.train;
+        let stats = ItemStats::new(ds, train);
+        let vectors = &setup.vectors;
         let features = Features::with_bias(&vectors.values, vectors.dim);
         let needs = |m: &[Method]| methods.iter().any(|x| m.contains(x));
         let prior = match (needs(&[Method::LinUcb, Method::LinTs]), env) {
             (false, _) => Vec::new(),
-            (true, Environment::Observed) => features.fit_likes(ds, &train, 1.0),
+            (true, Environment::Observed) => features.fit_likes(ds, train, 1.0),
             (true, Environment::Catalog) => {
                 features.fit_catalog_likes(&stats.likes, train.len(), 1.0)
             }
@@ -295,7 +289,7 @@ impl Prepared {
         let mf = if needs(&[Method::EpsilonGreedyMf]) {
             // the fit reads only the ratings, the counts and the scale
             let mut train_ds = ds.clone();
-            train_ds.ratings = train_ratings;
+            train_ds.ratings = setup.train_ratings.clone();
             let cfg = FitConfig {
                 seed,
                 ..FitConfig::default()
@@ -322,21 +316,23 @@ impl Prepared {
                 seed,
                 ..h.supervised.clone()
             };
-            Some(SupervisedFit::new(ds, &train, &cfg)?)
+            Some(ready(SupervisedFit::new(ds, train, &cfg))??)
         } else {
             None
         };
         // the meta-trained policies start from the bar's ranking for a new user: the fine-tuned
         // network's predicted rating (observed) or the training like count (catalog)
         let start_scores = match (env, &supervised) {
-            (Environment::Observed, Some(fit)) if observed_meta => Some(fit.new_user_ratings()?),
+            (Environment::Observed, Some(fit)) if observed_meta => {
+                Some(ready(fit.new_user_ratings())?.map_err(super::meta_rl::engine_error)?)
+            }
             (Environment::Catalog, _) if needs(&meta_rl) => {
                 Some(stats.likes.iter().map(|&l| (1.0 + l as f32).ln()).collect())
             }
             _ => None,
         };
-        let prior_vectors = start_scores.map(|p| vectors.clone().with_prior(&p));
-        let prior_vectors = prior_vectors.as_ref().unwrap_or(&vectors);
+        let with_prior = start_scores.map(|p| setup.clone().with_prior(&p));
+        let with_prior = with_prior.as_ref().unwrap_or(&setup);
         let meta_trained = |wanted: &[Method], algorithm| {
             if !needs(wanted) {
                 return Ok(None);
@@ -346,8 +342,7 @@ impl Prepared {
                 algorithm,
                 ..h.meta.clone()
             };
-            let (vectors, shape) = (prior_vectors, &h.shape);
-            Trained::meta_train(ds, &train, vectors, shape, &cfg, env).map(Some)
+            Trained::meta_train(with_prior, &h.shape, &cfg, env).map(Some)
         };
         let meta = meta_trained(&[Method::MetaRl, Method::MetaRlFixed], Algorithm::Cavia)?;
         let reptile = meta_trained(&[Method::MetaRlReptile], Algorithm::Reptile)?;
@@ -359,9 +354,7 @@ impl Prepared {
                 iterations: 0,
                 ..h.meta.clone()
             };
-            Some(Trained::meta_train(
-                ds, &train, &vectors, &h.shape, &cfg, env,
-            )?)
+            Some(Trained::meta_train(&setup, &h.shape, &cfg, env)?)
         } else {
             None
         };
@@ -372,7 +365,7 @@ impl Prepared {
         Ok(Prepared {
             stats,
             bar,
-            train,
+            train: train.clone(),
             evaluated,
             features,
             prior,

@@ -1,75 +1,15 @@
-//! The supervised rating network of stage 1 ([`crate::finetune`]) as a recommender, fitted on
-//! the training users' ratings only. A cold-start user starts at the training users' mean
-//! embedding and bias; `sup-fixed` ranks candidates by predicted rating and never changes, and
-//! `sup-finetune` refits the user's embedding and bias after every reward: gradient steps on the
-//! squared error between the predicted rating and a target derived from each reward so far (the
-//! training users' mean liked / not-liked rating), with an L2 pull back to the start.
+//! The supervised rating network of stage 1 ([`crate::finetune`], fitted on the training
+//! users' ratings only: [`SupervisedFit`]) as a recommender. A cold-start user starts at the
+//! training users' mean embedding and bias; `sup-fixed` ranks candidates by predicted rating and
+//! never changes, and `sup-finetune` refits the user's embedding and bias after every reward:
+//! gradient steps on the squared error between the predicted rating and a target derived from
+//! each reward so far (the training users' mean liked / not-liked rating), with an L2 pull back
+//! to the start.
 use super::meta_rl::{engine_error, ready};
 use super::{top_k, EvalError, Recommender};
-use crate::data::{Dataset, LIKE_THRESHOLD};
 use crate::engine::cpu::CpuEngine;
 use crate::engine::{Batch, Engine, Loss, Row};
-use crate::finetune::{finetune, FinetuneConfig, Finetuned};
-
-/// The rating network fitted on training users, and what a new user starts from.
-pub struct SupervisedFit {
-    fit: Finetuned,
-    /// Mean embedding and bias of the training users.
-    start: (Vec<f32>, f32),
-    /// Rating targets of a reward of 0 and of 1.
-    targets: [f32; 2],
-}
-
-impl SupervisedFit {
-    /// Fine-tunes on the ratings of `train` users (dense indices) with `config`.
-    pub fn new(ds: &Dataset, train: &[u32], config: &FinetuneConfig) -> Result<Self, EvalError> {
-        let mut train_ds = ds.clone();
-        // fine-tuning reads only the ratings, the catalog and the scale
-        train_ds.ratings = train
-            .iter()
-            .flat_map(|&u| ds.user_ratings(u))
-            .copied()
-            .collect();
-        let model = config.model(&train_ds);
-        let mut engine = CpuEngine::new(&model).map_err(engine_error)?;
-        let fit = ready(finetune(&mut engine, &train_ds, config, |_| {}))?
-            .map_err(|e| EvalError(e.to_string()))?;
-        let d = config.embedding_dim;
-        let n = train.len() as f32;
-        let mut mean = vec![0.0f32; d];
-        let mut bias = 0.0f32;
-        for &u in train {
-            let u = u as usize;
-            for (m, v) in mean
-                .iter_mut()
-                .zip(&fit.user_embeddings[u * d..(u + 1) * d])
-            {
-                *m += v / n;
-            }
-            bias += fit.user_bias[u] / n;
-        }
-        let mut sums = [(0.0f64, 0usize); 2];
-        for r in &train_ds.ratings {
-            let s = &mut sums[usize::from(r.value >= LIKE_THRESHOLD)];
-            s.0 += f64::from(r.value);
-            s.1 += 1;
-        }
-        let target = |(sum, n): (f64, usize)| (sum / n.max(1) as f64) as f32;
-        Ok(SupervisedFit {
-            fit,
-            start: (mean, bias),
-            targets: [target(sums[0]), target(sums[1])],
-        })
-    }
-
-    /// The network's predicted rating of every item for a new user (the training users' mean
-    /// embedding and bias): `sup-fixed`'s ranking, and the prior a meta-trained policy starts
-    /// from ([`crate::meta::ItemVectors::with_prior`]).
-    pub fn new_user_ratings(&self) -> Result<Vec<f32>, EvalError> {
-        let items: Vec<u32> = (0..self.fit.item_bias.len() as u32).collect();
-        Supervised::new(self, None)?.predict(&items)
-    }
-}
+use crate::finetune::SupervisedFit;
 
 /// How `sup-finetune` refits the user after a reward.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -85,10 +25,7 @@ pub struct UserFit {
 /// One user's recommender over a [`SupervisedFit`]: fixed, or refitting the user.
 pub struct Supervised {
     engine: CpuEngine,
-    config: FinetuneConfig,
-    fit: Finetuned,
-    start: (Vec<f32>, f32),
-    targets: [f32; 2],
+    fit: SupervisedFit,
     refit: Option<UserFit>,
     user: (Vec<f32>, f32),
     /// (item, target rating) of every reward so far.
@@ -100,15 +37,9 @@ pub struct Supervised {
 impl Supervised {
     /// A recommender on `fit`; `refit` = `None` keeps every user at the start.
     pub fn new(fit: &SupervisedFit, refit: Option<UserFit>) -> Result<Self, EvalError> {
-        let config = fit.fit.report.config.clone();
-        let mut engine = CpuEngine::new(&fit.fit.report.model).map_err(engine_error)?;
-        engine.set_params(&fit.fit.params).map_err(engine_error)?;
         Ok(Supervised {
-            engine,
-            config,
-            fit: fit.fit.clone(),
-            start: fit.start.clone(),
-            targets: fit.targets,
+            engine: fit.engine().map_err(engine_error)?,
+            fit: fit.clone(),
             refit,
             user: fit.start.clone(),
             seen: Vec::new(),
@@ -116,54 +47,24 @@ impl Supervised {
         })
     }
 
-    fn item(&self, item: u32) -> (&[f32], f32) {
-        let d = self.config.embedding_dim;
-        let i = item as usize;
-        (
-            &self.fit.item_embeddings[i * d..(i + 1) * d],
-            self.fit.item_bias[i],
-        )
-    }
-
-    /// Network inputs of the current user with each of `items`.
-    fn inputs(&self, items: impl Iterator<Item = u32>) -> Vec<f32> {
-        let mut x = Vec::new();
-        for item in items {
-            let user = (&self.user.0[..], self.user.1);
-            let features = self.fit.features.row(item);
-            self.config
-                .write_input(user, self.item(item), features, &mut x);
-        }
-        x
-    }
-
-    /// The current user's predicted rating of each of `items`.
-    fn predict(&mut self, items: &[u32]) -> Result<Vec<f32>, EvalError> {
-        let rows = self.engine.config().max_rows;
-        let mut predicted = Vec::with_capacity(items.len());
-        for chunk in items.chunks(rows) {
-            let x = self.inputs(chunk.iter().copied());
-            predicted.extend(ready(self.engine.forward(&x))?.map_err(engine_error)?);
-        }
-        Ok(predicted)
-    }
-
     /// Gradient steps on the user's embedding and bias over every reward so far.
     fn refit(&mut self, fit: UserFit) -> Result<(), EvalError> {
         let width = self.engine.config().input;
         let rows = self.engine.config().max_rows;
+        let start = &self.fit.start;
         for _ in 0..fit.steps {
             let mut gp: Vec<f32> = self
                 .user
                 .0
                 .iter()
-                .zip(&self.start.0)
+                .zip(&start.0)
                 .map(|(p, p0)| fit.l2 * (p - p0))
                 .collect();
-            let mut gb = fit.l2 * (self.user.1 - self.start.1);
+            let mut gb = fit.l2 * (self.user.1 - start.1);
             for chunk in self.seen.chunks(rows) {
+                let user = (&self.user.0[..], self.user.1);
                 let batch = Batch {
-                    inputs: self.inputs(chunk.iter().map(|&(item, _)| item)),
+                    inputs: self.fit.inputs(user, chunk.iter().map(|&(item, _)| item)),
                     rows: chunk
                         .iter()
                         .map(|&(_, target)| Row {
@@ -178,7 +79,8 @@ impl Supervised {
                 // the engine's loss is the chunk's mean: scale back to a sum over rewards
                 let n = chunk.len() as f32;
                 for (&(item, _), gi) in chunk.iter().zip(g.chunks_exact(width)) {
-                    let (dp, db) = self.config.user_gradient(gi, self.item(item).0);
+                    let config = &self.fit.fit.report.config;
+                    let (dp, db) = config.user_gradient(gi, self.fit.item(item).0);
                     for (a, v) in gp.iter_mut().zip(dp) {
                         *a += n * v;
                     }
@@ -196,7 +98,7 @@ impl Supervised {
 
 impl Recommender for Supervised {
     fn reset(&mut self, _: u64) {
-        self.user = self.start.clone();
+        self.user = self.fit.start.clone();
         self.seen.clear();
         self.stale = false;
     }
@@ -206,8 +108,11 @@ impl Recommender for Supervised {
             self.refit(fit)?;
             self.stale = false;
         }
-        let mut predicted = vec![f64::MIN; self.fit.item_bias.len()];
-        for (&item, v) in candidates.iter().zip(self.predict(candidates)?) {
+        let mut predicted = vec![f64::MIN; self.fit.fit.item_bias.len()];
+        let user = (&self.user.0[..], self.user.1);
+        let scores =
+            ready(self.fit.predict(&mut self.engine, user, candidates))?.map_err(engine_error)?;
+        for (&item, v) in candidates.iter().zip(scores) {
             predicted[item as usize] = f64::from(v);
         }
         Ok(top_k(candidates, k, |c| predicted[c as usize]))
@@ -218,7 +123,7 @@ impl Recommender for Supervised {
     fn update(&mut self, item: u32, reward: f32) -> Result<(), EvalError> {
         if self.refit.is_some() {
             self.seen
-                .push((item, self.targets[usize::from(reward >= 0.5)]));
+                .push((item, self.fit.targets[usize::from(reward >= 0.5)]));
             self.stale = true;
         }
         Ok(())
@@ -228,7 +133,9 @@ impl Recommender for Supervised {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::Dataset;
     use crate::eval::baselines::tests::tiny;
+    use crate::finetune::FinetuneConfig;
 
     /// Even users like items 0–9 and dislike 10–19; odd users the opposite.
     fn two_camps() -> Dataset {
@@ -254,7 +161,12 @@ mod tests {
             embedding_l2: 0.01,
             ..FinetuneConfig::default()
         };
-        SupervisedFit::new(ds, &(1..40).collect::<Vec<_>>(), &config).unwrap()
+        pollster::block_on(SupervisedFit::new(
+            ds,
+            &(1..40).collect::<Vec<_>>(),
+            &config,
+        ))
+        .unwrap()
     }
 
     #[test]

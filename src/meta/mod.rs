@@ -9,12 +9,14 @@
 
 mod checkpoint;
 mod episode;
+mod observed;
 mod outer;
 mod synthetic;
 mod vectors;
 
 pub use checkpoint::{run, Checkpoint, Hooks, RunResult, CHECKPOINT_FORMAT};
 pub use episode::{run_episode, Episode};
+pub use observed::ObservedSetup;
 pub use outer::meta_step;
 pub use synthetic::{SyntheticSetup, SYNTHETIC_FACTORS};
 pub use vectors::{

@@ -3,7 +3,32 @@
 use super::{run_episode, Algorithm, MetaConfig, MetaProgress};
 use crate::data::UserTask;
 use crate::engine::{Batch, Engine, Loss, Mask, Result};
-use crate::session::{AdaptConfig, Adapts};
+use crate::session::AdaptConfig;
+
+/// One meta-iteration's settings, as both outer loops read them.
+struct Iteration<'a> {
+    cfg: &'a MetaConfig,
+    /// The episodes' adaptation: what the algorithm adapts, with `cfg.adapt`'s settings.
+    adapt: AdaptConfig,
+    index: usize,
+}
+
+impl Iteration<'_> {
+    /// The episode seed of the `u`-th task.
+    fn seed(&self, u: usize) -> u32 {
+        self.cfg.seed ^ ((self.index * 7919 + u) as u32)
+    }
+
+    /// The progress report of this iteration.
+    fn progress(&self, rewards: &[f32], loss: Option<f32>, skipped_total: u32) -> MetaProgress {
+        MetaProgress {
+            iteration: self.index,
+            mean_reward: rewards.iter().sum::<f32>() / rewards.len().max(1) as f32,
+            loss,
+            skipped_total,
+        }
+    }
+}
 
 /// One meta-iteration of `cfg.algorithm`: an adapted episode for each task, then one outer
 /// update of the shared network.
@@ -13,9 +38,17 @@ pub async fn meta_step<T: UserTask>(
     cfg: &MetaConfig,
     iteration: usize,
 ) -> Result<MetaProgress> {
+    let it = Iteration {
+        cfg,
+        adapt: AdaptConfig {
+            adapts: cfg.algorithm.adapts(),
+            ..cfg.adapt
+        },
+        index: iteration,
+    };
     match cfg.algorithm {
-        Algorithm::Cavia => cavia_step(engine, tasks, cfg, iteration).await,
-        Algorithm::Reptile | Algorithm::Fomaml => network_step(engine, tasks, cfg, iteration).await,
+        Algorithm::Cavia => cavia_step(engine, tasks, &it).await,
+        Algorithm::Reptile | Algorithm::Fomaml => network_step(engine, tasks, &it).await,
     }
 }
 
@@ -24,19 +57,14 @@ pub async fn meta_step<T: UserTask>(
 async fn cavia_step<T: UserTask>(
     engine: &mut impl Engine,
     tasks: Vec<T>,
-    cfg: &MetaConfig,
-    iteration: usize,
+    it: &Iteration<'_>,
 ) -> Result<MetaProgress> {
-    let adapt = AdaptConfig {
-        adapts: Adapts::Context,
-        ..cfg.adapt
-    };
+    let cfg = it.cfg;
     let mut batch = Batch::default();
     let mut words = Vec::new();
     let mut rewards = Vec::new();
     for (u, mut task) in tasks.into_iter().enumerate() {
-        let seed = cfg.seed ^ ((iteration * 7919 + u) as u32);
-        let ep = run_episode(engine, &mut task, adapt, cfg.slate, seed).await?;
+        let ep = run_episode(engine, &mut task, it.adapt, cfg.slate, it.seed(u)).await?;
         batch.inputs.extend(ep.inputs);
         batch.rows.extend(ep.rows);
         words.extend(ep.masks);
@@ -72,12 +100,8 @@ async fn cavia_step<T: UserTask>(
     engine.reset_stats()?;
     engine.train(&batch, loss, cfg.outer, cfg.outer_steps.max(1))?;
     let stats = engine.stats().await?;
-    Ok(MetaProgress {
-        iteration,
-        mean_reward: rewards.iter().sum::<f32>() / rewards.len().max(1) as f32,
-        loss: (stats.steps > 0).then_some(stats.last_loss),
-        skipped_total: stats.skipped,
-    })
+    let loss = (stats.steps > 0).then_some(stats.last_loss);
+    Ok(it.progress(&rewards, loss, stats.skipped))
 }
 
 /// Reptile and first-order MAML: each task adapts a copy of the whole network (in the
@@ -88,13 +112,9 @@ async fn cavia_step<T: UserTask>(
 async fn network_step<T: UserTask>(
     engine: &mut impl Engine,
     tasks: Vec<T>,
-    cfg: &MetaConfig,
-    iteration: usize,
+    it: &Iteration<'_>,
 ) -> Result<MetaProgress> {
-    let adapt = AdaptConfig {
-        adapts: Adapts::Network,
-        ..cfg.adapt
-    };
+    let cfg = it.cfg;
     let theta = engine.params().await?;
     let before = engine.optimizer_state().await?;
     let mut outer = before.clone();
@@ -108,9 +128,8 @@ async fn network_step<T: UserTask>(
     let (mut rewards, mut losses) = (Vec::new(), Vec::new());
     let mut contributions = 0usize;
     for (u, mut task) in tasks.into_iter().enumerate() {
-        let seed = cfg.seed ^ ((iteration * 7919 + u) as u32);
         engine.set_params(&theta)?;
-        let ep = run_episode(engine, &mut task, adapt, cfg.slate, seed).await?;
+        let ep = run_episode(engine, &mut task, it.adapt, cfg.slate, it.seed(u)).await?;
         rewards.extend(&ep.rewards);
         let contribution = match cfg.algorithm {
             Algorithm::Fomaml => {
@@ -160,10 +179,6 @@ async fn network_step<T: UserTask>(
     let finite = params.iter().all(|p| p.is_finite()) && value.is_finite();
     engine.set_params(if finite { &params } else { &theta })?;
     engine.set_optimizer_state(if finite { &outer } else { &before })?;
-    Ok(MetaProgress {
-        iteration,
-        mean_reward: rewards.iter().sum::<f32>() / rewards.len().max(1) as f32,
-        loss: finite.then_some(value),
-        skipped_total: stats.skipped + u32::from(!finite),
-    })
+    let skipped = stats.skipped + u32::from(!finite);
+    Ok(it.progress(&rewards, finite.then_some(value), skipped))
 }

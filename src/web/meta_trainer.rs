@@ -1,10 +1,11 @@
 //! [`MetaTrainer`]: meta-training on a synthetic world in the page, one meta-iteration at a
 //! time (also what [`Recommender::meta_train`] runs).
 
-use super::{js_err, options, to_js, JsEngineInfo};
+use super::{js_err, options, to_js};
 #[cfg(doc)]
 use super::{Recommender, Simulation};
 use crate::engine::Preference;
+use crate::managed::ManagedEngine;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
@@ -67,18 +68,18 @@ pub(super) struct JsProgress {
 }
 
 /// Meta-training on a generated synthetic world, one meta-iteration at a time.
-pub(super) struct Trainer {
+pub(super) struct MetaTraining {
     setup: crate::meta::SyntheticSetup,
     cfg: crate::meta::MetaConfig,
-    engine: crate::engine::AnyEngine,
-    fallback: Option<String>,
+    /// Never rebuilt: after a device loss the page continues from its last checkpoint.
+    engine: ManagedEngine,
     history: Vec<crate::meta::MetaProgress>,
     /// Time spent in meta-iterations by this object, and how many it ran.
     busy_ms: f64,
     ran: usize,
 }
 
-impl Trainer {
+impl MetaTraining {
     pub(super) async fn new(
         o: &MetaTrainOptions,
         preference: Preference,
@@ -117,14 +118,14 @@ impl Trainer {
             seed: o.seed,
         };
         let setup = SyntheticSetup::new(world, &PolicyShape::default(), &cfg).map_err(js_err)?;
-        let (mut engine, fallback) = crate::engine::AnyEngine::new(&setup.model, preference)
+        let mut engine = ManagedEngine::new(&setup.model, preference)
             .await
             .map_err(js_err)?;
-        engine.set_items(&setup.items).map_err(js_err)?;
+        engine.engine().set_items(&setup.items).map_err(js_err)?;
         let history = match checkpoint {
             Some(bytes) => {
                 let c = Checkpoint::from_bytes(bytes).map_err(js_err)?;
-                c.restore_into(&mut engine).map_err(|e| {
+                c.restore_into(engine.engine()).map_err(|e| {
                     JsError::new(&format!(
                         "the checkpoint does not fit these meta-training options: {e}"
                     ))
@@ -139,11 +140,10 @@ impl Trainer {
             }
             None => Vec::new(),
         };
-        Ok(Trainer {
+        Ok(MetaTraining {
             setup,
             cfg,
             engine,
-            fallback,
             history,
             busy_ms: 0.0,
             ran: 0,
@@ -164,7 +164,7 @@ impl Trainer {
         let it = self.history.len();
         let t0 = crate::clock::now_ms();
         let tasks = self.setup.tasks(&self.cfg, it);
-        let p = crate::meta::meta_step(&mut self.engine, tasks, &self.cfg, it)
+        let p = crate::meta::meta_step(self.engine.engine(), tasks, &self.cfg, it)
             .await
             .map_err(js_err)?;
         let ms = crate::clock::now_ms() - t0;
@@ -181,7 +181,7 @@ impl Trainer {
 
     pub(super) async fn bundle(&mut self) -> Result<crate::data::Bundle, JsError> {
         self.setup
-            .bundle(&mut self.engine, self.cfg.adapt)
+            .bundle(self.engine.engine(), self.cfg.adapt)
             .await
             .map_err(js_err)
     }
@@ -210,7 +210,7 @@ pub(super) async fn call_and_wait(f: &js_sys::Function, value: &JsValue) -> Resu
 /// policy trained so far as a bundle at any time.
 #[wasm_bindgen]
 pub struct MetaTrainer {
-    trainer: Trainer,
+    trainer: MetaTraining,
 }
 
 #[wasm_bindgen]
@@ -226,7 +226,7 @@ impl MetaTrainer {
         let o: MetaTrainOptions = options(options_value)?;
         let pref = o.engine.unwrap_or_default();
         Ok(MetaTrainer {
-            trainer: Trainer::new(&o, pref, checkpoint.as_deref()).await?,
+            trainer: MetaTraining::new(&o, pref, checkpoint.as_deref()).await?,
         })
     }
 
@@ -264,7 +264,7 @@ impl MetaTrainer {
     /// Everything needed to continue later exactly where the run stands.
     pub async fn checkpoint(&mut self) -> Result<Vec<u8>, JsError> {
         let t = &mut self.trainer;
-        let c = crate::meta::Checkpoint::capture(&mut t.engine, t.history.len(), &t.history)
+        let c = crate::meta::Checkpoint::capture(t.engine.engine(), t.history.len(), &t.history)
             .await
             .map_err(js_err)?;
         c.to_bytes().map_err(js_err)
@@ -280,19 +280,12 @@ impl MetaTrainer {
     /// `step` fails, and the page continues from its last checkpoint. No-op on the CPU engine.
     #[wasm_bindgen(js_name = simulateDeviceLoss)]
     pub fn simulate_device_loss(&self) {
-        if let crate::engine::AnyEngine::Gpu(g) = &self.trainer.engine {
-            g.context().destroy();
-        }
+        self.trainer.engine.simulate_device_loss();
     }
 
     /// The engine meta-training runs on (as [`Recommender::engine_info`]).
     #[wasm_bindgen(js_name = engineInfo, unchecked_return_type = "EngineInfo")]
     pub fn engine_info(&self) -> Result<JsValue, JsError> {
-        use crate::engine::Engine;
-        to_js(&JsEngineInfo {
-            info: self.trainer.engine.info(),
-            fallback_reason: self.trainer.fallback.clone(),
-            recoveries: 0,
-        })
+        to_js(&self.trainer.engine.info())
     }
 }

@@ -15,7 +15,6 @@ pub use recommender::Recommender;
 pub use self_check::self_check;
 pub use simulation::Simulation;
 
-use crate::engine::{EngineInfo, Preference};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
@@ -38,29 +37,6 @@ pub(crate) fn to_js(value: &impl Serialize) -> Result<JsValue, JsError> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(js_err)
-}
-
-#[derive(Serialize)]
-struct JsEngineInfo {
-    #[serde(flatten)]
-    info: EngineInfo,
-    /// Why the CPU engine runs when the GPU was wanted, if it does.
-    fallback_reason: Option<String>,
-    /// Times the engine was rebuilt after the GPU device was lost.
-    recoveries: u32,
-}
-
-/// The engine for `policy`, loaded with it (and why the CPU engine runs, if it does where the
-/// GPU was wanted).
-async fn engine_for(
-    policy: &crate::policy::Policy,
-    preference: Preference,
-) -> Result<(crate::engine::AnyEngine, Option<String>), JsError> {
-    let (mut engine, fallback) = crate::engine::AnyEngine::new(&policy.model, preference)
-        .await
-        .map_err(js_err)?;
-    policy.load_into(&mut engine).map_err(js_err)?;
-    Ok((engine, fallback))
 }
 
 fn read_bundle(bytes: &[u8]) -> Result<(crate::data::Bundle, crate::policy::Policy), JsError> {

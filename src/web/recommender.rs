@@ -1,8 +1,9 @@
 //! [`Recommender`]: a trained policy adapting to one person in the page.
 
-use super::meta_trainer::{call_and_wait, yield_to_browser, MetaTrainOptions, Trainer};
-use super::{engine_for, js_err, options, read_bundle, to_js, JsEngineInfo};
+use super::meta_trainer::{call_and_wait, yield_to_browser, MetaTrainOptions, MetaTraining};
+use super::{js_err, options, read_bundle, to_js};
 use crate::engine::Preference;
+use crate::managed::ManagedEngine;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
@@ -29,16 +30,13 @@ struct JsRecommendation<'a> {
 /// engine (WebGPU when there is one), and the person's session.
 #[wasm_bindgen]
 pub struct Recommender {
-    engine: crate::engine::AnyEngine,
-    fallback: Option<String>,
+    engine: ManagedEngine,
     catalog: crate::data::Catalog,
     session: crate::session::Session,
     /// The trained policy: the engine is rebuilt from it when the GPU device is lost (what the
     /// person taught is in the session: its context, or its own copy of the network, which the
     /// session loads into the engine before every use).
     policy: crate::policy::Policy,
-    preference: Preference,
-    recoveries: u32,
 }
 
 #[wasm_bindgen]
@@ -48,37 +46,19 @@ impl Recommender {
         opts: RecommenderOptions,
     ) -> Result<(Self, crate::policy::Policy), JsError> {
         let (bundle, policy) = read_bundle(bundle)?;
-        let (engine, fallback) = engine_for(&policy, opts.engine).await?;
+        let engine = ManagedEngine::for_policy(&policy, opts.engine)
+            .await
+            .map_err(js_err)?;
         let session = policy.session(opts.seed);
         Ok((
             Recommender {
                 engine,
-                fallback,
                 catalog: bundle.catalog,
                 session,
                 policy: policy.clone(),
-                preference: opts.engine,
-                recoveries: 0,
             },
             policy,
         ))
-    }
-
-    /// Whether `e` means the GPU device is gone (lost, destroyed, or failing every readback).
-    fn device_gone(&self, e: &crate::engine::EngineError) -> bool {
-        use crate::engine::EngineError::*;
-        matches!(self.engine, crate::engine::AnyEngine::Gpu(_))
-            && matches!(e, DeviceLost(_) | Device(_) | Readback(_))
-    }
-
-    /// Rebuilds the engine from the policy after a device loss (the GPU when one can be had
-    /// again, else the CPU engine).
-    async fn recover(&mut self) -> Result<(), JsError> {
-        let (engine, fallback) = engine_for(&self.policy, self.preference).await?;
-        self.engine = engine;
-        self.fallback = fallback;
-        self.recoveries += 1;
-        Ok(())
     }
 
     /// A recommender for a new person from a bundle's bytes.
@@ -116,14 +96,14 @@ impl Recommender {
     #[wasm_bindgen(unchecked_return_type = "Recommendation[]")]
     pub async fn recommend(&mut self, k: usize, greedy: Option<bool>) -> Result<JsValue, JsError> {
         let greedy = greedy.unwrap_or(false);
-        let recs = match self.session.recommend(&mut self.engine, k, greedy).await {
-            Err(e) if self.device_gone(&e) => {
-                self.recover().await?;
-                self.session.recommend(&mut self.engine, k, greedy).await
-            }
-            other => other,
-        }
-        .map_err(js_err)?;
+        let session = &mut self.session;
+        let recs = self
+            .engine
+            .run(&self.policy, async |e| {
+                session.recommend(e, k, greedy).await
+            })
+            .await
+            .map_err(js_err)?;
         let out: Vec<JsRecommendation> = recs
             .iter()
             .map(|r| {
@@ -163,23 +143,20 @@ impl Recommender {
                 "item '{item}' already had a reaction in this session"
             )));
         }
-        match self.session.feedback(&mut self.engine, index, reward).await {
-            Err(e) if self.device_gone(&e) => {
-                self.recover().await?;
-                self.session.feedback(&mut self.engine, index, reward).await
-            }
-            other => other,
-        }
-        .map_err(js_err)
+        let session = &mut self.session;
+        self.engine
+            .run(&self.policy, async |e| {
+                session.feedback(e, index, reward).await
+            })
+            .await
+            .map_err(js_err)
     }
 
     /// Destroys the GPU device, as a driver reset would (for tests and the page's drill); the
     /// next call rebuilds the engine without losing anything. No-op on the CPU engine.
     #[wasm_bindgen(js_name = simulateDeviceLoss)]
     pub fn simulate_device_loss(&self) {
-        if let crate::engine::AnyEngine::Gpu(g) = &self.engine {
-            g.context().destroy();
-        }
+        self.engine.simulate_device_loss();
     }
 
     /// The person's state as bytes (context, history, optimiser state), for IndexedDB or a file.
@@ -203,12 +180,7 @@ impl Recommender {
     /// The engine in use: `{ engine, adapter, backend, device_type, fallback, fallback_reason }`.
     #[wasm_bindgen(js_name = engineInfo, unchecked_return_type = "EngineInfo")]
     pub fn engine_info(&self) -> Result<JsValue, JsError> {
-        use crate::engine::Engine;
-        to_js(&JsEngineInfo {
-            info: self.engine.info(),
-            fallback_reason: self.fallback.clone(),
-            recoveries: self.recoveries,
-        })
+        to_js(&self.engine.info())
     }
 }
 
@@ -230,7 +202,8 @@ impl Recommender {
         on_progress: Option<js_sys::Function>,
     ) -> Result<Vec<u8>, JsError> {
         let o: MetaTrainOptions = options(options_value)?;
-        let mut trainer = Trainer::new(&o, o.engine.unwrap_or(self.preference), None).await?;
+        let mut trainer =
+            MetaTraining::new(&o, o.engine.unwrap_or(self.engine.preference()), None).await?;
         while !trainer.done() {
             let p = to_js(&trainer.step().await?)?;
             if let Some(f) = &on_progress {
@@ -243,10 +216,8 @@ impl Recommender {
         let bundle = trainer.bundle().await?;
         let bytes = bundle.to_bytes().map_err(js_err)?;
         let policy = crate::policy::Policy::from_bundle(&bundle).map_err(js_err)?;
-        let (engine, fallback) = engine_for(&policy, self.preference).await?;
+        self.engine.load(&policy).await.map_err(js_err)?;
         self.session = policy.session(self.session.seed);
-        self.engine = engine;
-        self.fallback = fallback;
         self.catalog = bundle.catalog;
         self.policy = policy;
         Ok(bytes)

@@ -1,9 +1,10 @@
 //! [`Simulation`]: the meta-trained policy against baselines on simulated held-out users.
 
-use super::{engine_for, js_err, options, read_bundle, to_js, JsEngineInfo};
+use super::{js_err, options, read_bundle, to_js};
 #[cfg(doc)]
 use super::{MetaTrainer, Recommender};
 use crate::engine::Preference;
+use crate::managed::ManagedEngine;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
@@ -65,13 +66,10 @@ struct JsStep<'a> {
 #[wasm_bindgen]
 pub struct Simulation {
     sim: crate::simulate::Simulation,
-    engine: crate::engine::AnyEngine,
-    fallback: Option<String>,
+    engine: ManagedEngine,
     /// The policy, to rebuild the engine from when the GPU device is lost (the simulated
     /// people's adaptation is in their sessions, not on the device).
     policy: crate::policy::Policy,
-    preference: Preference,
-    recoveries: u32,
 }
 
 #[wasm_bindgen]
@@ -106,14 +104,13 @@ impl Simulation {
                 o.items, o.users, o.seed
             )));
         }
-        let (engine, fallback) = engine_for(&policy, o.engine).await?;
+        let engine = ManagedEngine::for_policy(&policy, o.engine)
+            .await
+            .map_err(js_err)?;
         Ok(Simulation {
             sim,
             engine,
-            fallback,
             policy,
-            preference: o.engine,
-            recoveries: 0,
         })
     }
 
@@ -142,19 +139,14 @@ impl Simulation {
     /// `{ user, position, round, done, lanes: [{ method, items: [{ item, title }], clicked, reward }] }`.
     #[wasm_bindgen(unchecked_return_type = "SimulationStep")]
     pub async fn step(&mut self) -> Result<JsValue, JsError> {
-        let s = match self.sim.step(&mut self.engine).await {
-            // A lost GPU device fails the round's first engine call, before anything of the
-            // round changed: rebuild the engine from the policy and play the round again.
-            Err(_) if matches!(self.engine, crate::engine::AnyEngine::Gpu(_)) => {
-                let (engine, fallback) = engine_for(&self.policy, self.preference).await?;
-                self.engine = engine;
-                self.fallback = fallback;
-                self.recoveries += 1;
-                self.sim.step(&mut self.engine).await
-            }
-            other => other,
-        }
-        .map_err(js_err)?;
+        // A lost GPU device fails the round's first engine call, before anything of the round
+        // changed: the engine is rebuilt from the policy and the round played again.
+        let sim = &mut self.sim;
+        let s = self
+            .engine
+            .run(&self.policy, async |e| sim.step(e).await)
+            .await
+            .map_err(js_err)?;
         let catalog = self.sim.catalog();
         let id = |i: u32| catalog.ids.id(i).unwrap_or("");
         let lanes = s
@@ -195,19 +187,12 @@ impl Simulation {
     /// `step` rebuilds the engine. No-op on the CPU engine.
     #[wasm_bindgen(js_name = simulateDeviceLoss)]
     pub fn simulate_device_loss(&self) {
-        if let crate::engine::AnyEngine::Gpu(g) = &self.engine {
-            g.context().destroy();
-        }
+        self.engine.simulate_device_loss();
     }
 
     /// The engine the meta-trained policy runs on (as [`Recommender::engine_info`]).
     #[wasm_bindgen(js_name = engineInfo, unchecked_return_type = "EngineInfo")]
     pub fn engine_info(&self) -> Result<JsValue, JsError> {
-        use crate::engine::Engine;
-        to_js(&JsEngineInfo {
-            info: self.engine.info(),
-            fallback_reason: self.fallback.clone(),
-            recoveries: self.recoveries,
-        })
+        to_js(&self.engine.info())
     }
 }

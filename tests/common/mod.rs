@@ -1,5 +1,13 @@
-//! Set-up shared by the integration tests.
+//! Set-up shared by the integration tests (each test crate uses part of it).
+#![allow(dead_code)]
+use metarec::engine::gpu::GpuContext;
 use std::path::{Path, PathBuf};
+
+/// The GPU context of the native tests (Mesa lavapipe where there is no GPU).
+pub fn gpu_context() -> GpuContext {
+    pollster::block_on(GpuContext::new())
+        .expect("a wgpu adapter (the README test command installs Mesa lavapipe)")
+}
 
 /// The MovieLens 100K directory: `$METAREC_ML100K`, else `../shared/data/ml-100k` beside the
 /// checkout. It is always there where the tests run, so a missing dataset fails the test.
