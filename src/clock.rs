@@ -9,11 +9,14 @@ pub fn now_ms() -> f64 {
     ORIGIN.get_or_init(Instant::now).elapsed().as_secs_f64() * 1e3
 }
 
-/// Milliseconds from `performance.now()` (or `Date.now()` where there is no window).
+/// Milliseconds from the global `performance.now()` (a page's or a Web Worker's), else
+/// `Date.now()`.
 #[cfg(target_arch = "wasm32")]
 pub fn now_ms() -> f64 {
-    web_sys::window()
-        .and_then(|w| w.performance())
+    use wasm_bindgen::JsCast;
+    js_sys::Reflect::get(&js_sys::global(), &"performance".into())
+        .ok()
+        .and_then(|p| p.dyn_into::<web_sys::Performance>().ok())
         .map(|p| p.now())
         .unwrap_or_else(js_sys::Date::now)
 }

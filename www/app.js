@@ -12,7 +12,7 @@
 // All data is rendered with textContent. When done, document.body.dataset.state is "ready" or
 // "error" and the result (or the error message) is on window.metarecSelfCheck(Error), for tests.
 
-import { $, el, message as errorMessage } from './dom.js';
+import { $, announce, el, message as errorMessage } from './dom.js';
 
 const ENGINES = ['auto', 'gpu', 'cpu'];
 const PKG_URL = new URL('./pkg/metarec.js', import.meta.url);
@@ -199,6 +199,7 @@ function showError(err) {
   setText('error-hint', hint);
   panel.hidden = false;
   setText('progress', 'Failed.');
+  announce('Self-check failed.');
   window.metarecSelfCheckError = message;
   setState('error');
 }
@@ -270,6 +271,7 @@ async function run() {
     renderSpeed(result);
     const failed = result.kernels.filter((k) => !k.pass).length;
     setText('progress', failed ? `Done: ${failed} kernel check(s) failed.` : 'Done.');
+    announce(failed ? `Self-check done: ${failed} kernel check(s) failed.` : 'Self-check done: every kernel check passed.');
     window.metarecSelfCheck = result;
     setState('ready');
   } catch (err) {

@@ -30,3 +30,9 @@ export const message = (err) => (err instanceof Error ? err.message || String(er
 
 /** One turn of the event loop, so that the page renders between long steps. */
 export const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+/** Says `text` to screen readers through the page's one polite live region: summaries only
+ * (started, paused, done, failed), never per-iteration progress. */
+export const announce = (text) => {
+  $('announcer').textContent = text;
+};

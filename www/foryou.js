@@ -12,7 +12,7 @@
 // recommender, the latencies and the device-loss drill.
 
 import { cssColor, lineChart } from './charts.js';
-import { $, el, message } from './dom.js';
+import { $, announce, el, message } from './dom.js';
 import { rewardAndLoss, stepLoop } from './steps.js';
 
 const DB_NAME = 'metarec';
@@ -106,8 +106,10 @@ function setPhase(phase) {
   view().dataset.foryou = phase;
 }
 
-function progressText(text) {
+// The view's progress line; `live` also announces it (all but per-iteration progress).
+function progressText(text, live = true) {
   $('fy-progress-text').textContent = text;
+  if (live) announce(text);
 }
 
 function notice(kind, text) {
@@ -329,13 +331,13 @@ function onKey(event) {
   const rows = [...$('fy-slate').querySelectorAll('li.slate-item')];
   if (!rows.length) return;
   const current = rows.findIndex((li) => li.contains(document.activeElement));
+  // Single-character shortcuts act only while an item has the focus (WCAG 2.1.4).
+  if (current < 0) return;
   const key = event.key.toLowerCase();
   if (key === 'l' || key === 's') {
-    const i = current >= 0 ? current : 0;
-    rows[i].querySelector(key === 'l' ? 'button.like' : 'button.skip').click();
+    rows[current].querySelector(key === 'l' ? 'button.like' : 'button.skip').click();
     event.preventDefault();
   } else if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
-    if (current < 0 && !$('fy-slate').contains(document.activeElement)) return;
     const next = Math.max(0, Math.min(rows.length - 1, current + (event.key === 'ArrowDown' ? 1 : -1)));
     const kind = document.activeElement.classList.contains('skip') ? 'skip' : 'like';
     rows[next].querySelector(`button.${kind}`).focus();
@@ -425,6 +427,7 @@ async function obtainBundle(mod) {
         progressText(
           `Meta-training: iteration ${p.iteration + 1} of ${opts.iterations}, ${rewardAndLoss(p)}` +
             (p.skipped_total ? `, ${p.skipped_total} skipped steps` : ''),
+          false,
         );
       },
     });

@@ -9,7 +9,7 @@
 // data-iteration = meta-iterations run, data-recoveries = runs continued after an engine failure;
 // window.metarecMetaTrain.history(), .speed() and .drill() (destroys the GPU device).
 import { PALETTE, lineChart } from './charts.js';
-import { $, intField, message } from './dom.js';
+import { $, announce, intField, message } from './dom.js';
 import { forYouReady, rewardAndLoss, stepLoop } from './steps.js';
 
 const view = () => $('view-metatrain');
@@ -72,8 +72,10 @@ function setPhase(phase) {
   view().dataset.mt = phase;
 }
 
-function status(text) {
+// The view's status line; `live` also announces it (every status but per-iteration progress).
+function status(text, live = true) {
   $('mt-status').textContent = text;
+  if (live) announce(text);
 }
 
 function setControls({ start, pause, pauseText, use }) {
@@ -136,7 +138,7 @@ async function run() {
         st.last = p;
         view().dataset.iteration = String(st.history.length);
         $('mt-progress').value = st.history.length;
-        status(`Iteration ${p.iteration + 1} of ${p.iterations}: ${rewardAndLoss(p)}` + (p.skipped_total ? ` (${p.skipped_total} skipped steps)` : ''));
+        status(`Iteration ${p.iteration + 1} of ${p.iterations}: ${rewardAndLoss(p)}` + (p.skipped_total ? ` (${p.skipped_total} skipped steps)` : ''), false);
         $('mt-speed').textContent = `${p.iterations_per_s.toFixed(2)} iterations/s (the last took ${p.ms.toFixed(0)} ms)`;
         drawCurves();
         await save();

@@ -8,7 +8,7 @@
 // .engineInfo() the engine (with its recoveries after a lost GPU device), .drill() destroys the
 // GPU device (the next round rebuilds the engine and is played again).
 import { PALETTE, lineChart } from './charts.js';
-import { $, el, intField, message } from './dom.js';
+import { $, announce, el, intField, message } from './dom.js';
 import { forYouReady, stepLoop } from './steps.js';
 
 const HELD_OUT = 50;
@@ -38,8 +38,10 @@ function setPhase(phase) {
   view().dataset.sim = phase;
 }
 
-function status(text) {
+// The view's status line; `live` also announces it (every status but per-round progress).
+function status(text, live = true) {
   $('sim-status').textContent = text;
+  if (live) announce(text);
 }
 
 function setControls({ start, pause, pauseText }) {
@@ -77,7 +79,7 @@ function renderStep(step, curves) {
   // every round, not only when the curves are drawn: the state a pause takes effect on
   view().dataset.slates = String(curves.slates);
   const u = st.users[step.user];
-  status(`Playing ${userLabel(u)}, ${step.position + 1} of ${curves.users}: round ${step.round} of ${st.rounds}.`);
+  status(`Playing ${userLabel(u)}, ${step.position + 1} of ${curves.users}: round ${step.round} of ${st.rounds}.`, false);
   const rows = step.lanes.map((lane, m) => {
     const tr = el('tr');
     const name = el('th');

@@ -46,11 +46,18 @@ impl Default for MetaTrainOptions {
     }
 }
 
-/// Lets the browser render between meta-iterations (a `setTimeout(0)` turn of the event loop).
+/// Lets the browser render between meta-iterations: a `setTimeout(0)` turn of the event loop
+/// of the page or of the Web Worker the package runs in (through the global object: a worker
+/// has no `window`); where there is no `setTimeout` it returns at once.
 pub(super) async fn yield_to_browser() {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
-        if let Some(w) = web_sys::window() {
-            let _ = w.set_timeout_with_callback(&resolve);
+        let global = js_sys::global();
+        let scheduled = js_sys::Reflect::get(&global, &JsValue::from_str("setTimeout"))
+            .ok()
+            .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+            .is_some_and(|set_timeout| set_timeout.call1(&global, &resolve).is_ok());
+        if !scheduled {
+            let _ = resolve.call0(&JsValue::UNDEFINED);
         }
     });
     let _ = wasm_bindgen_futures::JsFuture::from(promise).await;

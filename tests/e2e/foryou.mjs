@@ -218,9 +218,18 @@ try {
           await page.getByRole('button', { name: 'Device-loss drill' }).click();
           assert((await greedy()) === before, 'the adapted network did not survive the device loss (another greedy slate)');
           for (let i = 0; i < 3; i++) await reactOnce(page, g);
-          // Keyboard: S skips the first item when no item has the focus.
+          // Keyboard (WCAG 2.1.4): S with the focus outside the list does nothing; with the
+          // focus on an item it skips that item.
           const first = (await slate(page))[0].item;
           await page.evaluate(() => document.activeElement && document.activeElement.blur());
+          await page.keyboard.press('s');
+          // a reaction marks the view busy synchronously, in the key's handler
+          const acted = await page.evaluate(() => {
+            const v = document.getElementById('view-foryou');
+            return Boolean(v.dataset.busy) || v.dataset.reactions !== '6';
+          });
+          assert(!acted, 'S acted with the focus outside the list');
+          await page.focus('#fy-slate li.slate-item button.like');
           await page.keyboard.press('s');
           await page.waitForFunction(() => document.getElementById('view-foryou').dataset.reactions === '7' && !document.getElementById('view-foryou').dataset.busy, null, { timeout: 30_000 });
           const i1 = await info(page);
