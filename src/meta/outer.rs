@@ -1,20 +1,28 @@
 //! The outer loops: one meta-iteration of CAVIA, Reptile or first-order MAML.
 
-use super::{run_episode, Algorithm, MetaConfig, MetaProgress};
+use super::{run_episode, trpo_step, Algorithm, MetaConfig, MetaProgress, Optimizer};
 use crate::data::UserTask;
-use crate::engine::{Batch, Engine, Loss, Mask, Result};
+use crate::engine::fisher::Fisher;
+use crate::engine::{Batch, Engine, EngineError, Loss, Mask, Result};
 use crate::session::{AdaptConfig, Adapts};
 
 /// One meta-iteration of `cfg.algorithm`: an adapted episode for each task, then one outer
 /// update of the shared network.
 pub async fn meta_step<T: UserTask>(
-    engine: &mut impl Engine,
+    engine: &mut impl Fisher,
     tasks: Vec<T>,
     cfg: &MetaConfig,
     iteration: usize,
 ) -> Result<MetaProgress> {
     match cfg.algorithm {
         Algorithm::Cavia => cavia_step(engine, tasks, cfg, iteration).await,
+        Algorithm::Reptile | Algorithm::Fomaml if cfg.optimizer != Optimizer::Reinforce => {
+            Err(EngineError::Input(format!(
+                "the {} optimiser is CAVIA's outer update; Reptile and first-order MAML take \
+                 REINFORCE steps",
+                cfg.optimizer.name()
+            )))
+        }
         Algorithm::Reptile | Algorithm::Fomaml => network_step(engine, tasks, cfg, iteration).await,
     }
 }
@@ -22,7 +30,7 @@ pub async fn meta_step<T: UserTask>(
 /// CAVIA: one outer step on all the episodes' transitions (first order: contexts and summaries
 /// are treated as inputs).
 async fn cavia_step<T: UserTask>(
-    engine: &mut impl Engine,
+    engine: &mut impl Fisher,
     tasks: Vec<T>,
     cfg: &MetaConfig,
     iteration: usize,
@@ -48,24 +56,40 @@ async fn cavia_step<T: UserTask>(
         words_per_row: items.div_ceil(32),
     };
     let (entropy, temperature) = (cfg.adapt.entropy, cfg.adapt.temperature);
-    let loss = if cfg.outer_steps > 1 {
-        // The ratio's reference is π_old(a | x) under each row's own mask (a slate's later
-        // items were drawn with its earlier ones excluded, so their propensities differ).
-        let logp = engine
-            .log_probs(&batch.inputs, Some(&mask), temperature)
-            .await?;
-        for (r, row) in batch.rows.iter_mut().enumerate() {
-            row.old_logp = logp[r * items + row.action as usize];
+    let mean_reward = rewards.iter().sum::<f32>() / rewards.len().max(1) as f32;
+    let reinforce = Loss::Reinforce {
+        entropy,
+        temperature,
+    };
+    let loss = match cfg.optimizer {
+        Optimizer::Reinforce => reinforce,
+        Optimizer::Ppo => {
+            // The ratio's reference is π_old(a | x) under each row's own mask (a slate's later
+            // items were drawn with its earlier ones excluded, so their propensities differ).
+            let logp = engine
+                .log_probs(&batch.inputs, Some(&mask), temperature)
+                .await?;
+            for (r, row) in batch.rows.iter_mut().enumerate() {
+                row.old_logp = logp[r * items + row.action as usize];
+            }
+            Loss::Ppo {
+                entropy,
+                temperature,
+                clip: 0.2,
+            }
         }
-        Loss::Ppo {
-            entropy,
-            temperature,
-            clip: 0.2,
-        }
-    } else {
-        Loss::Reinforce {
-            entropy,
-            temperature,
+        Optimizer::Trpo => {
+            batch.mask = Some(mask);
+            let skipped = engine.stats().await?.skipped;
+            let step = trpo_step(engine, &batch, reinforce, &cfg.trpo).await?;
+            return Ok(MetaProgress {
+                iteration,
+                mean_reward,
+                loss: step.loss.is_finite().then_some(step.loss),
+                skipped_total: skipped + u32::from(!step.loss.is_finite()),
+                kl: step.accepted.then_some(step.kl),
+                backtracks: Some(step.backtracks),
+            });
         }
     };
     batch.mask = Some(mask);
@@ -74,9 +98,11 @@ async fn cavia_step<T: UserTask>(
     let stats = engine.stats().await?;
     Ok(MetaProgress {
         iteration,
-        mean_reward: rewards.iter().sum::<f32>() / rewards.len().max(1) as f32,
+        mean_reward,
         loss: (stats.steps > 0).then_some(stats.last_loss),
         skipped_total: stats.skipped,
+        kl: None,
+        backtracks: None,
     })
 }
 
@@ -165,5 +191,7 @@ async fn network_step<T: UserTask>(
         mean_reward: rewards.iter().sum::<f32>() / rewards.len().max(1) as f32,
         loss: finite.then_some(value),
         skipped_total: stats.skipped + u32::from(!finite),
+        kl: None,
+        backtracks: None,
     })
 }
