@@ -9,7 +9,7 @@
 //! `Jᵀ(diag(p) − ppᵀ)J`), each `g_rj` from the CPU engine's `gradients` on a one-row batch.
 //! The native tests, the browser tests and the page's self-check run this one code.
 
-use super::check::{rel_err, KernelCheck, TOLERANCE};
+use super::check::{rel_err, KernelCheck, Shape, TOLERANCE};
 use super::cpu::CpuEngine;
 use super::fisher::{Cg, Fisher, States};
 use super::gpu::{GpuContext, GpuEngine};
@@ -22,12 +22,20 @@ use rand_chacha::ChaCha8Rng;
 /// products' rounding differences by the system's condition number.
 pub const CG_TOLERANCE: f32 = 1e-3;
 
-/// Small networks to check on: (input, hidden, output, items, rows, hidden activation, masked).
-fn shapes() -> Vec<(usize, Vec<usize>, usize, usize, usize, Activation, bool)> {
+/// Small networks to check on, and whether their rows mask every third item.
+fn shapes() -> Vec<(Shape, bool)> {
+    let shape = |input, hidden: &[usize], output, items, rows, activation| Shape {
+        input,
+        hidden: hidden.to_vec(),
+        output,
+        items,
+        rows,
+        activation,
+    };
     vec![
-        (5, vec![7], 4, 9, 3, Activation::Relu, true),
-        (6, vec![5, 4], 3, 40, 2, Activation::Sigmoid, false),
-        (3, vec![], 2, 300, 1, Activation::Relu, true),
+        (shape(5, &[7], 4, 9, 3, Activation::Relu), true),
+        (shape(6, &[5, 4], 3, 40, 2, Activation::Sigmoid), false),
+        (shape(3, &[], 2, 300, 1, Activation::Relu), true),
     ]
 }
 
@@ -83,7 +91,9 @@ pub async fn score_function_fvp(
 /// natural gradient against the CPU's, on small networks.
 pub async fn check_fisher(ctx: &GpuContext) -> Result<Vec<KernelCheck>> {
     let mut out = Vec::new();
-    for (input, hidden, output, items, rows, activation, masked) in shapes() {
+    for (s, masked) in shapes() {
+        let (input, hidden, output, items, rows, activation) =
+            (s.input, s.hidden, s.output, s.items, s.rows, s.activation);
         let cfg = ModelConfig {
             input,
             hidden: hidden.clone(),
