@@ -43,6 +43,9 @@ pub(super) struct MetaOutput {
     pub skipped_steps: u32,
     pub seconds: f64,
     pub history: Vec<MetaProgress>,
+    /// Seconds since the start of meta-training at the end of each iteration of `history`
+    /// run in this process (the learning curve against wall-clock time).
+    pub elapsed: Vec<f64>,
 }
 
 /// The outer optimiser of a run and, for TRPO, what its steps did.
@@ -228,8 +231,10 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
         .progress_chars("=> "),
     );
     let t0 = std::time::Instant::now();
+    let elapsed = std::cell::RefCell::new(Vec::new());
     let hooks = Hooks {
         on_progress: |p: &MetaProgress| {
+            elapsed.borrow_mut().push(t0.elapsed().as_secs_f64());
             let loss = p.loss.map_or("skipped".into(), |l| format!("{l:.3}"));
             bar.set_position(p.iteration as u64 + 1);
             bar.set_message(format!("reward {:.3} loss {loss}", p.mean_reward));
@@ -308,5 +313,6 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
         skipped_steps: result.history.last().map_or(0, |p| p.skipped_total),
         seconds: t0.elapsed().as_secs_f64(),
         history: result.history,
+        elapsed: elapsed.into_inner(),
     })
 }
