@@ -152,3 +152,51 @@ fn the_line_search_rejects_an_overshooting_full_step_and_accepts_a_shorter_one()
     );
     assert!(kl > f64::from(cfg.trpo.max_kl), "full step KL {kl}");
 }
+
+#[cfg(feature = "cli")]
+#[test]
+fn cli_reports_the_optimizer_and_trpo_figures() {
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_metarec"))
+            .args([
+                "train",
+                "--data",
+                "synthetic:3",
+                "--stages",
+                "meta",
+                "--json",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "--optimizer",
+        "trpo",
+        "--iterations",
+        "1",
+        "--engine",
+        "gpu",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["optimizer"], "trpo");
+    assert_eq!(v["kl_radius"], 0.01);
+    let max_kl = v["max_kl"].as_f64().expect("an accepted step");
+    let mean_kl = v["mean_kl"].as_f64().unwrap();
+    assert!(0.0 <= mean_kl && mean_kl <= max_kl && max_kl <= 0.01, "{v}");
+    assert!(v["line_search_backtracks"].as_u64().is_some(), "{v}");
+    assert_eq!(v["meta_iterations"], 1);
+    // TRPO is CAVIA's outer update, one step per iteration
+    let out = run(&["--optimizer", "trpo", "--algorithm", "fomaml"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CAVIA"));
+    let out = run(&["--optimizer", "trpo", "--outer-steps", "3"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--outer-steps"));
+    let out = run(&["--optimizer", "trpo", "--max-kl", "0"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KL radius"));
+}
