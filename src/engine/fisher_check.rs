@@ -7,7 +7,7 @@
 //!
 //! (the expectation over actions of the score's outer product, which equals
 //! `Jᵀ(diag(p) − ppᵀ)J`), each `g_rj` from the CPU engine's `gradients` on a one-row batch.
-//! The native tests, the browser tests and the page's self-check run this one code.
+//! The native tests (`tests/kernels.rs`) and the browser tests (`tests/web.rs`) run this code.
 
 use super::check::{rel_err, KernelCheck, Shape, TOLERANCE};
 use super::cpu::CpuEngine;
