@@ -268,7 +268,7 @@ impl Fisher for GpuEngine {
             &[(&fk.ap, bytes)],
         )
         .await?;
-        Ok(Self::f32s(&out[0]))
+        Ok(bytemuck::pod_collect_to_vec(&out[0]))
     }
 
     async fn natural_gradient(
@@ -312,6 +312,6 @@ impl Fisher for GpuEngine {
         )
         .await;
         self.fisher = Some(fk);
-        Ok(Self::f32s(&out?[0]))
+        Ok(bytemuck::pod_collect_to_vec(&out?[0]))
     }
 }
