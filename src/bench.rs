@@ -224,7 +224,7 @@ pub struct MetaThroughput {
 /// Times `iterations` meta-iterations ([`meta_step`]) of `engine`, built for `setup.model`,
 /// after one warm-up iteration.
 pub async fn meta_throughput(
-    engine: &mut impl Engine,
+    engine: &mut impl crate::engine::fisher::Fisher,
     setup: &SyntheticSetup,
     cfg: &MetaConfig,
     iterations: usize,

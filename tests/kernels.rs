@@ -152,3 +152,11 @@ fn catalogs_beyond_one_binding_are_scored_tile_by_tile() {
         .to_string();
     assert!(err.contains("one storage binding"), "{err}");
 }
+
+#[test]
+fn fisher_vector_products_match_the_score_function_fisher_on_both_engines() {
+    let results =
+        pollster::block_on(metarec::engine::fisher_check::check_fisher(&context())).unwrap();
+    assert_eq!(results.len(), 9);
+    assert_all_pass(&results);
+}

@@ -4,6 +4,7 @@
 
 use metarec::data::{ItemFeatures, World, WorldConfig};
 use metarec::engine::cpu::CpuEngine;
+use metarec::engine::fisher::Fisher;
 use metarec::engine::gpu::GpuEngine;
 use metarec::engine::Engine;
 use metarec::meta::{
@@ -131,7 +132,7 @@ fn small() -> (SyntheticSetup, MetaConfig) {
 }
 
 fn iterate(
-    engine: &mut impl Engine,
+    engine: &mut impl Fisher,
     setup: &SyntheticSetup,
     cfg: &MetaConfig,
     its: std::ops::Range<usize>,

@@ -35,6 +35,29 @@ async fn every_kernel_matches_the_cpu_engine_in_the_browser() {
 }
 
 #[wasm_bindgen_test]
+async fn fisher_vector_products_match_the_score_function_fisher_in_the_browser() {
+    let ctx = GpuContext::new().await.expect("WebGPU adapter");
+    let results = metarec::engine::fisher_check::check_fisher(&ctx)
+        .await
+        .unwrap();
+    assert_eq!(results.len(), 9);
+    for r in &results {
+        web_sys::console::log_1(
+            &format!(
+                "{} [{}] err {:.2e} {}",
+                r.name, r.shape, r.max_rel_err, r.pass
+            )
+            .into(),
+        );
+    }
+    let failed: Vec<_> = results.iter().filter(|r| !r.pass).collect();
+    assert!(
+        failed.is_empty(),
+        "Fisher products off the reference: {failed:?}"
+    );
+}
+
+#[wasm_bindgen_test]
 async fn the_cpu_engine_trains_in_the_browser() {
     let cfg = ModelConfig {
         max_rows: 8,

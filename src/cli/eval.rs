@@ -83,9 +83,17 @@ pub struct Args {
     /// Training users per meta-iteration.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     users_per_iteration: Option<u32>,
-    /// Outer steps per CAVIA meta-iteration (more than 1: PPO-clipped reuse of the batch).
+    /// Outer steps per CAVIA meta-iteration with REINFORCE or PPO (more than 1 without
+    /// `--optimizer`: PPO-clipped reuse of the batch).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     outer_steps: Option<u32>,
+    /// The outer update of meta-rl's CAVIA: reinforce, ppo or trpo (meta-rl-trpo is always
+    /// trpo).
+    #[arg(long, value_parser = crate::meta::Optimizer::parse)]
+    optimizer: Option<crate::meta::Optimizer>,
+    /// TRPO's KL radius δ (meta-rl-trpo, or meta-rl with `--optimizer trpo`).
+    #[arg(long)]
+    max_kl: Option<f32>,
     /// Entropy bonus of the meta-RL policy's policy-gradient losses.
     #[arg(long)]
     entropy: Option<f32>,
@@ -179,7 +187,11 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
     h.meta.users_per_iteration = args
         .users_per_iteration
         .map_or(h.meta.users_per_iteration, |n| n as usize);
-    h.meta.outer_steps = args.outer_steps.unwrap_or(h.meta.outer_steps);
+    let trpo = crate::meta::TrpoConfig {
+        max_kl: args.max_kl.unwrap_or(h.meta.trpo.max_kl),
+        ..h.meta.trpo
+    };
+    super::train_meta::set_optimizer(&mut h.meta, args.optimizer, args.outer_steps, trpo)?;
     h.meta.adapt.entropy = args.entropy.unwrap_or(h.meta.adapt.entropy);
     h.meta.iterations = args.meta_iterations.unwrap_or(h.meta.iterations);
     if let Some(epochs) = args.finetune_epochs {

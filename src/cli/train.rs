@@ -71,10 +71,24 @@ pub struct Args {
     /// runs); `reptile` and `fomaml` (first-order MAML) adapt the whole network per person.
     #[arg(long, default_value = "cavia", value_parser = parse_algorithm)]
     algorithm: crate::meta::Algorithm,
-    /// Meta stage, CAVIA: outer steps per meta-iteration on its episodes; above 1 the batch is
-    /// reused with the PPO-clipped surrogate.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
-    outer_steps: u32,
+    /// Meta stage, CAVIA: the outer update, `reinforce`, `ppo` (clipped surrogate) or `trpo`
+    /// (natural-gradient step within `--max-kl`). Default: `ppo` when `--outer-steps` is above
+    /// 1, else `reinforce`.
+    #[arg(long, value_parser = crate::meta::Optimizer::parse)]
+    optimizer: Option<crate::meta::Optimizer>,
+    /// Meta stage, CAVIA with REINFORCE or PPO: Adam steps per meta-iteration on its episodes
+    /// (default 1; 4 with `--optimizer ppo`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    outer_steps: Option<u32>,
+    /// Meta stage, TRPO: the KL radius δ of each outer step.
+    #[arg(long, default_value_t = 0.01)]
+    max_kl: f32,
+    /// Meta stage, TRPO: conjugate-gradient iterations.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100))]
+    cg_iterations: u32,
+    /// Meta stage, TRPO: damping λ of the Fisher matrix in CG.
+    #[arg(long, default_value_t = 0.1)]
+    cg_damping: f32,
     /// Meta stage: write a checkpoint to this file every `--checkpoint-every` iterations, at
     /// the end and on Ctrl-C.
     #[arg(long)]
@@ -139,6 +153,8 @@ struct MetaRun<'a> {
     test_mae: Option<f64>,
     meta_iterations: usize,
     seconds: f64,
+    #[serde(flatten)]
+    optimizer: super::train_meta::OptimizerSummary,
     meta: super::train_meta::MetaOutput,
 }
 
@@ -305,11 +321,23 @@ fn run_with_meta(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut cfg = crate::meta::MetaConfig {
         algorithm: args.algorithm,
-        outer_steps: args.outer_steps,
         iterations: args.iterations,
         seed: args.seed as u32,
         ..Default::default()
     };
+    super::train_meta::set_optimizer(
+        &mut cfg,
+        args.optimizer,
+        args.outer_steps,
+        crate::meta::TrpoConfig {
+            max_kl: args.max_kl,
+            cg: crate::engine::fisher::Cg {
+                iterations: args.cg_iterations,
+                damping: args.cg_damping,
+            },
+            ..Default::default()
+        },
+    )?;
     cfg.adapt.adapts = args.algorithm.adapts();
     let meta = super::train_meta::run(
         super::train_meta::MetaArgs {
@@ -331,6 +359,7 @@ fn run_with_meta(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         test_mae,
         meta_iterations: meta.meta_iterations,
         seconds: t0.elapsed().as_secs_f64(),
+        optimizer: super::train_meta::OptimizerSummary::new(&cfg, &meta.history),
         meta,
     };
     super::print_output(args.json, &out, || {

@@ -8,7 +8,8 @@ use crate::data::{self, Bundle, Environment, SplitFractions};
 use crate::engine::{AnyEngine, Engine, Preference};
 use crate::finetune::{FinetuneConfig, SupervisedFit};
 use crate::meta::{
-    self, Checkpoint, Hooks, MetaConfig, MetaProgress, ObservedSetup, PolicyShape, DATASET_FACTORS,
+    self, Checkpoint, Hooks, MetaConfig, MetaProgress, ObservedSetup, Optimizer, PolicyShape,
+    TrpoConfig, DATASET_FACTORS,
 };
 use crate::policy::Policy;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -39,6 +40,76 @@ pub(super) struct MetaOutput {
     pub skipped_steps: u32,
     pub seconds: f64,
     pub history: Vec<MetaProgress>,
+    /// Seconds since the start of meta-training at the end of each iteration of `history`
+    /// run in this process (the learning curve against wall-clock time).
+    pub elapsed: Vec<f64>,
+}
+
+/// The outer optimiser of a run and, for TRPO, what its steps did.
+#[derive(Serialize)]
+pub(super) struct OptimizerSummary {
+    pub optimizer: &'static str,
+    /// TRPO: the KL radius δ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kl_radius: Option<f32>,
+    /// TRPO: mean and largest measured mean KL(old ‖ new) over the accepted steps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean_kl: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_kl: Option<f32>,
+    /// TRPO: steps the line search rejected, over the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line_search_backtracks: Option<u32>,
+    /// TRPO: meta-iterations whose step was accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accepted_steps: Option<usize>,
+}
+
+impl OptimizerSummary {
+    pub fn new(cfg: &MetaConfig, history: &[MetaProgress]) -> Self {
+        let trpo = cfg.optimizer == Optimizer::Trpo;
+        let kls: Vec<f32> = history.iter().filter_map(|p| p.kl).collect();
+        OptimizerSummary {
+            optimizer: cfg.optimizer.name(),
+            kl_radius: trpo.then_some(cfg.trpo.max_kl),
+            mean_kl: (trpo && !kls.is_empty()).then(|| kls.iter().sum::<f32>() / kls.len() as f32),
+            max_kl: (trpo && !kls.is_empty()).then(|| kls.iter().fold(0f32, |m, &k| m.max(k))),
+            line_search_backtracks: trpo.then(|| history.iter().filter_map(|p| p.backtracks).sum()),
+            accepted_steps: trpo.then_some(kls.len()),
+        }
+    }
+}
+
+/// Sets the outer optimiser of `cfg` from the command line: `ppo` when unnamed and
+/// `outer_steps` is above 1 (as before `--optimizer`), 4 PPO steps when unstated.
+pub(super) fn set_optimizer(
+    cfg: &mut MetaConfig,
+    optimizer: Option<Optimizer>,
+    outer_steps: Option<u32>,
+    trpo: TrpoConfig,
+) -> Result<(), String> {
+    let optimizer = optimizer.unwrap_or(match outer_steps {
+        Some(n) if n > 1 => Optimizer::Ppo,
+        _ => Optimizer::Reinforce,
+    });
+    if optimizer != Optimizer::Reinforce && cfg.algorithm != crate::meta::Algorithm::Cavia {
+        return Err(format!(
+            "--optimizer {} is CAVIA's outer update; reptile and fomaml take REINFORCE steps",
+            optimizer.name()
+        ));
+    }
+    if optimizer == Optimizer::Trpo && outer_steps.is_some() {
+        return Err(
+            "--outer-steps applies to reinforce and ppo; TRPO takes one step per \
+                    meta-iteration"
+                .into(),
+        );
+    }
+    trpo.validate()?;
+    cfg.optimizer = optimizer;
+    cfg.outer_steps = outer_steps.unwrap_or(if optimizer == Optimizer::Ppo { 4 } else { 1 });
+    cfg.trpo = trpo;
+    Ok(())
 }
 
 /// The tasks a run draws from: the synthetic world, or a dataset's training users.
@@ -135,8 +206,10 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
         .progress_chars("=> "),
     );
     let t0 = std::time::Instant::now();
+    let elapsed = std::cell::RefCell::new(Vec::new());
     let hooks = Hooks {
         on_progress: |p: &MetaProgress| {
+            elapsed.borrow_mut().push(t0.elapsed().as_secs_f64());
             let loss = p.loss.map_or("skipped".into(), |l| format!("{l:.3}"));
             bar.set_position(p.iteration as u64 + 1);
             bar.set_message(format!("reward {:.3} loss {loss}", p.mean_reward));
@@ -208,5 +281,6 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
         skipped_steps: result.history.last().map_or(0, |p| p.skipped_total),
         seconds: t0.elapsed().as_secs_f64(),
         history: result.history,
+        elapsed: elapsed.into_inner(),
     })
 }

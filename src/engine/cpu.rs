@@ -9,6 +9,8 @@ use super::{
 };
 use crate::model::{Head, Layer, ModelConfig};
 
+mod fisher;
+
 /// Plain-Rust engine. Holds parameters, Adam moments and the item matrix in memory.
 pub struct CpuEngine {
     cfg: ModelConfig,

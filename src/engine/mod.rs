@@ -10,6 +10,8 @@
 
 pub mod check;
 pub mod cpu;
+pub mod fisher;
+pub mod fisher_check;
 pub mod gpu;
 pub mod rng;
 

@@ -18,7 +18,7 @@ use crate::data::{
     Shown, SplitFractions, UserTask, LIKE_THRESHOLD,
 };
 use crate::finetune::{FinetuneConfig, SupervisedFit};
-use crate::meta::{Algorithm, MetaConfig, ObservedSetup, PolicyShape};
+use crate::meta::{Algorithm, MetaConfig, ObservedSetup, Optimizer, PolicyShape};
 use crate::session::{AdaptConfig, Adapts};
 
 /// An evaluated method.
@@ -36,6 +36,7 @@ pub enum Method {
     SupFinetune,
     MetaRl,
     MetaRlFixed,
+    MetaRlTrpo,
     MetaRlReptile,
     MetaRlFomaml,
     RlScratch,
@@ -43,7 +44,7 @@ pub enum Method {
 
 impl Method {
     /// Every method, in table order.
-    pub const ALL: [Method; 15] = [
+    pub const ALL: [Method; 16] = [
         Method::Random,
         Method::PopularityLikes,
         Method::PopularityBayes,
@@ -56,6 +57,7 @@ impl Method {
         Method::SupFinetune,
         Method::MetaRl,
         Method::MetaRlFixed,
+        Method::MetaRlTrpo,
         Method::MetaRlReptile,
         Method::MetaRlFomaml,
         Method::RlScratch,
@@ -76,6 +78,7 @@ impl Method {
             Method::SupFinetune => "sup-finetune",
             Method::MetaRl => "meta-rl",
             Method::MetaRlFixed => "meta-rl-fixed",
+            Method::MetaRlTrpo => "meta-rl-trpo",
             Method::MetaRlReptile => "meta-rl-reptile",
             Method::MetaRlFomaml => "meta-rl-fomaml",
             Method::RlScratch => "rl-scratch",
@@ -245,6 +248,7 @@ pub struct Prepared {
     supervised: Option<SupervisedFit>,
     meta: Option<Trained>,
     reptile: Option<Trained>,
+    trpo: Option<Trained>,
     fomaml: Option<Trained>,
     /// The policy at its initial weights (RL from scratch).
     scratch: Option<Trained>,
@@ -307,6 +311,7 @@ impl Prepared {
         let meta_rl = [
             Method::MetaRl,
             Method::MetaRlFixed,
+            Method::MetaRlTrpo,
             Method::MetaRlReptile,
             Method::MetaRlFomaml,
         ];
@@ -333,20 +338,23 @@ impl Prepared {
         };
         let with_prior = start_scores.map(|p| setup.clone().with_prior(&p));
         let with_prior = with_prior.as_ref().unwrap_or(&setup);
-        let meta_trained = |wanted: &[Method], algorithm| {
+        let meta_trained = |wanted: &[Method], algorithm, optimizer| {
             if !needs(wanted) {
                 return Ok(None);
             }
             let cfg = MetaConfig {
                 seed: seed as u32,
                 algorithm,
+                optimizer,
                 ..h.meta.clone()
             };
             Trained::meta_train(with_prior, &h.shape, &cfg, env).map(Some)
         };
-        let meta = meta_trained(&[Method::MetaRl, Method::MetaRlFixed], Algorithm::Cavia)?;
-        let reptile = meta_trained(&[Method::MetaRlReptile], Algorithm::Reptile)?;
-        let fomaml = meta_trained(&[Method::MetaRlFomaml], Algorithm::Fomaml)?;
+        let (cavia, reinforce, meta_rl) = (Algorithm::Cavia, Optimizer::Reinforce, &meta_rl[..2]);
+        let meta = meta_trained(meta_rl, cavia, h.meta.optimizer)?;
+        let trpo = meta_trained(&[Method::MetaRlTrpo], cavia, Optimizer::Trpo)?;
+        let reptile = meta_trained(&[Method::MetaRlReptile], Algorithm::Reptile, reinforce)?;
+        let fomaml = meta_trained(&[Method::MetaRlFomaml], Algorithm::Fomaml, reinforce)?;
         // no prior and no meta-iterations: the network keeps its random initial weights
         let scratch = if needs(&[Method::RlScratch]) {
             let cfg = MetaConfig {
@@ -373,6 +381,7 @@ impl Prepared {
             supervised,
             meta,
             reptile,
+            trpo,
             fomaml,
             scratch,
             seed,
@@ -422,12 +431,13 @@ impl Prepared {
                 self.supervised.as_ref().ok_or_else(missing)?,
                 (method == Method::SupFinetune).then_some(h.user_fit),
             )?),
-            Method::MetaRl | Method::MetaRlFixed => {
+            Method::MetaRl | Method::MetaRlFixed | Method::MetaRlTrpo => {
                 let adapt = AdaptConfig {
-                    enabled: method == Method::MetaRl,
+                    enabled: method != Method::MetaRlFixed,
                     ..h.meta.adapt
                 };
-                Box::new(MetaRl::new(self.meta.as_ref().ok_or_else(missing)?, adapt)?)
+                let trained = [&self.meta, &self.trpo][usize::from(method == Method::MetaRlTrpo)];
+                Box::new(MetaRl::new(trained.as_ref().ok_or_else(missing)?, adapt)?)
             }
             Method::MetaRlReptile | Method::MetaRlFomaml | Method::RlScratch => {
                 let trained = match method {

@@ -109,7 +109,7 @@ pub async fn run<E, T, P, S, C>(
     mut hooks: Hooks<P, S, C>,
 ) -> Result<RunResult>
 where
-    E: Engine,
+    E: crate::engine::fisher::Fisher,
     T: UserTask,
     P: FnMut(&MetaProgress),
     S: FnMut() -> bool,

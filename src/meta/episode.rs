@@ -75,7 +75,7 @@ pub async fn run_episode(
 
 impl Episode {
     /// The transitions of rounds `from..` (a suffix: rounds only grow) as a training batch.
-    pub(super) fn batch_from(&self, from: usize, words_per_row: usize) -> Batch {
+    pub fn batch_from(&self, from: usize, words_per_row: usize) -> Batch {
         let start = self.rounds.partition_point(|&t| t < from);
         let width = self.inputs.len() / self.rows.len().max(1);
         Batch {

@@ -12,6 +12,7 @@ mod episode;
 mod observed;
 mod outer;
 mod synthetic;
+mod trpo;
 mod vectors;
 
 pub use checkpoint::{run, Checkpoint, Hooks, RunResult, CHECKPOINT_FORMAT};
@@ -19,6 +20,7 @@ pub use episode::{run_episode, Episode};
 pub use observed::ObservedSetup;
 pub use outer::meta_step;
 pub use synthetic::{SyntheticSetup, SYNTHETIC_FACTORS};
+pub use trpo::{trpo_step, Optimizer, TrpoConfig, TrpoStep};
 pub use vectors::{
     policy_start, ItemVectorParts, ItemVectors, DATASET_FACTORS, PRIOR_SCALE, QUALITY_PRIOR,
 };
@@ -113,10 +115,15 @@ pub struct MetaConfig {
     pub adapt: AdaptConfig,
     /// The outer optimiser over the shared parameters.
     pub outer: Adam,
-    /// CAVIA: outer steps per meta-iteration on its batch of episodes: 1 is plain REINFORCE;
-    /// more reuse the batch with the PPO-clipped surrogate (ratio to the policy that collected
-    /// it).
+    /// CAVIA: the outer update of the shared network from its batch of episodes.
+    #[serde(default)]
+    pub optimizer: Optimizer,
+    /// CAVIA with REINFORCE or PPO: Adam steps per meta-iteration on its batch of episodes
+    /// (PPO's ratio is to the policy that collected it).
     pub outer_steps: u32,
+    /// CAVIA with TRPO: the KL radius, conjugate gradient and line search.
+    #[serde(default)]
+    pub trpo: TrpoConfig,
     /// Reptile: the fraction of the way to the mean adapted network taken per iteration.
     pub reptile_step: f32,
     pub seed: u32,
@@ -136,7 +143,9 @@ impl Default for MetaConfig {
                 clip_norm: 5.0,
                 ..Adam::default()
             },
+            optimizer: Optimizer::Reinforce,
             outer_steps: 1,
+            trpo: TrpoConfig::default(),
             reptile_step: 1.0,
             seed: 1,
         }
@@ -162,4 +171,11 @@ pub struct MetaProgress {
     /// Outer steps skipped so far because their loss or gradient was not finite (the engine
     /// detects them on the device and leaves the parameters unchanged).
     pub skipped_total: u32,
+    /// TRPO: the measured mean KL(old ‖ new) of the accepted step (`None`: no step accepted,
+    /// or another optimiser).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kl: Option<f32>,
+    /// TRPO: steps the line search rejected this iteration (`None` for other optimisers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backtracks: Option<u32>,
 }

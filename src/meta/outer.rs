@@ -1,8 +1,9 @@
 //! The outer loops: one meta-iteration of CAVIA, Reptile or first-order MAML.
 
-use super::{run_episode, Algorithm, MetaConfig, MetaProgress};
+use super::{run_episode, trpo_step, Algorithm, MetaConfig, MetaProgress, Optimizer};
 use crate::data::UserTask;
-use crate::engine::{Batch, Engine, Loss, Mask, Result};
+use crate::engine::fisher::Fisher;
+use crate::engine::{Batch, Engine, EngineError, Loss, Mask, Result};
 use crate::session::AdaptConfig;
 
 /// One meta-iteration's settings, as both outer loops read them.
@@ -26,6 +27,8 @@ impl Iteration<'_> {
             mean_reward: rewards.iter().sum::<f32>() / rewards.len().max(1) as f32,
             loss,
             skipped_total,
+            kl: None,
+            backtracks: None,
         }
     }
 }
@@ -33,7 +36,7 @@ impl Iteration<'_> {
 /// One meta-iteration of `cfg.algorithm`: an adapted episode for each task, then one outer
 /// update of the shared network.
 pub async fn meta_step<T: UserTask>(
-    engine: &mut impl Engine,
+    engine: &mut impl Fisher,
     tasks: Vec<T>,
     cfg: &MetaConfig,
     iteration: usize,
@@ -48,6 +51,13 @@ pub async fn meta_step<T: UserTask>(
     };
     match cfg.algorithm {
         Algorithm::Cavia => cavia_step(engine, tasks, &it).await,
+        Algorithm::Reptile | Algorithm::Fomaml if cfg.optimizer != Optimizer::Reinforce => {
+            Err(EngineError::Input(format!(
+                "the {} optimiser is CAVIA's outer update; Reptile and first-order MAML take \
+                 REINFORCE steps",
+                cfg.optimizer.name()
+            )))
+        }
         Algorithm::Reptile | Algorithm::Fomaml => network_step(engine, tasks, &it).await,
     }
 }
@@ -55,7 +65,7 @@ pub async fn meta_step<T: UserTask>(
 /// CAVIA: one outer step on all the episodes' transitions (first order: contexts and summaries
 /// are treated as inputs).
 async fn cavia_step<T: UserTask>(
-    engine: &mut impl Engine,
+    engine: &mut impl Fisher,
     tasks: Vec<T>,
     it: &Iteration<'_>,
 ) -> Result<MetaProgress> {
@@ -76,24 +86,41 @@ async fn cavia_step<T: UserTask>(
         words_per_row: items.div_ceil(32),
     };
     let (entropy, temperature) = (cfg.adapt.entropy, cfg.adapt.temperature);
-    let loss = if cfg.outer_steps > 1 {
-        // The ratio's reference is π_old(a | x) under each row's own mask (a slate's later
-        // items were drawn with its earlier ones excluded, so their propensities differ).
-        let logp = engine
-            .log_probs(&batch.inputs, Some(&mask), temperature)
-            .await?;
-        for (r, row) in batch.rows.iter_mut().enumerate() {
-            row.old_logp = logp[r * items + row.action as usize];
+    let reinforce = Loss::Reinforce {
+        entropy,
+        temperature,
+    };
+    let loss = match cfg.optimizer {
+        Optimizer::Reinforce => reinforce,
+        Optimizer::Ppo => {
+            // The ratio's reference is π_old(a | x) under each row's own mask (a slate's later
+            // items were drawn with its earlier ones excluded, so their propensities differ).
+            let logp = engine
+                .log_probs(&batch.inputs, Some(&mask), temperature)
+                .await?;
+            for (r, row) in batch.rows.iter_mut().enumerate() {
+                row.old_logp = logp[r * items + row.action as usize];
+            }
+            Loss::Ppo {
+                entropy,
+                temperature,
+                clip: 0.2,
+            }
         }
-        Loss::Ppo {
-            entropy,
-            temperature,
-            clip: 0.2,
-        }
-    } else {
-        Loss::Reinforce {
-            entropy,
-            temperature,
+        Optimizer::Trpo => {
+            batch.mask = Some(mask);
+            let skipped = engine.stats().await?.skipped;
+            let step = trpo_step(engine, &batch, reinforce, &cfg.trpo).await?;
+            let finite = step.loss.is_finite();
+            return Ok(MetaProgress {
+                kl: step.accepted.then_some(step.kl),
+                backtracks: Some(step.backtracks),
+                ..it.progress(
+                    &rewards,
+                    finite.then_some(step.loss),
+                    skipped + u32::from(!finite),
+                )
+            });
         }
     };
     batch.mask = Some(mask);

@@ -28,6 +28,10 @@ pub(super) struct MetaTrainOptions {
     /// Adam step size of a person's network per reaction (first-order MAML, Reptile), in
     /// meta-training's inner loop and on the device alike.
     param_lr: f32,
+    /// CAVIA's outer update: REINFORCE, PPO or TRPO.
+    optimizer: crate::meta::Optimizer,
+    /// TRPO's KL radius.
+    max_kl: f32,
 }
 
 impl Default for MetaTrainOptions {
@@ -42,6 +46,8 @@ impl Default for MetaTrainOptions {
             rounds: 20,
             algorithm: crate::meta::Algorithm::Fomaml,
             param_lr: 1e-2,
+            optimizer: crate::meta::Optimizer::Reinforce,
+            max_kl: crate::meta::TrpoConfig::default().max_kl,
         }
     }
 }
@@ -105,7 +111,27 @@ impl MetaTraining {
                 o.param_lr
             )));
         }
+        if o.optimizer != crate::meta::Optimizer::Reinforce
+            && o.algorithm != crate::meta::Algorithm::Cavia
+        {
+            return Err(JsError::new(&format!(
+                "optimizer {:?} is CAVIA's outer update: set algorithm to \"cavia\"",
+                o.optimizer.name()
+            )));
+        }
+        let trpo = crate::meta::TrpoConfig {
+            max_kl: o.max_kl,
+            ..Default::default()
+        };
+        trpo.validate().map_err(|e| JsError::new(&e))?;
         let cfg = MetaConfig {
+            optimizer: o.optimizer,
+            outer_steps: if o.optimizer == crate::meta::Optimizer::Ppo {
+                4
+            } else {
+                1
+            },
+            trpo,
             iterations: o.iterations,
             users_per_iteration: o.users_per_iteration,
             rounds: o.rounds,

@@ -63,6 +63,11 @@ export interface MetaTrainOptions {
   algorithm?: "cavia" | "reptile" | "fomaml";
   /** Adam step size of a person's network per reaction (default 0.01). */
   param_lr?: number;
+  /** CAVIA's outer update (default "reinforce"; "ppo": 4 clipped-surrogate steps per
+   * iteration; "ppo" and "trpo" need algorithm "cavia"). */
+  optimizer?: "reinforce" | "ppo" | "trpo";
+  /** TRPO's KL radius per outer step (default 0.01). */
+  max_kl?: number;
 }
 
 export interface MetaIteration {
@@ -72,6 +77,10 @@ export interface MetaIteration {
   /** Outer loss (null when the step was skipped). */
   loss: number | null;
   skipped_total: number;
+  /** TRPO: measured mean KL(old || new) of the accepted step (absent when none was). */
+  kl?: number;
+  /** TRPO: steps the line search rejected this iteration. */
+  backtracks?: number;
 }
 
 export interface MetaProgress extends MetaIteration {

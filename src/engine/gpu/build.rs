@@ -272,6 +272,9 @@ impl GpuEngine {
             reducer,
             counters: Default::default(),
             items_host: Vec::new(),
+            d_out: d_out.clone(),
+            fisher_dir: ctx.storage("fisher direction", pbytes),
+            fisher: None,
         };
         engine.set_params(&cfg.init_params())?;
         ctx.check()?;

@@ -18,16 +18,20 @@ pub(crate) enum Shader {
     Loss,
     Adam,
     Reduce,
+    Tangent,
+    Fisher,
 }
 
 impl Shader {
-    const ALL: [Shader; 6] = [
+    const ALL: [Shader; 8] = [
         Shader::Dense,
         Shader::Score,
         Shader::Softmax,
         Shader::Loss,
         Shader::Adam,
         Shader::Reduce,
+        Shader::Tangent,
+        Shader::Fisher,
     ];
 
     fn name(self) -> &'static str {
@@ -38,6 +42,8 @@ impl Shader {
             Shader::Loss => "loss.wgsl",
             Shader::Adam => "adam.wgsl",
             Shader::Reduce => "reduce.wgsl",
+            Shader::Tangent => "tangent.wgsl",
+            Shader::Fisher => "fisher.wgsl",
         }
     }
 
@@ -49,6 +55,8 @@ impl Shader {
             Shader::Loss => include_str!("../../../shaders/loss.wgsl"),
             Shader::Adam => include_str!("../../../shaders/adam.wgsl"),
             Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
+            Shader::Tangent => include_str!("../../../shaders/tangent.wgsl"),
+            Shader::Fisher => include_str!("../../../shaders/fisher.wgsl"),
         };
         let mut source = include_str!("../../../shaders/common.wgsl").to_string();
         for declaration in WGSL_STRUCTS {

@@ -5,6 +5,7 @@
 mod build;
 mod context;
 mod engine_impl;
+mod fisher;
 mod uniforms;
 
 pub use context::GpuContext;
@@ -124,6 +125,12 @@ pub struct GpuEngine {
     counters: std::cell::Cell<Counters>,
     /// Host copy of the item matrix (for [`Engine::item_vector`]).
     items_host: Vec<f32>,
+    /// The loss gradient w.r.t. the MLP output (what the last layer's backward reads).
+    d_out: wgpu::Buffer,
+    /// The direction of a Fisher-vector product (CG's `p`).
+    fisher_dir: wgpu::Buffer,
+    /// Fisher-vector-product and CG kernels, built on first use.
+    fisher: Option<Box<fisher::FisherKernels>>,
 }
 
 /// Generic reductions over caller data (one kernel per [`super::Reduce`] mode); its input

@@ -132,6 +132,22 @@ gpu_structs! {
         rows: u32,
     }
 
+    /// fisher.wgsl `fisher_head`: the softmax-covariance head of a Fisher-vector product.
+    struct HeadDims {
+        rows: u32,
+        items: u32,
+        words: u32,
+        use_mask: u32,
+        temperature: f32,
+        inv_rows: f32,
+    }
+
+    /// fisher.wgsl's conjugate-gradient kernels: the vector length and the damping λ.
+    struct CgDims {
+        n: u32,
+        damping: f32,
+    }
+
     /// The training statistics on the device, written by `step_stats` and read by `adam`; a
     /// negative `grad_sq` marks a skipped (non-finite) step.
     struct Stats {
@@ -170,6 +186,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<MseDims>(), 12);
         assert_eq!(uniform_bytes::<MseDims>(), 16);
         assert_eq!(uniform_bytes::<RowDims>(), 48);
-        assert_eq!(WGSL_STRUCTS.len(), 10);
+        assert_eq!(WGSL_STRUCTS.len(), 12);
     }
 }
