@@ -10,6 +10,7 @@
 //! - `eval OUT.svg LABEL=FILE:METHOD...`: the held-out reward-per-round curves of methods from
 //!   `metarec eval --json` reports, in one chart, and their P@rounds 1–10.
 
+use metarec::cli::chart::{self, Lines};
 use plotters::prelude::*;
 use serde_json::Value;
 use std::error::Error;
@@ -151,60 +152,37 @@ fn train(dir: &str, prefix: &str, per_iteration: f64, out: &str) -> Result<(), B
         .fold(f64::INFINITY, |m, &x| m.min(x))
         * 0.9;
     for (panel, by_time) in [(left, false), (right, true)] {
+        let series: Vec<(String, Vec<(f64, f64)>)> = series
+            .iter()
+            .map(|(opt, reward, time)| {
+                let x = |k: usize| {
+                    if by_time {
+                        time[k]
+                    } else {
+                        (k + 1) as f64 * per_iteration
+                    }
+                };
+                let points = reward.iter().enumerate().map(|(k, &y)| (x(k), y)).collect();
+                (opt.to_string(), points)
+            })
+            .collect();
         let xmax = series
             .iter()
-            .map(|s| {
-                if by_time {
-                    *s.2.last().unwrap_or(&1.0)
-                } else {
-                    s.1.len() as f64 * per_iteration
-                }
-            })
+            .filter_map(|s| s.1.last().map(|p| p.0))
             .fold(1f64, f64::max);
-        let mut chart = ChartBuilder::on(&panel)
-            .caption(
-                if by_time {
-                    "against wall-clock time"
-                } else {
-                    "against episodes"
-                },
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(50)
-            .build_cartesian_2d(0f64..xmax, bottom..top)?;
-        chart
-            .configure_mesh()
-            .x_desc(if by_time { "seconds" } else { "episodes" })
-            .y_desc("training reward per round")
-            .draw()?;
-        for (i, (opt, reward, time)) in series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
-            let points: Vec<(f64, f64)> = reward
-                .iter()
-                .enumerate()
-                .map(|(k, &y)| {
-                    (
-                        if by_time {
-                            time[k]
-                        } else {
-                            (k + 1) as f64 * per_iteration
-                        },
-                        y,
-                    )
-                })
-                .collect();
-            chart
-                .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-                .label(*opt)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-        }
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE)
-            .draw()?;
+        let lines = Lines {
+            caption: if by_time {
+                "against wall-clock time"
+            } else {
+                "against episodes"
+            },
+            x_desc: if by_time { "seconds" } else { "episodes" },
+            y_desc: "training reward per round",
+            x: 0f64..xmax,
+            y: bottom..top,
+            series,
+        };
+        chart::draw(&panel, &lines)?;
     }
     root.present()?;
     Ok(())
@@ -232,40 +210,23 @@ fn eval(out: &str, specs: &[String]) -> Result<(), Box<dyn Error>> {
     }
     let root = SVGBackend::new(out, (900, 520)).into_drawing_area();
     root.fill(&WHITE)?;
-    let top = series
-        .iter()
-        .flat_map(|s| s.1.iter())
-        .fold(0f64, |m, &x| m.max(x))
-        * 1.1;
     let rounds = series.iter().map(|s| s.1.len()).max().unwrap_or(2) as f64;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("held-out users: reward per round", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(1f64..rounds.max(2.0), 0f64..top.max(0.1))?;
-    chart
-        .configure_mesh()
-        .x_desc("round")
-        .y_desc("mean reward")
-        .draw()?;
-    for (i, (label, curve)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
-        let points: Vec<(f64, f64)> = curve
-            .iter()
-            .enumerate()
-            .map(|(t, &y)| ((t + 1) as f64, y))
-            .collect();
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-            .label(label.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    chart
-        .configure_series_labels()
-        .border_style(BLACK)
-        .background_style(WHITE)
-        .draw()?;
+    let series: Vec<(String, Vec<(f64, f64)>)> = series
+        .into_iter()
+        .map(|(label, curve)| {
+            let points = curve.iter().enumerate().map(|(t, &y)| ((t + 1) as f64, y));
+            (label, points.collect())
+        })
+        .collect();
+    let lines = Lines {
+        caption: "held-out users: reward per round",
+        x_desc: "round",
+        y_desc: "mean reward",
+        x: 1f64..rounds.max(2.0),
+        y: 0f64..(chart::y_max(&series) * 1.1).max(0.1),
+        series,
+    };
+    chart::draw(&root, &lines)?;
     root.present()?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! `metarec eval --data PATH|synthetic[:SEED]`: the cold-start interactive protocol over the
 //! chosen methods and seeds (see `EVALUATION.md`); a markdown table, or JSON, and optionally
 //! the reward-per-round curves as SVG.
+use super::chart;
 use crate::data::{self, Dataset};
 use crate::eval::protocol::{evaluate, evaluated_users, Hyper, Method, Protocol, Users};
 use crate::eval::report::Report;
@@ -241,54 +242,34 @@ fn plot(report: &Report, path: &Path) -> Result<(), Box<dyn std::error::Error>> 
     use plotters::prelude::*;
     let root = SVGBackend::new(path, (900, 560)).into_drawing_area();
     root.fill(&WHITE)?;
-    let top = report
-        .methods
-        .values()
-        .flat_map(|m| m.curve.iter().map(|s| s.mean))
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!(
-                "{}: reward per shown item by round (K = {})",
-                report.dataset, report.slate
-            ),
-            ("sans-serif", 20),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(
-            1f64..report.rounds.max(2) as f64,
-            0f64..(top * 1.1).max(0.1),
-        )?;
-    chart
-        .configure_mesh()
-        .x_desc("round")
-        .y_desc("mean reward per item")
-        .draw()?;
-    for (i, name) in report.order.iter().enumerate() {
-        let Some(m) = report.methods.get(name) else {
-            continue;
-        };
-        let color = Palette99::pick(i).to_rgba();
-        let points: Vec<(f64, f64)> = m
-            .curve
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.mean.is_finite())
-            .map(|(t, s)| ((t + 1) as f64, s.mean))
-            .collect();
-        chart
-            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-            .label(name.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
-    }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()?;
+    let series: Vec<(String, Vec<(f64, f64)>)> = report
+        .order
+        .iter()
+        .filter_map(|name| Some((name.clone(), report.methods.get(name)?)))
+        .map(|(name, m)| {
+            let points = m
+                .curve
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.mean.is_finite())
+                .map(|(t, s)| ((t + 1) as f64, s.mean))
+                .collect();
+            (name, points)
+        })
+        .collect();
+    let caption = format!(
+        "{}: reward per shown item by round (K = {})",
+        report.dataset, report.slate
+    );
+    let lines = chart::Lines {
+        caption: &caption,
+        x_desc: "round",
+        y_desc: "mean reward per item",
+        x: 1f64..report.rounds.max(2) as f64,
+        y: 0f64..(chart::y_max(&series) * 1.1).max(0.1),
+        series,
+    };
+    chart::draw(&root, &lines)?;
     root.present()?;
     Ok(())
 }
