@@ -130,7 +130,7 @@ impl Recommender for Supervised {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use crate::data::Dataset;

@@ -4,6 +4,7 @@ use metarec::engine::gpu::GpuContext;
 use std::path::{Path, PathBuf};
 
 /// The GPU context of the native tests (Mesa lavapipe where there is no GPU).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn gpu_context() -> GpuContext {
     pollster::block_on(GpuContext::new())
         .expect("a wgpu adapter (the README test command installs Mesa lavapipe)")
