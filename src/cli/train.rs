@@ -71,6 +71,9 @@ pub struct Args {
     /// runs); `reptile` and `fomaml` (first-order MAML) adapt the whole network per person.
     #[arg(long, default_value = "cavia", value_parser = parse_algorithm)]
     algorithm: crate::meta::Algorithm,
+    /// Meta stage: users (tasks) per meta-iteration.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    users_per_iteration: u64,
     /// Meta stage, CAVIA: outer steps per meta-iteration on its episodes; above 1 the batch is
     /// reused with the PPO-clipped surrogate.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
@@ -309,6 +312,7 @@ fn run_with_meta(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         algorithm: args.algorithm,
         outer_steps: args.outer_steps,
         iterations: args.iterations,
+        users_per_iteration: args.users_per_iteration as usize,
         seed: args.seed as u32,
         ..Default::default()
     };

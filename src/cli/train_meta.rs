@@ -4,15 +4,11 @@
 //! users' ratings), with checkpoints, Ctrl-C that checkpoints before it stops, `--resume`, and
 //! the policy written to a bundle.
 
-use crate::data::{
-    self, like_factors, Bundle, ItemFeatures, ObservedTask, RewardMode, SplitFractions,
-};
+use crate::data::{self, Bundle};
 use crate::engine::{AnyEngine, Engine, Preference};
-use crate::eval::supervised::SupervisedFit;
 use crate::finetune::FinetuneConfig;
 use crate::meta::{
-    self, Checkpoint, Hooks, ItemVectorParts, ItemVectors, MetaConfig, MetaProgress, PolicyShape,
-    DATASET_FACTORS,
+    self, Checkpoint, Hooks, ItemVectorParts, MetaConfig, MetaProgress, PolicyShape,
 };
 use crate::policy::Policy;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -50,13 +46,11 @@ enum Source {
     Synthetic(meta::SyntheticSetup),
     Observed {
         dataset: data::Dataset,
-        users: Vec<u32>,
+        /// The split, the policy's model and its start (the fine-tuned rating network's
+        /// ranking for a new user).
+        setup: meta::DatasetSetup,
         items: Vec<f32>,
         parts: ItemVectorParts,
-        model: crate::model::ModelConfig,
-        /// The policy's start: the fine-tuned rating network's ranking for a new user.
-        start: Vec<f32>,
-        train_ratings: Vec<data::Rating>,
     },
 }
 
@@ -73,61 +67,41 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
         )?),
         None => {
             let dataset = data::load(a.data)?;
-            let split = data::split_users(dataset.n_users(), SplitFractions::default(), a.seed)?;
-            let train: std::collections::HashSet<u32> = split.train.iter().copied().collect();
-            let train_ratings: Vec<data::Rating> = dataset
-                .ratings
-                .iter()
-                .filter(|r| train.contains(&r.user))
-                .cloned()
-                .collect();
             let t = std::time::Instant::now();
             eprintln!(
-                "meta: fine-tuning the rating network on the {} training users' ratings (the policy's start)",
-                split.train.len()
+                "meta: fine-tuning the rating network on the training users' ratings (the policy's start)"
             );
-            let finetune = FinetuneConfig {
-                seed: a.seed,
-                ..FinetuneConfig::default()
-            };
-            let prior =
-                SupervisedFit::new(&dataset, &split.train, &finetune)?.new_user_ratings()?;
-            eprintln!("meta: fine-tuned in {:.1} s", t.elapsed().as_secs_f64());
-            let factors = like_factors(&dataset, &split.train, DATASET_FACTORS, a.seed);
-            let vectors = ItemVectors::new(
-                &ItemFeatures::build(&dataset.catalog, &train_ratings),
-                &train_ratings,
-            )
-            .with_factors(&factors, DATASET_FACTORS)
-            .with_prior(&prior);
-            let model = meta::policy_config(&shape, dataset.n_items(), vectors.dim, cfg.rows());
+            let finetune = FinetuneConfig::default();
+            let setup = meta::DatasetSetup::new(&dataset, a.seed, &finetune, &shape, cfg)?;
+            eprintln!(
+                "meta: fine-tuned on {} training users in {:.1} s",
+                setup.split.train.len(),
+                t.elapsed().as_secs_f64()
+            );
             Source::Observed {
+                parts: setup.vectors.parts(),
+                items: setup.vectors.values.clone(),
                 dataset,
-                users: split.train,
-                start: meta::policy_start(&model, &vectors),
-                parts: vectors.parts(),
-                items: vectors.values,
-                model,
-                train_ratings,
+                setup,
             }
         }
     };
     let (model, items, parts) = match &source {
         Source::Synthetic(s) => (&s.model, &s.items, s.parts),
         Source::Observed {
-            model,
+            setup,
             items,
             parts,
             ..
-        } => (model, items, *parts),
+        } => (&setup.model, items, *parts),
     };
     let (mut engine, fallback) = pollster::block_on(AnyEngine::new(model, a.engine))?;
     if let Some(reason) = &fallback {
         eprintln!("no usable GPU ({reason}); meta-training on the CPU engine");
     }
     engine.set_items(items)?;
-    if let Source::Observed { start, .. } = &source {
-        engine.set_params(start)?;
+    if let Source::Observed { setup, .. } = &source {
+        engine.set_params(&setup.start)?;
     }
     let start = match (&a.checkpoint, a.resume) {
         (Some(path), true) => {
@@ -191,16 +165,11 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
             |it| s.tasks(cfg, it),
             hooks,
         ))?,
-        Source::Observed { dataset, users, .. } => pollster::block_on(meta::run(
+        Source::Observed { dataset, setup, .. } => pollster::block_on(meta::run(
             &mut engine,
             cfg,
             start,
-            |it| {
-                (0..cfg.users_per_iteration)
-                    .map(|k| users[(it * cfg.users_per_iteration + k) % users.len()])
-                    .map(|u| ObservedTask::for_user(dataset, u, RewardMode::default(), cfg.rounds))
-                    .collect()
-            },
+            |it| setup.tasks(dataset, cfg, it),
             hooks,
         ))?,
     };
@@ -220,11 +189,9 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
                 .with_parts(parts);
         let mut bundle = match &source {
             Source::Synthetic(s) => Bundle::from_catalog(&s.world.catalog, &s.ratings.ratings),
-            Source::Observed {
-                dataset,
-                train_ratings,
-                ..
-            } => Bundle::from_catalog(&dataset.catalog, train_ratings),
+            Source::Observed { dataset, setup, .. } => {
+                Bundle::from_catalog(&dataset.catalog, &setup.train_ratings)
+            }
         };
         policy.store(&mut bundle)?;
         bundle.write(path)?;

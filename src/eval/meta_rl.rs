@@ -9,7 +9,9 @@ use super::{EvalError, Recommender};
 use crate::data::{Dataset, Environment, RewardMode};
 use crate::engine::cpu::CpuEngine;
 use crate::engine::Engine;
-use crate::meta::{meta_step, policy_config, policy_start, ItemVectors, MetaConfig, PolicyShape};
+use crate::meta::{
+    iteration_users, meta_step, policy_config, policy_start, ItemVectors, MetaConfig, PolicyShape,
+};
 use crate::model::ModelConfig;
 use crate::session::{AdaptConfig, Adapts, Session};
 use std::future::Future;
@@ -63,9 +65,9 @@ impl Trained {
             .map_err(engine_error)?;
         engine.set_items(&items).map_err(engine_error)?;
         for it in 0..cfg.iterations {
-            let tasks: Vec<_> = (0..cfg.users_per_iteration)
-                .map(|k| train[(it * cfg.users_per_iteration + k) % train.len()])
-                .map(|u| env.task(ds, u, RewardMode::default(), cfg.rounds))
+            let tasks: Vec<_> = iteration_users(train, cfg, it)
+                .into_iter()
+                .map(|(_, u)| env.task(ds, u, RewardMode::default(), cfg.rounds))
                 .collect();
             ready(meta_step(&mut engine, tasks, cfg, it))?.map_err(engine_error)?;
         }

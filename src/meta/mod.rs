@@ -8,12 +8,15 @@
 //! start, and checkpoints that resume a run exactly.
 
 mod checkpoint;
+mod dataset;
 mod episode;
+pub mod federated;
 mod outer;
 mod synthetic;
 mod vectors;
 
 pub use checkpoint::{run, Checkpoint, Hooks, RunResult, CHECKPOINT_FORMAT};
+pub use dataset::{iteration_users, shard_users, DatasetSetup};
 pub use episode::{run_episode, Episode};
 pub use outer::meta_step;
 pub use synthetic::{SyntheticSetup, SYNTHETIC_FACTORS};

@@ -1,5 +1,6 @@
 //! The outer loops: one meta-iteration of CAVIA, Reptile or first-order MAML.
 
+use super::federated::{adapt_tasks, mean_contribution, outer_update, task_seed};
 use super::{run_episode, Algorithm, MetaConfig, MetaProgress};
 use crate::data::UserTask;
 use crate::engine::{Batch, Engine, Loss, Mask, Result};
@@ -35,8 +36,14 @@ async fn cavia_step<T: UserTask>(
     let mut words = Vec::new();
     let mut rewards = Vec::new();
     for (u, mut task) in tasks.into_iter().enumerate() {
-        let seed = cfg.seed ^ ((iteration * 7919 + u) as u32);
-        let ep = run_episode(engine, &mut task, adapt, cfg.slate, seed).await?;
+        let ep = run_episode(
+            engine,
+            &mut task,
+            adapt,
+            cfg.slate,
+            task_seed(cfg, iteration, u),
+        )
+        .await?;
         batch.inputs.extend(ep.inputs);
         batch.rows.extend(ep.rows);
         words.extend(ep.masks);
@@ -81,89 +88,38 @@ async fn cavia_step<T: UserTask>(
 }
 
 /// Reptile and first-order MAML: each task adapts a copy of the whole network (in the
-/// engine, from the shared parameters θ); the outer update is computed on the host from the
-/// adapted networks (Reptile) or their query gradients (first-order MAML), and the outer Adam
-/// state is kept in the engine's optimiser state between iterations (so checkpoints resume
-/// exactly).
+/// engine, from the shared parameters θ, with a fresh Adam state); the outer update is computed
+/// on the host from the adapted networks (Reptile) or their query gradients (first-order MAML),
+/// and the outer Adam state is kept in the engine's optimiser state between iterations (so
+/// checkpoints resume exactly). Both halves are [`super::federated`]'s, which federated clients
+/// and servers run apart.
 async fn network_step<T: UserTask>(
     engine: &mut impl Engine,
     tasks: Vec<T>,
     cfg: &MetaConfig,
     iteration: usize,
 ) -> Result<MetaProgress> {
-    let adapt = AdaptConfig {
-        adapts: Adapts::Network,
-        ..cfg.adapt
-    };
     let theta = engine.params().await?;
     let before = engine.optimizer_state().await?;
+    let c = adapt_tasks(
+        engine,
+        &theta,
+        tasks.into_iter().enumerate().collect(),
+        cfg,
+        iteration,
+    )
+    .await?;
+    let mean = mean_contribution(&c.sum, c.tasks);
+    let value = (c.loss_sum / c.losses.max(1) as f64) as f32;
     let mut outer = before.clone();
-    let words_per_row = engine.config().items().div_ceil(32);
-    let loss = Loss::Reinforce {
-        entropy: cfg.adapt.entropy,
-        temperature: cfg.adapt.temperature,
-    };
-    engine.reset_stats()?;
-    let mut sum = vec![0.0f32; theta.len()];
-    let (mut rewards, mut losses) = (Vec::new(), Vec::new());
-    let mut contributions = 0usize;
-    for (u, mut task) in tasks.into_iter().enumerate() {
-        let seed = cfg.seed ^ ((iteration * 7919 + u) as u32);
-        engine.set_params(&theta)?;
-        let ep = run_episode(engine, &mut task, adapt, cfg.slate, seed).await?;
-        rewards.extend(&ep.rewards);
-        let contribution = match cfg.algorithm {
-            Algorithm::Fomaml => {
-                let query = ep.batch_from(ep.rewards.len() / 2, words_per_row);
-                if query.rows.is_empty() {
-                    continue;
-                }
-                let (grad, value) = engine.gradients(&query, loss).await?;
-                losses.push(value);
-                grad
-            }
-            _ => {
-                let adapted = engine.params().await?;
-                adapted.iter().zip(&theta).map(|(a, t)| a - t).collect()
-            }
-        };
-        for (s, c) in sum.iter_mut().zip(contribution) {
-            *s += c;
-        }
-        contributions += 1;
-    }
-    let stats = engine.stats().await?;
-    let mean: Vec<f32> = sum
-        .iter()
-        .map(|s| s / contributions.max(1) as f32)
-        .collect();
-    let mut params = theta.clone();
-    let value = match cfg.algorithm {
-        Algorithm::Fomaml => {
-            let norm = mean.iter().map(|g| g * g).sum::<f32>().sqrt();
-            outer.step += 1;
-            let mut state = crate::engine::AdamState {
-                m: &mut outer.m,
-                v: &mut outer.v,
-                step: outer.step,
-            };
-            crate::engine::adam_update(&mut params, &mut state, &mean, cfg.outer, norm);
-            losses.iter().sum::<f32>() / losses.len().max(1) as f32
-        }
-        _ => {
-            for (p, d) in params.iter_mut().zip(&mean) {
-                *p += cfg.reptile_step * d;
-            }
-            stats.mean_loss
-        }
-    };
-    let finite = params.iter().all(|p| p.is_finite()) && value.is_finite();
-    engine.set_params(if finite { &params } else { &theta })?;
+    let updated = outer_update(&theta, &mean, cfg, &mut outer)?.filter(|_| value.is_finite());
+    let finite = updated.is_some();
+    engine.set_params(updated.as_deref().unwrap_or(&theta))?;
     engine.set_optimizer_state(if finite { &outer } else { &before })?;
     Ok(MetaProgress {
         iteration,
-        mean_reward: rewards.iter().sum::<f32>() / rewards.len().max(1) as f32,
+        mean_reward: c.rewards.iter().sum::<f32>() / c.rewards.len().max(1) as f32,
         loss: finite.then_some(value),
-        skipped_total: stats.skipped + u32::from(!finite),
+        skipped_total: c.skipped + u32::from(!finite),
     })
 }
