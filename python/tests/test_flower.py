@@ -46,7 +46,8 @@ def test_simulation_with_10_clients_is_centralised_reptile(ml100k, tmp_path):
     }
     result = simulate(config, num_clients=10)
     assert sorted(result["train"]) == ["1"]
-    assert result["participation"]["1"] == {"replied": 10, "failed": 0, "users": 20}
+    p = result["participation"]["1"]
+    assert (p["replied"], p["failed"], p["users"]) == (10, 0, 20)
     assert len(result["heldout_final_per_user"]) == 10
     federated = np.load(tmp_path / "params.npy")
     meta = metarec.Meta(
@@ -91,17 +92,20 @@ def _bin(name: str) -> str:
 
 
 def test_deployment_engine_completes_3_rounds_when_a_client_is_killed(ml100k, tmp_path):
-    """flower-superlink and three flower-supernode processes; `flwr run` submits the Flower
-    App; when round 2 starts, SuperNode 2 (and its ClientApp) is killed: the run completes its
+    """flower-superlink (Fleet, Control and Runtime APIs on one HTTP port) and three
+    flower-supernode processes; `flwr run` submits the Flower App; when round 2 starts, SuperNode 2 (and its ClientApp) is killed: the run completes its
     3 rounds with the other two clients, and the failure is logged."""
-    fleet, control = _free_port(), _free_port()
+    link = _free_port()
     home = tmp_path / "flwr-home"
     home.mkdir()
     (home / "config.toml").write_text(
         f'[superlink]\ndefault = "metarec-test"\n\n[superlink.metarec-test]\n'
-        f'address = "127.0.0.1:{control}"\ninsecure = true\n'
+        f'address = "127.0.0.1:{link}"\ninsecure = true\n'
     )
-    env = {**os.environ, "FLWR_HOME": str(home), "FLWR_DISABLE_UPDATE_CHECK": "1"}
+    # the SuperLink and SuperNodes start flower-superexec, flwr-serverapp and flwr-clientapp
+    # from PATH: this environment's
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path, "FLWR_HOME": str(home), "FLWR_DISABLE_UPDATE_CHECK": "1"}
     logs = tmp_path / "logs"
     logs.mkdir()
     procs = []
@@ -139,8 +143,7 @@ def test_deployment_engine_completes_3_rounds_when_a_client_is_killed(ml100k, tm
                 "--insecure",
                 "--disable-runtime-dependency-installation",
                 "--host", "127.0.0.1",
-                "--port", str(fleet),
-                "--control-api-address", f"127.0.0.1:{control}",
+                "--port", str(link),
             ],
         )
         nodes = [
@@ -149,7 +152,7 @@ def test_deployment_engine_completes_3_rounds_when_a_client_is_killed(ml100k, tm
                 [
                     _bin("flower-supernode"),
                     "--insecure",
-                    "--superlink", f"127.0.0.1:{fleet}",
+                    "--superlink", f"127.0.0.1:{link}",
                     "--port", str(_free_port()),
                     "--node-config", f"partition-id={k} num-partitions=3",
                 ],
@@ -189,6 +192,7 @@ def test_deployment_engine_completes_3_rounds_when_a_client_is_killed(ml100k, tm
         later = [result["participation"][r]["replied"] for r in ("2", "3")]
         assert min(later) == 2, result["participation"]
         assert "3" in result["heldout"]
+        assert "failed (" in log, log[-4000:]
     finally:
         for p in procs:
             if p.poll() is None:
@@ -201,3 +205,33 @@ def test_deployment_engine_completes_3_rounds_when_a_client_is_killed(ml100k, tm
                 p.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
+
+
+def test_simulation_with_secure_aggregation_is_centralised_reptile(ml100k, tmp_path):
+    """SecAgg+ (Flower's secaggplus_mod and SecAggPlusWorkflow) over 4 clients: the server
+    only sees the masked sum, and one round still gives centralised Reptile's first
+    meta-iteration, up to SecAgg+'s quantisation."""
+    config = {
+        **BASE,
+        "num-server-rounds": 1,
+        "eval-every": 1,
+        "data-path": str(ml100k),
+        "users-per-iteration": 8,
+        "secure-aggregation": True,
+        "out-dir": str(tmp_path),
+    }
+    result = simulate(config, num_clients=4)
+    p = result["participation"]["1"]
+    assert (p["replied"], p["failed"], p["users"]) == (4, 0, 8)
+    federated = np.load(tmp_path / "params.npy")
+    meta = metarec.Meta(
+        metarec.Dataset(ml100k),
+        seed=1,
+        iterations=1,
+        users_per_iteration=8,
+        rounds=5,
+        finetune_epochs=1,
+    )
+    central, _ = meta.meta_train()
+    step = np.max(np.abs(central - meta.start()))
+    assert np.max(np.abs(federated - central)) < 1e-3 * step + 1e-5

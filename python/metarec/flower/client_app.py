@@ -25,7 +25,7 @@ from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from .settings import Settings, meta_for
 
-log = logging.getLogger("metarec.flower")
+log = logging.getLogger("flwr.metarec")
 
 PARAMS = "params"
 
@@ -64,22 +64,15 @@ def make_client_app(overrides: Optional[dict] = None) -> ClientApp:
 
 
 def adapt_reply(msg: Message, context: Context, settings: Settings) -> Message:
-    """Adapts this client's users of the round from the received policy; the reply."""
-    meta = meta_for(settings)
-    client, clients = _partition(context)
+    """Adapts this client's users of the round from the received policy; the reply (or, with
+    secure aggregation, the reply to one SecAgg+ stage)."""
+    if settings.secure_aggregation:
+        from .secure import is_secure, secure_reply
+
+        if is_secure(msg):
+            return secure_reply(msg, context, settings)
     theta = msg.content["arrays"][PARAMS].numpy().astype(np.float64)
-    iteration = int(msg.content["config"]["server-round"]) - 1
-    users = meta.shard_users(clients, client, iteration)
-    c = meta.adapt(theta, users, iteration)
-    log.info(
-        "client %d/%d, iteration %d: %d users, reward %.3f",
-        client,
-        clients,
-        iteration,
-        c.tasks,
-        c.reward,
-    )
-    moved = theta + c.mean.astype(np.float64)
+    moved, c = client_update(settings, context, theta, int(msg.content["config"]["server-round"]))
     metrics = MetricRecord(
         {
             "num-examples": c.tasks,
@@ -90,6 +83,23 @@ def adapt_reply(msg: Message, context: Context, settings: Settings) -> Message:
     )
     content = RecordDict({"arrays": ArrayRecord({PARAMS: Array(moved)}), "metrics": metrics})
     return Message(content=content, reply_to=msg)
+
+
+def client_update(settings: Settings, context: Context, theta: np.ndarray, server_round: int):
+    """This client's update in ``server_round``: (θ + Δ̄ₖ as float64, the contribution)."""
+    meta = meta_for(settings)
+    client, clients = _partition(context)
+    iteration = server_round - 1
+    c = meta.adapt(theta, meta.shard_users(clients, client, iteration), iteration)
+    log.info(
+        "client %d/%d, iteration %d: %d users, reward %.3f",
+        client,
+        clients,
+        iteration,
+        c.tasks,
+        c.reward,
+    )
+    return theta + c.mean.astype(np.float64), c
 
 
 app = make_client_app()

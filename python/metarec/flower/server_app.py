@@ -25,7 +25,7 @@ from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, 
 from .settings import Settings, meta_for
 from .strategy import PARAMS, MetaStrategy
 
-log = logging.getLogger("metarec.flower")
+log = logging.getLogger("flwr.metarec")
 
 def heldout_rewards(meta, params, users) -> np.ndarray:
     """Each user's mean likes per round over their held-out episode."""
@@ -55,78 +55,94 @@ def make_server_app(overrides: Optional[dict] = None) -> ServerApp:
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
-        run(grid, Settings.from_run_config({**context.run_config, **(overrides or {})}))
+        run(grid, context, Settings.from_run_config({**context.run_config, **(overrides or {})}))
 
     return app
 
 
-def run(grid: Grid, s: Settings) -> None:
+def run(grid: Grid, context: Context, s: Settings) -> None:
     """Federated meta-training over the nodes of ``grid`` with the settings ``s``."""
     t0 = time.time()
     meta = meta_for(s)
     setup_seconds = time.time() - t0
     users = meta.cold_start_users[: s.eval_users] if s.eval_users > 0 else meta.cold_start_users
-    fedavg = FedAvg(
-        fraction_train=1.0,
-        fraction_evaluate=0.0,
-        min_train_nodes=s.min_clients,
-        min_available_nodes=s.min_clients,
-    )
-    averaging = fedavg
-    if s.private:
-        if s.noise_multiplier <= 0.0:
-            raise ValueError("clipping-norm > 0 needs noise-multiplier > 0")
-        averaging = DifferentialPrivacyClientSideFixedClipping(
-            fedavg,
-            noise_multiplier=s.noise_multiplier,
-            clipping_norm=s.clipping_norm,
-            num_sampled_clients=s.min_clients,
-            accountant=privacy_accountant(s),
-        )
-    strategy = MetaStrategy(meta, averaging)
     heldout: dict[int, float] = {}
     final_users: list[float] = []
     eval_seconds = 0.0
 
-    def evaluate(server_round: int, arrays: ArrayRecord):
+    def evaluate(server_round: int, params: np.ndarray):
         nonlocal final_users, eval_seconds
         last = server_round == s.num_server_rounds
         if s.eval_every <= 0 or not (last or server_round % s.eval_every == 0):
             return None
         t = time.time()
-        per_user = heldout_rewards(meta, arrays[PARAMS].numpy(), users)
+        per_user = heldout_rewards(meta, params, users)
         eval_seconds += time.time() - t
         heldout[server_round] = float(np.mean(per_user))
         if last:
             final_users = [float(v) for v in per_user]
-        return MetricRecord({"heldout-reward": heldout[server_round]})
+        return {"heldout-reward": heldout[server_round]}
 
     t1 = time.time()
-    result = strategy.start(
-        grid=grid,
-        initial_arrays=ArrayRecord({PARAMS: Array(meta.start().astype(np.float64))}),
-        num_rounds=s.num_server_rounds,
-        timeout=s.round_timeout,
-        train_config=ConfigRecord({}),
-        evaluate_fn=evaluate,
-    )
+    spent = None
+    if s.secure_aggregation:
+        if s.private:
+            raise ValueError("secure-aggregation is not combined with clipping-norm here")
+        from .secure import run_secure
+
+        secure = run_secure(grid, context, s, evaluate)
+        params, participation, train = secure.params, secure.participation, secure.train
+    else:
+        fedavg = FedAvg(
+            fraction_train=1.0,
+            fraction_evaluate=0.0,
+            min_train_nodes=s.min_clients,
+            min_available_nodes=s.min_clients,
+        )
+        averaging = fedavg
+        if s.private:
+            if s.noise_multiplier <= 0.0:
+                raise ValueError("clipping-norm > 0 needs noise-multiplier > 0")
+            averaging = DifferentialPrivacyClientSideFixedClipping(
+                fedavg,
+                noise_multiplier=s.noise_multiplier,
+                clipping_norm=s.clipping_norm,
+                num_sampled_clients=s.min_clients,
+                accountant=privacy_accountant(s),
+            )
+        strategy = MetaStrategy(meta, averaging)
+
+        def evaluate_arrays(server_round: int, arrays: ArrayRecord):
+            metrics = evaluate(server_round, arrays[PARAMS].numpy())
+            return None if metrics is None else MetricRecord(metrics)
+
+        result = strategy.start(
+            grid=grid,
+            initial_arrays=ArrayRecord({PARAMS: Array(meta.start().astype(np.float64))}),
+            num_rounds=s.num_server_rounds,
+            timeout=s.round_timeout,
+            train_config=ConfigRecord({}),
+            evaluate_fn=evaluate_arrays,
+        )
+        params = result.arrays[PARAMS].numpy().astype(np.float32)
+        participation = strategy.participation
+        train = {
+            int(r): {k: float(v) for k, v in m.items()}
+            for r, m in result.train_metrics_clientapp.items()
+        }
+        spent = averaging.privacy_spent() if s.private else None
+        if spent is not None:
+            log.info("privacy spent: epsilon %.4f at delta %g", spent.epsilon, spent.delta)
     seconds = time.time() - t1
-    params = result.arrays[PARAMS].numpy().astype(np.float32)
-    spent = averaging.privacy_spent() if s.private else None
-    if spent is not None:
-        log.info("privacy spent: epsilon %.4f at delta %g", spent.epsilon, spent.delta)
     if not s.out_dir:
         return
     out = Path(s.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    np.save(out / "params.npy", params)
-    train = {
-        int(r): {k: float(v) for k, v in m.items()} for r, m in result.train_metrics_clientapp.items()
-    }
+    np.save(out / "params.npy", np.asarray(params, dtype=np.float32))
     summary = {
         "settings": s.__dict__,
         "train": train,
-        "participation": strategy.participation,
+        "participation": participation,
         "heldout": heldout,
         "heldout_users": [int(u) for u in users],
         "heldout_final_per_user": final_users,

@@ -25,6 +25,7 @@ DEFAULTS = {
     "clipping-norm": 0.0,
     "noise-multiplier": 0.0,
     "dp-delta": 1e-5,
+    "secure-aggregation": False,
     "eval-every": 0,
     "eval-users": 0,
     "round-timeout": 3600.0,
@@ -48,6 +49,7 @@ class Settings:
     clipping_norm: float
     noise_multiplier: float
     dp_delta: float
+    secure_aggregation: bool
     eval_every: int
     eval_users: int
     round_timeout: float
@@ -64,6 +66,10 @@ class Settings:
             key = f.name.replace("_", "-")
             value = run_config.get(key, DEFAULTS[key])
             default = DEFAULTS[key]
+            if isinstance(default, bool) and isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise MetarecError(f"run-config {key} must be true or false, got {value!r}")
+                value = value.lower() in ("true", "1")
             values[f.name] = type(default)(value)
         return cls(**values)
 
@@ -106,6 +112,7 @@ def meta_for(s: Settings) -> Meta:
 
 
 _NOT_SHAPING = {
+    "secure-aggregation",
     "clipping-norm",
     "noise-multiplier",
     "dp-delta",

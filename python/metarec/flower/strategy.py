@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Iterable, Optional
 
 import numpy as np
@@ -12,7 +13,7 @@ from flwr.serverapp.strategy import Strategy
 
 from .. import Meta
 
-log = logging.getLogger("metarec.flower")
+log = logging.getLogger("flwr.metarec")
 
 PARAMS = "params"
 
@@ -33,7 +34,8 @@ class MetaStrategy(Strategy):
         self.averaging = averaging
         self._theta: Optional[np.ndarray] = None
         self._adam = None
-        #: Per server round: clients that replied, clients that failed, users adapted.
+        self._round_start = time.perf_counter()
+        #: Per server round: clients that replied, clients that failed, users adapted, seconds.
         self.participation: dict[int, dict] = {}
 
     def summary(self) -> None:
@@ -44,6 +46,7 @@ class MetaStrategy(Strategy):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         self._theta = arrays[PARAMS].numpy().astype(np.float64)
+        self._round_start = time.perf_counter()
         return self.averaging.configure_train(server_round, arrays, config, grid)
 
     def aggregate_train(self, server_round: int, replies: Iterable[Message]):
@@ -62,6 +65,8 @@ class MetaStrategy(Strategy):
             "replied": len(ok),
             "failed": len(failed),
             "users": users,
+            # from sending the round's messages to having every reply (or the timeout)
+            "seconds": time.perf_counter() - self._round_start,
         }
         log.info(
             "round %d: %d clients replied (%d users), %d failed",
