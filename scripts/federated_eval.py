@@ -59,43 +59,21 @@ def main() -> None:
     noises = [float(z) for z in a.noise.split(",") if z]
     private_seeds = [int(s) for s in a.private_seeds.split(",") if s]
     dataset = metarec.Dataset(a.data)
-    runs = {}
+    # runs.json of an earlier invocation is reused: what it holds is not run again
+    saved = out / "runs.json"
+    runs = {int(k): v for k, v in json.loads(saved.read_text()).items()} if saved.is_file() else {}
     for seed in seeds:
-        t = time.time()
-        bundle = out / f"central-{seed}.bundle"
-        cli = subprocess.run(
-            [a.metarec, "train", "--data", a.data, "--stages", "meta", "--algorithm", "reptile",
-             "--iterations", str(ITERATIONS), "--users-per-iteration", str(USERS), "--seed", str(seed),
-             "--engine", "cpu", "--json", "--out", str(bundle)],
-            check=True, capture_output=True, text=True,
-        )
-        central_history = [h["mean_reward"] for h in json.loads(cli.stdout)["meta"]["history"]]
-        central_seconds = time.time() - t
-        meta = metarec.Meta(dataset, seed=seed, iterations=ITERATIONS, users_per_iteration=USERS, rounds=ROUNDS)
-        users = meta.cold_start_users
-
-        def heldout(params):
-            return np.nanmean(meta.evaluate(params, users), axis=1)
-
-        central_params = metarec.policy_params(bundle.read_bytes())
-        run = {
-            "start": heldout(meta.start()).tolist(),
-            "central": heldout(central_params).tolist(),
-            "central_train": central_history,
-            "central_seconds": central_seconds,
-        }
+        if seed in runs and (seed not in private_seeds or len(runs[seed]["private"]) == len(noises)):
+            continue
         base = {"data-path": str(Path(a.data).resolve()), "seed": seed, "num-server-rounds": ITERATIONS,
                 "users-per-iteration": USERS, "episode-rounds": ROUNDS, "eval-every": ITERATIONS}
-        fed_dir = out / f"federated-{seed}"
-        fed = simulate({**base, "out-dir": str(fed_dir)}, num_clients=CLIENTS)
-        federated_params = np.load(fed_dir / "params.npy")
-        run["federated"] = heldout(federated_params).tolist()
-        run["federated_server"] = fed["heldout_final_per_user"]
-        run["federated_train"] = [fed["train"][str(r)]["reward"] for r in range(1, ITERATIONS + 1)]
-        run["federated_seconds"] = fed["seconds"]
-        run["max_param_gap"] = float(np.max(np.abs(federated_params - central_params)))
-        run["private"] = {}
+        if seed in runs:
+            run = runs[seed]
+        else:
+            run = central_and_federated(a, dataset, seed, base, out)
         for z in noises if seed in private_seeds else []:
+            if str(z) in run["private"]:
+                continue
             dp_dir = out / f"private-{seed}-{z}"
             dp = simulate({**base, "out-dir": str(dp_dir), "clipping-norm": a.clip, "noise-multiplier": z},
                           num_clients=CLIENTS)
@@ -105,7 +83,49 @@ def main() -> None:
         (out / "runs.json").write_text(json.dumps(runs))
         print(f"seed {seed}: central {np.mean(run['central']):.4f} federated {np.mean(run['federated']):.4f} "
               f"gap {run['max_param_gap']:.2e}", flush=True)
+    summarise(runs, seeds, private_seeds, noises, a, out)
 
+
+def central_and_federated(a, dataset, seed, base, out) -> dict:
+    """Centralised Reptile through the CLI and federated Reptile over 10 simulated clients,
+    both evaluated on the split's cold-start users (the same episode seeds: paired)."""
+    meta = metarec.Meta(dataset, seed=seed, iterations=ITERATIONS, users_per_iteration=USERS, rounds=ROUNDS)
+
+    def heldout(params):
+        return np.nanmean(meta.evaluate(params, meta.cold_start_users), axis=1)
+
+    bundle = out / f"central-{seed}.bundle"
+    t = time.time()
+    cli = subprocess.run(
+        [a.metarec, "train", "--data", a.data, "--stages", "meta", "--algorithm", "reptile",
+         "--iterations", str(ITERATIONS), "--users-per-iteration", str(USERS), "--seed", str(seed),
+         "--engine", "cpu", "--json", "--out", str(bundle)],
+        check=True, capture_output=True, text=True,
+    )
+    central_history = [h["mean_reward"] for h in json.loads(cli.stdout)["meta"]["history"]]
+    central_seconds = time.time() - t
+    central_params = metarec.policy_params(bundle.read_bytes())
+    run = {
+        "start": heldout(meta.start()).tolist(),
+        "central": heldout(central_params).tolist(),
+        "central_train": central_history,
+        "central_seconds": central_seconds,
+    }
+    fed_dir = out / f"federated-{seed}"
+    fed = simulate({**base, "out-dir": str(fed_dir)}, num_clients=CLIENTS)
+    federated_params = np.load(fed_dir / "params.npy")
+    run["federated"] = heldout(federated_params).tolist()
+    run["federated_server"] = fed["heldout_final_per_user"]
+    run["federated_train"] = [fed["train"][str(r)]["reward"] for r in range(1, ITERATIONS + 1)]
+    run["federated_seconds"] = fed["seconds"]
+    run["max_param_gap"] = float(np.max(np.abs(federated_params - central_params)))
+    run["private"] = {}
+    return run
+
+
+
+
+def summarise(runs, seeds, private_seeds, noises, a, out) -> None:
     def pooled(key):
         return np.concatenate([np.asarray(runs[s][key]) for s in seeds])
 
@@ -118,6 +138,8 @@ def main() -> None:
         "central": ci(central),
         "federated": ci(federated),
         "federated_minus_central": ci(federated - central),
+        "central_minus_start": ci(central - start),
+        "federated_minus_start": ci(federated - start),
         "per_seed": {s: {"central": float(np.mean(runs[s]["central"])), "federated": float(np.mean(runs[s]["federated"])),
                          "max_param_gap": runs[s]["max_param_gap"], "central_seconds": runs[s]["central_seconds"],
                          "federated_seconds": runs[s]["federated_seconds"]} for s in seeds},

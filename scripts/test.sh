@@ -98,7 +98,8 @@ python_tests() {
     rm -rf "$fresh"
     [ "$rc" -eq 0 ] || return 1
     "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$wheel" || return 1
-    "$venv/bin/python" -m pytest -q python/tests
+    # the CLI built by the native test stage, for the error-message comparison
+    METAREC_CLI="${CARGO_TARGET_DIR:-target}/debug/metarec" "$venv/bin/python" -m pytest -q python/tests
 }
 
 stage "cargo fmt" cargo fmt --check

@@ -220,14 +220,13 @@ class Session:
     ``to_bytes`` and restored with :meth:`Session.restore`."""
 
     def __init__(self, bundle: bytes, seed: int = 1):
-        self._bundle = bytes(bundle)
-        self._native = NativeSession(self._bundle, seed)
+        self._native = NativeSession(bytes(bundle), seed)
 
     @classmethod
     def restore(cls, bundle: bytes, state: bytes) -> "Session":
+        """The session saved by :meth:`to_bytes`, on the policy of ``bundle``."""
         session = cls.__new__(cls)
-        session._bundle = bytes(bundle)
-        session._native = NativeSession.restore(session._bundle, bytes(state))
+        session._native = NativeSession.restore(bytes(bundle), bytes(state))
         return session
 
     def recommend(self, k: int = 1, greedy: bool = False) -> list[dict]:

@@ -1,6 +1,9 @@
 """The Python package over the crate: datasets, fine-tuning, meta-training, the federated
 halves of Reptile / first-order MAML, evaluation, sessions, errors."""
 
+import os
+import subprocess
+
 import numpy as np
 import pytest
 
@@ -25,6 +28,19 @@ def test_errors_are_metarec_errors_with_the_cli_messages(tmp_path):
         metarec.Dataset(bad)
     with pytest.raises(metarec.MetarecError, match="expected cavia, reptile or fomaml"):
         metarec.Meta(metarec.Dataset("synthetic:2"), algorithm="maml")
+
+
+@pytest.mark.skipif(not os.environ.get("METAREC_CLI"), reason="METAREC_CLI (the metarec binary) not given")
+def test_error_messages_are_the_cli_s(tmp_path):
+    """`metarec data PATH` prints `error: MESSAGE`; the package raises MetarecError(MESSAGE)."""
+    bad = tmp_path / "ratings.csv"
+    bad.write_text("user,item,rating\n1,2,x\n")
+    for path in (bad, tmp_path / "missing"):
+        cli = subprocess.run([os.environ["METAREC_CLI"], "data", str(path)], capture_output=True, text=True)
+        assert cli.returncode != 0
+        with pytest.raises(metarec.MetarecError) as raised:
+            metarec.Dataset(path)
+        assert cli.stderr.strip() == f"error: {raised.value}"
 
 
 def test_finetune_reports_test_rmse():

@@ -9,4 +9,5 @@ step (Reptile step size, or Adam for first-order MAML) and evaluates the policy 
 users. With ``clipping-norm`` > 0 the clients clip their update with Flower's
 ``fixedclipping_mod`` and the server adds Gaussian noise through Flower's
 ``DifferentialPrivacyClientSideFixedClipping`` with its RDP accountant, which reports ε.
+With ``secure-aggregation`` the updates are aggregated with SecAgg+ (:mod:`.secure`).
 """
