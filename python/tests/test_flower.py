@@ -87,6 +87,17 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_for_port(port: int, seconds: float) -> None:
+    """Waits until something listens on 127.0.0.1:port (the SuperLink's HTTP API)."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise AssertionError(f"nothing listens on port {port} after {seconds} s")
+
+
 def _bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
@@ -159,7 +170,7 @@ def test_deployment_engine_completes_3_rounds_when_a_client_is_killed(ml100k, tm
             )
             for k in range(3)
         ]
-        time.sleep(5)
+        _wait_for_port(link, 60)
         run = subprocess.Popen(
             [_bin("flwr"), "run", str(REPO / "python" / "flower-app"), "metarec-test",
              "--run-config", str(overrides), "--stream"],
