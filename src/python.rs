@@ -12,7 +12,7 @@ use crate::engine::{Engine, OptimizerState};
 use crate::eval::meta_rl::{MetaRl, Trained};
 use crate::eval::protocol::{episode_seed, run_episode};
 use crate::finetune::FinetuneConfig;
-use crate::meta::federated::{adapt_tasks, outer_update};
+use crate::meta::federated::{adapt_tasks, outer_update, InnerState};
 use crate::meta::{self, Algorithm, DatasetSetup, MetaConfig, PolicyShape};
 use crate::policy::Policy;
 use crate::session::{AdaptConfig, Adapts};
@@ -336,6 +336,7 @@ impl NativeMeta {
             tasks,
             &self.cfg,
             iteration,
+            InnerState::Fresh,
         ))?
         .map_err(err)?;
         let report = serde_json::json!({

@@ -1,6 +1,8 @@
 //! The outer loops: one meta-iteration of CAVIA, Reptile or first-order MAML.
 
-use super::federated::{adapt_tasks, mean_contribution, outer_update, task_seed};
+use super::federated::{
+    adapt_tasks, chained_mean, mean_contribution, outer_update, task_seed, InnerState,
+};
 use super::{run_episode, Algorithm, MetaConfig, MetaProgress};
 use crate::data::UserTask;
 use crate::engine::{Batch, Engine, Loss, Mask, Result};
@@ -88,7 +90,7 @@ async fn cavia_step<T: UserTask>(
 }
 
 /// Reptile and first-order MAML: each task adapts a copy of the whole network (in the
-/// engine, from the shared parameters θ, with a fresh Adam state); the outer update is computed
+/// engine, from the shared parameters θ; Adam state: [`InnerState`]); the outer update is computed
 /// on the host from the adapted networks (Reptile) or their query gradients (first-order MAML),
 /// and the outer Adam state is kept in the engine's optimiser state between iterations (so
 /// checkpoints resume exactly). Both halves are [`super::federated`]'s, which federated clients
@@ -101,15 +103,25 @@ async fn network_step<T: UserTask>(
 ) -> Result<MetaProgress> {
     let theta = engine.params().await?;
     let before = engine.optimizer_state().await?;
+    // Reptile: every task from a fresh Adam state, as federated clients run it; first-order
+    // MAML: its earlier chained inner state (see `federated`)
+    let inner = match cfg.algorithm {
+        Algorithm::Fomaml => InnerState::Chained(&before),
+        _ => InnerState::Fresh,
+    };
     let c = adapt_tasks(
         engine,
         &theta,
         tasks.into_iter().enumerate().collect(),
         cfg,
         iteration,
+        inner,
     )
     .await?;
-    let mean = mean_contribution(&c.sum, c.tasks);
+    let mean = match inner {
+        InnerState::Fresh => mean_contribution(&c.sum, c.tasks),
+        InnerState::Chained(_) => chained_mean(&c.sum, c.tasks),
+    };
     let value = (c.loss_sum / c.losses.max(1) as f64) as f32;
     let mut outer = before.clone();
     let updated = outer_update(&theta, &mean, cfg, &mut outer)?.filter(|_| value.is_finite());
