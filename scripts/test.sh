@@ -67,13 +67,50 @@ encoder_tests() {
     cargo test --features encoder --test encoder
 }
 
+python_tests() {
+    # The Python package (pyproject.toml: maturin + PyO3, feature `python`) and the Flower apps.
+    # A virtual environment in .venv-test/ (git-ignored, reused between runs) gets maturin,
+    # Flower (with ray for the simulation engine and dp-accounting for ε), pytest and numpy; the
+    # wheel is built in release (the CPU engine is too slow unoptimised for the ml-100k tests),
+    # installed there and into a fresh throw-away venv (`import metarec` with nothing but the
+    # wheel and its numpy dependency), then pytest runs python/tests.
+    local venv=.venv-test fresh wheel rc=0
+    # pyo3 must stay out of the cli and the wasm builds
+    if cargo tree -e normal --features cli -i pyo3 >/dev/null 2>&1 \
+        || cargo tree -e normal --target wasm32-unknown-unknown -i pyo3 >/dev/null 2>&1; then
+        echo "pyo3 is in the cli or the wasm build"
+        return 1
+    fi
+    if [ ! -x "$venv/bin/python" ]; then
+        python3 -m venv "$venv" || return 1
+    fi
+    "$venv/bin/pip" install -q --disable-pip-version-check "maturin>=1.9,<2" "flwr[simulation,dp]==1.42.0" \
+        "pytest>=8" numpy || return 1
+    local wheels="${CARGO_TARGET_DIR:-target}/wheels"
+    rm -f "$wheels"/metarec-*.whl
+    "$venv/bin/maturin" build --release --out "$wheels" || return 1
+    wheel="$(ls "$wheels"/metarec-*.whl)"
+    fresh="$(mktemp -d)"
+    python3 -m venv "$fresh/venv" \
+        && "$fresh/venv/bin/pip" install -q --disable-pip-version-check "$wheel" \
+        && "$fresh/venv/bin/python" -c "import metarec; print('fresh venv:', metarec.Dataset('synthetic:1'))" \
+        || rc=1
+    rm -rf "$fresh"
+    [ "$rc" -eq 0 ] || return 1
+    "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$wheel" || return 1
+    # the CLI built by the native test stage, for the error-message comparison
+    METAREC_CLI="${CARGO_TARGET_DIR:-target}/debug/metarec" "$venv/bin/python" -m pytest -q python/tests
+}
+
 stage "cargo fmt" cargo fmt --check
 stage "clippy (native)" cargo clippy --all-targets --features cli -- -D warnings
 stage "clippy (wasm32)" cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+stage "clippy (python)" cargo clippy --all-targets --features python -- -D warnings
 stage "cargo test (native, lavapipe)" cargo test --features cli
 stage "wasm-pack test (headless chromium)" wasm-pack test --headless --chrome
 stage "e2e browser tests" e2e
 stage "encoder tests (model from PyPI; candle)" encoder_tests
+stage "python package + Flower (pytest)" python_tests
 
 echo
 if [ "$failed" -ne 0 ]; then

@@ -19,6 +19,8 @@ pub mod managed;
 pub mod meta;
 pub mod model;
 pub mod policy;
+#[cfg(all(feature = "python", not(target_arch = "wasm32")))]
+pub mod python;
 pub mod session;
 pub mod simulate;
 #[cfg(target_arch = "wasm32")]

@@ -217,6 +217,11 @@ impl Session {
         self.context.iter().copied().chain(summary).collect()
     }
 
+    /// How this session adapts.
+    pub fn config(&self) -> &AdaptConfig {
+        &self.config
+    }
+
     /// Whether this session fits the policy network `model`.
     pub fn fits(&self, model: &ModelConfig) -> bool {
         model.input == self.context.len() + self.sums.len()

@@ -71,6 +71,9 @@ pub struct Args {
     /// runs); `reptile` and `fomaml` (first-order MAML) adapt the whole network per person.
     #[arg(long, default_value = "cavia", value_parser = parse_algorithm)]
     algorithm: crate::meta::Algorithm,
+    /// Meta stage: users (tasks) per meta-iteration.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    users_per_iteration: u64,
     /// Meta stage, CAVIA: the outer update, `reinforce`, `ppo` (clipped surrogate) or `trpo`
     /// (natural-gradient step within `--max-kl`). Default: `ppo` when `--outer-steps` is above
     /// 1, else `reinforce`.
@@ -322,6 +325,7 @@ fn run_with_meta(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut cfg = crate::meta::MetaConfig {
         algorithm: args.algorithm,
         iterations: args.iterations,
+        users_per_iteration: args.users_per_iteration as usize,
         seed: args.seed as u32,
         ..Default::default()
     };

@@ -4,12 +4,11 @@
 //! users' ratings), with checkpoints, Ctrl-C that checkpoints before it stops, `--resume`, and
 //! the policy written to a bundle.
 
-use crate::data::{self, Bundle, Environment, SplitFractions};
+use crate::data::{self, Bundle};
 use crate::engine::{AnyEngine, Engine, Preference};
-use crate::finetune::{FinetuneConfig, SupervisedFit};
+use crate::finetune::FinetuneConfig;
 use crate::meta::{
-    self, Checkpoint, Hooks, MetaConfig, MetaProgress, ObservedSetup, Optimizer, PolicyShape,
-    TrpoConfig, DATASET_FACTORS,
+    self, Checkpoint, Hooks, MetaConfig, MetaProgress, Optimizer, PolicyShape, TrpoConfig,
 };
 use crate::policy::Policy;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -113,57 +112,47 @@ pub(super) fn set_optimizer(
 }
 
 /// The tasks a run draws from: the synthetic world, or a dataset's training users.
-enum Source<'a> {
-    Synthetic(Box<meta::SyntheticSetup>),
+enum Source {
+    Synthetic(meta::SyntheticSetup),
     Observed {
-        setup: ObservedSetup<'a>,
-        model: crate::model::ModelConfig,
-        /// The policy's start: the fine-tuned rating network's ranking for a new user.
-        start: Vec<f32>,
+        dataset: data::Dataset,
+        /// The split, the item vectors, the policy's model and its start (the fine-tuned
+        /// rating network's ranking for a new user).
+        setup: meta::DatasetSetup,
     },
 }
 
 pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn std::error::Error>> {
     let shape = PolicyShape::default();
-    let dataset: data::Dataset;
     let source = match super::data::synthetic_seed(a.data)? {
-        Some(seed) => Source::Synthetic(Box::new(meta::SyntheticSetup::new(
+        Some(seed) => Source::Synthetic(meta::SyntheticSetup::new(
             data::WorldConfig {
                 seed,
                 ..Default::default()
             },
             &shape,
             cfg,
-        )?)),
+        )?),
         None => {
-            dataset = data::load(a.data)?;
-            let split = data::split_users(dataset.n_users(), SplitFractions::default(), a.seed)?;
+            let dataset = data::load(a.data)?;
             let t = std::time::Instant::now();
             eprintln!(
-                "meta: fine-tuning the rating network on the {} training users' ratings (the policy's start)",
-                split.train.len()
+                "meta: fine-tuning the rating network on the training users' ratings (the policy's start)"
             );
-            let finetune = FinetuneConfig {
-                seed: a.seed,
-                ..FinetuneConfig::default()
-            };
-            let fit = pollster::block_on(SupervisedFit::new(&dataset, &split.train, &finetune))?;
-            let prior = pollster::block_on(fit.new_user_ratings())?;
-            eprintln!("meta: fine-tuned in {:.1} s", t.elapsed().as_secs_f64());
-            let setup = ObservedSetup::new(&dataset, split.train, DATASET_FACTORS, a.seed)
-                .with_prior(&prior);
-            let model = setup.model(&shape, cfg);
-            Source::Observed {
-                start: setup.start(&model),
-                model,
-                setup,
-            }
+            let finetune = FinetuneConfig::default();
+            let setup = meta::DatasetSetup::new(&dataset, a.seed, &finetune, &shape, cfg)?;
+            eprintln!(
+                "meta: fine-tuned on {} training users in {:.1} s",
+                setup.split.train.len(),
+                t.elapsed().as_secs_f64()
+            );
+            Source::Observed { dataset, setup }
         }
     };
     let (model, items, parts) = match &source {
         Source::Synthetic(s) => (&s.model, &s.items, s.parts),
-        Source::Observed { model, setup, .. } => {
-            (model, &setup.vectors.values, setup.vectors.parts())
+        Source::Observed { setup, .. } => {
+            (&setup.model, &setup.vectors.values, setup.vectors.parts())
         }
     };
     let (mut engine, fallback) = pollster::block_on(AnyEngine::new(model, a.engine))?;
@@ -171,8 +160,8 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
         eprintln!("no usable GPU ({reason}); meta-training on the CPU engine");
     }
     engine.set_items(items)?;
-    if let Source::Observed { start, .. } = &source {
-        engine.set_params(start)?;
+    if let Source::Observed { setup, .. } = &source {
+        engine.set_params(&setup.start)?;
     }
     let start = match (&a.checkpoint, a.resume) {
         (Some(path), true) => {
@@ -238,11 +227,11 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
             |it| s.tasks(cfg, it),
             hooks,
         ))?,
-        Source::Observed { setup, .. } => pollster::block_on(meta::run(
+        Source::Observed { dataset, setup, .. } => pollster::block_on(meta::run(
             &mut engine,
             cfg,
             start,
-            |it| setup.tasks(cfg, it, Environment::Observed),
+            |it| setup.tasks(dataset, cfg, it),
             hooks,
         ))?,
     };
@@ -262,8 +251,8 @@ pub(super) fn run(a: MetaArgs, cfg: &MetaConfig) -> Result<MetaOutput, Box<dyn s
                 .with_parts(parts);
         let mut bundle = match &source {
             Source::Synthetic(s) => Bundle::from_catalog(&s.world.catalog, &s.ratings.ratings),
-            Source::Observed { setup, .. } => {
-                Bundle::from_catalog(&setup.dataset.catalog, &setup.train_ratings)
+            Source::Observed { dataset, setup, .. } => {
+                Bundle::from_catalog(&dataset.catalog, &setup.train_ratings)
             }
         };
         policy.store(&mut bundle)?;

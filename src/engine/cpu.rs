@@ -11,6 +11,22 @@ use crate::model::{Head, Layer, ModelConfig};
 
 mod fisher;
 
+/// Runs a future that is ready when first polled, as the CPU engine's are, without an executor
+/// (evaluation, the Python package, dataset setup); an engine that does not answer at once
+/// (a GPU engine) is an error.
+pub fn ready<F: std::future::Future>(f: F) -> Result<F::Output> {
+    use std::task::{Context, Poll, Waker};
+    match std::pin::pin!(f)
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(v) => Ok(v),
+        Poll::Pending => Err(EngineError::Input(
+            "the engine did not answer at once: this runs on the CPU engine".into(),
+        )),
+    }
+}
+
 /// Plain-Rust engine. Holds parameters, Adam moments and the item matrix in memory.
 pub struct CpuEngine {
     cfg: ModelConfig,

@@ -13,17 +13,10 @@ use crate::meta::{meta_step, MetaConfig, ObservedSetup, PolicyShape};
 use crate::model::ModelConfig;
 use crate::session::{AdaptConfig, Adapts, Session};
 use std::future::Future;
-use std::task::{Context, Poll, Waker};
 
-/// Runs a future that is ready when first polled (the CPU engine's).
+/// Runs a future that is ready when first polled (the CPU engine's): [`crate::engine::cpu::ready`].
 pub(super) fn ready<F: Future>(f: F) -> Result<F::Output, EvalError> {
-    let mut f = std::pin::pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => Ok(v),
-        Poll::Pending => Err(EvalError(
-            "the engine did not answer at once: evaluation runs on the CPU engine".into(),
-        )),
-    }
+    crate::engine::cpu::ready(f).map_err(engine_error)
 }
 
 pub(super) fn engine_error(e: crate::engine::EngineError) -> EvalError {

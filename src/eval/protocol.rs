@@ -456,10 +456,13 @@ impl Prepared {
 
     /// The episode seed of `user`.
     pub fn episode_seed(&self, user: u32) -> u64 {
-        self.seed
-            .wrapping_mul(1_000_003)
-            .wrapping_add(u64::from(user))
+        episode_seed(self.seed, user)
     }
+}
+
+/// The episode seed of `user` under the protocol seed `seed`.
+pub fn episode_seed(seed: u64, user: u32) -> u64 {
+    seed.wrapping_mul(1_000_003).wrapping_add(u64::from(user))
 }
 
 /// Runs one episode of `rec` on `task` with slates of `k`: each round the method proposes up

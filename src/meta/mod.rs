@@ -8,7 +8,9 @@
 //! start, and checkpoints that resume a run exactly.
 
 mod checkpoint;
+mod dataset;
 mod episode;
+pub mod federated;
 mod observed;
 mod outer;
 mod synthetic;
@@ -16,6 +18,7 @@ mod trpo;
 mod vectors;
 
 pub use checkpoint::{run, Checkpoint, Hooks, RunResult, CHECKPOINT_FORMAT};
+pub use dataset::{iteration_users, shard_users, DatasetSetup};
 pub use episode::{run_episode, Episode};
 pub use observed::ObservedSetup;
 pub use outer::meta_step;

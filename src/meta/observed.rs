@@ -1,7 +1,7 @@
 //! A dataset's training users set up for meta-training (observed-only or full-catalog
 //! episodes), next to [`super::SyntheticSetup`].
 
-use super::{policy_config, policy_start, ItemVectors, MetaConfig, PolicyShape};
+use super::{iteration_users, policy_config, policy_start, ItemVectors, MetaConfig, PolicyShape};
 use crate::data::{
     like_factors, Dataset, Environment, ItemFeatures, ObservedTask, Rating, RewardMode,
 };
@@ -60,10 +60,9 @@ impl<'a> ObservedSetup<'a> {
     /// The tasks of meta-iteration `iteration` in `env`: consecutive training users, wrapping
     /// around.
     pub fn tasks(&self, cfg: &MetaConfig, iteration: usize, env: Environment) -> Vec<ObservedTask> {
-        let n = self.train.len();
-        (0..cfg.users_per_iteration)
-            .map(|k| self.train[(iteration * cfg.users_per_iteration + k) % n])
-            .map(|u| env.task(self.dataset, u, RewardMode::default(), cfg.rounds))
+        iteration_users(&self.train, cfg, iteration)
+            .into_iter()
+            .map(|(_, u)| env.task(self.dataset, u, RewardMode::default(), cfg.rounds))
             .collect()
     }
 }

@@ -1,5 +1,8 @@
 //! The outer loops: one meta-iteration of CAVIA, Reptile or first-order MAML.
 
+use super::federated::{
+    adapt_tasks, chained_mean, mean_contribution, outer_update, task_seed, InnerState,
+};
 use super::{run_episode, trpo_step, Algorithm, MetaConfig, MetaProgress, Optimizer};
 use crate::data::UserTask;
 use crate::engine::fisher::Fisher;
@@ -17,7 +20,7 @@ struct Iteration<'a> {
 impl Iteration<'_> {
     /// The episode seed of the `u`-th task.
     fn seed(&self, u: usize) -> u32 {
-        self.cfg.seed ^ ((self.index * 7919 + u) as u32)
+        task_seed(self.cfg, self.index, u)
     }
 
     /// The progress report of this iteration.
@@ -132,10 +135,11 @@ async fn cavia_step<T: UserTask>(
 }
 
 /// Reptile and first-order MAML: each task adapts a copy of the whole network (in the
-/// engine, from the shared parameters θ); the outer update is computed on the host from the
-/// adapted networks (Reptile) or their query gradients (first-order MAML), and the outer Adam
-/// state is kept in the engine's optimiser state between iterations (so checkpoints resume
-/// exactly).
+/// engine, from the shared parameters θ; Adam state: [`InnerState`]); the outer update is computed
+/// on the host from the adapted networks (Reptile) or their query gradients (first-order MAML),
+/// and the outer Adam state is kept in the engine's optimiser state between iterations (so
+/// checkpoints resume exactly). Both halves are [`super::federated`]'s, which federated clients
+/// and servers run apart.
 async fn network_step<T: UserTask>(
     engine: &mut impl Engine,
     tasks: Vec<T>,
@@ -144,68 +148,34 @@ async fn network_step<T: UserTask>(
     let cfg = it.cfg;
     let theta = engine.params().await?;
     let before = engine.optimizer_state().await?;
+    // Reptile: every task from a fresh Adam state, as federated clients run it; first-order
+    // MAML: its earlier chained inner state (see `federated`)
+    let inner = match cfg.algorithm {
+        Algorithm::Fomaml => InnerState::Chained(&before),
+        _ => InnerState::Fresh,
+    };
+    let c = adapt_tasks(
+        engine,
+        &theta,
+        tasks.into_iter().enumerate().collect(),
+        cfg,
+        it.index,
+        inner,
+    )
+    .await?;
+    let mean = match inner {
+        InnerState::Fresh => mean_contribution(&c.sum, c.tasks),
+        InnerState::Chained(_) => chained_mean(&c.sum, c.tasks),
+    };
+    let value = (c.loss_sum / c.losses.max(1) as f64) as f32;
     let mut outer = before.clone();
-    let words_per_row = engine.config().items().div_ceil(32);
-    let loss = Loss::Reinforce {
-        entropy: cfg.adapt.entropy,
-        temperature: cfg.adapt.temperature,
-    };
-    engine.reset_stats()?;
-    let mut sum = vec![0.0f32; theta.len()];
-    let (mut rewards, mut losses) = (Vec::new(), Vec::new());
-    let mut contributions = 0usize;
-    for (u, mut task) in tasks.into_iter().enumerate() {
-        engine.set_params(&theta)?;
-        let ep = run_episode(engine, &mut task, it.adapt, cfg.slate, it.seed(u)).await?;
-        rewards.extend(&ep.rewards);
-        let contribution = match cfg.algorithm {
-            Algorithm::Fomaml => {
-                let query = ep.batch_from(ep.rewards.len() / 2, words_per_row);
-                if query.rows.is_empty() {
-                    continue;
-                }
-                let (grad, value) = engine.gradients(&query, loss).await?;
-                losses.push(value);
-                grad
-            }
-            _ => {
-                let adapted = engine.params().await?;
-                adapted.iter().zip(&theta).map(|(a, t)| a - t).collect()
-            }
-        };
-        for (s, c) in sum.iter_mut().zip(contribution) {
-            *s += c;
-        }
-        contributions += 1;
-    }
-    let stats = engine.stats().await?;
-    let mean: Vec<f32> = sum
-        .iter()
-        .map(|s| s / contributions.max(1) as f32)
-        .collect();
-    let mut params = theta.clone();
-    let value = match cfg.algorithm {
-        Algorithm::Fomaml => {
-            let norm = mean.iter().map(|g| g * g).sum::<f32>().sqrt();
-            outer.step += 1;
-            let mut state = crate::engine::AdamState {
-                m: &mut outer.m,
-                v: &mut outer.v,
-                step: outer.step,
-            };
-            crate::engine::adam_update(&mut params, &mut state, &mean, cfg.outer, norm);
-            losses.iter().sum::<f32>() / losses.len().max(1) as f32
-        }
-        _ => {
-            for (p, d) in params.iter_mut().zip(&mean) {
-                *p += cfg.reptile_step * d;
-            }
-            stats.mean_loss
-        }
-    };
-    let finite = params.iter().all(|p| p.is_finite()) && value.is_finite();
-    engine.set_params(if finite { &params } else { &theta })?;
+    let updated = outer_update(&theta, &mean, cfg, &mut outer)?.filter(|_| value.is_finite());
+    let finite = updated.is_some();
+    engine.set_params(updated.as_deref().unwrap_or(&theta))?;
     engine.set_optimizer_state(if finite { &outer } else { &before })?;
-    let skipped = stats.skipped + u32::from(!finite);
-    Ok(it.progress(&rewards, finite.then_some(value), skipped))
+    Ok(it.progress(
+        &c.rewards,
+        finite.then_some(value),
+        c.skipped + u32::from(!finite),
+    ))
 }
