@@ -135,6 +135,12 @@ pub fn quick_shapes() -> Vec<Shape> {
 
 /// Relative error as defined in the module docs.
 pub fn rel_err(gpu: &[f32], cpu: &[f32]) -> f32 {
+    rel_err_at(gpu, cpu, 1e-6)
+}
+
+/// [`rel_err`] relative to at least `floor`: for a tensor that is small by cancellation (a
+/// saturated policy's gradient, Σ of O(1) terms that nearly cancel), the scale its terms have.
+fn rel_err_at(gpu: &[f32], cpu: &[f32], floor: f32) -> f32 {
     if gpu.len() != cpu.len() {
         return f32::INFINITY;
     }
@@ -142,7 +148,7 @@ pub fn rel_err(gpu: &[f32], cpu: &[f32]) -> f32 {
         .iter()
         .filter(|v| **v != f32::MIN)
         .fold(0f32, |m, v| m.max(v.abs()))
-        .max(1e-6);
+        .max(floor);
     let mut worst = 0f32;
     for (&g, &c) in gpu.iter().zip(cpu) {
         if (g == f32::MIN) != (c == f32::MIN) {
@@ -270,7 +276,14 @@ pub async fn check_shape(ctx: &GpuContext, shape: &Shape) -> Result<Vec<KernelCh
         cpu.gradients(&batch, reinforce).await?,
     );
     rep.add("REINFORCE gradient", rel_err(&g.0 .0, &g.1 .0), TOLERANCE);
-    rep.add("REINFORCE loss", rel_err(&[g.0 .1], &[g.1 .1]), TOLERANCE);
+    // the loss is a mean of advantage × log-probability terms of either sign: judged at the
+    // terms' scale, ln(items) (a log-probability under a spread-out policy), not at their sum's
+    let terms = (n as f32).ln().max(1.0);
+    rep.add(
+        "REINFORCE loss",
+        rel_err_at(&[g.0 .1], &[g.1 .1], terms),
+        TOLERANCE,
+    );
     let dx = (
         gpu.input_gradient(&batch, reinforce).await?,
         cpu.input_gradient(&batch, reinforce).await?,
@@ -305,25 +318,33 @@ pub async fn check_shape(ctx: &GpuContext, shape: &Shape) -> Result<Vec<KernelCh
     };
     gpu.train(&batch, reinforce, adam, 3)?;
     cpu.train(&batch, reinforce, adam, 3)?;
-    // The input gradient of a training step is taken before its update: the reference is the
-    // CPU engine's at the GPU's own parameters, so the check measures the kernel, not the
-    // engines' rounding drift over the three steps before it (the Adam check measures that).
-    let mut reference = CpuEngine::new(&cfg)?;
-    reference.set_items(&items)?;
-    reference.set_params(&gpu.params().await?)?;
-    let expected = reference.input_gradient(&batch, reinforce).await?;
-    let ti = gpu
-        .train_with_input_gradient(&batch, reinforce, adam)
-        .await?;
-    cpu.train_with_input_gradient(&batch, reinforce, adam)
-        .await?;
+    // Two correct engines drift apart by rounding over steps (most where a ReLU sits at its
+    // kink: a 2-unit hidden layer showed 5e-3 after four steps), so the checks of a training
+    // step start the CPU engine from the GPU's own parameters and Adam state, and measure that
+    // step's kernels, not the drift (tests/learning.rs trains both engines in lockstep).
+    cpu.set_params(&gpu.params().await?)?;
+    cpu.set_optimizer_state(&gpu.optimizer_state().await?)?;
+    gpu.reset_stats()?;
+    let ti = (
+        gpu.train_with_input_gradient(&batch, reinforce, adam)
+            .await?,
+        cpu.train_with_input_gradient(&batch, reinforce, adam)
+            .await?,
+    );
+    // after three steps the policy may be near-deterministic on the batch's actions and its
+    // input gradient small by cancellation: judged at the untrained input gradient's scale
+    let floor = dx.1 .0.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
     rep.add(
         "train step + input gradient",
-        rel_err(&ti.0, &expected.0),
+        rel_err_at(&ti.0 .0, &ti.1 .0, floor),
         TOLERANCE,
     );
     let p = (gpu.params().await?, cpu.params().await?);
-    rep.add("Adam (4 steps, clipped)", rel_err(&p.0, &p.1), TOLERANCE);
+    rep.add(
+        "Adam step (after 3, clipped)",
+        rel_err(&p.0, &p.1),
+        TOLERANCE,
+    );
     let st = (gpu.stats().await?, cpu.stats().await?);
     rep.add(
         "step statistics",

@@ -28,6 +28,7 @@ from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 
 from .. import Meta
 from .settings import Settings, meta_for
+from .strategy import outer_step
 
 log = logging.getLogger("flwr.metarec")
 
@@ -106,13 +107,10 @@ class SecureMetaStrategy(LegacyFedAvg):
         averaged, metrics = super().aggregate_fit(server_round, results, failures)
         if averaged is None:
             return None, metrics
-        delta = parameters_to_ndarrays(averaged)[0].astype(np.float64) - self._theta
-        mean = -delta if self.meta.algorithm == "fomaml" else delta
-        new, adam = self.meta.outer_update(self._theta, mean, self._adam)
-        if new is None:
-            log.warning("round %d: the outer step was not finite; the policy is unchanged", server_round)
+        step = outer_step(self.meta, self._theta, parameters_to_ndarrays(averaged)[0], self._adam, server_round)
+        if step is None:
             return None, metrics
-        self._adam = adam
+        new, self._adam = step
         self.params = new
         self.train[server_round] = {"users": float(users)}
         return ndarrays_to_parameters([new.astype(np.float64)]), metrics

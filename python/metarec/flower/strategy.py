@@ -15,6 +15,19 @@ from .. import Meta
 
 log = logging.getLogger("flwr.metarec")
 
+
+def outer_step(meta: Meta, theta, averaged, adam, server_round: int):
+    """The server's outer step from the clients' averaged parameters: (θ', Adam state), or None
+    (logged) when the step is not finite. Reptile moves θ toward the average; first-order MAML's
+    clients return θ minus their mean gradient, so the step's direction is the negated delta."""
+    delta = np.asarray(averaged).astype(np.float64) - theta
+    mean = -delta if meta.algorithm == "fomaml" else delta
+    new, adam = meta.outer_update(theta, mean, adam)
+    if new is None:
+        log.warning("round %d: the outer step was not finite; the policy is unchanged", server_round)
+        return None
+    return new, adam
+
 PARAMS = "params"
 
 
@@ -81,13 +94,10 @@ class MetaStrategy(Strategy):
         averaged, metrics = self.averaging.aggregate_train(server_round, ok)
         if averaged is None or self._theta is None:
             return None, metrics
-        delta = averaged[PARAMS].numpy().astype(np.float64) - self._theta
-        mean = -delta if self.meta.algorithm == "fomaml" else delta
-        new, adam = self.meta.outer_update(self._theta, mean, self._adam)
-        if new is None:
-            log.warning("round %d: the outer step was not finite; the policy is unchanged", server_round)
+        step = outer_step(self.meta, self._theta, averaged[PARAMS].numpy(), self._adam, server_round)
+        if step is None:
             return None, metrics
-        self._adam = adam
+        new, self._adam = step
         return ArrayRecord({PARAMS: Array(new.astype(np.float64))}), metrics
 
     def configure_evaluate(
