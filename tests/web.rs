@@ -18,7 +18,12 @@ async fn every_kernel_matches_the_cpu_engine_in_the_browser() {
         .expect("WebGPU adapter (Chromium needs --enable-unsafe-webgpu, see webdriver.json)");
     let results = check_all(&ctx, &quick_shapes()).await.unwrap();
     assert_eq!(results.len(), quick_shapes().len() * 16);
-    for r in &results {
+    assert_all_pass(&results, "kernels off the CPU reference");
+}
+
+/// Logs every check to the browser console and fails on any that did not pass.
+fn assert_all_pass(results: &[metarec::engine::check::KernelCheck], what: &str) {
+    for r in results {
         web_sys::console::log_1(
             &format!(
                 "{} [{}] err {:.2e} {}",
@@ -28,10 +33,7 @@ async fn every_kernel_matches_the_cpu_engine_in_the_browser() {
         );
     }
     let failed: Vec<_> = results.iter().filter(|r| !r.pass).collect();
-    assert!(
-        failed.is_empty(),
-        "kernels off the CPU reference: {failed:?}"
-    );
+    assert!(failed.is_empty(), "{what}: {failed:?}");
 }
 
 #[wasm_bindgen_test]
@@ -41,20 +43,7 @@ async fn fisher_vector_products_match_the_score_function_fisher_in_the_browser()
         .await
         .unwrap();
     assert_eq!(results.len(), 9);
-    for r in &results {
-        web_sys::console::log_1(
-            &format!(
-                "{} [{}] err {:.2e} {}",
-                r.name, r.shape, r.max_rel_err, r.pass
-            )
-            .into(),
-        );
-    }
-    let failed: Vec<_> = results.iter().filter(|r| !r.pass).collect();
-    assert!(
-        failed.is_empty(),
-        "Fisher products off the reference: {failed:?}"
-    );
+    assert_all_pass(&results, "Fisher products off the reference");
 }
 
 #[wasm_bindgen_test]
