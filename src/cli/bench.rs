@@ -1,5 +1,7 @@
 //! `metarec bench engine`: training throughput of the reference policy on the GPU and CPU
 //! engines, with dispatches, submits and bytes read back per step from the engine's counters.
+//! `metarec bench interaction`: one person's interaction (a reaction, an adaptation step, the
+//! next list) as the page runs it: latency percentiles and the engine's own counts.
 //! `metarec bench meta`: meta-training iterations/s on the synthetic world and the process's
 //! peak memory. `metarec bench chart`: the browser benchmark's latency-vs-catalog chart (SVG).
 
@@ -32,6 +34,24 @@ enum What {
         #[arg(long, default_value_t = 5)]
         repetitions: u32,
         /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One person's interaction as the page runs it per click (a reaction to the top item: one
+    /// adaptation step; then the next top 10, read back) with the reference network over
+    /// `--items` random item vectors: p50/p95 latency and, from the engine's counters, the
+    /// dispatches, submits and bytes read back per interaction.
+    Interaction {
+        /// Catalog size.
+        #[arg(long, default_value_t = 1682)]
+        items: usize,
+        /// gpu or cpu.
+        #[arg(long, value_parser = ["gpu", "cpu"])]
+        engine: String,
+        /// Timed interactions (after 5 warm-up ones).
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+        interactions: u64,
+        /// Print one JSON object instead of a line.
         #[arg(long)]
         json: bool,
     },
@@ -77,6 +97,12 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             repetitions,
             json,
         } => engine(steps_per_submit, repetitions, json),
+        What::Interaction {
+            items,
+            engine,
+            interactions,
+            json,
+        } => pollster::block_on(interaction(items, &engine, interactions as usize, json)),
         What::Meta { engine, iterations } => meta(&engine, iterations),
         What::Chart { input, out } => chart(&input, &out),
     }
@@ -262,5 +288,78 @@ fn chart(input: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
         .border_style(BLACK)
         .draw()?;
     root.present()?;
+    Ok(())
+}
+
+/// What `metarec bench interaction` prints (per interaction, after the warm-up).
+#[derive(Serialize)]
+struct InteractionReport {
+    items: usize,
+    engine: String,
+    adapter: String,
+    interactions: usize,
+    p50_ms: f64,
+    p95_ms: f64,
+    dispatches: f64,
+    submits: f64,
+    readback_bytes: f64,
+}
+
+async fn interaction(
+    items: usize,
+    engine: &str,
+    n: usize,
+    json: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use crate::bench::{adaptation_model, Adaptation};
+    use crate::engine::Engine;
+    let pref = if engine == "gpu" {
+        Preference::Gpu
+    } else {
+        Preference::Cpu
+    };
+    let (mut e, _) = AnyEngine::new(&adaptation_model(items), pref).await?;
+    let mut person = Adaptation::new(&mut e, 10, 7).await?;
+    for i in 0..5 {
+        person.interact(&mut e, (i % 2) as f32).await?;
+    }
+    let before = e.counters();
+    let mut ms = Vec::with_capacity(n);
+    for i in 0..n {
+        let p = person.interact(&mut e, (i % 2) as f32).await?;
+        ms.push(p.feedback_ms + p.recommend_ms);
+    }
+    let after = e.counters();
+    ms.sort_by(f64::total_cmp);
+    let quantile = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    let per = |a: u64, b: u64| (a - b) as f64 / n as f64;
+    let info = e.info();
+    let report = InteractionReport {
+        items,
+        engine: info.engine,
+        adapter: info.adapter,
+        interactions: n,
+        p50_ms: quantile(0.5),
+        p95_ms: quantile(0.95),
+        dispatches: per(after.dispatches, before.dispatches),
+        submits: per(after.submits, before.submits),
+        readback_bytes: per(after.bytes_read_back, before.bytes_read_back),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!(
+            "{} ({}), {} items: p50 {:.2} ms, p95 {:.2} ms; per interaction {:.0} dispatches, \
+             {:.0} submits, {:.0} bytes read back",
+            report.engine,
+            report.adapter,
+            items,
+            report.p50_ms,
+            report.p95_ms,
+            report.dispatches,
+            report.submits,
+            report.readback_bytes
+        );
+    }
     Ok(())
 }

@@ -1,0 +1,40 @@
+//! `metarec bench interaction` prints the per-interaction figures and counts it promises (the
+//! figures themselves are benchmarks, never asserted here).
+#![cfg(feature = "cli")]
+use std::process::Command;
+
+fn interaction(engine: &str) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_metarec"))
+        .args(["bench", "interaction", "--engine", engine])
+        .args(["--items", "300", "--interactions", "3", "--json"])
+        .output()
+        .expect("run metarec");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+#[test]
+fn interaction_reports_latency_and_the_engines_counts() {
+    for engine in ["cpu", "gpu"] {
+        let v = interaction(engine);
+        assert_eq!(v["engine"], engine);
+        assert_eq!(v["items"], 300);
+        for key in [
+            "p50_ms",
+            "p95_ms",
+            "dispatches",
+            "submits",
+            "readback_bytes",
+        ] {
+            assert!(v[key].as_f64().is_some_and(|x| x >= 0.0), "{key}: {v}");
+        }
+        assert!(v["p95_ms"].as_f64() >= v["p50_ms"].as_f64(), "{v}");
+        // the CPU engine neither dispatches nor submits; the GPU engine counts its own work
+        let submits = v["submits"].as_f64().unwrap_or(-1.0);
+        assert_eq!(submits > 0.0, engine == "gpu", "{v}");
+    }
+}
