@@ -252,11 +252,12 @@ impl Fisher for GpuEngine {
         let Some(fk) = self.fisher.take() else {
             return Err(EngineError::Device("Fisher kernels missing".into()));
         };
-        self.write(&fk.x, &vec![0f32; self.n_params]);
         self.write(&fk.r, g);
         self.write(&fk.p, g);
         let vectors = grid(self.n_params.div_ceil(1024));
         let mut enc = self.encoder();
+        // x = 0 on the device: no host vector of zeros uploaded per solve
+        enc.clear_buffer(&fk.x, 0, None);
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             self.encode_forward(&mut pass, rows);
