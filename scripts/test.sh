@@ -46,6 +46,9 @@ e2e() {
     # take 68 s instead of 40 s, too close to the tests' 120 s limit on a busy 2-core machine.
     # (errexit is off inside a function called from `||`, hence the explicit returns.)
     wasm-pack build --release --target web --out-dir www/pkg || return 1
+    # The default bundle a first visit loads (tests/e2e/firstvisit.mjs, foryou.mjs), as the demo
+    # builds it: meta-trained natively by the release CLI.
+    scripts/default-bundle.sh || return 1
     local f rc=0
     for f in tests/e2e/*.mjs; do
         echo "--- node $f"

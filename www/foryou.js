@@ -13,46 +13,20 @@
 
 import { cssColor, lineChart } from './charts.js';
 import { $, announce, el, message } from './dom.js';
+import { RemoteTrainer } from './remote-trainer.js';
 import { rewardAndLoss, stepLoop } from './steps.js';
+import { defaultBundle, store } from './store.js';
 
-const DB_NAME = 'metarec';
-const STORE = 'kv';
+const { get: dbGet, put: dbPut, del: dbDel } = store;
+
 const SLATE = 10;
 const MAX_LAT = 100;
 
 const view = () => $('view-foryou');
 
 
-// ---- IndexedDB: one key-value store -----------------------------------------------------
-
-let dbPromise = null;
-function db() {
-  if (!dbPromise) {
-    dbPromise = new Promise((resolve, reject) => {
-      const req = indexedDB.open(DB_NAME, 1);
-      req.onupgradeneeded = () => req.result.createObjectStore(STORE);
-      req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(new Error(`IndexedDB: ${req.error && req.error.message}`));
-    });
-  }
-  return dbPromise;
-}
-
-async function kv(mode, fn) {
-  const d = await db();
-  return new Promise((resolve, reject) => {
-    const tx = d.transaction(STORE, mode);
-    const req = fn(tx.objectStore(STORE));
-    tx.oncomplete = () => resolve(req ? req.result : undefined);
-    tx.onerror = () => reject(new Error(`IndexedDB: ${tx.error && tx.error.message}`));
-    tx.onabort = () => reject(new Error(`IndexedDB: ${tx.error && tx.error.message}`));
-  });
-}
-const dbGet = (key) => kv('readonly', (s) => s.get(key));
-const dbPut = (key, value) => kv('readwrite', (s) => s.put(value, key));
-const dbDel = (key) => kv('readwrite', (s) => s.delete(key));
-// The same key-value store for the other views (Meta-train keeps its run there).
-export const store = { get: dbGet, put: dbPut, del: dbDel };
+// The IndexedDB store, shared with the other views (Meta-train keeps its run there).
+export { store };
 
 // ---- settings from the URL ----------------------------------------------------------------
 
@@ -75,6 +49,9 @@ function intParam(name, def, min, max) {
   }
   return n;
 }
+
+// URL parameters that ask for in-page meta-training instead of the default bundle.
+const TRAINING_PARAMS = ['items', 'users', 'iterations', 'seed', 'algorithm'];
 
 function trainingOptions() {
   return {
@@ -387,7 +364,7 @@ async function renderLearning() {
 
 // ---- bundles ---------------------------------------------------------------------------------
 
-async function obtainBundle(mod) {
+async function obtainBundle() {
   const url = params.get('bundle');
   if (url) {
     const u = new URL(url, window.location.href);
@@ -404,6 +381,11 @@ async function obtainBundle(mod) {
     const bytes = await dbGet(`bundle:${picked.key}`);
     if (bytes) return { bytes, key: picked.key, label: picked.label || `${picked.key.slice(5)} (loaded from a file)`, world: picked.world || null };
   }
+  if (!TRAINING_PARAMS.some((k) => params.has(k))) {
+    progressText('Loading the recommender…');
+    const served = await defaultBundle();
+    if (served) return served;
+  }
   const opts = trainingOptions();
   const world = { items: opts.items, users: opts.users, seed: opts.seed };
   const key = `synthetic:items=${opts.items}&users=${opts.users}&iterations=${opts.iterations}&seed=${opts.seed}&algorithm=${opts.algorithm}`;
@@ -417,7 +399,7 @@ async function obtainBundle(mod) {
   bar.value = 0;
   progressText(`First visit: meta-training the recommender on a synthetic catalog (${opts.iterations} iterations)…`);
   const t0 = performance.now();
-  const trainer = await mod.MetaTrainer.create({ ...opts, engine: st.trainEngine });
+  const trainer = await RemoteTrainer.create({ ...opts, engine: st.trainEngine });
   try {
     await stepLoop({
       more: () => !trainer.done,
@@ -671,15 +653,18 @@ export async function start({ loadEngine }) {
       fallbackWhy = probe.why;
       st.engine = 'cpu';
     }
-    const bundle = await obtainBundle(mod);
+    const bundle = await obtainBundle();
     progressText('Starting the recommender…');
     await openRecommender(bundle);
     $('fy-help').hidden = false;
     progressText(bundle.cached === false ? 'Ready.' : 'Ready: like or skip to teach it what you like.');
+    // Milliseconds from the navigation to the first slate on screen (tests/e2e/firstvisit.mjs).
+    st.timings.firstSlate = performance.now();
     window.metarecForYou = {
       get rec() {
         return st.rec;
       },
+      timings: () => ({ ...st.timings }),
       latencies: () => [...st.latencies],
       stats: latencyStats,
       drill,

@@ -1,5 +1,6 @@
 // metarec Meta-train view: meta-training on the synthetic world in this browser, one
-// meta-iteration at a time (MetaTrainer from www/pkg, see src/web/meta_trainer.rs), with progress, pause and
+// meta-iteration at a time in a Web Worker (MetaTrainer from www/pkg, see src/web/meta_trainer.rs,
+// through www/remote-trainer.js: the page's main thread only renders), with progress, pause and
 // resume and learning curves (uPlot); when it finishes, or when asked while paused, For you
 // (www/foryou.js) switches to the new policy. A checkpoint is kept in IndexedDB after every
 // iteration: a reload (or a crash) finds the run paused where it stood, and a lost GPU device
@@ -10,13 +11,13 @@
 // window.metarecMetaTrain.history(), .speed() and .drill() (destroys the GPU device).
 import { PALETTE, lineChart } from './charts.js';
 import { $, announce, intField, message } from './dom.js';
+import { RemoteTrainer } from './remote-trainer.js';
 import { forYouReady, rewardAndLoss, stepLoop } from './steps.js';
 
 const view = () => $('view-metatrain');
 
 const st = {
   foryou: null,
-  mod: null,
   trainer: null,
   world: null,
   running: false,
@@ -39,7 +40,7 @@ async function save() {
 
 // A run from its saved checkpoint: the trainer, and the history it holds.
 async function resumeFrom(saved) {
-  const trainer = await st.mod.MetaTrainer.create(saved.opts, saved.checkpoint);
+  const trainer = await RemoteTrainer.create(saved.opts, saved.checkpoint);
   if (st.trainer) st.trainer.free();
   st.trainer = trainer;
   st.opts = saved.opts;
@@ -185,7 +186,7 @@ async function startTraining() {
   opts.engine = chosen === 'auto' ? st.autoEngine : chosen;
   setControls({ start: false, pause: false, use: false });
   status('Generating the synthetic world…');
-  const trainer = await st.mod.MetaTrainer.create(opts);
+  const trainer = await RemoteTrainer.create(opts);
   if (st.trainer) st.trainer.free();
   st.trainer = trainer;
   st.opts = opts;
@@ -250,7 +251,6 @@ export async function start({ foryou }) {
   status('Waiting for the engine…');
   if (!(await forYouReady(foryou, { status, setPhase }))) return;
   const cur = foryou.current();
-  st.mod = cur.mod;
   st.autoEngine = cur.trainEngine || 'auto';
   if (cur.world) {
     $('mt-items').value = String(cur.world.items);

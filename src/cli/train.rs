@@ -74,6 +74,10 @@ pub struct Args {
     /// Meta stage: users (tasks) per meta-iteration.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
     users_per_iteration: u64,
+    /// Meta stage, Reptile and first-order MAML: Adam step size of a person's own network per
+    /// reaction, in the inner loop and on the device (default: the session's, 0.001).
+    #[arg(long)]
+    param_lr: Option<f32>,
     /// Meta stage, CAVIA: the outer update, `reinforce`, `ppo` (clipped surrogate) or `trpo`
     /// (natural-gradient step within `--max-kl`). Default: `ppo` when `--outer-steps` is above
     /// 1, else `reinforce`.
@@ -343,6 +347,12 @@ fn run_with_meta(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         },
     )?;
     cfg.adapt.adapts = args.algorithm.adapts();
+    if let Some(lr) = args.param_lr {
+        if !(lr.is_finite() && lr > 0.0) {
+            return Err(format!("--param-lr must be a positive number, got {lr}").into());
+        }
+        cfg.adapt.param_lr = lr;
+    }
     let meta = super::train_meta::run(
         super::train_meta::MetaArgs {
             data: &args.data,

@@ -1,6 +1,7 @@
 // End-to-end test of the "For you" view in headless Chromium: node tests/e2e/foryou.mjs
-// Needs www/pkg (see selfcheck.mjs). Serves the page, meta-trains a synthetic bundle in the
-// page with its default settings (?person=1: 2,000 items, 60 iterations of first-order MAML), then through
+// Needs www/pkg (see selfcheck.mjs) and the default bundle (scripts/default-bundle.sh). Serves the
+// page, opens it as a first visit (?person=1: the default bundle, 2,000 items, 60 iterations of
+// first-order MAML meta-trained natively; without it the page meta-trains the same in a Worker), then through
 // the page's own buttons: for 8 rounds (one reaction per slate) likes items of one genre (the
 // most frequent in the first slate) and skips the top item when none is shown, and asserts that
 // the genre's share of the slate rose by at least 0.3; 92 more reactions give a latency figure
@@ -17,8 +18,8 @@ import { REPO_ROOT, assert, launchChromium, runTests, startServer } from './lib/
 const OUT_DIR = path.join(REPO_ROOT, 'out');
 const READY_MS = 1000 * Number(process.env.METAREC_E2E_TIMEOUT_S || 120);
 // METAREC_E2E_FORYOU_QUERY overrides the first test's page settings (e.g. items=300&person=2).
-// The first test opens the page with its default world and meta-training (2,000 items, 1,000
-// users, 60 iterations: what a visitor gets); person=1 gives the same exploration noise every run,
+// The first test opens the page as a visitor does: the default bundle (2,000 items, 1,000 users,
+// 60 iterations, built by scripts/default-bundle.sh); person=1 gives the same exploration noise every run,
 // so the genre-share assertion is reproducible (natively all of 60 simulated people gain at least
 // 0.3; tests/adaptation.rs averages 8). The other tests use a smaller world.
 const DEFAULT = process.env.METAREC_E2E_FORYOU_QUERY || 'person=1';
@@ -106,13 +107,13 @@ const learned = { start: null, end: null, rounds: [] };
 try {
   await runTests('e2e foryou', [
     {
-      name: 'first visit meta-trains, caches the bundle; 8 rounds liking one genre; reload restores; Forget me resets',
+      name: 'first visit (default bundle); 8 rounds liking one genre; reload restores; Forget me resets',
       fn: async () => {
         const { context, page, log } = await newContext();
         try {
           const t0 = Date.now();
           await open(page, DEFAULT);
-          console.log(`     first visit ready in ${((Date.now() - t0) / 1000).toFixed(1)} s (meta-training included)`);
+          console.log(`     first visit ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
           const i0 = await info(page);
           assert(i0.engine === 'cpu', `auto on SwiftShader should pick the CPU engine, got ${JSON.stringify(i0)}`);
           const badge = await page.textContent('#fy-badges');

@@ -38,6 +38,13 @@ async function newContext() {
   });
   context.on('requestfailed', (req) => log.failed.push(`${req.url()}: ${req.failure()?.errorText}`));
   const page = await context.newPage();
+  // Long tasks (> 50 ms) of the page's main thread, with their start times (performance.now()).
+  await page.addInitScript(() => {
+    window.longTasks = [];
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) window.longTasks.push({ start: e.startTime, ms: e.duration });
+    }).observe({ type: 'longtask', buffered: true });
+  });
   page.on('websocket', (ws) => log.foreign.push(ws.url()));
   page.on('pageerror', (err) => log.pageErrors.push(String(err && err.stack ? err.stack : err)));
   page.on('console', (msg) => {
@@ -52,6 +59,10 @@ function clean(log) {
   assert(log.pageErrors.length === 0, `uncaught page errors: ${log.pageErrors.join(' | ')}`);
   assert(log.failed.length === 0, `failed requests: ${log.failed.join(', ')}`);
 }
+
+// The main thread's long tasks that started at or after `since` (performance.now()).
+const longTasksSince = (page, since) => page.evaluate((t) => window.longTasks.filter((e) => e.start >= t), since);
+const now = (page) => page.evaluate(() => performance.now());
 
 const data = (page, id, key) => page.evaluate(([i, k]) => document.getElementById(i).dataset[k], [id, key]);
 // Waits until data-<key> of #id is one of `want` (an array) or a number at least `want`.
@@ -288,16 +299,20 @@ try {
       },
     },
     {
-      name: 'Meta-train: a paused run survives a reload and finishes when resumed',
+      name: 'Meta-train: runs in a Worker (no long task on the main thread); a paused run survives a reload and finishes when resumed',
       fn: async () => {
         const { context, page, log } = await newContext();
         try {
           await page.goto(new URL(`?${SMALL}&view=metatrain`, server.url).href, { waitUntil: 'load' });
           await waitData(page, 'view-metatrain', 'mt', ['ready', 'error']);
+          // Meta-training runs in a Web Worker: no long task on the page's main thread.
+          const t0 = await now(page);
           await startMetaTrain(page, { iterations: 400, seed: 4, engine: 'cpu' });
           await waitData(page, 'view-metatrain', 'iteration', 2, 120_000);
           await page.getByRole('button', { name: 'Pause' }).click();
           await waitData(page, 'view-metatrain', 'mt', ['paused'], 60_000);
+          const long1 = await longTasksSince(page, t0);
+          assert(long1.length === 0, `long tasks on the main thread while meta-training: ${JSON.stringify(long1)}`);
           const before = await page.evaluate(() => window.metarecMetaTrain.history());
           await page.reload({ waitUntil: 'load' });
           await waitData(page, 'view-metatrain', 'mt', ['paused', 'ready', 'error']);
@@ -305,9 +320,12 @@ try {
           const after = await page.evaluate(() => window.metarecMetaTrain.history());
           assert(JSON.stringify(after) === JSON.stringify(before.map(({ iteration, mean_reward, loss, skipped_total }) => ({ iteration, mean_reward, loss, skipped_total }))), `history after reload: ${JSON.stringify(after)} vs ${JSON.stringify(before)}`);
           assert((await page.inputValue('#mt-seed')) === '4', 'the form does not show the restored run');
+          const t1 = await now(page);
           await page.getByRole('button', { name: 'Resume' }).click();
           await waitData(page, 'view-metatrain', 'mt', ['done', 'error'], 180_000);
           assert((await data(page, 'view-metatrain', 'mt')) === 'done', `Meta-train: ${await page.textContent('#mt-status')}`);
+          const long2 = await longTasksSince(page, t1);
+          assert(long2.length === 0, `long tasks on the main thread while meta-training: ${JSON.stringify(long2)}`);
           const h = await page.evaluate(() => window.metarecMetaTrain.history());
           assert(h.length === 400 && h.every((p, i) => p.iteration === i), `history: ${h.length} iterations`);
           console.log(`     paused after ${before.length} iterations, reloaded, resumed: ${h.length} iterations`);
