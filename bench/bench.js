@@ -134,6 +134,79 @@ class TfPolicy {
   }
 }
 
+// One person's interaction in TF.js, the same work as metarec's (`BenchAdaptation`): a reaction
+// to the first item of the list is one REINFORCE step on the person's context (loss
+// -(r - b) log π(a|x) over the items not shown yet, running baseline b, Adam on the context only,
+// the network fixed), the item's vector goes into the feedback summary, the item is masked;
+// then the next list: a Gumbel-top-10 draw (metarec samples its lists too), indices and scores
+// read back. `recommend()` alone is plain inference: scores, tf.topk 10, indices read back.
+// Network: the adaptation benchmark's (a 128-value context and the 130-value feedback summary,
+// hidden 256-256, item vectors of 64), random item vectors; AdaptConfig's defaults (Adam lr 0.1,
+// temperature 1, no entropy bonus, baseline decay 0.8).
+const ADAPT = { context: 128, summary: 130, lr: 0.1, decay: 0.8, k: 10 };
+class TfInteraction {
+  constructor(items) {
+    this.model = { input: ADAPT.context + ADAPT.summary, hidden: [256, 256], output: 64 };
+    this.vars = makeVariables(this.model, null);
+    this.items = tf.randomUniform([items, this.model.output], -0.3, 0.3);
+    this.n = items;
+    this.context = tf.variable(tf.zeros([1, ADAPT.context]));
+    this.summary = tf.variable(tf.zeros([1, ADAPT.summary]));
+    this.mask = tf.variable(tf.zeros([1, items]));
+    this.optimizer = tf.train.adam(ADAPT.lr, 0.9, 0.999, 1e-8);
+    this.baseline = 0;
+    this.reactions = 0;
+    this.top = [];
+  }
+
+  logits() {
+    const x = tf.concat([this.context, tf.div(this.summary, this.reactions + 1)], 1);
+    return tf.add(tf.matMul(mlp(this.model, this.vars, x), this.items, false, true), this.mask);
+  }
+
+  async next() {
+    const { indices, values } = tf.tidy(() => {
+      const u = tf.randomUniform([1, this.n], 1e-7, 1);
+      return tf.topk(tf.sub(this.logits(), tf.log(tf.neg(tf.log(u)))), ADAPT.k);
+    });
+    const [top] = await Promise.all([indices.data(), values.data()]);
+    tf.dispose([indices, values]);
+    this.top = Array.from(top);
+    return this.top;
+  }
+
+  async interact(reward) {
+    const a = this.top[0];
+    const adv = reward - this.baseline;
+    // (log π(a) as a sum against a one-hot row: the gradient of `gather` needs a kernel that the
+    // wasm backend lacks)
+    const onehot = tf.oneHot(tf.tensor1d([a], 'int32'), this.n);
+    this.optimizer.minimize(() => tf.mul(-adv, tf.sum(tf.mul(tf.logSoftmax(this.logits()), onehot))), false, [this.context]);
+    tf.tidy(() => {
+      const e = this.items.gather([a]);
+      const delta = tf.concat([tf.mul(e, reward), tf.mul(e, 1 - reward), tf.tensor2d([[reward, 1 - reward]])], 1);
+      this.summary.assign(tf.add(this.summary, delta));
+      this.mask.assign(tf.add(this.mask, tf.mul(onehot, -1e9)));
+    });
+    onehot.dispose();
+    this.baseline = ADAPT.decay * this.baseline + (1 - ADAPT.decay) * reward;
+    this.reactions += 1;
+    return this.next();
+  }
+
+  async recommend() {
+    const { indices, values } = tf.tidy(() => tf.topk(this.logits(), ADAPT.k));
+    const top = await indices.data();
+    tf.dispose([indices, values]);
+    return Array.from(top);
+  }
+
+  dispose() {
+    tf.dispose([this.items, this.context, this.summary, this.mask, ...this.vars.flatMap((v) => [v.w, v.b])]);
+    this.optimizer.dispose();
+  }
+}
+
 // Max |a - b| over max |b|: the relative error the kernel checks use.
 function relErr(a, b) {
   let diff = 0;
@@ -148,6 +221,7 @@ function relErr(a, b) {
 // ---- what scripts/bench.mjs and tests/e2e/tfjs.mjs call ---------------------------------------
 
 const trainers = {};
+const sessions = {};
 
 const api = {
   async info() {
@@ -236,72 +310,57 @@ const api = {
     delete trainers[name];
   },
 
-  // Adaptation latency: up to `interactions` times (at least 5, then until `budgetMs` is
-  // spent), one reaction then the new top-10 read back, on `items` random item vectors.
-  // Per-interaction milliseconds as the page sees them, the two halves (feedback, recommend) as
-  // the engine sees them, and the engine's counters per interaction.
-  async adaptation(engine, items, interactions, budgetMs) {
+  // A person's interaction loop on `items` random item vectors, for the paired latency rounds
+  // of scripts/bench.mjs: `metarec-gpu`, `metarec-cpu` (BenchAdaptation), `tfjs-webgpu`,
+  // `tfjs-wasm` (TfInteraction). Answers the setup time and the engine or backend.
+  async sessionCreate(name, items) {
+    const [lib, kind] = name.split('-');
     const t0 = performance.now();
-    const a = await BenchAdaptation.create({ engine, items, seed: 1 });
-    const setup_ms = performance.now() - t0;
-    const c0 = a.counters();
-    const ms = [];
-    const feedback = [];
-    const recommend = [];
-    const start = performance.now();
-    for (let k = 0; k < interactions && (k < 5 || performance.now() - start < budgetMs); k++) {
-      const reward = k % 3 === 0 ? 1 : 0;
-      const s = performance.now();
-      const r = await a.interact(reward);
-      ms.push(performance.now() - s);
-      feedback.push(r.feedback_ms);
-      recommend.push(r.recommend_ms);
-      if (r.top.length !== 10) throw new Error(`top-10 has ${r.top.length} items`);
+    if (lib === 'metarec') {
+      const a = await BenchAdaptation.create({ engine: kind, items, seed: 1 });
+      let k = 0;
+      sessions[name] = {
+        interact: async () => (await a.interact(k++ % 3 === 0 ? 1 : 0)).top,
+        recommend: () => a.recommend(),
+        counters: () => a.counters(),
+        free: () => a.free(),
+      };
+      return { setup_ms: performance.now() - t0, info: a.engineInfo() };
     }
-    const c1 = a.counters();
-    const info = a.engineInfo();
-    a.free();
-    const per = (f) => (c1[f] - c0[f]) / ms.length;
-    return {
-      ms,
-      feedback_ms: feedback,
-      recommend_ms: recommend,
-      setup_ms,
-      info,
-      dispatches: per('dispatches'),
-      submits: per('submits'),
-      bytes_read_back: per('bytes_read_back'),
+    await useBackend(kind);
+    const t = new TfInteraction(items);
+    await t.next();
+    let k = 0;
+    sessions[name] = {
+      interact: () => t.interact(k++ % 3 === 0 ? 1 : 0),
+      recommend: () => t.recommend(),
+      free: () => t.dispose(),
     };
+    return { setup_ms: performance.now() - t0, info: { backend: tf.getBackend() } };
   },
 
-  // TF.js inference only (the floor): the same MLP on one context vector, scores against the
-  // item matrix, top-10, indices read back; same interaction count rule as `adaptation`.
-  async tfInference(backend, items, interactions, budgetMs) {
-    await useBackend(backend);
-    const t0 = performance.now();
-    // the adaptation benchmark's network: a 128-value context and the 130-value feedback summary
-    const model = { input: 128 + 130, hidden: [256, 256], output: 64 };
-    const vars = makeVariables(model, null);
-    const e = tf.randomUniform([items, model.output], -0.3, 0.3);
-    const x = tf.zeros([1, model.input]);
-    const infer = async () => {
-      const { indices, values } = tf.tidy(() => tf.topk(tf.matMul(mlp(model, vars, x), e, false, true), 10));
-      const top = await indices.data();
-      tf.dispose([indices, values]);
-      return top;
-    };
-    await infer();
-    const setup_ms = performance.now() - t0;
+  // `count` interactions (`mode` "interact": a reaction and the next list; "recommend": the
+  // list only), each timed from here: milliseconds, and metarec's engine counters per call.
+  async sessionRound(name, mode, count) {
+    const s = sessions[name];
+    const c0 = s.counters ? s.counters() : null;
     const ms = [];
-    const start = performance.now();
-    for (let k = 0; k < interactions && (k < 5 || performance.now() - start < budgetMs); k++) {
-      const s = performance.now();
-      const top = await infer();
-      ms.push(performance.now() - s);
-      if (top.length !== 10) throw new Error(`top-10 has ${top.length} items`);
+    for (let k = 0; k < count; k++) {
+      const t = performance.now();
+      const top = await s[mode]();
+      ms.push(performance.now() - t);
+      if (top.length !== 10) throw new Error(`${name}: the list has ${top.length} items`);
     }
-    tf.dispose([e, x, ...vars.flatMap((v) => [v.w, v.b])]);
-    return { ms, setup_ms, backend: tf.getBackend(), tensors_left: tf.memory().numTensors };
+    if (!c0) return { ms };
+    const c1 = s.counters();
+    const per = (f) => (c1[f] - c0[f]) / count;
+    return { ms, dispatches: per('dispatches'), submits: per('submits'), bytes_read_back: per('bytes_read_back') };
+  },
+
+  async sessionFree(name) {
+    sessions[name].free();
+    delete sessions[name];
+    return { tensors_left: tf.memory().numTensors };
   },
 };
 

@@ -6,19 +6,21 @@
 //   1. training throughput of the reference policy: metarec GPU engine vs TF.js WebGPU, metarec
 //      CPU engine (wasm) vs TF.js wasm, with the equivalence check first (the run fails if the
 //      TF.js step is not the same step);
-//   2. adaptation latency (one reaction → adapted → new top-10 read back) on catalogs of 1,682,
-//      100,000 and 1,000,000 random item vectors, GPU and CPU engines, and TF.js inference only
-//      (forward + top-10) on the same catalogs and backends;
+//   2. interaction latency on catalogs of 1,682, 100,000 and 1,000,000 random item vectors in
+//      paired rounds: metarec's GPU engine against TF.js WebGPU, its CPU engine (wasm) against
+//      TF.js wasm, both sides doing the same interaction (a reaction: one REINFORCE step on the
+//      context with Adam; then the next list: a Gumbel-top-10 draw read back), and the
+//      recommend-only path against TF.js inference (scores, top-10);
 // then natively (target/release/metarec): 3. meta-training iterations/s and peak memory, GPU
 // engine vs CPU engine; 4. dispatches and bytes read back per training step.
 // Writes out/bench/results.json, out/bench/tables.md (BENCHMARKS.md-ready) and
 // out/bench/latency.svg (drawn by `metarec bench chart`).
 //
-// Environment (defaults in brackets): BENCH_OUT [out/bench], BENCH_REPS [5] rounds per training
-// implementation, BENCH_STEPS [10] steps per round, BENCH_INTERACTIONS [200], BENCH_CATALOGS
-// [1682,100000,1000000], BENCH_BUDGET_S [60]: each latency run stops after 200 interactions or,
-// once it has 5, after this many seconds (software WebGPU takes seconds per interaction at
-// 1,000,000 items), BENCH_META_ITERATIONS [10], CHROMIUM [/usr/bin/chromium].
+// Environment (defaults in brackets): BENCH_OUT [out/bench], BENCH_REPS [20] paired rounds per
+// training figure, BENCH_STEPS [10] steps per round, BENCH_ROUNDS [20] paired rounds per latency
+// figure, BENCH_PER_ROUND [5] calls per side and round (BENCH_PER_ROUND_LARGE [2] from 1,000,000
+// items, where software WebGPU takes seconds per call), BENCH_CATALOGS [1682,100000,1000000],
+// BENCH_META_ITERATIONS [10], CHROMIUM [/usr/bin/chromium].
 import { execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -26,25 +28,21 @@ import path from 'node:path';
 import { REPO_ROOT, startServer } from '../tests/e2e/lib/harness.mjs';
 import { GRAD_TOL, LOSS_TOL, UPDATE_TOL, checkEquivalence, openBenchPage } from '../tests/e2e/lib/benchpage.mjs';
 import { CHROMIUM } from '../tests/e2e/lib/harness.mjs';
+import { median, medianWithCi, pairedRounds, quantile } from './lib/paired.mjs';
 
 const env = (name, fallback) => process.env[name] ?? fallback;
 const OUT = path.resolve(REPO_ROOT, env('BENCH_OUT', 'out/bench'));
-const REPS = Number(env('BENCH_REPS', 5));
+const REPS = Number(env('BENCH_REPS', 20));
 const STEPS = Number(env('BENCH_STEPS', 10));
-const INTERACTIONS = Number(env('BENCH_INTERACTIONS', 200));
-const BUDGET_MS = 1000 * Number(env('BENCH_BUDGET_S', 60));
+const ROUNDS = Number(env('BENCH_ROUNDS', 20));
+const PER_ROUND = Number(env('BENCH_PER_ROUND', 5));
+const PER_ROUND_LARGE = Number(env('BENCH_PER_ROUND_LARGE', 2));
 const CATALOGS = env('BENCH_CATALOGS', '1682,100000,1000000').split(',').map(Number);
 const META_ITERATIONS = Number(env('BENCH_META_ITERATIONS', 10));
 const METAREC = path.join(REPO_ROOT, 'target', 'release', 'metarec');
 
 const t0 = Date.now();
 const say = (s) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}`);
-const median = (xs) => quantile(xs, 0.5);
-// Nearest-rank quantile.
-function quantile(xs, q) {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))];
-}
 const sh = (cmd, args) => execFileSync(cmd, args, { encoding: 'utf8' }).trim();
 const tryRun = (f) => {
   try {
@@ -95,29 +93,33 @@ async function browserBenchmarks(results) {
     }
     for (const n of names) await call('trainerFree', n);
 
-    // ---- adaptation latency vs catalog size ----
+    // ---- interaction latency vs catalog size: paired rounds ----
     results.latency = [];
     for (const items of CATALOGS) {
-      const n = INTERACTIONS;
-      const runs = [
-        ['metarec GPU engine (WebGPU)', 'webgpu', () => call('adaptation', 'gpu', items, n, BUDGET_MS)],
-        ['TF.js WebGPU, inference only', 'webgpu', () => call('tfInference', 'webgpu', items, n, BUDGET_MS)],
-        ['metarec CPU engine (wasm)', 'wasm', () => call('adaptation', 'cpu', items, n, BUDGET_MS)],
-        ['TF.js wasm, inference only', 'wasm', () => call('tfInference', 'wasm', items, n, BUDGET_MS)],
-      ];
-      for (const [name, backend, run] of runs) {
-        const start = Date.now();
-        let r;
+      const perRound = items >= 1_000_000 ? PER_ROUND_LARGE : PER_ROUND;
+      for (const [mr, tfName] of [['metarec-gpu', 'tfjs-webgpu'], ['metarec-cpu', 'tfjs-wasm']]) {
+        const setup = {};
         try {
-          r = await run();
+          for (const n of [mr, tfName]) setup[n] = await call('sessionCreate', n, items);
         } catch (e) {
-          r = { error: String(e.message ?? e).split('\n')[0] };
+          results.latency.push({ items, metarec: mr, tfjs: tfName, error: String(e.message ?? e).split('\n')[0] });
+          say(`latency ${items} items, ${mr} / ${tfName}: failed: ${results.latency.at(-1).error}`);
+          for (const n of Object.keys(setup)) await call('sessionFree', n);
+          continue;
         }
-        const row = { name, backend, items, interactions: r.ms ? r.ms.length : 0, ...r };
-        if (r.ms) Object.assign(row, { p50_ms: quantile(r.ms, 0.5), p95_ms: quantile(r.ms, 0.95), max_ms: Math.max(...r.ms) });
-        if (r.feedback_ms) Object.assign(row, { feedback_p50_ms: median(r.feedback_ms), recommend_p50_ms: median(r.recommend_ms) });
-        results.latency.push(row);
-        say(`latency ${items} items, ${name}: ${r.error ?? `p50 ${row.p50_ms.toFixed(2)} ms, p95 ${row.p95_ms.toFixed(2)} ms`} (${((Date.now() - start) / 1000).toFixed(0)} s)`);
+        for (const mode of ['interact', 'recommend']) {
+          const start = Date.now();
+          const r = await pairedRounds(call, { a: mr, b: tfName, mode, rounds: ROUNDS, perRound });
+          const side = (n) => {
+            const c = r[n].counters;
+            const mean = (f) => (c.length ? c.reduce((t, x) => t + x[f], 0) / c.length : null);
+            return { n: r[n].ms.length, p50_ms: quantile(r[n].ms, 0.5), p95_ms: quantile(r[n].ms, 0.95), max_ms: Math.max(...r[n].ms), setup_ms: setup[n].setup_ms, info: setup[n].info, dispatches: mean('dispatches'), submits: mean('submits'), bytes_read_back: mean('bytes_read_back') };
+          };
+          const row = { items, mode, rounds: ROUNDS, per_round: perRound, metarec: { name: mr, ...side(mr) }, tfjs: { name: tfName, ...side(tfName) }, ratio: medianWithCi(r.ratios) };
+          results.latency.push(row);
+          say(`latency ${items} items, ${mode}: ${mr} p50 ${row.metarec.p50_ms.toFixed(2)} / p95 ${row.metarec.p95_ms.toFixed(2)} ms, ${tfName} p50 ${row.tfjs.p50_ms.toFixed(2)} ms; TF.js / metarec ${row.ratio.median.toFixed(2)} (${((Date.now() - start) / 1000).toFixed(0)} s)`);
+        }
+        for (const n of [mr, tfName]) await call('sessionFree', n);
       }
     }
     results.browser.problems = session.problems();
@@ -157,10 +159,12 @@ const f1 = (x) => (x == null || !Number.isFinite(x) ? '–' : x >= 100 ? x.toFix
 const fInt = (x) => Math.round(x).toLocaleString('en-US');
 const yes = (ok) => (ok ? 'met' : '**missed**');
 
+// Paired training ratio a / b per round: median with its 95% CI, min, max.
 function ratios(a, b) {
   const r = a.rounds.map((x, k) => x.steps_per_s / b.rounds[k].steps_per_s);
-  return { min: Math.min(...r), median: median(r), max: Math.max(...r) };
+  return { min: Math.min(...r), max: Math.max(...r), ...medianWithCi(r) };
 }
+const ci = (m) => (m.low == null ? `${f1(m.median)} (n ${m.n}: too few for a CI)` : `${f1(m.median)} (${f1(m.low)}–${f1(m.high)})`);
 
 function tables(results) {
   const L = [];
@@ -197,10 +201,10 @@ function tables(results) {
   L.push('');
   const g = ratios(tr['metarec-gpu'], tr['tfjs-webgpu']);
   const c = ratios(tr['metarec-cpu'], tr['tfjs-wasm']);
-  L.push('| ratio (paired rounds) | min | median | max | target | |');
+  L.push('| ratio (paired rounds) | median (95% CI) | min | max | target | |');
   L.push('|---|---|---|---|---|---|');
-  L.push(`| metarec GPU / TF.js WebGPU | ${f1(g.min)} | ${f1(g.median)} | ${f1(g.max)} | ≥ 5× | ${yes(g.median >= 5)} |`);
-  L.push(`| metarec CPU / TF.js wasm | ${f1(c.min)} | ${f1(c.median)} | ${f1(c.max)} | ≥ 1× | ${yes(c.median >= 1)} |`);
+  L.push(`| metarec GPU / TF.js WebGPU | ${ci(g)} | ${f1(g.min)} | ${f1(g.max)} | ≥ 5× | ${yes(g.median >= 5)} |`);
+  L.push(`| metarec CPU / TF.js wasm | ${ci(c)} | ${f1(c.min)} | ${f1(c.max)} | ≥ 1.5× | ${yes(c.median >= 1.5)} |`);
   L.push('');
 
   L.push('### Equivalence check');
@@ -215,22 +219,23 @@ function tables(results) {
   }
   L.push('');
 
-  L.push('### 2. Adaptation latency vs catalog size');
+  L.push('### 2. Interaction latency vs catalog size (paired rounds)');
   L.push('');
-  L.push(`Each run: up to ${INTERACTIONS} interactions, or at least 5 and then until ${BUDGET_MS / 1000} s are spent (n says how many).`);
+  L.push(`Each figure: ${ROUNDS} rounds; a round times ${PER_ROUND} calls of each side (${PER_ROUND_LARGE} from 1,000,000 items), the order alternating; the ratio of a round is TF.js's median over metarec's (above 1: metarec is faster), reported as the median over rounds with a distribution-free 95% CI (order statistics).`);
   L.push('');
-  L.push('metarec: one reaction (`Session::feedback`: one REINFORCE step on the context through the engine\'s input gradient, Adam) then the new top-10 read back (`Session::recommend`), timed from JavaScript per interaction; the reference policy\'s layers (hidden 256-256, item vectors of 64) behind a session\'s input (a 128-value context and the 130-value feedback summary), random item vectors. TF.js: inference only (the same MLP, 258-256-256-64, scores against the item matrix, `tf.topk` 10, indices read back).');
+  L.push('**interact**: one reaction to the first item of the list (one REINFORCE step on the 128-value context through the network, Adam; the item into the 130-value feedback summary; the item masked), then the next list (a Gumbel-top-10 draw, read back) — metarec `Session::feedback` + `Session::recommend`, TF.js the same in `TfInteraction` (bench/bench.js). **recommend**: the list only — metarec `Session::recommend` (sampled), TF.js inference (scores, `tf.topk` 10). Network 258-256-256-64, random item vectors.');
   L.push('');
-  L.push('| items | implementation | n | p50 ms | p95 ms | max ms | p50 feedback / recommend ms | dispatches | submits | bytes read back | setup ms |');
-  L.push('|---|---|---|---|---|---|---|---|---|---|---|');
+  L.push('| items | path | metarec | p50 ms | p95 ms | TF.js | p50 ms | p95 ms | TF.js / metarec (95% CI) | dispatches | submits | bytes read back |');
+  L.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  const nice = { 'metarec-gpu': 'GPU engine', 'metarec-cpu': 'CPU engine (wasm)', 'tfjs-webgpu': 'WebGPU', 'tfjs-wasm': 'wasm' };
   for (const r of results.latency) {
     if (r.error) {
-      L.push(`| ${fInt(r.items)} | ${r.name} | 0 | failed: ${r.error.replace(/\|/g, '/')} | | | | | | | |`);
+      L.push(`| ${fInt(r.items)} | – | ${nice[r.metarec]} | failed: ${r.error.replace(/\|/g, '/')} | | ${nice[r.tfjs]} | | | | | | |`);
       continue;
     }
-    const counters = r.dispatches != null ? `${f1(r.dispatches)} | ${f1(r.submits)} | ${fInt(r.bytes_read_back)}` : '– | – | –';
-    const halves = r.feedback_p50_ms != null ? `${f1(r.feedback_p50_ms)} / ${f1(r.recommend_p50_ms)}` : '–';
-    L.push(`| ${fInt(r.items)} | ${r.name} | ${r.interactions} | ${f1(r.p50_ms)} | ${f1(r.p95_ms)} | ${f1(r.max_ms)} | ${halves} | ${counters} | ${f1(r.setup_ms)} |`);
+    const m = r.metarec;
+    const counters = m.submits != null ? `${f1(m.dispatches)} | ${f1(m.submits)} | ${fInt(m.bytes_read_back)}` : '– | – | –';
+    L.push(`| ${fInt(r.items)} | ${r.mode} | ${nice[m.name]} (n ${m.n}) | ${f1(m.p50_ms)} | ${f1(m.p95_ms)} | ${nice[r.tfjs.name]} | ${f1(r.tfjs.p50_ms)} | ${f1(r.tfjs.p95_ms)} | ${ci(r.ratio)} | ${counters} |`);
   }
   L.push('');
   L.push(...latencyTargets(results.latency));
@@ -268,26 +273,20 @@ function tables(results) {
 }
 
 function latencyTargets(rows) {
-  const get = (name, items) => rows.find((r) => r.name.startsWith(name) && r.items === items && !r.error);
-  const out = ['| latency target | measured | |', '|---|---|---|'];
-  const small = Math.min(...rows.map((r) => r.items));
-  const gpu = get('metarec GPU', small);
-  const cpu = get('metarec CPU', small);
-  if (gpu) out.push(`| GPU engine p95 ≤ 16 ms at ${fInt(small)} items | ${f1(gpu.p95_ms)} ms | ${yes(gpu.p95_ms <= 16)} |`);
-  if (cpu) out.push(`| CPU engine p95 ≤ 5 ms at ${fInt(small)} items | ${f1(cpu.p95_ms)} ms | ${yes(cpu.p95_ms <= 5)} |`);
-  const items = [...new Set(rows.map((r) => r.items))].sort((a, b) => a - b);
-  for (const [engine, floor] of [['metarec GPU', 'TF.js WebGPU'], ['metarec CPU', 'TF.js wasm']]) {
-    const pts = items.map((n) => get(engine, n)).filter(Boolean);
-    for (let k = 1; k < pts.length; k++) {
-      const grow = pts[k].p50_ms / pts[k - 1].p50_ms;
-      const lin = pts[k].items / pts[k - 1].items;
-      out.push(`| ${engine} p50 grows no worse than linearly, ${fInt(pts[k - 1].items)} → ${fInt(pts[k].items)} | ×${f1(grow)} for ×${f1(lin)} items | ${yes(grow <= lin)} |`);
-    }
-    for (const n of items) {
-      const a = get(engine, n);
-      const b = get(floor, n);
-      if (a && b) out.push(`| ${engine} adaptation p50 < ${floor} inference p50 at ${fInt(n)} items | ${f1(a.p50_ms)} vs ${f1(b.p50_ms)} ms | ${yes(a.p50_ms < b.p50_ms)} |`);
-    }
+  const ok = rows.filter((r) => !r.error);
+  const get = (engine, mode, items) => ok.find((r) => r.metarec.name === engine && r.mode === mode && r.items === items);
+  const out = ['| target (issue #16) | measured | |', '|---|---|---|'];
+  const gpuSmall = get('metarec-gpu', 'interact', 1682);
+  if (gpuSmall) {
+    out.push(`| GPU engine interaction p50 ≤ 10 ms and p95 ≤ 16 ms at 1,682 items | ${f1(gpuSmall.metarec.p50_ms)} / ${f1(gpuSmall.metarec.p95_ms)} ms | ${yes(gpuSmall.metarec.p50_ms <= 10 && gpuSmall.metarec.p95_ms <= 16)} |`);
+    out.push(`| GPU engine: 1 submit and ≤ 1 KB read back per interaction | ${f1(gpuSmall.metarec.submits)} submits, ${fInt(gpuSmall.metarec.bytes_read_back)} B | ${yes(gpuSmall.metarec.submits <= 1 && gpuSmall.metarec.bytes_read_back <= 1024)} |`);
+  }
+  const gpuLarge = get('metarec-gpu', 'interact', 1_000_000);
+  const tfLarge = get('metarec-gpu', 'recommend', 1_000_000);
+  if (gpuLarge && tfLarge) out.push(`| GPU engine interaction p50 ≤ TF.js WebGPU inference p50 at 1,000,000 items | ${f1(gpuLarge.metarec.p50_ms)} vs ${f1(tfLarge.tfjs.p50_ms)} ms | ${yes(gpuLarge.metarec.p50_ms <= tfLarge.tfjs.p50_ms)} |`);
+  for (const items of [...new Set(ok.map((r) => r.items))].sort((a, b) => a - b)) {
+    const cpu = get('metarec-cpu', 'interact', items);
+    if (cpu) out.push(`| CPU engine (wasm) interaction p50 ≤ TF.js wasm's same interaction at ${fInt(items)} items | ${f1(cpu.metarec.p50_ms)} vs ${f1(cpu.tfjs.p50_ms)} ms; paired ratio ${ci(cpu.ratio)} | ${yes(cpu.metarec.p50_ms <= cpu.tfjs.p50_ms)} |`);
   }
   return out;
 }
@@ -301,8 +300,8 @@ async function main() {
   results.machine.load_average_end = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   await writeFile(path.join(OUT, 'results.json'), JSON.stringify(results, null, 1));
   const series = {};
-  for (const r of results.latency.filter((r) => !r.error)) {
-    (series[r.name] ??= []).push({ items: r.items, p50_ms: r.p50_ms, p95_ms: r.p95_ms });
+  for (const r of results.latency.filter((r) => !r.error && r.mode === 'interact')) {
+    for (const side of [r.metarec, r.tfjs]) (series[`${side.name} interaction`] ??= []).push({ items: r.items, p50_ms: side.p50_ms, p95_ms: side.p95_ms });
   }
   const chartJson = path.join(OUT, 'latency.json');
   await writeFile(chartJson, JSON.stringify({ series: Object.entries(series).map(([name, points]) => ({ name, points })) }, null, 1));

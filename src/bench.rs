@@ -181,6 +181,14 @@ impl Adaptation {
     }
 }
 
+impl Adaptation {
+    /// A list without a reaction (the recommend-only path): the top-k item indices.
+    pub async fn recommend(&mut self, engine: &mut impl Engine) -> Result<Vec<u32>> {
+        let list = self.session.recommend(engine, self.k, false).await?;
+        Ok(list.iter().map(|r| r.item).collect())
+    }
+}
+
 /// What one interaction of [`Adaptation`] returned, and how long each half took.
 #[derive(Clone, Debug, Serialize)]
 pub struct Phases {

@@ -91,6 +91,15 @@ impl BenchAdaptation {
         to_js(&phases)
     }
 
+    /// The current list again, without a reaction (the recommend-only path): the top-10
+    /// item indices, read back.
+    pub async fn recommend(&mut self) -> Result<Vec<u32>, JsError> {
+        self.adaptation
+            .recommend(&mut self.engine)
+            .await
+            .map_err(js_err)
+    }
+
     /// The engine's work counters: `{ dispatches, submits, bytes_read_back, train_steps }`.
     pub fn counters(&self) -> Result<JsValue, JsError> {
         to_js(&self.engine.counters())

@@ -211,20 +211,34 @@ fn the_cli_records_the_person_step_size_in_the_bundle_and_refuses_a_bad_one() {
     let run = |lr: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_metarec"))
             .args(["train", "--data", "synthetic:2", "--stages", "meta"])
-            .args(["--algorithm", "fomaml", "--iterations", "1", "--engine", "cpu"])
+            .args([
+                "--algorithm",
+                "fomaml",
+                "--iterations",
+                "1",
+                "--engine",
+                "cpu",
+            ])
             .args(["--users-per-iteration", "2", "--param-lr", lr, "--out"])
             .arg(&out_file)
             .output()
             .unwrap()
     };
     let out = run("0.01");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let bundle = Bundle::from_bytes(&std::fs::read(&out_file).unwrap()).unwrap();
     let policy = Policy::from_bundle(&bundle).unwrap();
     assert_eq!(policy.adapt.param_lr, 0.01);
     let out = run("0");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--param-lr must be a positive number"), "{err}");
+    assert!(
+        err.contains("--param-lr must be a positive number"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
