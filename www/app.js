@@ -281,7 +281,9 @@ async function run() {
   }
 }
 
-// Engine links keep the other URL parameters (view, bundle, training settings).
+// The engine links of each `nav.engine-choice`; they keep the other URL parameters (view, bundle,
+// training settings).
+const ENGINE_LINKS = { auto: 'auto', gpu: 'GPU', cpu: 'CPU' };
 function markEngineChoice() {
   let current = 'auto';
   try {
@@ -289,14 +291,19 @@ function markEngineChoice() {
   } catch {
     current = null;
   }
-  for (const a of document.querySelectorAll('.engine-choice a')) {
-    const params = new URLSearchParams(window.location.search);
-    params.set('engine', a.dataset.engine);
-    if (a.closest('#view-selfcheck')) params.set('view', 'selfcheck');
-    else params.delete('view');
-    a.href = `?${params}`;
-    if (a.dataset.engine === current) a.setAttribute('aria-current', 'page');
-    else a.removeAttribute('aria-current');
+  for (const nav of document.querySelectorAll('nav.engine-choice')) {
+    nav.replaceChildren(
+      ...ENGINES.map((engine) => {
+        const a = el('a', ENGINE_LINKS[engine]);
+        const params = new URLSearchParams(window.location.search);
+        params.set('engine', engine);
+        if (nav.closest('#view-selfcheck')) params.set('view', 'selfcheck');
+        else params.delete('view');
+        a.href = `?${params}`;
+        if (engine === current) a.setAttribute('aria-current', 'page');
+        return a;
+      }),
+    );
   }
 }
 

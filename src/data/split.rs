@@ -39,6 +39,15 @@ pub struct UserSplit {
     pub cold_start: Vec<u32>,
 }
 
+/// Indices into a rating list, split into train and test; each list is sorted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RatingSplit {
+    /// Training rating indices.
+    pub train: Vec<usize>,
+    /// Test rating indices.
+    pub test: Vec<usize>,
+}
+
 /// Splits users `0..n_users` at random by `seed`. Part sizes are the rounded shares of
 /// `n_users` (validation rounded, cold start takes the rest), so they always add up.
 pub fn split_users(
@@ -76,15 +85,6 @@ pub fn support_query(
     check_fraction("support", support_fraction)?;
     let ratings = dataset.user_ratings(user);
     Ok(ratings.split_at(share(ratings.len(), support_fraction)))
-}
-
-/// Indices into a rating list, split into train and test; each list is sorted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RatingSplit {
-    /// Training rating indices.
-    pub train: Vec<usize>,
-    /// Test rating indices.
-    pub test: Vec<usize>,
 }
 
 /// Splits rating indices `0..n_ratings` at random by `seed`, `round(test_fraction * n)` to

@@ -88,6 +88,20 @@ pub struct WorldConfig {
     pub seed: u64,
 }
 
+impl WorldConfig {
+    /// The logged ratings of a small world (a 2-dimensional style), for unit tests: its
+    /// `n_items` items and `n_users` users generated and rated from `seed`.
+    pub fn small_dataset(n_items: usize, n_users: usize, seed: u64) -> Result<Dataset, DataError> {
+        let cfg = WorldConfig {
+            n_items,
+            n_users,
+            style_dim: 2,
+            seed,
+        };
+        World::generate(cfg)?.dataset(seed)
+    }
+}
+
 impl Default for WorldConfig {
     fn default() -> Self {
         WorldConfig {

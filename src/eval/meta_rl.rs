@@ -140,20 +140,14 @@ impl Recommender for MetaRl {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{World, WorldConfig};
+    use crate::data::WorldConfig;
 
     /// RL from scratch (the untrained network, every parameter adapting) learns a user's genre
     /// from their rewards, also when the rewards come before the first slate (as in the
     /// query-set protocol), and the next user starts from the untrained network again.
     #[test]
     fn rl_from_scratch_learns_a_genre_from_rewards_and_starts_over_for_the_next_user() {
-        let world = WorldConfig {
-            n_items: 120,
-            n_users: 60,
-            style_dim: 2,
-            seed: 3,
-        };
-        let ds = World::generate(world).unwrap().dataset(3).unwrap();
+        let ds = WorldConfig::small_dataset(120, 60, 3).unwrap();
         // content features only (no collaborative factors, no prior)
         let setup = ObservedSetup::new(&ds, (0..60).collect(), 0, 3);
         let cfg = MetaConfig {

@@ -607,17 +607,11 @@ pub fn evaluated_users(ds: &Dataset, protocol: &Protocol) -> Result<Vec<usize>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{World, WorldConfig};
+    use crate::data::WorldConfig;
     use crate::eval::report::Report;
 
     fn small() -> Dataset {
-        let cfg = WorldConfig {
-            n_items: 120,
-            n_users: 60,
-            style_dim: 2,
-            seed: 3,
-        };
-        World::generate(cfg).unwrap().dataset(3).unwrap()
+        WorldConfig::small_dataset(120, 60, 3).unwrap()
     }
 
     fn quick() -> Protocol {

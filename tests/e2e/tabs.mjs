@@ -169,6 +169,10 @@ try {
           assert(res && res.status() === 200, `page answered ${res && res.status()}`);
           const tabs = await page.$$eval('[role="tablist"] [role="tab"]', (ts) => ts.map((t) => [t.textContent, t.getAttribute('aria-selected'), t.tabIndex]));
           assert(JSON.stringify(tabs) === JSON.stringify([['For you', 'false', -1], ['Simulate', 'true', 0], ['Meta-train', 'false', -1], ['Engine self-check', 'false', -1]]), `tabs: ${JSON.stringify(tabs)}`);
+          // The engine links keep the other settings; the self-check's stay on its view.
+          const links = await page.$$eval('nav.engine-choice', (navs) => navs.map((n) => [...n.querySelectorAll('a')].map((a) => [a.textContent, new URL(a.href).search, a.getAttribute('aria-current')])));
+          const want = (view) => ['auto', 'gpu', 'cpu'].map((e) => [e === 'auto' ? 'auto' : e.toUpperCase(), `?${SMALL}${view}&engine=${e}`, e === 'auto' ? 'page' : null]);
+          assert(JSON.stringify(links) === JSON.stringify([want(''), want('&view=selfcheck')]), `engine links: ${JSON.stringify(links)}`);
           await waitData(page, 'view-simulate', 'sim', ['ready', 'error', 'unavailable']);
           assert((await data(page, 'view-simulate', 'sim')) === 'ready', `Simulate: ${await page.textContent('#sim-status')}`);
           const options = await page.$$eval('#sim-users option', (o) => o.map((x) => x.textContent));
