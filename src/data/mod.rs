@@ -5,6 +5,7 @@
 //! [`synthetic::World::generate`] (no files needed). Every input error is a [`DataError`]
 //! naming the file, the line, the field and what was expected.
 pub mod bundle;
+pub mod catalog;
 pub mod csv_ratings;
 pub mod dataset;
 pub mod env;
@@ -22,6 +23,7 @@ pub mod split;
 pub mod synthetic;
 
 pub use bundle::Bundle;
+pub use catalog::{read_items_csv, read_items_json, Embedding, ItemCatalog};
 pub use csv_ratings::CsvOptions;
 pub use dataset::{
     Catalog, Dataset, Format, HistogramBin, IdMap, ItemMeta, Rating, RatingScale, Summary, Warning,
