@@ -102,6 +102,7 @@ fn csv_refusals_name_file_line_and_field() {
     for (input, want) in cases {
         let got = csv_err(&input);
         assert!(got.starts_with(want), "{input:?}: {got}");
+        assert!(got.matches("found").count() <= 1, "{got}");
     }
     let dup = csv_err("id,title\n7,A\n7,B\n");
     assert!(dup.contains("\"7\" again (item 1 has it)"), "{dup}");

@@ -80,7 +80,7 @@ impl Builder {
                 format!(
                     "a new item id, found {:?} again (item {} has it)",
                     row.id,
-                    first + 1
+                    u64::from(first) + 1
                 ),
             ));
         }
@@ -190,6 +190,19 @@ fn utf8<'a>(bytes: &'a [u8], path: &Path) -> Result<&'a str, DataError> {
             "not UTF-8 text: save the catalog as UTF-8",
         )
     })
+}
+
+/// An error at `path:line`, field `col` (0-based) named `name`: `expected {what}` (`what` says
+/// what was found too).
+fn at_field(path: &Path, line: u64, col: usize, name: &'static str, what: String) -> DataError {
+    DataError::Invalid {
+        at: super::Location {
+            path: path.to_path_buf(),
+            line: Some(line),
+            field: Some((col + 1, name)),
+        },
+        message: format!("expected {what}"),
+    }
 }
 
 fn parse_year(text: &str) -> Result<Option<i32>, String> {
@@ -326,9 +339,7 @@ pub fn read_items_csv(bytes: &[u8], path: &Path) -> Result<ItemCatalog, DataErro
             ));
         }
         let field = |c: usize| record.get(c).unwrap_or("");
-        let fail = |c: usize, expected: String| {
-            DataError::field(path, line, c + 1, names[c], expected, field(c).as_bytes())
-        };
+        let fail = |c: usize, what: String| at_field(path, line, c, names[c], what);
         let year = match cols.year {
             Some(c) => parse_year(field(c)).map_err(|m| fail(c, m))?,
             None => None,
@@ -371,14 +382,8 @@ pub fn read_items_csv(bytes: &[u8], path: &Path) -> Result<ItemCatalog, DataErro
             "categories" => cols.categories.unwrap_or(0),
             _ => cols.embedding.first().copied().unwrap_or(0),
         };
-        b.push(row, &|name, expected| {
-            let c = column(name);
-            let found = if name == "embedding" && !cols.packed {
-                format!("{} columns", cols.embedding.len())
-            } else {
-                field(c).to_owned()
-            };
-            DataError::field(path, line, c + 1, name, expected, found.as_bytes())
+        b.push(row, &|name, what| {
+            at_field(path, line, column(name), name, what)
         })?;
     }
     b.finish(path)

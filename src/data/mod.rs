@@ -22,7 +22,7 @@ pub(crate) mod sampling;
 pub mod split;
 pub mod synthetic;
 
-pub use bundle::Bundle;
+pub use bundle::{Bundle, BUNDLE_VERSION};
 pub use catalog::{read_items_csv, read_items_json, Embedding, ItemCatalog};
 pub use csv_ratings::CsvOptions;
 pub use dataset::{
