@@ -98,6 +98,86 @@ fn bundle_of_own_items_then_inspect() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Ratings of the books by 60 people: each rates 10 books, 5 stars for their favourite tag.
+fn ratings_csv(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut text = String::from("user,item,rating,timestamp\n");
+    for u in 0..60 {
+        for k in 0..10 {
+            let i = (u * 7 + k * 3) % 30;
+            let stars = if i % 5 == u % 5 { 5 } else { 1 + (u + k) % 3 };
+            text.push_str(&format!(
+                "u{u},isbn-{i:03},{stars},{}\n",
+                1_600_000_000 + 3600 * k
+            ));
+        }
+    }
+    let path = dir.join("ratings.csv");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn bundle_of_own_items_and_their_ratings() {
+    let dir = scratch("ratings");
+    let items = books_csv(&dir);
+    // the ratings path reads no embedding: refused with the items file named
+    let ratings = ratings_csv(&dir);
+    let out = dir.join("rated.bundle");
+    let args = |items: &std::path::Path| {
+        vec![
+            "bundle".to_owned(),
+            "--items".into(),
+            items.to_str().unwrap().into(),
+            "--ratings".into(),
+            ratings.to_str().unwrap().into(),
+            "--out".into(),
+            out.to_str().unwrap().into(),
+            "--iterations".into(),
+            "3".into(),
+        ]
+    };
+    let run = |args: Vec<String>| {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        metarec(&a)
+    };
+    let refused = run(args(&items));
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("embedding"));
+    let plain = dir.join("plain.csv");
+    let text = std::fs::read_to_string(&items).unwrap();
+    let without: String = text
+        .lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_owned() + "\n")
+        .collect();
+    std::fs::write(&plain, without).unwrap();
+    let done = run(args(&plain));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let inspect = metarec(&["inspect", out.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(v["items"], 30);
+    let trained_on = v["trained_on"].as_str().unwrap();
+    assert!(
+        trained_on.starts_with("600 ratings of 60 people in"),
+        "{trained_on}"
+    );
+    // a rating of an item the catalog does not have
+    let mut text = std::fs::read_to_string(&ratings).unwrap();
+    text.push_str("u1,isbn-999,4,1600000000\n");
+    std::fs::write(&ratings, text).unwrap();
+    let unknown = run(args(&plain));
+    let err = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        !unknown.status.success()
+            && err.contains("\"isbn-999\" has ratings but is not in the catalog"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn bad_items_name_file_line_and_field() {
     let dir = scratch("bad");

@@ -1,7 +1,8 @@
-//! `metarec bundle --items ITEMS --out FILE`: a bundle of a site's own items (CSV or JSON,
-//! `src/data/catalog.rs`) with a policy meta-trained on a synthetic world over these items'
-//! own vectors (as the page's `Recommender.fromCatalog`); `metarec inspect FILE [--json]`:
-//! what a bundle holds.
+//! `metarec bundle --items ITEMS [--ratings RATINGS] --out FILE`: a bundle of a site's own
+//! items (CSV or JSON, `src/data/catalog.rs`) with a policy meta-trained on a synthetic world
+//! over these items' own vectors (as the page's `Recommender.fromCatalog`), or, with ratings,
+//! on the rating people as `metarec train` does (fine-tuned start, observed episodes);
+//! `metarec inspect FILE [--json]`: what a bundle holds.
 
 use crate::data::{Bundle, BUNDLE_VERSION};
 use crate::engine::{AnyEngine, Engine, Preference};
@@ -17,6 +18,10 @@ pub struct BundleArgs {
     /// (an array of `{ id, title, categories, year?, description?, embedding? }`), by extension.
     #[arg(long)]
     items: PathBuf,
+    /// Logged ratings of these items (`user,item,rating[,timestamp]`, as `metarec data` reads
+    /// them): meta-train on the people who rated (as `metarec train`), not a synthetic world.
+    #[arg(long)]
+    ratings: Option<PathBuf>,
     /// The bundle to write.
     #[arg(long)]
     out: PathBuf,
@@ -91,36 +96,10 @@ pub fn run_bundle(a: BundleArgs) -> Result<(), Box<dyn std::error::Error>> {
         },
         ..MetaConfig::default()
     };
-    let world = crate::data::WorldConfig {
-        n_items: items.catalog.len(),
-        n_users: a.users,
-        style_dim: 4,
-        seed: a.seed,
+    let (engine, history, mut bundle, trained_on) = match &a.ratings {
+        None => over_world(&a, &items, &cfg)?,
+        Some(ratings) => over_ratings(&a, ratings, &items, &cfg)?,
     };
-    let setup = SyntheticSetup::over_items(&items, world, &PolicyShape::default(), &cfg)?;
-    let (mut engine, _) = pollster::block_on(AnyEngine::new(&setup.model, a.engine))?;
-    engine.set_items(&setup.items)?;
-    let mut history = Vec::with_capacity(cfg.iterations);
-    for it in 0..cfg.iterations {
-        let p = pollster::block_on(meta::meta_step(
-            &mut engine,
-            setup.tasks(&cfg, it),
-            &cfg,
-            it,
-        ))?;
-        if (it + 1) % 10 == 0 || it + 1 == cfg.iterations {
-            eprintln!("iteration {:>4}  reward {:.3}", it + 1, p.mean_reward);
-        }
-        history.push(p);
-    }
-    let mut bundle = pollster::block_on(setup.bundle(&mut engine, cfg.adapt))?;
-    let trained_on = format!(
-        "synthetic world over {} ({} items, {} simulated people, seed {})",
-        a.items.display(),
-        items.catalog.len(),
-        a.users,
-        a.seed
-    );
     let algorithm = serde_json::to_value(a.algorithm)?;
     record_provenance(
         &mut bundle,
@@ -152,6 +131,98 @@ pub fn run_bundle(a: BundleArgs) -> Result<(), Box<dyn std::error::Error>> {
         )
     })?;
     Ok(())
+}
+
+type Trained = (AnyEngine, Vec<meta::MetaProgress>, Bundle, String);
+
+/// Runs `cfg.iterations` meta-iterations over `tasks(iteration)`, reporting every tenth.
+fn meta_train<T: crate::data::UserTask>(
+    engine: &mut AnyEngine,
+    cfg: &MetaConfig,
+    tasks: impl Fn(usize) -> Vec<T>,
+) -> Result<Vec<meta::MetaProgress>, crate::engine::EngineError> {
+    let mut history = Vec::with_capacity(cfg.iterations);
+    for it in 0..cfg.iterations {
+        let p = pollster::block_on(meta::meta_step(engine, tasks(it), cfg, it))?;
+        if (it + 1) % 10 == 0 || it + 1 == cfg.iterations {
+            eprintln!("iteration {:>4}  reward {:.3}", it + 1, p.mean_reward);
+        }
+        history.push(p);
+    }
+    Ok(history)
+}
+
+/// Meta-training on a synthetic world over the items.
+fn over_world(
+    a: &BundleArgs,
+    items: &crate::data::ItemCatalog,
+    cfg: &MetaConfig,
+) -> Result<Trained, Box<dyn std::error::Error>> {
+    let world = crate::data::WorldConfig {
+        n_items: items.catalog.len(),
+        n_users: a.users,
+        style_dim: 4,
+        seed: a.seed,
+    };
+    let setup = SyntheticSetup::over_items(items, world, &PolicyShape::default(), cfg)?;
+    let (mut engine, _) = pollster::block_on(AnyEngine::new(&setup.model, a.engine))?;
+    engine.set_items(&setup.items)?;
+    let history = meta_train(&mut engine, cfg, |it| setup.tasks(cfg, it))?;
+    let bundle = pollster::block_on(setup.bundle(&mut engine, cfg.adapt))?;
+    let trained_on = format!(
+        "synthetic world over {} ({} items, {} simulated people, seed {})",
+        a.items.display(),
+        items.catalog.len(),
+        a.users,
+        a.seed
+    );
+    Ok((engine, history, bundle, trained_on))
+}
+
+/// Meta-training on the people who rated the items, as `metarec train --stages meta` on a
+/// dataset (their split's training users, the fine-tuned rating network as the start).
+fn over_ratings(
+    a: &BundleArgs,
+    ratings: &Path,
+    items: &crate::data::ItemCatalog,
+    cfg: &MetaConfig,
+) -> Result<Trained, Box<dyn std::error::Error>> {
+    if items.embedding.is_some() {
+        return Err(format!(
+            "{}: the items' own embedding is not used with --ratings: leave out the embedding columns",
+            a.items.display()
+        )
+        .into());
+    }
+    let dataset = crate::data::load_generic_over(
+        ratings,
+        &crate::data::CsvOptions::default(),
+        items.catalog.clone(),
+    )?;
+    let finetune = crate::finetune::FinetuneConfig::default();
+    let setup = meta::DatasetSetup::new(&dataset, a.seed, &finetune, &PolicyShape::default(), cfg)?;
+    let (mut engine, _) = pollster::block_on(AnyEngine::new(&setup.model, a.engine))?;
+    engine.set_items(&setup.vectors.values)?;
+    engine.set_params(&setup.start)?;
+    let history = meta_train(&mut engine, cfg, |it| setup.tasks(&dataset, cfg, it))?;
+    let policy = pollster::block_on(Policy::from_engine(
+        &mut engine,
+        setup.vectors.values.clone(),
+        cfg.adapt,
+    ))?
+    .with_parts(setup.vectors.parts());
+    let mut bundle = Bundle::from_catalog(&dataset.catalog, &setup.train_ratings);
+    policy.store(&mut bundle)?;
+    let trained_on = format!(
+        "{} ratings of {} people in {} over {} ({} training people, seed {})",
+        dataset.ratings.len(),
+        dataset.n_users(),
+        ratings.display(),
+        a.items.display(),
+        setup.split.train.len(),
+        a.seed
+    );
+    Ok((engine, history, bundle, trained_on))
 }
 
 /// Adds `algorithm` and `trained_on` to the bundle's policy configuration (JSON; readers of

@@ -24,7 +24,7 @@ pub mod synthetic;
 
 pub use bundle::{Bundle, BUNDLE_VERSION};
 pub use catalog::{read_items_csv, read_items_json, Embedding, ItemCatalog};
-pub use csv_ratings::CsvOptions;
+pub use csv_ratings::{load_generic_over, CsvOptions};
 pub use dataset::{
     Catalog, Dataset, Format, HistogramBin, IdMap, ItemMeta, Rating, RatingScale, Summary, Warning,
     WarningKind, LIKE_THRESHOLD,
