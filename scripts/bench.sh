@@ -16,7 +16,7 @@ start=$SECONDS
 echo "==> setup"
 ./scripts/setup.sh
 echo "==> build: wasm package (release) and the native CLI (release)"
-wasm-pack build --release --target web --out-dir www/pkg
+wasm-pack build --release --target web --out-dir www/pkg -- --features bench
 cargo build --release --features cli
 echo "==> benchmarks"
 node scripts/bench.mjs

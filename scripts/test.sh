@@ -45,7 +45,12 @@ e2e() {
     # compiles longer than --dev, but the unoptimised build made the GPU self-check in SwiftShader
     # take 68 s instead of 40 s, too close to the tests' 120 s limit on a busy 2-core machine.
     # (errexit is off inside a function called from `||`, hence the explicit returns.)
-    wasm-pack build --release --target web --out-dir www/pkg || return 1
+    # www/pkg has the benchmark classes too (feature `bench`: bench/ and tests/e2e/tfjs.mjs);
+    # the npm package in pkg/ (scripts/package.sh, tests/e2e/package.mjs) does not.
+    wasm-pack build --release --target web --out-dir www/pkg -- --features bench || return 1
+    ./scripts/package.sh || return 1
+    # the TypeScript example against the package's types (typescript from package.json)
+    node node_modules/typescript/bin/tsc -p examples/ts || return 1
     # The default bundle a first visit loads (tests/e2e/firstvisit.mjs, foryou.mjs), as the demo
     # builds it: meta-trained natively by the release CLI.
     scripts/default-bundle.sh || return 1
@@ -107,7 +112,7 @@ python_tests() {
 
 stage "cargo fmt" cargo fmt --check
 stage "clippy (native)" cargo clippy --all-targets --features cli -- -D warnings
-stage "clippy (wasm32)" cargo clippy --lib --target wasm32-unknown-unknown -- -D warnings
+stage "clippy (wasm32)" cargo clippy --lib --target wasm32-unknown-unknown --features bench -- -D warnings
 stage "clippy (python)" cargo clippy --all-targets --features python -- -D warnings
 stage "cargo test (native, lavapipe)" cargo test --features cli
 stage "wasm-pack test (headless chromium)" wasm-pack test --headless --chrome

@@ -25,5 +25,5 @@ pub mod session;
 pub mod simulate;
 #[cfg(target_arch = "wasm32")]
 pub mod web;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "bench"))]
 pub mod web_bench;

@@ -46,6 +46,12 @@ const TOKENS: &[&[u8]] = &[
     b"FEAT",
     b"WGHT",
     b"CONF",
+    b"id,title,categories,year,description,embedding\n",
+    b"embedding_1",
+    b"{\"id\":",
+    b"[",
+    b"]",
+    b"null",
 ];
 
 fn mutate(rng: &mut ChaCha8Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
@@ -169,4 +175,14 @@ fn fuzz_bundle() {
     };
     b.set_weights(&[("w", vec![2], &[1.0, 2.0])]).unwrap();
     fuzz(FuzzTarget::Bundle, vec![b.to_bytes().unwrap()]);
+}
+
+#[test]
+fn fuzz_items_csv() {
+    fuzz(FuzzTarget::ItemsCsv, vec![]);
+}
+
+#[test]
+fn fuzz_items_json() {
+    fuzz(FuzzTarget::ItemsJson, vec![]);
 }

@@ -25,8 +25,10 @@ export function el(tag, text, className) {
   return node;
 }
 
-/** The message of an error (or of anything thrown), for the page's notices. */
-export const message = (err) => (err instanceof Error ? err.message || String(err) : String(err));
+/** The message of an error (or of anything thrown), for the page's notices (without the
+ * `[code] ` prefix the wasm classes put before their messages, src/web/error.rs). */
+export const message = (err) =>
+  (err instanceof Error ? err.message || String(err) : String(err)).replace(/^\[[a-z-]+\] /, '');
 
 /** One turn of the event loop, so that the page renders between long steps. */
 export const nextTurn = () => new Promise((resolve) => setTimeout(resolve, 0));

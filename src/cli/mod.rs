@@ -3,6 +3,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod bench;
+mod bundle;
 pub mod chart;
 mod data;
 mod embed;
@@ -33,6 +34,10 @@ enum Command {
     Eval(Box<eval::Args>),
     /// Item text embeddings (all-MiniLM-L6-v2; needs the `encoder` feature) projected by PCA.
     Embed(embed::Args),
+    /// A bundle of your own items (CSV or JSON) with a policy meta-trained over them.
+    Bundle(bundle::BundleArgs),
+    /// What a bundle holds: version, items, item vector width, policy, algorithm, training.
+    Inspect(bundle::InspectArgs),
 }
 
 /// Entry point of the `metarec` binary: parse arguments, run, map errors to a non-zero exit.
@@ -44,6 +49,8 @@ pub fn main() -> ExitCode {
         Command::Train(args) => train::run(*args),
         Command::Eval(args) => eval::run(*args),
         Command::Embed(args) => embed::run(args),
+        Command::Bundle(args) => bundle::run_bundle(args),
+        Command::Inspect(args) => bundle::run_inspect(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

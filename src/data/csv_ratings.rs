@@ -209,3 +209,26 @@ pub fn load_generic(path: &Path, options: &CsvOptions) -> Result<Dataset, DataEr
     let source = Source::file(Format::GenericCsv, options.scale, path, path);
     Dataset::from_parts(source, users, catalog, ratings)
 }
+
+/// Loads a generic ratings file (as [`load_generic`]) over a given catalog (a site's own items,
+/// [`super::catalog`]): ratings of items the catalog does not have are refused, naming the
+/// item.
+pub fn load_generic_over(
+    path: &Path,
+    options: &CsvOptions,
+    catalog: Catalog,
+) -> Result<Dataset, DataError> {
+    let known = catalog.len();
+    let mut users = IdMap::new();
+    let mut catalog = catalog;
+    let ratings = read_generic(open(path)?, path, options, &mut users, &mut catalog)?;
+    if let Some(id) = catalog.ids.ids().get(known) {
+        return Err(DataError::invalid(
+            path,
+            None,
+            format!("item {id:?} has ratings but is not in the catalog of items"),
+        ));
+    }
+    let source = Source::file(Format::GenericCsv, options.scale, path, path);
+    Dataset::from_parts(source, users, catalog, ratings)
+}

@@ -26,11 +26,15 @@ pub enum FuzzTarget {
     GenericCsv,
     /// A bundle.
     Bundle,
+    /// A site's catalog of items as CSV.
+    ItemsCsv,
+    /// A site's catalog of items as JSON.
+    ItemsJson,
 }
 
 impl FuzzTarget {
     /// Every target.
-    pub const ALL: [FuzzTarget; 8] = [
+    pub const ALL: [FuzzTarget; 10] = [
         FuzzTarget::UData,
         FuzzTarget::UItem,
         FuzzTarget::UUser,
@@ -39,6 +43,8 @@ impl FuzzTarget {
         FuzzTarget::MoviesCsv,
         FuzzTarget::GenericCsv,
         FuzzTarget::Bundle,
+        FuzzTarget::ItemsCsv,
+        FuzzTarget::ItemsJson,
     ];
 
     /// The target's name (its `fuzz/fuzz_targets/<name>.rs` and `fuzz/corpus/<name>/`).
@@ -52,6 +58,8 @@ impl FuzzTarget {
             FuzzTarget::MoviesCsv => "movies_csv",
             FuzzTarget::GenericCsv => "generic_csv",
             FuzzTarget::Bundle => "bundle",
+            FuzzTarget::ItemsCsv => "items_csv",
+            FuzzTarget::ItemsJson => "items_json",
         }
     }
 }
@@ -135,6 +143,26 @@ pub fn run_one(target: FuzzTarget, bytes: &[u8]) -> Result<(), DataError> {
                 "bundle re-serialisation is not stable"
             );
         }
+        FuzzTarget::ItemsCsv => check_items(&super::catalog::read_items_csv(bytes, path)?),
+        FuzzTarget::ItemsJson => check_items(&super::catalog::read_items_json(bytes, path)?),
     }
     Ok(())
+}
+
+/// Checks what a catalog parser accepted: one description per item, categories inside the
+/// vocabulary, ids unique and non-empty, titles non-empty, the embedding `items × width`.
+fn check_items(c: &super::catalog::ItemCatalog) {
+    let cat = &c.catalog;
+    assert!(!cat.is_empty());
+    assert_eq!(cat.ids.len(), cat.items.len());
+    assert_eq!(c.descriptions.len(), cat.len());
+    assert!(cat.ids.ids().iter().all(|id| !id.trim().is_empty()));
+    assert!(cat
+        .items
+        .iter()
+        .all(|m| !m.title.is_empty() && m.genres.iter().all(|&g| (g as usize) < cat.genres.len())));
+    if let Some(e) = &c.embedding {
+        assert!(e.width > 0 && e.values.len() == e.width * cat.len());
+        assert!(e.values.iter().all(|v| v.is_finite()));
+    }
 }

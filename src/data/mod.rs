@@ -5,6 +5,7 @@
 //! [`synthetic::World::generate`] (no files needed). Every input error is a [`DataError`]
 //! naming the file, the line, the field and what was expected.
 pub mod bundle;
+pub mod catalog;
 pub mod csv_ratings;
 pub mod dataset;
 pub mod env;
@@ -21,8 +22,9 @@ pub(crate) mod sampling;
 pub mod split;
 pub mod synthetic;
 
-pub use bundle::Bundle;
-pub use csv_ratings::CsvOptions;
+pub use bundle::{Bundle, BUNDLE_VERSION};
+pub use catalog::{read_items_csv, read_items_json, Embedding, ItemCatalog};
+pub use csv_ratings::{load_generic_over, CsvOptions};
 pub use dataset::{
     Catalog, Dataset, Format, HistogramBin, IdMap, ItemMeta, Rating, RatingScale, Summary, Warning,
     WarningKind, LIKE_THRESHOLD,

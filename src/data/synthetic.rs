@@ -161,7 +161,80 @@ fn title<R: Rng>(rng: &mut R) -> String {
     }
 }
 
+/// `config.n_users` users with preferences over `n_genres` genres (one or two favourites) and
+/// a latent style.
+fn population<R: Rng>(rng: &mut R, config: &WorldConfig, n_genres: usize) -> Vec<SimUser> {
+    (0..config.n_users)
+        .map(|_| {
+            let n_fav = rng.random_range(1..=2);
+            let mut genre_pref: Vec<f32> = (0..n_genres)
+                .map(|_| -0.5 + 0.5 * normal(rng) as f32)
+                .collect();
+            for _ in 0..n_fav {
+                if n_genres > 0 {
+                    let g = rng.random_range(0..n_genres);
+                    genre_pref[g] = 2.0 + 0.5 * normal(rng) as f32;
+                }
+            }
+            SimUser {
+                genre_pref,
+                style: style(rng, config.style_dim),
+                no_click: 1.0 + 0.3 * normal(rng) as f32,
+            }
+        })
+        .collect()
+}
+
 impl World {
+    /// A world over a given catalog (a site's own items): `config.n_items` is ignored, the
+    /// users like the catalog's genres (categories) as in [`World::generate`], and an item's
+    /// hidden style is a seeded random projection of its own `embedding` (row-major, the same
+    /// width for every item; scaled like a generated style) when it has one, else drawn at
+    /// random. Same catalog, embedding and config: the same world.
+    pub fn over_catalog(
+        catalog: Catalog,
+        embedding: Option<(usize, &[f32])>,
+        config: WorldConfig,
+    ) -> Result<Self, DataError> {
+        if catalog.is_empty() || config.n_users == 0 || config.style_dim == 0 {
+            return Err(DataError::Argument(
+                "a world needs at least one item, one user and one style dimension".into(),
+            ));
+        }
+        let n = catalog.len();
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        let projected = match embedding {
+            Some((width, values)) if width > 0 && values.len() == n * width => {
+                Some(project(&mut rng, width, values, config.style_dim))
+            }
+            Some(_) => {
+                return Err(DataError::Argument(format!(
+                    "the embedding must have {n} rows of the same width"
+                )))
+            }
+            None => None,
+        };
+        let items = (0..n)
+            .map(|i| SimItem {
+                style: match &projected {
+                    Some(p) => p[i * config.style_dim..(i + 1) * config.style_dim].to_vec(),
+                    None => style(&mut rng, config.style_dim),
+                },
+                quality: 0.5 * normal(&mut rng) as f32,
+            })
+            .collect();
+        let users = population(&mut rng, &config, catalog.genres.len());
+        Ok(World {
+            config: WorldConfig {
+                n_items: n,
+                ..config
+            },
+            catalog,
+            items,
+            users,
+        })
+    }
+
     /// Generates the world for `config`.
     pub fn generate(config: WorldConfig) -> Result<Self, DataError> {
         if config.n_items == 0 || config.n_users == 0 || config.style_dim == 0 {
@@ -206,23 +279,7 @@ impl World {
                 quality: 0.5 * normal(&mut rng) as f32,
             });
         }
-        let users = (0..config.n_users)
-            .map(|_| {
-                let n_fav = rng.random_range(1..=2);
-                let mut genre_pref: Vec<f32> = (0..GENRES.len())
-                    .map(|_| -0.5 + 0.5 * normal(&mut rng) as f32)
-                    .collect();
-                for _ in 0..n_fav {
-                    let g = rng.random_range(0..GENRES.len());
-                    genre_pref[g] = 2.0 + 0.5 * normal(&mut rng) as f32;
-                }
-                SimUser {
-                    genre_pref,
-                    style: style(&mut rng, config.style_dim),
-                    no_click: 1.0 + 0.3 * normal(&mut rng) as f32,
-                }
-            })
-            .collect();
+        let users = population(&mut rng, &config, GENRES.len());
         Ok(World {
             config,
             catalog,
@@ -333,6 +390,39 @@ impl World {
             ratings,
         )
     }
+}
+
+/// `values` (`width` columns) times a seeded Gaussian `width × dim` matrix, each output column
+/// standardised and scaled by 1/√dim (as a generated style).
+fn project<R: Rng>(rng: &mut R, width: usize, values: &[f32], dim: usize) -> Vec<f32> {
+    let m: Vec<f64> = (0..width * dim).map(|_| normal(rng)).collect();
+    let n = values.len() / width;
+    let mut out = vec![0f64; n * dim];
+    for (row, o) in values.chunks_exact(width).zip(out.chunks_exact_mut(dim)) {
+        for (k, &v) in row.iter().enumerate() {
+            for (c, oc) in o.iter_mut().enumerate() {
+                *oc += f64::from(v) * m[k * dim + c];
+            }
+        }
+    }
+    let scale = 1.0 / (dim as f64).sqrt();
+    for c in 0..dim {
+        let mean = (0..n).map(|i| out[i * dim + c]).sum::<f64>() / n as f64;
+        let var = (0..n)
+            .map(|i| (out[i * dim + c] - mean).powi(2))
+            .sum::<f64>()
+            / n as f64;
+        let sd = var.sqrt();
+        for i in 0..n {
+            let v = &mut out[i * dim + c];
+            *v = if sd > 1e-12 {
+                scale * (*v - mean) / sd
+            } else {
+                0.0
+            };
+        }
+    }
+    out.into_iter().map(|v| v as f32).collect()
 }
 
 /// A synthetic user's episode: at each step the user clicks at most one slate item (or none),

@@ -19,6 +19,12 @@ pub struct SyntheticSetup {
     pub items: Vec<f32>,
     pub parts: ItemVectorParts,
     pub model: ModelConfig,
+    /// The items' content features (with their own embedding, when they have one).
+    pub features: ItemFeatures,
+}
+
+fn input(e: crate::data::DataError) -> EngineError {
+    EngineError::Input(e.to_string())
 }
 
 impl SyntheticSetup {
@@ -28,21 +34,50 @@ impl SyntheticSetup {
         shape: &PolicyShape,
         cfg: &MetaConfig,
     ) -> Result<Self> {
-        let fail = |e: crate::data::DataError| EngineError::Input(e.to_string());
-        let w = crate::data::World::generate(world).map_err(fail)?;
-        let ratings = w.dataset(world.seed).map_err(fail)?;
-        let features = ItemFeatures::build(&w.catalog, &ratings.ratings);
+        let w = crate::data::World::generate(world).map_err(input)?;
+        Self::from_world(w, None, shape, cfg)
+    }
+
+    /// A world over a site's own items ([`crate::data::World::over_catalog`]; `world.n_items`
+    /// is ignored), their embedding (when they have one) part of the item vectors.
+    pub fn over_items(
+        items: &crate::data::ItemCatalog,
+        world: crate::data::WorldConfig,
+        shape: &PolicyShape,
+        cfg: &MetaConfig,
+    ) -> Result<Self> {
+        let embedding = items
+            .embedding
+            .as_ref()
+            .map(|e| (e.width, e.values.as_slice()));
+        let w = crate::data::World::over_catalog(items.catalog.clone(), embedding, world)
+            .map_err(input)?;
+        Self::from_world(w, embedding, shape, cfg)
+    }
+
+    fn from_world(
+        w: crate::data::World,
+        embedding: Option<(usize, &[f32])>,
+        shape: &PolicyShape,
+        cfg: &MetaConfig,
+    ) -> Result<Self> {
+        let seed = w.config.seed;
+        let ratings = w.dataset(seed).map_err(input)?;
+        let mut features = ItemFeatures::build(&w.catalog, &ratings.ratings);
+        if let Some((width, values)) = embedding {
+            features.set_text_embeddings(width, values).map_err(input)?;
+        }
         // the same design as on a dataset: content features and collaborative factors of the
         // world's own (training) population
         let population: Vec<u32> = (0..ratings.n_users() as u32).collect();
-        let factors =
-            crate::data::like_factors(&ratings, &population, SYNTHETIC_FACTORS, world.seed);
+        let factors = crate::data::like_factors(&ratings, &population, SYNTHETIC_FACTORS, seed);
         let vectors =
             ItemVectors::new(&features, &ratings.ratings).with_factors(&factors, SYNTHETIC_FACTORS);
         let model = policy_config(shape, w.catalog.len(), vectors.dim, cfg.rows());
         Ok(SyntheticSetup {
             parts: vectors.parts(),
             items: vectors.values,
+            features,
             world: w,
             ratings,
             model,
@@ -70,8 +105,11 @@ impl SyntheticSetup {
         let policy = crate::policy::Policy::from_engine(engine, self.items.clone(), adapt)
             .await?
             .with_parts(self.parts);
-        let mut bundle =
-            crate::data::Bundle::from_catalog(&self.world.catalog, &self.ratings.ratings);
+        let mut bundle = crate::data::Bundle {
+            catalog: self.world.catalog.clone(),
+            features: Some(self.features.clone()),
+            ..Default::default()
+        };
         policy.store(&mut bundle)?;
         Ok(bundle)
     }

@@ -1,7 +1,7 @@
 //! [`MetaTrainer`]: meta-training on a synthetic world in the page, one meta-iteration at a
 //! time (also what [`Recommender::meta_train`] runs).
 
-use super::{js_err, options, to_js};
+use super::{coded, js_err, options, to_js, Code};
 #[cfg(doc)]
 use super::{Recommender, Simulation};
 use crate::engine::Preference;
@@ -16,7 +16,7 @@ use wasm_bindgen::prelude::*;
 pub(super) struct MetaTrainOptions {
     /// None: "auto" for a [`MetaTrainer`], the recommender's own choice for `metaTrain`.
     pub(super) engine: Option<Preference>,
-    seed: u64,
+    pub(super) seed: u64,
     items: usize,
     users: usize,
     iterations: usize,
@@ -93,37 +93,45 @@ pub(super) struct MetaTraining {
 }
 
 impl MetaTraining {
+    /// Meta-training on the world of `o`, or over a site's own `items` (then `o.items` is
+    /// ignored), from the start or from a `checkpoint`.
     pub(super) async fn new(
         o: &MetaTrainOptions,
         preference: Preference,
         checkpoint: Option<&[u8]>,
+        items: Option<&crate::data::ItemCatalog>,
     ) -> Result<Self, JsError> {
         use crate::engine::Engine;
         use crate::meta::{Checkpoint, MetaConfig, PolicyShape, SyntheticSetup};
         if o.users_per_iteration == 0 || o.rounds == 0 {
-            return Err(JsError::new(
+            return Err(coded(
+                Code::InvalidArgument,
                 "users_per_iteration and rounds must each be at least 1",
             ));
         }
         if !(o.param_lr.is_finite() && o.param_lr > 0.0) {
-            return Err(JsError::new(&format!(
-                "param_lr must be a positive number, got {}",
-                o.param_lr
-            )));
+            return Err(coded(
+                Code::InvalidArgument,
+                format!("param_lr must be a positive number, got {}", o.param_lr),
+            ));
         }
         if o.optimizer != crate::meta::Optimizer::Reinforce
             && o.algorithm != crate::meta::Algorithm::Cavia
         {
-            return Err(JsError::new(&format!(
-                "optimizer {:?} is CAVIA's outer update: set algorithm to \"cavia\"",
-                o.optimizer.name()
-            )));
+            return Err(coded(
+                Code::InvalidArgument,
+                format!(
+                    "optimizer {:?} is CAVIA's outer update: set algorithm to \"cavia\"",
+                    o.optimizer.name()
+                ),
+            ));
         }
         let trpo = crate::meta::TrpoConfig {
             max_kl: o.max_kl,
             ..Default::default()
         };
-        trpo.validate().map_err(|e| JsError::new(&e))?;
+        trpo.validate()
+            .map_err(|e| coded(Code::InvalidArgument, e))?;
         let cfg = MetaConfig {
             optimizer: o.optimizer,
             outer_steps: if o.optimizer == crate::meta::Optimizer::Ppo {
@@ -150,24 +158,32 @@ impl MetaTraining {
             style_dim: 4,
             seed: o.seed,
         };
-        let setup = SyntheticSetup::new(world, &PolicyShape::default(), &cfg).map_err(js_err)?;
+        let setup = match items {
+            Some(items) => SyntheticSetup::over_items(items, world, &PolicyShape::default(), &cfg),
+            None => SyntheticSetup::new(world, &PolicyShape::default(), &cfg),
+        }
+        .map_err(js_err)?;
         let mut engine = ManagedEngine::new(&setup.model, preference)
             .await
             .map_err(js_err)?;
         engine.engine().set_items(&setup.items).map_err(js_err)?;
         let history = match checkpoint {
             Some(bytes) => {
-                let c = Checkpoint::from_bytes(bytes).map_err(js_err)?;
+                let c = Checkpoint::from_bytes(bytes).map_err(|e| coded(Code::StateMismatch, e))?;
                 c.restore_into(engine.engine()).map_err(|e| {
-                    JsError::new(&format!(
-                        "the checkpoint does not fit these meta-training options: {e}"
-                    ))
+                    coded(
+                        Code::StateMismatch,
+                        format!("the checkpoint does not fit these meta-training options: {e}"),
+                    )
                 })?;
                 if c.iteration > cfg.iterations || c.history.len() != c.iteration {
-                    return Err(JsError::new(&format!(
-                        "the checkpoint is at iteration {} of a run longer than {} iterations",
-                        c.iteration, cfg.iterations
-                    )));
+                    return Err(coded(
+                        Code::StateMismatch,
+                        format!(
+                            "the checkpoint is at iteration {} of a run longer than {} iterations",
+                            c.iteration, cfg.iterations
+                        ),
+                    ));
                 }
                 c.history
             }
@@ -189,10 +205,13 @@ impl MetaTraining {
 
     pub(super) async fn step(&mut self) -> Result<JsProgress, JsError> {
         if self.done() {
-            return Err(JsError::new(&format!(
-                "meta-training is complete ({} iterations)",
-                self.cfg.iterations
-            )));
+            return Err(coded(
+                Code::InvalidArgument,
+                format!(
+                    "meta-training is complete ({} iterations)",
+                    self.cfg.iterations
+                ),
+            ));
         }
         let it = self.history.len();
         let t0 = crate::clock::now_ms();
@@ -218,18 +237,40 @@ impl MetaTraining {
             .await
             .map_err(js_err)
     }
+
+    /// Runs every remaining meta-iteration, calling `on_progress` after each (see
+    /// [`call_and_wait`]: `false` stops there, a throw or rejection fails the run), letting
+    /// the browser render in between; the bundle of the policy trained.
+    pub(super) async fn run(
+        &mut self,
+        on_progress: Option<&js_sys::Function>,
+    ) -> Result<crate::data::Bundle, JsError> {
+        while !self.done() {
+            let p = to_js(&self.step().await?)?;
+            if let Some(f) = on_progress {
+                if !call_and_wait(f, &p).await? {
+                    break;
+                }
+            }
+            yield_to_browser().await;
+        }
+        self.bundle().await
+    }
 }
 
 /// Calls `f(value)` and waits for what it returns when that is a promise; false when it
 /// returned (or resolved to) `false`.
 pub(super) async fn call_and_wait(f: &js_sys::Function, value: &JsValue) -> Result<bool, JsError> {
     let threw = |e: JsValue| {
-        JsError::new(&format!(
-            "onProgress failed: {}",
-            e.as_string()
-                .or_else(|| js_sys::Error::from(e).message().as_string())
-                .unwrap_or_default()
-        ))
+        coded(
+            Code::InvalidArgument,
+            format!(
+                "onProgress failed: {}",
+                e.as_string()
+                    .or_else(|| js_sys::Error::from(e).message().as_string())
+                    .unwrap_or_default()
+            ),
+        )
     };
     let r = f.call1(&JsValue::NULL, value).map_err(threw)?;
     let r = wasm_bindgen_futures::JsFuture::from(js_sys::Promise::resolve(&r))
@@ -259,7 +300,26 @@ impl MetaTrainer {
         let o: MetaTrainOptions = options(options_value)?;
         let pref = o.engine.unwrap_or_default();
         Ok(MetaTrainer {
-            trainer: MetaTraining::new(&o, pref, checkpoint.as_deref()).await?,
+            trainer: MetaTraining::new(&o, pref, checkpoint.as_deref(), None).await?,
+        })
+    }
+
+    /// A meta-training run on a synthetic world over a site's own items (`catalog`; their
+    /// vectors are their content features and own embedding): as [`MetaTrainer::create`],
+    /// `options.items` ignored.
+    #[wasm_bindgen(js_name = overCatalog)]
+    pub async fn over_catalog(
+        catalog: &super::Catalog,
+        #[wasm_bindgen(unchecked_optional_param_type = "MetaTrainOptions")] options_value: Option<
+            JsValue,
+        >,
+        #[wasm_bindgen(unchecked_optional_param_type = "Uint8Array")] checkpoint: Option<Vec<u8>>,
+    ) -> Result<MetaTrainer, JsError> {
+        let o: MetaTrainOptions = options(options_value)?;
+        let pref = o.engine.unwrap_or_default();
+        Ok(MetaTrainer {
+            trainer: MetaTraining::new(&o, pref, checkpoint.as_deref(), Some(&catalog.items))
+                .await?,
         })
     }
 

@@ -1,7 +1,7 @@
 //! [`Recommender`]: a trained policy adapting to one person in the page.
 
-use super::meta_trainer::{call_and_wait, yield_to_browser, MetaTrainOptions, MetaTraining};
-use super::{js_err, options, read_bundle, to_js};
+use super::meta_trainer::{MetaTrainOptions, MetaTraining};
+use super::{coded, js_err, options, read_bundle, to_js, Code};
 use crate::engine::Preference;
 use crate::managed::ManagedEngine;
 use serde::{Deserialize, Serialize};
@@ -16,12 +16,14 @@ struct RecommenderOptions {
     seed: u32,
 }
 
+/// An item with its own fields (`item` its id, `genres` its categories) and its score.
 #[derive(Serialize)]
 struct JsRecommendation<'a> {
     item: &'a str,
     title: &'a str,
     genres: Vec<&'a str>,
     year: Option<i32>,
+    description: &'a str,
     score: f32,
     propensity: f32,
 }
@@ -37,6 +39,8 @@ pub struct Recommender {
     /// person taught is in the session: its context, or its own copy of the network, which the
     /// session loads into the engine before every use).
     policy: crate::policy::Policy,
+    /// The items' descriptions (a site's catalog); empty for a bundle's catalog.
+    descriptions: Vec<String>,
 }
 
 #[wasm_bindgen]
@@ -56,6 +60,7 @@ impl Recommender {
                 catalog: bundle.catalog,
                 session,
                 policy: policy.clone(),
+                descriptions: Vec::new(),
             },
             policy,
         ))
@@ -81,9 +86,11 @@ impl Recommender {
         >,
     ) -> Result<Recommender, JsError> {
         let (mut rec, policy) = Self::open(&bundle, options(options_value)?).await?;
-        let session = crate::session::Session::from_bytes(&state).map_err(js_err)?;
+        let session = crate::session::Session::from_bytes(&state)
+            .map_err(|e| coded(Code::StateMismatch, e))?;
         if !session.fits(&policy.model) {
-            return Err(JsError::new(
+            return Err(coded(
+                Code::StateMismatch,
                 "the saved state belongs to another model: it cannot be restored with this bundle",
             ));
         }
@@ -106,20 +113,17 @@ impl Recommender {
             .map_err(js_err)?;
         let out: Vec<JsRecommendation> = recs
             .iter()
-            .map(|r| {
-                let meta = &self.catalog.items[r.item as usize];
-                JsRecommendation {
-                    item: self.catalog.ids.id(r.item).unwrap_or(""),
-                    title: &meta.title,
-                    genres: meta
-                        .genres
-                        .iter()
-                        .filter_map(|&g| self.catalog.genres.get(g as usize).map(String::as_str))
-                        .collect(),
-                    year: meta.year,
+            .filter_map(|r| {
+                let it = super::catalog::item(&self.catalog, &self.descriptions, r.item)?;
+                Some(JsRecommendation {
+                    item: it.id,
+                    title: it.title,
+                    genres: it.categories,
+                    year: it.year,
+                    description: it.description,
                     score: r.score,
                     propensity: r.propensity,
-                }
+                })
             })
             .collect();
         to_js(&out)
@@ -132,16 +136,18 @@ impl Recommender {
             .catalog
             .ids
             .index(&item)
-            .ok_or_else(|| JsError::new(&format!("unknown item id '{item}'")))?;
+            .ok_or_else(|| coded(Code::InvalidArgument, format!("unknown item id '{item}'")))?;
         if !reward.is_finite() || !(0.0..=1.0).contains(&reward) {
-            return Err(JsError::new(&format!(
-                "reward must be a number from 0 (skipped) to 1 (liked), got {reward}"
-            )));
+            return Err(coded(
+                Code::InvalidArgument,
+                format!("reward must be a number from 0 (skipped) to 1 (liked), got {reward}"),
+            ));
         }
         if self.session.was_shown(index) {
-            return Err(JsError::new(&format!(
-                "item '{item}' already had a reaction in this session"
-            )));
+            return Err(coded(
+                Code::InvalidArgument,
+                format!("item '{item}' already had a reaction in this session"),
+            ));
         }
         let session = &mut self.session;
         self.engine
@@ -203,23 +209,46 @@ impl Recommender {
     ) -> Result<Vec<u8>, JsError> {
         let o: MetaTrainOptions = options(options_value)?;
         let mut trainer =
-            MetaTraining::new(&o, o.engine.unwrap_or(self.engine.preference()), None).await?;
-        while !trainer.done() {
-            let p = to_js(&trainer.step().await?)?;
-            if let Some(f) = &on_progress {
-                if !call_and_wait(f, &p).await? {
-                    break;
-                }
-            }
-            yield_to_browser().await;
-        }
-        let bundle = trainer.bundle().await?;
+            MetaTraining::new(&o, o.engine.unwrap_or(self.engine.preference()), None, None).await?;
+        let bundle = trainer.run(on_progress.as_ref()).await?;
         let bytes = bundle.to_bytes().map_err(js_err)?;
         let policy = crate::policy::Policy::from_bundle(&bundle).map_err(js_err)?;
         self.engine.load(&policy).await.map_err(js_err)?;
         self.session = policy.session(self.session.seed);
         self.catalog = bundle.catalog;
+        self.descriptions = Vec::new();
         self.policy = policy;
         Ok(bytes)
+    }
+
+    /// A recommender for a new person over a site's own items: meta-trains a policy on a
+    /// synthetic world over `catalog` (the items' content features and own embedding; the
+    /// world's users like its categories) with `options` (as [`Recommender::meta_train`],
+    /// `items` ignored; `seed` also seeds the person's exploration), calling `onProgress`
+    /// after every meta-iteration. Recommendations carry the items' own fields.
+    #[wasm_bindgen(js_name = fromCatalog)]
+    pub async fn from_catalog(
+        catalog: &super::Catalog,
+        #[wasm_bindgen(unchecked_optional_param_type = "MetaTrainOptions")] options_value: Option<
+            JsValue,
+        >,
+        #[wasm_bindgen(unchecked_optional_param_type = "(progress: MetaProgress) => unknown")]
+        on_progress: Option<js_sys::Function>,
+    ) -> Result<Recommender, JsError> {
+        let o: MetaTrainOptions = options(options_value)?;
+        let preference = o.engine.unwrap_or_default();
+        let mut trainer = MetaTraining::new(&o, preference, None, Some(&catalog.items)).await?;
+        let bundle = trainer.run(on_progress.as_ref()).await?;
+        let policy = crate::policy::Policy::from_bundle(&bundle).map_err(js_err)?;
+        let engine = ManagedEngine::for_policy(&policy, preference)
+            .await
+            .map_err(js_err)?;
+        Ok(Recommender {
+            engine,
+            session: policy.session(o.seed as u32),
+            catalog: bundle.catalog,
+            policy,
+            descriptions: catalog.items.descriptions.clone(),
+        })
     }
 }

@@ -1,6 +1,6 @@
 //! The engine self-check: every GPU kernel against the CPU reference, then the throughput.
 
-use super::{js_err, options, to_js};
+use super::{coded, js_err, options, to_js, Code};
 use crate::bench::train_throughput;
 use crate::engine::check::{check_all, quick_shapes, KernelCheck};
 use crate::engine::cpu::CpuEngine;
@@ -80,7 +80,7 @@ pub async fn self_check(
                 Some(t.dispatches_per_step),
             )
         }
-        Err(e) if opts.engine == Preference::Gpu => return Err(JsError::new(&e)),
+        Err(e) if opts.engine == Preference::Gpu => return Err(coded(Code::Engine, e)),
         Err(e) => ("cpu", None, Some(e), Vec::new(), None, None),
     };
     let mut cpu = CpuEngine::new(&cfg).map_err(js_err)?;

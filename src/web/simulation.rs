@@ -1,6 +1,6 @@
 //! [`Simulation`]: the meta-trained policy against baselines on simulated held-out users.
 
-use super::{js_err, options, read_bundle, to_js};
+use super::{coded, js_err, options, read_bundle, to_js, Code};
 #[cfg(doc)]
 use super::{MetaTrainer, Recommender};
 use crate::engine::Preference;
@@ -98,11 +98,14 @@ impl Simulation {
         };
         let sim = crate::simulate::Simulation::new(world, policy.clone(), cfg).map_err(js_err)?;
         if sim.catalog() != &bundle.catalog {
-            return Err(JsError::new(&format!(
+            return Err(coded(
+                Code::InvalidArgument,
+                format!(
                 "this bundle's catalog is not the synthetic world of {} items, {} users, seed {}: \
                  simulate with the bundle meta-trained on that world",
                 o.items, o.users, o.seed
-            )));
+            ),
+            ));
         }
         let engine = ManagedEngine::for_policy(&policy, o.engine)
             .await

@@ -28,12 +28,25 @@ export interface Recommendation {
   /** The dataset's item id. */
   item: string;
   title: string;
+  /** The item's categories. */
   genres: string[];
   year: number | null;
+  /** The item's description ("" when it has none). */
+  description: string;
   /** The policy's logit for the item. */
   score: number;
   /** Probability of the item at its slate position. */
   propensity: number;
+}
+
+/** One item of a site's catalog, with its own fields. */
+export interface CatalogItem {
+  id: string;
+  title: string;
+  categories: string[];
+  year: number | null;
+  /** "" when the item has none. */
+  description: string;
 }
 
 export interface EngineInfo {

@@ -1,0 +1,9 @@
+//! Fuzz target: the `items_json` parser. See fuzz/README.md.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+use metarec::data::fuzz::{run_one, FuzzTarget};
+
+fuzz_target!(|data: &[u8]| {
+    // Errors are fine; panics (including broken invariants) are bugs.
+    let _ = run_one(FuzzTarget::ItemsJson, data);
+});
