@@ -13,8 +13,7 @@
 
 import { cssColor, lineChart } from './charts.js';
 import { $, announce, el, message } from './dom.js';
-import { RemoteTrainer } from './remote-trainer.js';
-import { rewardAndLoss, stepLoop } from './steps.js';
+import { trainOnCatalog, trainSynthetic } from './training.js';
 import { defaultBundle, store } from './store.js';
 
 const { get: dbGet, put: dbPut, del: dbDel } = store;
@@ -377,7 +376,7 @@ async function obtainBundle() {
     return { bytes: new Uint8Array(await res.arrayBuffer()), key: `url:${u.pathname}${u.search}`, label: u.pathname };
   }
   const picked = await dbGet('active');
-  if (picked && picked.key && /^(file|trained):/.test(picked.key)) {
+  if (picked && picked.key && /^(file|trained|catalog):/.test(picked.key)) {
     const bytes = await dbGet(`bundle:${picked.key}`);
     if (bytes) return { bytes, key: picked.key, label: picked.label || `${picked.key.slice(5)} (loaded from a file)`, world: picked.world || null };
   }
@@ -393,35 +392,25 @@ async function obtainBundle() {
   const cached = await dbGet(`bundle:${key}`);
   if (cached) return { bytes: cached, key, label, world, cached: true };
   setPhase('training');
-  const bar = $('fy-progress');
-  bar.hidden = false;
-  bar.max = Math.max(1, opts.iterations);
-  bar.value = 0;
   progressText(`First visit: meta-training the recommender on a synthetic catalog (${opts.iterations} iterations)…`);
   const t0 = performance.now();
-  const trainer = await RemoteTrainer.create({ ...opts, engine: st.trainEngine });
-  try {
-    await stepLoop({
-      more: () => !trainer.done,
-      step: () => trainer.step(),
-      show: (p) => {
-        bar.value = p.iteration + 1;
-        progressText(
-          `Meta-training: iteration ${p.iteration + 1} of ${opts.iterations}, ${rewardAndLoss(p)}` +
-            (p.skipped_total ? `, ${p.skipped_total} skipped steps` : ''),
-          false,
-        );
-      },
-    });
-    const bytes = await trainer.bundle();
-    st.timings.train = performance.now() - t0;
-    bar.hidden = true;
-    await dbPut(`bundle:${key}`, bytes);
-    return { bytes, key, label, world };
-  } finally {
-    trainer.free();
-  }
+  const bytes = await trainSynthetic({ ...opts, engine: st.trainEngine }, trainingUi());
+  st.timings.train = performance.now() - t0;
+  $('fy-progress').hidden = true;
+  await dbPut(`bundle:${key}`, bytes);
+  return { bytes, key, label, world };
 }
+
+// The progress bar and line of For you's meta-training.
+const trainingUi = () => ({
+  status: (text) => progressText(text, false),
+  progress: (done, of) => {
+    const bar = $('fy-progress');
+    bar.hidden = false;
+    bar.max = Math.max(1, of);
+    bar.value = done;
+  },
+});
 
 // Seed of a new person's exploration noise: ?person=N, else random.
 const personSeed = () => (params.has('person') ? intParam('person', 0, 0, 2 ** 31 - 1) : (Math.random() * 2 ** 31) >>> 0);
@@ -499,13 +488,17 @@ async function importStateBytes(bytes, name) {
 
 async function loadFile(file, kind) {
   if (!st.rec) return;
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const k =
+    kind ||
+    (startsWith(bytes, STATE_MAGIC) ? 'state' : startsWith(bytes, BUNDLE_MAGIC) ? 'bundle' : /\.(csv|json)$/i.test(file.name) ? 'catalog' : null);
+  // meta-training over a catalog runs in a Worker: reactions go on meanwhile
+  if (k === 'catalog') return useCatalogFile(file);
   st.busy = true;
   try {
-    const bytes = new Uint8Array(await file.arrayBuffer());
-    const k = kind || (startsWith(bytes, STATE_MAGIC) ? 'state' : startsWith(bytes, BUNDLE_MAGIC) ? 'bundle' : null);
     if (k === 'state') await importStateBytes(bytes, file.name);
     else if (k === 'bundle') await useBundleBytes(bytes, file.name);
-    else throw new Error('it is neither a metarec bundle nor a saved state');
+    else throw new Error('it is neither a metarec bundle, a saved state nor a catalog of items (.csv or .json)');
   } catch (err) {
     notice('warn', `Could not use ${file.name}: ${message(err)}`);
   } finally {
@@ -558,6 +551,11 @@ function wireControls() {
     const f = e.target.files && e.target.files[0];
     e.target.value = '';
     if (f) loadFile(f, 'bundle');
+  });
+  $('fy-catalog-file').addEventListener('change', (e) => {
+    const f = e.target.files && e.target.files[0];
+    e.target.value = '';
+    if (f) loadFile(f, 'catalog');
   });
   $('fy-default-bundle').addEventListener('click', async () => {
     await dbDel('active');
@@ -617,15 +615,21 @@ export function onBundleChange(fn) {
 // Switches For you to a bundle meta-trained in this page on the synthetic world `world`, for a
 // new person, and keeps it (IndexedDB) as the active bundle across reloads.
 export async function useTrained(bytes, world, label) {
+  const key = `trained:items=${world.items}&users=${world.users}&seed=${world.seed}&at=${Date.now()}`;
+  await adopt({ bytes, key, label, world });
+}
+
+// Makes a newly trained bundle For you's (and the stored active one), replacing the previous
+// trained one. Its key starts with `trained:` or `catalog:` (a site's own items, no world).
+async function adopt({ bytes, key, label, world }) {
   while (st.busy) await new Promise((r) => setTimeout(r, 20));
   st.busy = true;
   try {
     const previous = await dbGet('active');
-    const key = `trained:items=${world.items}&users=${world.users}&seed=${world.seed}&at=${Date.now()}`;
     await openRecommender({ bytes, key, label, world });
     await dbPut(`bundle:${key}`, bytes);
     await dbPut('active', { key, world, label });
-    if (previous && previous.key && previous.key.startsWith('trained:')) {
+    if (previous && previous.key && /^(trained|catalog):/.test(previous.key) && previous.key !== key) {
       await dbDel(`bundle:${previous.key}`);
       await dbDel(`state:${previous.key}`);
     }
@@ -634,6 +638,21 @@ export async function useTrained(bytes, world, label) {
     notice('info', `For you now recommends with ${label}.`);
   } finally {
     st.busy = false;
+  }
+}
+
+// "Use your own catalog": meta-trains over a CSV or JSON file of items in a Worker
+// (www/training.js) with the progress bar, then For you recommends from it; a bad file is
+// refused with the row and field it names, and the current recommender stays.
+async function useCatalogFile(file) {
+  try {
+    const trained = await trainOnCatalog(file, st.trainEngine, trainingUi());
+    await adopt({ ...trained, world: null });
+  } catch (err) {
+    notice('warn', `Could not use ${file.name}: ${message(err)}`);
+  } finally {
+    $('fy-progress').hidden = true;
+    progressText('Ready: like or skip to teach it what you like.');
   }
 }
 

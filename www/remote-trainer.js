@@ -1,16 +1,33 @@
 // MetaTrainer's interface, run in a Web Worker (www/trainer-worker.js): the page's main thread
 // only sends requests and renders progress, so meta-training causes no long task there.
-// `await RemoteTrainer.create(options, checkpoint?)`; then step(), checkpoint(), bundle(),
+// `await RemoteTrainer.create(options, checkpoint?)` or `RemoteTrainer.overCatalog(bytes, name,
+// options)`; then step(), checkpoint(), bundle(),
 // simulateDeviceLoss() as Promises, done / iterations / history() / engineInfo() at once (as of
 // the last answer), free() ends the worker.
 export class RemoteTrainer {
-  static async create(options, checkpoint) {
+  static create(options, checkpoint) {
+    return RemoteTrainer.start('create', options, checkpoint);
+  }
+
+  // Meta-training over a site's own items: the bytes of a CSV or JSON file of items (its `name`
+  // says which); `items` then holds how many it has.
+  static overCatalog(bytes, name, options) {
+    return RemoteTrainer.start('overCatalog', bytes, name, options);
+  }
+
+  static async start(op, ...args) {
     const t = new RemoteTrainer();
-    const made = await t.call('create', options, checkpoint);
-    t.iterations = made.iterations;
-    t.ran = made.history;
-    t.info = made.engineInfo;
-    return t;
+    try {
+      const made = await t.call(op, ...args);
+      t.iterations = made.iterations;
+      t.ran = made.history;
+      t.info = made.engineInfo;
+      t.items = made.items;
+      return t;
+    } catch (err) {
+      t.free();
+      throw err;
+    }
   }
 
   constructor() {

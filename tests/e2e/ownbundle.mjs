@@ -3,7 +3,8 @@
 // cargo test stage; METAREC_CLI overrides). Writes a 30-item CSV of books (tags, years,
 // descriptions; not MovieLens), runs `metarec bundle --items` and `metarec inspect --json`,
 // then opens the page with ?bundle= that file: For you recommends those books, and a reaction
-// works.
+// works. Then the page's own path: "Use your own catalog…" with the same CSV meta-trains over it
+// in a Worker and switches For you to it; a CSV with an empty title is refused with its line.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -62,6 +63,44 @@ try {
           }
           await page.click(`#fy-slate li[data-item="${slate[0].item}"] button.like`);
           await page.waitForFunction(() => Number(document.getElementById('view-foryou').dataset.reactions) === 1 && !document.getElementById('view-foryou').dataset.busy, null, { timeout: 30_000, polling: 50 });
+          assert(errors.length === 0, `page errors: ${errors.join(' | ')}`);
+        } finally {
+          await context.close();
+        }
+      },
+    },
+    {
+      name: '"Use your own catalog…": the page meta-trains over the CSV in a Worker and recommends the books; a bad CSV names its line',
+      fn: async () => {
+        const context = await browser.newContext();
+        const page = await context.newPage();
+        const errors = [];
+        page.on('pageerror', (e) => errors.push(String(e)));
+        const ready = () => page.waitForFunction(() => document.getElementById('view-foryou').dataset.foryou === 'ready', null, { timeout: 120_000, polling: 200 });
+        try {
+          await page.goto(new URL('?items=300&users=100&iterations=2&person=1', server.url).href, { waitUntil: 'load' });
+          await ready();
+          const bad = path.join(OUT_DIR, 'e2e-books-bad.csv');
+          writeFileSync(bad, 'id,title,tags\nb1,One,poetry\nb2,,poetry\n');
+          await page.setInputFiles('#fy-catalog-file', bad);
+          await page.waitForFunction(() => /e2e-books-bad\.csv/.test(document.getElementById('fy-notices').textContent), null, { timeout: 60_000 });
+          const notice = await page.textContent('#fy-notices');
+          assert(/e2e-books-bad\.csv:3/.test(notice) && /title/.test(notice) && !/\[catalog-row\]/.test(notice), `notice: ${notice}`);
+          await page.setInputFiles('#fy-catalog-file', csv);
+          await page.waitForFunction(
+            () => /your catalog e2e-books\.csv, 30 items/.test(document.getElementById('fy-bundle').textContent) || /Could not use e2e-books\.csv/.test(document.getElementById('fy-notices').textContent),
+            null,
+            { timeout: 180_000, polling: 200 },
+          );
+          assert(!/Could not use e2e-books\.csv/.test(await page.textContent('#fy-notices')), `refused: ${await page.textContent('#fy-notices')}`);
+          const slate = await page.$$eval('#fy-slate li.slate-item', (lis) => lis.map((li) => ({ item: li.dataset.item, text: li.textContent })));
+          assert(slate.length === 10 && slate.every((s) => BOOKS.some((b) => b.id === s.item && s.text.includes(b.title))), `slate: ${JSON.stringify(slate)}`);
+          await page.click(`#fy-slate li[data-item="${slate[0].item}"] button.like`);
+          await page.waitForFunction(() => Number(document.getElementById('view-foryou').dataset.reactions) === 1 && !document.getElementById('view-foryou').dataset.busy, null, { timeout: 30_000, polling: 50 });
+          // kept on reload
+          await page.reload({ waitUntil: 'load' });
+          await ready();
+          assert(/your catalog e2e-books\.csv/.test(await page.textContent('#fy-bundle')), `after reload: ${await page.textContent('#fy-bundle')}`);
           assert(errors.length === 0, `page errors: ${errors.join(' | ')}`);
         } finally {
           await context.close();
