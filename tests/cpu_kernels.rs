@@ -1,6 +1,7 @@
 //! The CPU engine's blocked kernels against its reference kernels (`Kernels::Reference`, the
 //! plain loops) on random shapes: widths, catalogs and batch sizes that are not multiples of
 //! the 4-row and 8-lane tiles, masks, both heads, both losses, slates of 1 to 64.
+#![cfg(not(target_arch = "wasm32"))]
 
 use metarec::engine::check::rel_err;
 use metarec::engine::cpu::{CpuEngine, Kernels};
