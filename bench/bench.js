@@ -201,11 +201,12 @@ const api = {
   },
 
   // Creates (and warms up) one implementation of the training step:
-  // `metarec-gpu`, `metarec-cpu`, `tfjs-webgpu`, `tfjs-wasm`.
+  // `metarec-gpu`, `metarec-cpu`, `metarec-cpu-reference` (the CPU engine's reference kernels),
+  // `tfjs-webgpu`, `tfjs-wasm`.
   async trainerCreate(name) {
-    const [lib, kind] = name.split('-');
+    const [lib, kind, kernels = 'blocked'] = name.split('-');
     if (lib === 'metarec') {
-      const t = await BenchTrainer.create({ engine: kind });
+      const t = await BenchTrainer.create({ engine: kind, ...(kind === 'cpu' ? { kernels } : {}) });
       trainers[name] = { round: (steps) => t.round(steps), info: t.engineInfo(), free: () => t.free() };
       return trainers[name].info;
     }
@@ -239,10 +240,11 @@ const api = {
   // Adaptation latency: up to `interactions` times (at least 5, then until `budgetMs` is
   // spent), one reaction then the new top-10 read back, on `items` random item vectors.
   // Per-interaction milliseconds as the page sees them, the two halves (feedback, recommend) as
-  // the engine sees them, and the engine's counters per interaction.
-  async adaptation(engine, items, interactions, budgetMs) {
+  // the engine sees them, and the engine's counters per interaction. `kernels`: the CPU engine's
+  // (`blocked`, the default, or `reference`).
+  async adaptation(engine, items, interactions, budgetMs, kernels = 'blocked') {
     const t0 = performance.now();
-    const a = await BenchAdaptation.create({ engine, items, seed: 1 });
+    const a = await BenchAdaptation.create({ engine, items, seed: 1, ...(engine === 'cpu' ? { kernels } : {}) });
     const setup_ms = performance.now() - t0;
     const c0 = a.counters();
     const ms = [];
