@@ -1,8 +1,10 @@
 //! The blocked path of the CPU engine ([`Kernels::Blocked`](super::Kernels)): the reference's
 //! math through the micro-kernels of `kernels.rs`, in scratch buffers that live as long as the
 //! engine. The scores of the last inputs scored are kept until the parameters, the item
-//! matrix or the inputs change, so a person's interaction (a slate, its scores, then the
-//! reaction's gradient on the same input) reads the item matrix twice, not four times.
+//! matrix or the inputs change, and with them the softmax of the last slate (its exponentials,
+//! maximum and sum under its mask and temperature), so a person's interaction (a slate, its
+//! scores, then the reaction's gradient on the same input and mask) reads the item matrix twice,
+//! not four times, and takes one exponential per item, not three.
 
 use super::reference::{entropy_and_temperature, masked_log_softmax};
 use super::{kernels, pg_coefficient, select, CpuEngine};
@@ -28,12 +30,37 @@ pub(super) struct Scratch {
     xt: Vec<f32>,
     grads: Vec<f32>,
     top: Vec<(f32, u32)>,
+    /// The mask and temperature of the last slate, while `scores` are still its scores.
+    softmax: Option<SoftmaxKey>,
+    /// That slate's softmax exponentials (`rows × items`), and its maximum and sum per row.
+    ex: Vec<f32>,
+    row_softmax: Vec<select::Softmax>,
+}
+
+struct SoftmaxKey {
+    mask: Option<Vec<u32>>,
+    temperature: u32,
+}
+
+impl SoftmaxKey {
+    fn new(mask: Option<&Mask>, temperature: f32) -> Self {
+        SoftmaxKey {
+            mask: mask.map(|m| m.words.clone()),
+            temperature: temperature.to_bits(),
+        }
+    }
+
+    fn is(&self, mask: Option<&Mask>, temperature: f32) -> bool {
+        self.temperature == temperature.to_bits()
+            && self.mask.as_deref() == mask.map(|m| m.words.as_slice())
+    }
 }
 
 impl Scratch {
     /// Forgets the kept scores (the parameters or the item matrix changed).
     pub(super) fn params_changed(&mut self) {
         self.scored = None;
+        self.softmax = None;
     }
 
     /// The parameter gradient of the last backward pass.
@@ -95,6 +122,7 @@ impl CpuEngine {
         let (d, n) = (self.cfg.output, self.cfg.items());
         let rows = inputs.len() / self.cfg.input;
         let s = &mut self.scratch;
+        s.softmax = None;
         s.scores.clear();
         s.scores.resize(rows * n, 0.0);
         kernels::dots(
@@ -157,13 +185,18 @@ impl CpuEngine {
         let rows = s.scores.len() / n;
         let mut items = Vec::with_capacity(rows * spec.k);
         let mut logp = Vec::with_capacity(rows * spec.k);
+        s.softmax = None;
+        s.ex.resize(rows * n, 0.0);
+        s.row_softmax.clear();
         for r in 0..rows {
             let open = |j: usize| mask.is_none_or(|m| !m.get(r, j));
             let row = &s.scores[r * n..(r + 1) * n];
-            select::slate(
-                row, open, &spec, r as u32, &mut s.top, &mut items, &mut logp,
-            )?;
+            let ex = &mut s.ex[r * n..(r + 1) * n];
+            let (top, items, logp) = (&mut s.top, &mut items, &mut logp);
+            let sm = select::slate(row, open, &spec, r as u32, top, items, logp, ex)?;
+            s.row_softmax.push(sm);
         }
+        s.softmax = Some(SoftmaxKey::new(mask, spec.temperature));
         Ok(Slates {
             k: spec.k,
             items,
@@ -211,6 +244,11 @@ impl CpuEngine {
         let inv_b = 1.0 / rows as f32;
         self.scores_of_forward(&batch.inputs);
         let s = &mut self.scratch;
+        let kept = s
+            .softmax
+            .as_ref()
+            .is_some_and(|k| k.is(batch.mask.as_ref(), tau))
+            && s.row_softmax.len() == rows;
         s.dlogits.clear();
         s.dlogits.resize(rows * n, 0.0);
         let (mut loss_sum, mut ent_sum) = (0.0, 0.0);
@@ -218,24 +256,31 @@ impl CpuEngine {
             let open = |j: usize| batch.mask.as_ref().is_none_or(|m| !m.get(r, j));
             let z = &s.scores[r * n..(r + 1) * n];
             let dz = &mut s.dlogits[r * n..(r + 1) * n];
-            let mut max = f32::NEG_INFINITY;
-            for (j, &v) in z.iter().enumerate() {
-                if open(j) {
-                    max = max.max(v / tau);
+            let (max, sum) = if kept {
+                // the last slate's softmax: the values this row would compute
+                dz.copy_from_slice(&s.ex[r * n..(r + 1) * n]);
+                (s.row_softmax[r].max, s.row_softmax[r].sum)
+            } else {
+                let mut max = f32::NEG_INFINITY;
+                for (j, &v) in z.iter().enumerate() {
+                    if open(j) {
+                        max = max.max(v / tau);
+                    }
                 }
-            }
-            if max == f32::NEG_INFINITY {
-                // every item masked: no gradient, as in the reference
-                loss_sum += pg_coefficient(loss, row, f32::MIN).1;
-                continue;
-            }
-            let mut sum = 0.0;
-            for (j, (g, &v)) in dz.iter_mut().zip(z).enumerate() {
-                if open(j) {
-                    *g = (v / tau - max).exp();
-                    sum += *g;
+                if max == f32::NEG_INFINITY {
+                    // every item masked: no gradient, as in the reference
+                    loss_sum += pg_coefficient(loss, row, f32::MIN).1;
+                    continue;
                 }
-            }
+                let mut sum = 0.0;
+                for (j, (g, &v)) in dz.iter_mut().zip(z).enumerate() {
+                    if open(j) {
+                        *g = (v / tau - max).exp();
+                        sum += *g;
+                    }
+                }
+                (max, sum)
+            };
             let log_z = max + sum.ln();
             let inv_sum = 1.0 / sum;
             let mut h = 0.0;

@@ -14,8 +14,16 @@ use crate::engine::{rng, EngineError, Result, SlateSpec};
 /// Scores beyond this magnitude turn the shortcut off (rounding of `z - max` stays ≤ 10⁻³).
 const SAFE: f32 = 1e4;
 
+/// The row's softmax as the slate computed it: `ex[j] = exp(z_j - max)` (0 for masked items),
+/// their sum in index order, and `max` over the open items of `z = score / temperature`.
+pub(super) struct Softmax {
+    pub(super) max: f32,
+    pub(super) sum: f32,
+}
+
 /// Appends the slate of row `row` (`scores`, items `open` leaves in) to `items` and `logp`;
-/// `top` is scratch space.
+/// `top` is scratch space; `ex` receives the exponentials of the row's softmax.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn slate(
     scores: &[f32],
     open: impl Fn(usize) -> bool,
@@ -24,7 +32,8 @@ pub(super) fn slate(
     top: &mut Vec<(f32, u32)>,
     items: &mut Vec<u32>,
     logp: &mut Vec<f32>,
-) -> Result<()> {
+    ex: &mut [f32],
+) -> Result<Softmax> {
     let tau = spec.temperature;
     let k = spec.k;
     let mut max = f32::MIN;
@@ -39,12 +48,14 @@ pub(super) fn slate(
     // the key to beat once `top` holds k, and exp(max - kth) when the shortcut is safe
     let mut kth = f32::NEG_INFINITY;
     let mut scale: Option<f32> = None;
-    for (j, &s) in scores.iter().enumerate() {
+    for (j, (&s, x)) in scores.iter().zip(ex.iter_mut()).enumerate() {
         if !open(j) {
+            *x = 0.0;
             continue;
         }
         let z = s / tau;
         let e = (z - max).exp();
+        *x = e;
         rest += e;
         let sort_key = if spec.greedy {
             z
@@ -77,13 +88,14 @@ pub(super) fn slate(
     if top.len() < k {
         return Err(EngineError::Input("no item left to choose".into()));
     }
+    let softmax = Softmax { max, sum: rest };
     for &(_, a) in top.iter() {
         let z = scores[a as usize] / tau;
         logp.push(z - max - rest.ln());
         rest = (rest - (z - max).exp()).max(f32::MIN_POSITIVE);
         items.push(a);
     }
-    Ok(())
+    Ok(softmax)
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
@@ -167,7 +179,19 @@ mod tests {
         #[test]
         fn one_pass_slates_are_the_reference_scans((scores, open, spec, r) in row()) {
             let (mut top, mut items, mut logp) = (Vec::new(), Vec::new(), Vec::new());
-            slate(&scores, |j| open[j], &spec, r, &mut top, &mut items, &mut logp).unwrap();
+            let mut ex = vec![f32::NAN; scores.len()];
+            let sm = slate(&scores, |j| open[j], &spec, r, &mut top, &mut items, &mut logp, &mut ex)
+                .unwrap();
+            // the softmax it hands on: the reference's normaliser, term by term
+            let z = |j: usize| scores[j] / spec.temperature;
+            let max = (0..scores.len()).filter(|&j| open[j]).map(z).fold(f32::MIN, f32::max);
+            prop_assert_eq!(sm.max.to_bits(), max.to_bits());
+            for j in 0..scores.len() {
+                let want = if open[j] { (z(j) - sm.max).exp() } else { 0.0 };
+                prop_assert_eq!(ex[j].to_bits(), want.to_bits());
+            }
+            let sum: f32 = (0..scores.len()).filter(|&j| open[j]).map(|j| (z(j) - sm.max).exp()).sum();
+            prop_assert_eq!(sm.sum.to_bits(), sum.to_bits());
             let (want_items, want_logp) = scans(&scores, &open, &spec, r);
             prop_assert_eq!(items, want_items);
             prop_assert_eq!(
