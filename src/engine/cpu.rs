@@ -275,7 +275,7 @@ impl Engine for CpuEngine {
                 (grads, value)
             }
             Kernels::Blocked => {
-                let (value, _) = self.fast_gradients(batch, loss, false);
+                let (value, _) = self.fast_gradients(batch, loss, fast::Want::Params);
                 (self.scratch.grads().to_vec(), value)
             }
         })
@@ -289,7 +289,7 @@ impl Engine for CpuEngine {
                 (d_input, value)
             }
             Kernels::Blocked => {
-                let (value, _) = self.fast_gradients(batch, loss, true);
+                let (value, _) = self.fast_gradients(batch, loss, fast::Want::Input);
                 (self.scratch.input_gradient().to_vec(), value)
             }
         })

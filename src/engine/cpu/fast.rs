@@ -1,10 +1,11 @@
 //! The blocked path of the CPU engine ([`Kernels::Blocked`](super::Kernels)): the reference's
 //! math through the micro-kernels of `kernels.rs`, in scratch buffers that live as long as the
-//! engine. The scores of the last inputs scored are kept until the parameters, the item
-//! matrix or the inputs change, and with them the softmax of the last slate (its exponentials,
-//! maximum and sum under its mask and temperature), so a person's interaction (a slate, its
-//! scores, then the reaction's gradient on the same input and mask) reads the item matrix twice,
-//! not four times, and takes one exponential per item, not three.
+//! engine. The activations and scores of the last inputs are kept until the parameters, the
+//! item matrix or the inputs change, and with them the softmax of the last slate (its
+//! exponentials, maximum and sum under its mask and temperature), so a person's interaction (a
+//! slate, its scores, then the reaction's input gradient on the same input and mask) runs the
+//! network forward once, reads the item matrix twice, not four times, and takes one exponential
+//! per item, not three; an input gradient alone forms no parameter gradient.
 
 use super::reference::{entropy_and_temperature, masked_log_softmax};
 use super::{kernels, pg_coefficient, select, CpuEngine};
@@ -16,6 +17,8 @@ use crate::model::{Activation, Head};
 pub(super) struct Scratch {
     /// `acts[0]` the inputs, `acts[l + 1]` the outputs of layer l, of the last forward pass.
     acts: Vec<Vec<f32>>,
+    /// Whether `acts` still belong to the parameters (false after they changed).
+    forwarded: bool,
     /// Raw scores (`rows × items`) of the inputs in `scored`.
     scores: Vec<f32>,
     /// The inputs `scores` belongs to, while the parameters and items are unchanged.
@@ -59,6 +62,7 @@ impl SoftmaxKey {
 impl Scratch {
     /// Forgets the kept scores (the parameters or the item matrix changed).
     pub(super) fn params_changed(&mut self) {
+        self.forwarded = false;
         self.scored = None;
         self.softmax = None;
     }
@@ -82,15 +86,31 @@ fn activate(activation: Activation, y: &mut [f32]) {
     }
 }
 
+/// The gradients a backward pass computes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Want {
+    /// The parameters' only.
+    Params,
+    /// The inputs' only (a person's context): no parameter gradient is formed.
+    Input,
+    Both,
+}
+
 fn same_bits(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 impl CpuEngine {
-    /// The forward pass into the scratch activations; returns the network's outputs.
+    /// The forward pass into the scratch activations (kept when they are this input's);
+    /// returns the network's outputs.
     pub(super) fn fast_forward(&mut self, inputs: &[f32]) -> &[f32] {
+        let s = &mut self.scratch;
+        if s.forwarded && s.acts.first().is_some_and(|x| same_bits(x, inputs)) {
+            return &s.acts[self.layers.len()];
+        }
         let rows = inputs.len() / self.cfg.input;
-        let acts = &mut self.scratch.acts;
+        s.forwarded = true;
+        let acts = &mut s.acts;
         acts.resize_with(self.layers.len() + 1, Vec::new);
         acts[0].clear();
         acts[0].extend_from_slice(inputs);
@@ -204,14 +224,9 @@ impl CpuEngine {
         })
     }
 
-    /// A forward and backward pass on `batch`: the parameter gradient in the scratch space (and
-    /// the input gradient when `want_input`); returns the loss and the entropy.
-    pub(super) fn fast_gradients(
-        &mut self,
-        batch: &Batch,
-        loss: Loss,
-        want_input: bool,
-    ) -> (f32, f32) {
+    /// A forward and backward pass on `batch`: the gradients `want` asks for in the scratch
+    /// space; returns the loss and the entropy.
+    pub(super) fn fast_gradients(&mut self, batch: &Batch, loss: Loss, want: Want) -> (f32, f32) {
         self.fast_forward(&batch.inputs);
         let rows = batch.rows.len();
         let value = match (loss, self.cfg.head) {
@@ -231,7 +246,7 @@ impl CpuEngine {
             }
             _ => self.policy_head(batch, loss),
         };
-        self.fast_backward(rows, want_input);
+        self.fast_backward(rows, want);
         value
     }
 
@@ -309,11 +324,15 @@ impl CpuEngine {
     }
 
     /// From the gradient w.r.t. the network's output (`scratch.dy`) to the parameter gradient
-    /// and, when `want_input`, the input gradient (left in `scratch.dy`).
-    fn fast_backward(&mut self, rows: usize, want_input: bool) {
+    /// (in `scratch.grads`) and the input gradient (left in `scratch.dy`), as `want` asks.
+    fn fast_backward(&mut self, rows: usize, want: Want) {
         let s = &mut self.scratch;
-        s.grads.clear();
-        s.grads.resize(self.params.len(), 0.0);
+        let want_params = want != Want::Input;
+        let want_input = want != Want::Params;
+        if want_params {
+            s.grads.clear();
+            s.grads.resize(self.params.len(), 0.0);
+        }
         for l in (0..self.layers.len()).rev() {
             let layer = &self.layers[l];
             let (i_n, o_n) = (layer.inputs, layer.outputs);
@@ -324,11 +343,13 @@ impl CpuEngine {
                 }
             }
             let off = self.offsets[l];
-            let (gw, gb) = s.grads[off..off + layer.param_count()].split_at_mut(i_n * o_n);
-            kernels::transpose(x, rows, i_n, &mut s.xt);
-            kernels::matmul_acc(&s.xt, i_n, &s.dy, rows, o_n, gw);
-            for dz in s.dy.chunks_exact(o_n) {
-                kernels::axpy(gb, 1.0, dz);
+            if want_params {
+                let (gw, gb) = s.grads[off..off + layer.param_count()].split_at_mut(i_n * o_n);
+                kernels::transpose(x, rows, i_n, &mut s.xt);
+                kernels::matmul_acc(&s.xt, i_n, &s.dy, rows, o_n, gw);
+                for dz in s.dy.chunks_exact(o_n) {
+                    kernels::axpy(gb, 1.0, dz);
+                }
             }
             if l > 0 || want_input {
                 s.dx.clear();
@@ -348,7 +369,8 @@ impl CpuEngine {
         adam: Adam,
         want_input: bool,
     ) -> (Vec<f32>, f32) {
-        let (value, entropy) = self.fast_gradients(batch, loss, want_input);
+        let want = if want_input { Want::Both } else { Want::Params };
+        let (value, entropy) = self.fast_gradients(batch, loss, want);
         let d_input = if want_input {
             self.scratch.dy.clone()
         } else {
