@@ -275,11 +275,12 @@ const api = {
   },
 
   // Creates (and warms up) one implementation of the training step:
-  // `metarec-gpu`, `metarec-cpu`, `tfjs-webgpu`, `tfjs-wasm`.
+  // `metarec-gpu`, `metarec-cpu`, `metarec-cpu-reference` (the CPU engine's reference kernels),
+  // `tfjs-webgpu`, `tfjs-wasm`.
   async trainerCreate(name) {
-    const [lib, kind] = name.split('-');
+    const [lib, kind, kernels = 'blocked'] = name.split('-');
     if (lib === 'metarec') {
-      const t = await BenchTrainer.create({ engine: kind });
+      const t = await BenchTrainer.create({ engine: kind, ...(kind === 'cpu' ? { kernels } : {}) });
       trainers[name] = { round: (steps) => t.round(steps), info: t.engineInfo(), free: () => t.free() };
       return trainers[name].info;
     }
@@ -311,13 +312,14 @@ const api = {
   },
 
   // A person's interaction loop on `items` random item vectors, for the paired latency rounds
-  // of scripts/bench.mjs: `metarec-gpu`, `metarec-cpu` (BenchAdaptation), `tfjs-webgpu`,
-  // `tfjs-wasm` (TfInteraction). Answers the setup time and the engine or backend.
+  // of scripts/bench.mjs and scripts/bench_cpu.mjs: `metarec-gpu`, `metarec-cpu`,
+  // `metarec-cpu-reference` (the CPU engine's reference kernels) (BenchAdaptation),
+  // `tfjs-webgpu`, `tfjs-wasm` (TfInteraction). Answers the setup time and the engine or backend.
   async sessionCreate(name, items) {
-    const [lib, kind] = name.split('-');
+    const [lib, kind, kernels = 'blocked'] = name.split('-');
     const t0 = performance.now();
     if (lib === 'metarec') {
-      const a = await BenchAdaptation.create({ engine: kind, items, seed: 1 });
+      const a = await BenchAdaptation.create({ engine: kind, items, seed: 1, ...(kind === 'cpu' ? { kernels } : {}) });
       let k = 0;
       sessions[name] = {
         interact: async () => (await a.interact(k++ % 3 === 0 ? 1 : 0)).top,

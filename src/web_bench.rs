@@ -1,9 +1,11 @@
 //! The browser benchmark's JavaScript API (wasm-bindgen), used by `bench/bench.js`: timed rounds
 //! of the reference training step, the adaptation loop on synthetic catalogs of any size, and
 //! the reference step's inputs, loss, gradients and Adam update for the equivalence check
-//! against the TensorFlow.js implementation. Options are `{ engine: "gpu" | "cpu", … }`.
+//! against the TensorFlow.js implementation. Options are `{ engine: "gpu" | "cpu", … }`, and for
+//! the CPU engine `kernels: "blocked" | "reference"` (the default blocked).
 
 use crate::bench::{adaptation_model, random_batch, Adaptation, StepTimer, REFERENCE_LOSS};
+use crate::engine::cpu::{CpuEngine, Kernels};
 use crate::engine::{Adam, AnyEngine, Engine, Loss, Preference};
 use crate::model::ModelConfig;
 use crate::web::{js_err, options, to_js};
@@ -17,12 +19,18 @@ struct BenchOptions {
     /// Catalog size of the adaptation loop.
     items: usize,
     seed: u32,
+    /// The CPU engine's kernels.
+    kernels: Kernels,
 }
 
-/// The engine of a bench class (`engineInfo` says which engine runs; the fallback reason is not
-/// reported).
-async fn bench_engine(model: &ModelConfig, preference: Preference) -> Result<AnyEngine, JsError> {
-    let (engine, _) = AnyEngine::new(model, preference).await.map_err(js_err)?;
+/// The engine of a bench class (`engineInfo` says which engine runs, and on the CPU which
+/// kernels; the fallback reason is not reported).
+async fn bench_engine(model: &ModelConfig, o: &BenchOptions) -> Result<AnyEngine, JsError> {
+    if o.engine == Preference::Cpu {
+        let cpu = CpuEngine::with_kernels(model, o.kernels).map_err(js_err)?;
+        return Ok(AnyEngine::Cpu(Box::new(cpu)));
+    }
+    let (engine, _) = AnyEngine::new(model, o.engine).await.map_err(js_err)?;
     Ok(engine)
 }
 
@@ -35,10 +43,10 @@ pub struct BenchTrainer {
 
 #[wasm_bindgen]
 impl BenchTrainer {
-    /// Builds the engine and runs one warm-up step. `options`: `{ engine }`.
+    /// Builds the engine and runs one warm-up step. `options`: `{ engine, kernels }`.
     pub async fn create(options_value: Option<JsValue>) -> Result<BenchTrainer, JsError> {
         let o: BenchOptions = options(options_value)?;
-        let mut engine = bench_engine(&ModelConfig::reference_policy(), o.engine).await?;
+        let mut engine = bench_engine(&ModelConfig::reference_policy(), &o).await?;
         let trainer = StepTimer::new(&mut engine).await.map_err(js_err)?;
         Ok(BenchTrainer { engine, trainer })
     }
@@ -70,10 +78,10 @@ pub struct BenchAdaptation {
 
 #[wasm_bindgen]
 impl BenchAdaptation {
-    /// `options`: `{ engine, items, seed }`; reads the first top-10 (the warm-up).
+    /// `options`: `{ engine, items, seed, kernels }`; reads the first top-10 (the warm-up).
     pub async fn create(options_value: Option<JsValue>) -> Result<BenchAdaptation, JsError> {
         let o: BenchOptions = options(options_value)?;
-        let mut engine = bench_engine(&adaptation_model(o.items), o.engine).await?;
+        let mut engine = bench_engine(&adaptation_model(o.items), &o).await?;
         let adaptation = Adaptation::new(&mut engine, 10, o.seed)
             .await
             .map_err(js_err)?;

@@ -66,6 +66,27 @@ enum What {
         #[arg(long, default_value_t = 10)]
         iterations: usize,
     },
+    /// The CPU engine's blocked kernels against its reference kernels, interleaved in one
+    /// process: `--rounds` paired rounds of `--interactions` interactions (as `interaction`,
+    /// over `--items` items) and of `--steps` training steps (as `engine`) on each; the median
+    /// paired ratio reference / blocked with its 95% confidence interval. 0 skips a part.
+    CpuKernels {
+        /// Catalog size of the interactions.
+        #[arg(long, default_value_t = 1682)]
+        items: usize,
+        /// Paired rounds.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// Interactions per engine per round.
+        #[arg(long, default_value_t = 10)]
+        interactions: usize,
+        /// Training steps per engine per round.
+        #[arg(long, default_value_t = 3)]
+        steps: u32,
+        /// Print one JSON object instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
     /// Draws latency against catalog size from the browser benchmark's JSON
     /// (`{"series": [{"name", "points": [{"items", "p50_ms", "p95_ms"}]}]}`) as an SVG.
     Chart {
@@ -104,6 +125,13 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             json,
         } => pollster::block_on(interaction(items, &engine, interactions as usize, json)),
         What::Meta { engine, iterations } => meta(&engine, iterations),
+        What::CpuKernels {
+            items,
+            rounds,
+            interactions,
+            steps,
+            json,
+        } => super::bench_cpu::run(items, rounds, interactions, steps, json),
         What::Chart { input, out } => chart(&input, &out),
     }
 }

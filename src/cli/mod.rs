@@ -3,6 +3,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod bench;
+mod bench_cpu;
 mod bundle;
 pub mod chart;
 mod data;

@@ -1,15 +1,25 @@
-//! The CPU engine: every kernel of `shaders/` in plain Rust, with the same semantics.
-//! It is the reference the GPU kernels are tested against and the fallback without an adapter.
+//! The CPU engine: every kernel of `shaders/` in Rust, with the same semantics. It is the
+//! reference the GPU kernels are tested against and the fallback without an adapter.
+//!
+//! Two sets of kernels ([`Kernels`]): `reference.rs` holds the plain loops, one multiply-add at
+//! a time; `fast.rs` (the default) runs the same math through the blocked micro-kernels of
+//! `kernels.rs`, with scratch buffers kept between calls and one pass over the catalog per
+//! sampling call (`select.rs`). The two agree to f32 rounding (`tests/cpu_kernels.rs`).
 
 use super::{
     adam_update, check_batch, check_inputs, check_items, check_log_probs, check_optimizer,
-    check_params, check_policy, check_sample, rng, Adam, AdamState, Batch, Counters, Engine,
+    check_params, check_policy, check_sample, Adam, AdamState, Batch, Counters, Engine,
     EngineError, EngineInfo, Loss, Mask, OptimizerState, Reduce, Result, Row, SlateSpec, Slates,
     TrainStats,
 };
-use crate::model::{Head, Layer, ModelConfig};
+use crate::model::{Layer, ModelConfig};
+use serde::{Deserialize, Serialize};
 
+mod fast;
 mod fisher;
+mod kernels;
+mod reference;
+mod select;
 
 /// Runs a future that is ready when first polled, as the CPU engine's are, without an executor
 /// (evaluation, the Python package, dataset setup); an engine that does not answer at once
@@ -27,7 +37,19 @@ pub fn ready<F: std::future::Future>(f: F) -> Result<F::Output> {
     }
 }
 
-/// Plain-Rust engine. Holds parameters, Adam moments and the item matrix in memory.
+/// Which kernels a [`CpuEngine`] runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kernels {
+    /// The plain loops, one multiply-add at a time in index order: the reference.
+    Reference,
+    /// Register-blocked micro-kernels that LLVM vectorises (SSE2 / NEON / wasm `simd128`),
+    /// scratch buffers reused between calls, one pass over the catalog per slate.
+    #[default]
+    Blocked,
+}
+
+/// Rust engine. Holds parameters, Adam moments and the item matrix in memory.
 pub struct CpuEngine {
     cfg: ModelConfig,
     layers: Vec<Layer>,
@@ -38,6 +60,8 @@ pub struct CpuEngine {
     items: Vec<f32>,
     stats: Accumulated,
     counters: Counters,
+    kernels: Kernels,
+    scratch: fast::Scratch,
 }
 
 #[derive(Default)]
@@ -51,15 +75,15 @@ struct Accumulated {
     skipped: u32,
 }
 
-/// Activations of one forward pass: `acts[0]` is the input, `acts[l + 1]` the output of layer l.
-struct Forward {
-    rows: usize,
-    acts: Vec<Vec<f32>>,
-}
-
 impl CpuEngine {
-    /// Creates the engine with the configuration's initial parameters and a zero item matrix.
+    /// Creates the engine, with the blocked kernels, the configuration's initial parameters and
+    /// a zero item matrix.
     pub fn new(cfg: &ModelConfig) -> Result<Self> {
+        Self::with_kernels(cfg, Kernels::Blocked)
+    }
+
+    /// Creates the engine with the given kernels.
+    pub fn with_kernels(cfg: &ModelConfig, kernels: Kernels) -> Result<Self> {
         cfg.validate().map_err(EngineError::Config)?;
         let params = cfg.init_params();
         let n = params.len();
@@ -73,146 +97,14 @@ impl CpuEngine {
             stats: Accumulated::default(),
             counters: Counters::default(),
             cfg: cfg.clone(),
+            kernels,
+            scratch: fast::Scratch::default(),
         })
     }
 
-    fn run_forward(&self, inputs: &[f32]) -> Forward {
-        let rows = inputs.len() / self.cfg.input;
-        let mut acts = vec![inputs.to_vec()];
-        for (l, layer) in self.layers.iter().enumerate() {
-            let y = dense_forward(&acts[l], &self.params[self.offsets[l]..], rows, layer);
-            acts.push(y);
-        }
-        Forward { rows, acts }
-    }
-
-    /// Raw scores `u · e_j` for every row of MLP outputs `u`.
-    fn score(&self, user: &[f32], rows: usize) -> Vec<f32> {
-        let d = self.cfg.output;
-        let n = self.cfg.items();
-        let mut out = vec![0.0; rows * n];
-        for r in 0..rows {
-            let u = &user[r * d..(r + 1) * d];
-            for (j, e) in self.items.chunks_exact(d).enumerate() {
-                out[r * n + j] = dot(u, e);
-            }
-        }
-        out
-    }
-
-    /// Loss gradient w.r.t. the MLP output, and the mean loss and entropy over rows.
-    fn head_gradient(&self, fwd: &Forward, batch: &Batch, loss: Loss) -> (Vec<f32>, f32, f32) {
-        let rows = fwd.rows;
-        let out = &fwd.acts[self.layers.len()];
-        let inv_b = 1.0 / rows as f32;
-        match (loss, self.cfg.head) {
-            (Loss::Mse, Head::Regression { low, high }) => {
-                let scale = high - low;
-                let mut dy = vec![0.0; rows];
-                let mut total = 0.0;
-                for (r, row) in batch.rows.iter().enumerate() {
-                    let err = low + scale * out[r] - row.reward;
-                    total += err * err;
-                    dy[r] = 2.0 * err * scale * inv_b;
-                }
-                (dy, total * inv_b, 0.0)
-            }
-            _ => self.policy_gradient(out, rows, batch, loss),
-        }
-    }
-
-    fn policy_gradient(
-        &self,
-        user: &[f32],
-        rows: usize,
-        batch: &Batch,
-        loss: Loss,
-    ) -> (Vec<f32>, f32, f32) {
-        let (entropy_w, tau) = match loss {
-            Loss::Reinforce {
-                entropy,
-                temperature,
-            }
-            | Loss::Ppo {
-                entropy,
-                temperature,
-                ..
-            } => (entropy, temperature),
-            Loss::Mse => unreachable!("checked by check_batch"),
-        };
-        let d = self.cfg.output;
-        let n = self.cfg.items();
-        let inv_b = 1.0 / rows as f32;
-        let scores = self.score(user, rows);
-        let mut du = vec![0.0; rows * d];
-        let (mut loss_sum, mut ent_sum) = (0.0, 0.0);
-        for (r, row) in batch.rows.iter().enumerate() {
-            let lp = masked_log_softmax(&scores[r * n..(r + 1) * n], batch.mask.as_ref(), r, tau);
-            let mut h = 0.0;
-            for &l in &lp {
-                if l != f32::MIN {
-                    h -= l.exp() * l;
-                }
-            }
-            let (coef, row_loss) = pg_coefficient(loss, row, lp[row.action as usize]);
-            let du_r = &mut du[r * d..(r + 1) * d];
-            for (j, e) in self.items.chunks_exact(d).enumerate() {
-                if lp[j] == f32::MIN {
-                    continue;
-                }
-                let p = lp[j].exp();
-                let onehot = if j == row.action as usize { 1.0 } else { 0.0 };
-                let dz = inv_b * (-coef * (onehot - p) + entropy_w * p * (lp[j] + h));
-                for (g, &ev) in du_r.iter_mut().zip(e) {
-                    *g += dz * ev / tau;
-                }
-            }
-            loss_sum += row_loss - entropy_w * h;
-            ent_sum += h;
-        }
-        (du, loss_sum * inv_b, ent_sum * inv_b)
-    }
-
-    /// Backward pass from the gradient w.r.t. the MLP output to the flat parameter gradient and,
-    /// when `want_input`, the gradient w.r.t. the inputs (else empty).
-    fn backward(&self, fwd: &Forward, d_out: Vec<f32>, want_input: bool) -> (Vec<f32>, Vec<f32>) {
-        let mut grads = vec![0.0; self.params.len()];
-        let mut dy = d_out;
-        for l in (0..self.layers.len()).rev() {
-            let layer = &self.layers[l];
-            let (x, y) = (&fwd.acts[l], &fwd.acts[l + 1]);
-            let w = &self.params[self.offsets[l]..];
-            let (i_n, o_n) = (layer.inputs, layer.outputs);
-            let dz: Vec<f32> = dy
-                .iter()
-                .zip(y)
-                .map(|(&g, &yv)| g * layer.activation.derivative_from_output(yv))
-                .collect();
-            let g = &mut grads[self.offsets[l]..self.offsets[l] + layer.param_count()];
-            for r in 0..fwd.rows {
-                let dz_r = &dz[r * o_n..(r + 1) * o_n];
-                for i in 0..i_n {
-                    let xv = x[r * i_n + i];
-                    for (gw, &dzv) in g[i * o_n..(i + 1) * o_n].iter_mut().zip(dz_r) {
-                        *gw += xv * dzv;
-                    }
-                }
-                for (gb, &dzv) in g[i_n * o_n..].iter_mut().zip(dz_r) {
-                    *gb += dzv;
-                }
-            }
-            if l > 0 || want_input {
-                let mut dx = vec![0.0; fwd.rows * i_n];
-                for r in 0..fwd.rows {
-                    for i in 0..i_n {
-                        dx[r * i_n + i] =
-                            dot(&dz[r * o_n..(r + 1) * o_n], &w[i * o_n..(i + 1) * o_n]);
-                    }
-                }
-                dy = dx;
-            }
-        }
-        (grads, if want_input { dy } else { Vec::new() })
+    /// The kernels this engine runs.
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
     }
 
     /// One optimiser step; returns the input gradient (when `want_input`) and the loss.
@@ -223,25 +115,27 @@ impl CpuEngine {
         adam: Adam,
         want_input: bool,
     ) -> (Vec<f32>, f32) {
-        let fwd = self.run_forward(&batch.inputs);
-        let (d_out, value, entropy) = self.head_gradient(&fwd, batch, loss);
-        let (grads, d_input) = self.backward(&fwd, d_out, want_input);
-        let sq: f32 = grads.iter().map(|g| g * g).sum();
+        match self.kernels {
+            Kernels::Reference => {
+                let (grads, d_input, value, entropy) =
+                    self.reference_gradients(batch, loss, want_input);
+                let sq: f32 = grads.iter().map(|g| g * g).sum();
+                self.apply_step(&grads, sq, value, entropy, adam);
+                (d_input, value)
+            }
+            Kernels::Blocked => self.fast_train_step(batch, loss, adam, want_input),
+        }
+    }
+
+    /// Applies a step's gradient (squared norm `sq`) with Adam and records its statistics, or
+    /// skips it when the loss or the gradient is not finite.
+    fn apply_step(&mut self, grads: &[f32], sq: f32, value: f32, entropy: f32, adam: Adam) {
         if !(sq.is_finite() && value.is_finite()) {
             self.stats.skipped += 1;
             self.stats.grad_norm = f32::INFINITY;
-            return (d_input, value);
+            return;
         }
-        self.adam_step(&grads, adam, sq.sqrt());
-        self.stats.steps += 1;
-        self.stats.loss_sum += value;
-        self.stats.entropy_sum += entropy;
-        self.stats.last_loss = value;
-        self.counters.train_steps += 1;
-        (d_input, value)
-    }
-
-    fn adam_step(&mut self, grads: &[f32], adam: Adam, norm: f32) {
+        let norm = sq.sqrt();
         self.stats.grad_norm = norm;
         self.stats.step += 1;
         let mut state = AdamState {
@@ -250,58 +144,13 @@ impl CpuEngine {
             step: self.stats.step,
         };
         adam_update(&mut self.params, &mut state, grads, adam, norm);
+        self.scratch.params_changed();
+        self.stats.steps += 1;
+        self.stats.loss_sum += value;
+        self.stats.entropy_sum += entropy;
+        self.stats.last_loss = value;
+        self.counters.train_steps += 1;
     }
-}
-
-/// `act(X W + b)` for one layer whose `(inputs + 1) × outputs` block starts at `w[0]`.
-fn dense_forward(x: &[f32], w: &[f32], rows: usize, layer: &Layer) -> Vec<f32> {
-    let (i_n, o_n) = (layer.inputs, layer.outputs);
-    let mut y = vec![0.0; rows * o_n];
-    for r in 0..rows {
-        let y_r = &mut y[r * o_n..(r + 1) * o_n];
-        y_r.copy_from_slice(&w[i_n * o_n..(i_n + 1) * o_n]);
-        for i in 0..i_n {
-            let xv = x[r * i_n + i];
-            for (yv, &wv) in y_r.iter_mut().zip(&w[i * o_n..(i + 1) * o_n]) {
-                *yv += xv * wv;
-            }
-        }
-        for yv in y_r.iter_mut() {
-            *yv = layer.activation.apply(*yv);
-        }
-    }
-    y
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-/// Log-softmax of `scores / tau` over the items row `r` of `mask` leaves in; masked items (and
-/// every item of a fully masked row) get `f32::MIN`.
-fn masked_log_softmax(scores: &[f32], mask: Option<&Mask>, r: usize, tau: f32) -> Vec<f32> {
-    let open = |j: usize| mask.is_none_or(|m| !m.get(r, j));
-    let max = (0..scores.len())
-        .filter(|&j| open(j))
-        .map(|j| scores[j] / tau)
-        .fold(f32::NEG_INFINITY, f32::max);
-    if max == f32::NEG_INFINITY {
-        return vec![f32::MIN; scores.len()];
-    }
-    let sum: f32 = (0..scores.len())
-        .filter(|&j| open(j))
-        .map(|j| (scores[j] / tau - max).exp())
-        .sum();
-    let log_z = max + sum.ln();
-    (0..scores.len())
-        .map(|j| {
-            if open(j) {
-                scores[j] / tau - log_z
-            } else {
-                f32::MIN
-            }
-        })
-        .collect()
 }
 
 /// The policy-gradient weight on `(onehot(a) - p)` and the row's surrogate loss (without the
@@ -325,9 +174,13 @@ pub(crate) fn pg_coefficient(loss: Loss, row: &Row, logp_a: f32) -> (f32, f32) {
 
 impl Engine for CpuEngine {
     fn info(&self) -> EngineInfo {
+        let kernels = match self.kernels {
+            Kernels::Reference => "reference",
+            Kernels::Blocked => "blocked",
+        };
         EngineInfo {
             engine: "cpu".into(),
-            adapter: "plain Rust".into(),
+            adapter: format!("plain Rust ({kernels} kernels)"),
             backend: "cpu".into(),
             device_type: "cpu".into(),
             fallback: false,
@@ -348,6 +201,7 @@ impl Engine for CpuEngine {
         self.adam_m.fill(0.0);
         self.adam_v.fill(0.0);
         self.stats = Accumulated::default();
+        self.scratch.params_changed();
         Ok(())
     }
 
@@ -358,6 +212,7 @@ impl Engine for CpuEngine {
     fn set_items(&mut self, embeddings: &[f32]) -> Result<()> {
         check_items(&self.cfg, embeddings)?;
         self.items.copy_from_slice(embeddings);
+        self.scratch.params_changed();
         Ok(())
     }
 
@@ -368,15 +223,22 @@ impl Engine for CpuEngine {
 
     async fn forward(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
         check_inputs(&self.cfg, inputs)?;
-        let mut fwd = self.run_forward(inputs);
-        Ok(fwd.acts.pop().unwrap_or_default())
+        Ok(match self.kernels {
+            Kernels::Reference => self.run_forward(inputs).acts.pop().unwrap_or_default(),
+            Kernels::Blocked => self.fast_forward(inputs).to_vec(),
+        })
     }
 
     async fn scores(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
         check_policy(&self.cfg)?;
         let rows = check_inputs(&self.cfg, inputs)?;
-        let fwd = self.run_forward(inputs);
-        Ok(self.score(&fwd.acts[self.layers.len()], rows))
+        Ok(match self.kernels {
+            Kernels::Reference => {
+                let fwd = self.run_forward(inputs);
+                self.score(&fwd.acts[self.layers.len()], rows)
+            }
+            Kernels::Blocked => self.fast_scores(inputs).to_vec(),
+        })
     }
 
     async fn log_probs(
@@ -385,11 +247,11 @@ impl Engine for CpuEngine {
         mask: Option<&Mask>,
         temperature: f32,
     ) -> Result<Vec<f32>> {
-        let (n, rows) = check_log_probs(&self.cfg, inputs, mask, temperature)?;
-        let scores = self.scores(inputs).await?;
-        Ok((0..rows)
-            .flat_map(|r| masked_log_softmax(&scores[r * n..(r + 1) * n], mask, r, temperature))
-            .collect())
+        check_log_probs(&self.cfg, inputs, mask, temperature)?;
+        Ok(match self.kernels {
+            Kernels::Reference => self.reference_log_probs(inputs, mask, temperature),
+            Kernels::Blocked => self.fast_log_probs(inputs, mask, temperature),
+        })
     }
 
     async fn sample(
@@ -398,64 +260,39 @@ impl Engine for CpuEngine {
         mask: Option<&Mask>,
         spec: SlateSpec,
     ) -> Result<Slates> {
-        let (n, rows) = check_sample(&self.cfg, inputs, mask, &spec)?;
-        let scores = self.scores(inputs).await?;
-        let mut items = Vec::with_capacity(rows * spec.k);
-        let mut logp = Vec::with_capacity(rows * spec.k);
-        for r in 0..rows {
-            let s = &scores[r * n..(r + 1) * n];
-            let open = |j: usize| mask.is_none_or(|m| !m.get(r, j));
-            let z = |j: usize| s[j] / spec.temperature;
-            let max = (0..n).filter(|&j| open(j)).map(z).fold(f32::MIN, f32::max);
-            let mut rest: f32 = (0..n)
-                .filter(|&j| open(j))
-                .map(|j| (z(j) - max).exp())
-                .sum();
-            let keys: Vec<f32> = (0..n)
-                .map(|j| {
-                    let noise = if spec.greedy {
-                        0.0
-                    } else {
-                        rng::gumbel(spec.seed, spec.draw, r as u32, j as u32)
-                    };
-                    z(j) + noise
-                })
-                .collect();
-            let mut chosen: Vec<usize> = Vec::with_capacity(spec.k);
-            for _ in 0..spec.k {
-                let mut best: Option<usize> = None;
-                for j in (0..n).filter(|&j| open(j) && !chosen.contains(&j)) {
-                    if best.is_none_or(|b| keys[j] > keys[b]) {
-                        best = Some(j);
-                    }
-                }
-                let a = best.ok_or_else(|| EngineError::Input("no item left to choose".into()))?;
-                let e = (z(a) - max).exp();
-                logp.push(z(a) - max - rest.ln());
-                rest = (rest - e).max(f32::MIN_POSITIVE);
-                chosen.push(a);
-                items.push(a as u32);
-            }
+        check_sample(&self.cfg, inputs, mask, &spec)?;
+        match self.kernels {
+            Kernels::Reference => self.reference_sample(inputs, mask, spec),
+            Kernels::Blocked => self.fast_sample(inputs, mask, spec),
         }
-        Ok(Slates {
-            k: spec.k,
-            items,
-            logp,
-        })
     }
 
     async fn gradients(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
         check_batch(&self.cfg, batch, loss)?;
-        let fwd = self.run_forward(&batch.inputs);
-        let (d_out, value, _) = self.head_gradient(&fwd, batch, loss);
-        Ok((self.backward(&fwd, d_out, false).0, value))
+        Ok(match self.kernels {
+            Kernels::Reference => {
+                let (grads, _, value, _) = self.reference_gradients(batch, loss, false);
+                (grads, value)
+            }
+            Kernels::Blocked => {
+                let (value, _) = self.fast_gradients(batch, loss, fast::Want::Params);
+                (self.scratch.grads().to_vec(), value)
+            }
+        })
     }
 
     async fn input_gradient(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
         check_batch(&self.cfg, batch, loss)?;
-        let fwd = self.run_forward(&batch.inputs);
-        let (d_out, value, _) = self.head_gradient(&fwd, batch, loss);
-        Ok((self.backward(&fwd, d_out, true).1, value))
+        Ok(match self.kernels {
+            Kernels::Reference => {
+                let (_, d_input, value, _) = self.reference_gradients(batch, loss, true);
+                (d_input, value)
+            }
+            Kernels::Blocked => {
+                let (value, _) = self.fast_gradients(batch, loss, fast::Want::Input);
+                (self.scratch.input_gradient().to_vec(), value)
+            }
+        })
     }
 
     fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()> {

@@ -8,15 +8,32 @@ pub fn pcg(v: u32) -> u32 {
     (word >> 22) ^ word
 }
 
-/// A uniform number in the open interval (0, 1), from 24 random bits.
+/// A uniform number in (0, 1] from 24 random bits (`(h + 0.5) / 2²⁴` rounds to 1 for the largest
+/// `h`).
 pub fn uniform(seed: u32, draw: u32, row: u32, item: u32) -> f32 {
-    let h = pcg(item ^ pcg(row ^ pcg(seed ^ pcg(draw))));
+    uniform_at(row_key(seed, draw, row), item)
+}
+
+/// The part of [`uniform`]'s hash that depends on the row only:
+/// `uniform(seed, draw, row, item) == uniform_at(row_key(seed, draw, row), item)`.
+pub fn row_key(seed: u32, draw: u32, row: u32) -> u32 {
+    pcg(row ^ pcg(seed ^ pcg(draw)))
+}
+
+/// [`uniform`] of `item` in the row whose [`row_key`] is `key`.
+pub fn uniform_at(key: u32, item: u32) -> f32 {
+    let h = pcg(item ^ key);
     ((h >> 8) as f32 + 0.5) * (1.0 / 16_777_216.0)
 }
 
 /// A standard Gumbel variate `-ln(-ln u)`.
 pub fn gumbel(seed: u32, draw: u32, row: u32, item: u32) -> f32 {
-    -(-uniform(seed, draw, row, item).ln()).ln()
+    gumbel_of(uniform(seed, draw, row, item))
+}
+
+/// `-ln(-ln u)`: the Gumbel variate of a uniform `u`.
+pub fn gumbel_of(u: f32) -> f32 {
+    -(-u.ln()).ln()
 }
 
 #[cfg(test)]
@@ -30,6 +47,7 @@ mod tests {
         for i in 0..n {
             let u = uniform(3, 0, i / 100, i % 100);
             assert!(u > 0.0 && u < 1.0);
+            assert_eq!(u, uniform_at(row_key(3, 0, i / 100), i % 100));
             buckets[(u * 10.0) as usize] += 1;
         }
         for b in buckets {

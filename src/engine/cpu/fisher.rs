@@ -2,7 +2,8 @@
 //! in plain Rust, the reference `shaders/tangent.wgsl` and `shaders/fisher.wgsl` are tested
 //! against.
 
-use super::{dot, masked_log_softmax, CpuEngine};
+use super::reference::{dot, masked_log_softmax};
+use super::CpuEngine;
 use crate::engine::fisher::{check_fisher, conjugate_gradient, Cg, Fisher, States};
 use crate::engine::Result;
 
