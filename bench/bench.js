@@ -238,24 +238,22 @@ const api = {
 
   // Adaptation latency: up to `interactions` times (at least 5, then until `budgetMs` is
   // spent), one reaction then the new top-10 read back, on `items` random item vectors.
-  // Per-interaction milliseconds as the page sees them, the two halves (feedback, recommend) as
-  // the engine sees them, and the engine's counters per interaction.
+  // Per-interaction milliseconds as the page sees them and as the engine sees them, and the
+  // engine's counters per interaction.
   async adaptation(engine, items, interactions, budgetMs) {
     const t0 = performance.now();
     const a = await BenchAdaptation.create({ engine, items, seed: 1 });
     const setup_ms = performance.now() - t0;
     const c0 = a.counters();
     const ms = [];
-    const feedback = [];
-    const recommend = [];
+    const engine_ms = [];
     const start = performance.now();
     for (let k = 0; k < interactions && (k < 5 || performance.now() - start < budgetMs); k++) {
       const reward = k % 3 === 0 ? 1 : 0;
       const s = performance.now();
       const r = await a.interact(reward);
       ms.push(performance.now() - s);
-      feedback.push(r.feedback_ms);
-      recommend.push(r.recommend_ms);
+      engine_ms.push(r.ms);
       if (r.top.length !== 10) throw new Error(`top-10 has ${r.top.length} items`);
     }
     const c1 = a.counters();
@@ -264,8 +262,7 @@ const api = {
     const per = (f) => (c1[f] - c0[f]) / ms.length;
     return {
       ms,
-      feedback_ms: feedback,
-      recommend_ms: recommend,
+      engine_ms,
       setup_ms,
       info,
       dispatches: per('dispatches'),

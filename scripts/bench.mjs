@@ -115,7 +115,7 @@ async function browserBenchmarks(results) {
         }
         const row = { name, backend, items, interactions: r.ms ? r.ms.length : 0, ...r };
         if (r.ms) Object.assign(row, { p50_ms: quantile(r.ms, 0.5), p95_ms: quantile(r.ms, 0.95), max_ms: Math.max(...r.ms) });
-        if (r.feedback_ms) Object.assign(row, { feedback_p50_ms: median(r.feedback_ms), recommend_p50_ms: median(r.recommend_ms) });
+        if (r.engine_ms) Object.assign(row, { engine_p50_ms: median(r.engine_ms) });
         results.latency.push(row);
         say(`latency ${items} items, ${name}: ${r.error ?? `p50 ${row.p50_ms.toFixed(2)} ms, p95 ${row.p95_ms.toFixed(2)} ms`} (${((Date.now() - start) / 1000).toFixed(0)} s)`);
       }
@@ -219,9 +219,9 @@ function tables(results) {
   L.push('');
   L.push(`Each run: up to ${INTERACTIONS} interactions, or at least 5 and then until ${BUDGET_MS / 1000} s are spent (n says how many).`);
   L.push('');
-  L.push('metarec: one reaction (`Session::feedback`: one REINFORCE step on the context through the engine\'s input gradient, Adam) then the new top-10 read back (`Session::recommend`), timed from JavaScript per interaction; the reference policy\'s layers (hidden 256-256, item vectors of 64) behind a session\'s input (a 128-value context and the 130-value feedback summary), random item vectors. TF.js: inference only (the same MLP, 258-256-256-64, scores against the item matrix, `tf.topk` 10, indices read back).');
+  L.push('metarec: one reaction then the new top-10 read back (`Session::react`: one REINFORCE step on the context, Adam, and the next slate in one engine call, one submit on the GPU), timed from JavaScript per interaction; the reference policy\'s layers (hidden 256-256, item vectors of 64) behind a session\'s input (a 128-value context and the 130-value feedback summary), random item vectors. TF.js: inference only (the same MLP, 258-256-256-64, scores against the item matrix, `tf.topk` 10, indices read back).');
   L.push('');
-  L.push('| items | implementation | n | p50 ms | p95 ms | max ms | p50 feedback / recommend ms | dispatches | submits | bytes read back | setup ms |');
+  L.push('| items | implementation | n | p50 ms | p95 ms | max ms | p50 engine ms | dispatches | submits | bytes read back | setup ms |');
   L.push('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results.latency) {
     if (r.error) {
@@ -229,7 +229,7 @@ function tables(results) {
       continue;
     }
     const counters = r.dispatches != null ? `${f1(r.dispatches)} | ${f1(r.submits)} | ${fInt(r.bytes_read_back)}` : '– | – | –';
-    const halves = r.feedback_p50_ms != null ? `${f1(r.feedback_p50_ms)} / ${f1(r.recommend_p50_ms)}` : '–';
+    const halves = r.engine_p50_ms != null ? f1(r.engine_p50_ms) : '–';
     L.push(`| ${fInt(r.items)} | ${r.name} | ${r.interactions} | ${f1(r.p50_ms)} | ${f1(r.p95_ms)} | ${f1(r.max_ms)} | ${halves} | ${counters} | ${f1(r.setup_ms)} |`);
   }
   L.push('');

@@ -407,10 +407,6 @@ impl Engine for CpuEngine {
             let open = |j: usize| mask.is_none_or(|m| !m.get(r, j));
             let z = |j: usize| s[j] / spec.temperature;
             let max = (0..n).filter(|&j| open(j)).map(z).fold(f32::MIN, f32::max);
-            let mut rest: f32 = (0..n)
-                .filter(|&j| open(j))
-                .map(|j| (z(j) - max).exp())
-                .sum();
             let keys: Vec<f32> = (0..n)
                 .map(|j| {
                     let noise = if spec.greedy {
@@ -430,12 +426,21 @@ impl Engine for CpuEngine {
                     }
                 }
                 let a = best.ok_or_else(|| EngineError::Input("no item left to choose".into()))?;
-                let e = (z(a) - max).exp();
-                logp.push(z(a) - max - rest.ln());
-                rest = (rest - e).max(f32::MIN_POSITIVE);
                 chosen.push(a);
                 items.push(a as u32);
             }
+            // position p's normaliser is the mass of the items not chosen before it, summed
+            // without subtracting (the unchosen items, then the slate from its end backwards)
+            let mut rest: f32 = (0..n)
+                .filter(|&j| open(j) && !chosen.contains(&j))
+                .map(|j| (z(j) - max).exp())
+                .sum();
+            let mut lp = vec![0.0; spec.k];
+            for (p, &a) in chosen.iter().enumerate().rev() {
+                rest += (z(a) - max).exp();
+                lp[p] = z(a) - max - rest.max(f32::MIN_POSITIVE).ln();
+            }
+            logp.extend(lp);
         }
         Ok(Slates {
             k: spec.k,
