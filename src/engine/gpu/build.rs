@@ -1,7 +1,7 @@
 //! [`GpuEngine::new`]: every buffer, pipeline and bind group of a model, built once.
 
 use super::context::Shader;
-use super::interaction::{ContextKernel, Sampler, SamplerIo};
+use super::interaction::{ContextKernel, RowHead, RowHeadIo, Sampler, SamplerIo};
 use super::uniforms::{
     AdamParams, DenseDims, LossDims, MseDims, RowDims, ScoreDims, StatDims, Stats,
 };
@@ -220,7 +220,17 @@ impl GpuEngine {
                 let kernel = ctx
                     .kernel(Shader::Loss, "policy_grad", &d_const, &entries)
                     .await?;
-                (kernel, head_dims)
+                let io = RowHeadIo {
+                    dims: &head_dims,
+                    logits: &logits,
+                    items: &tiles[0].buffer,
+                    rows: &rows_buf,
+                    mask: &mask_buf,
+                    d_user: d_out,
+                    row_stats: &row_stats,
+                };
+                let row_head = RowHead::new(ctx, io, items, d).await?;
+                (kernel, head_dims, Some(row_head))
             }
             Head::Regression { .. } => {
                 let head_dims = ctx.uniform::<MseDims>("head dims");
@@ -232,7 +242,7 @@ impl GpuEngine {
                     (12, &row_stats),
                 ];
                 let kernel = ctx.kernel(Shader::Loss, "mse_grad", &[], &entries).await?;
-                (kernel, head_dims)
+                (kernel, head_dims, None)
             }
         };
 
@@ -298,6 +308,7 @@ impl GpuEngine {
             sampler,
             context_kernel,
             head: head.0,
+            row_head: head.2,
             adam,
             step_stats,
             reducer,

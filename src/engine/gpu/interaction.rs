@@ -103,6 +103,80 @@ impl Sampler {
     }
 }
 
+/// The buffers of the one-row policy head (see [`RowHead::new`]).
+pub(super) struct RowHeadIo<'a> {
+    pub dims: &'a wgpu::Buffer,
+    pub logits: &'a wgpu::Buffer,
+    pub items: &'a wgpu::Buffer,
+    pub rows: &'a wgpu::Buffer,
+    pub mask: &'a wgpu::Buffer,
+    pub d_user: &'a wgpu::Buffer,
+    pub row_stats: &'a wgpu::Buffer,
+}
+
+/// loss.wgsl's policy head for one row over many workgroups: per-chunk softmax statistics,
+/// their merge (loss, entropy, the policy-gradient weight), per-chunk shares of dL/du, their sum.
+pub(super) struct RowHead {
+    stats: Kernel,
+    merge: Kernel,
+    back: Kernel,
+    reduce: Kernel,
+    chunks: usize,
+}
+
+impl RowHead {
+    /// For `items` items of width `d`; the logits are the score kernel's.
+    pub(super) async fn new(
+        ctx: &GpuContext,
+        io: RowHeadIo<'_>,
+        items: usize,
+        d: usize,
+    ) -> Result<Self> {
+        let chunks = items.div_ceil(CHUNK);
+        let part = ctx.storage("head partial sums", chunks as u64 * 16);
+        let scal = ctx.storage("head scalars", 16);
+        let du = ctx.storage("head dL/du shares", (chunks * d) as u64 * 4);
+        let c = [("D", d as f64)];
+        let (l, m, dims) = (io.logits, io.mask, io.dims);
+        let stats = [(0, dims), (4, m), (13, l), (14, &part)];
+        let merge = [
+            (0, dims),
+            (3, io.rows),
+            (7, io.row_stats),
+            (13, l),
+            (14, &part),
+            (15, &scal),
+        ];
+        let back = [
+            (0, dims),
+            (2, io.items),
+            (3, io.rows),
+            (4, m),
+            (13, l),
+            (15, &scal),
+            (16, &du),
+        ];
+        let reduce = [(0, dims), (6, io.d_user), (16, &du)];
+        Ok(RowHead {
+            stats: ctx.kernel(Shader::Loss, "head_stats", &c, &stats).await?,
+            merge: ctx.kernel(Shader::Loss, "head_merge", &c, &merge).await?,
+            back: ctx.kernel(Shader::Loss, "head_back", &c, &back).await?,
+            reduce: ctx.kernel(Shader::Loss, "head_reduce", &c, &reduce).await?,
+            chunks,
+        })
+    }
+
+    /// Encodes the head after the item scores of the one row: 4 dispatches.
+    pub(super) fn encode(&self, pass: &mut wgpu::ComputePass) {
+        // at most 65,535 chunks: the sampler refuses larger catalogs (Sampler::new)
+        let chunks = (self.chunks as u32, 1);
+        self.stats.dispatch(pass, chunks);
+        self.merge.dispatch(pass, (1, 1));
+        self.back.dispatch(pass, chunks);
+        self.reduce.dispatch(pass, (1, 1));
+    }
+}
+
 /// The context step's kernel and buffers: the session's Adam moments and next summary are
 /// uploaded per interaction, the next slate's mask too.
 pub(super) struct ContextKernel {

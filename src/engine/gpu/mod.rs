@@ -11,7 +11,7 @@ mod uniforms;
 
 pub use context::GpuContext;
 use context::Shader;
-use interaction::{ContextKernel, Sampler};
+use interaction::{ContextKernel, RowHead, Sampler};
 use uniforms::{
     AdamParams, DenseDims, LossDims, MseDims, ReduceDims, RowDims, ScoreDims, StatDims,
 };
@@ -143,6 +143,8 @@ pub struct GpuEngine {
     sampler: Option<Sampler>,
     context_kernel: Option<ContextKernel>,
     head: Kernel,
+    /// The policy head for one row over many workgroups (loss.wgsl `head_*`).
+    row_head: Option<RowHead>,
     adam: Kernel,
     step_stats: Kernel,
     reducer: Reducer,
@@ -348,6 +350,9 @@ impl GpuEngine {
             )));
         }
         self.upload_inputs(&batch.inputs, rows, input_grad);
+        if rows == 1 && self.row_head.is_some() {
+            self.write_score_dims(1);
+        }
         self.write(&self.rows_buf, &batch.rows);
         let use_mask = self.upload_mask(batch.mask.as_ref());
         match (self.cfg.head, loss) {
@@ -394,11 +399,21 @@ impl GpuEngine {
     /// the inputs' in `d_input` (`grad`); a one-row input gradient takes the dX-only kernels.
     fn encode_gradient(&self, pass: &mut wgpu::ComputePass, rows: usize, grad: Grad) {
         self.encode_forward(pass, rows);
-        let head_groups = match self.cfg.head {
-            Head::Policy { .. } => (rows.div_ceil(POLICY_ROWS) as u32, 1),
-            Head::Regression { .. } => (rows.div_ceil(256) as u32, 1),
-        };
-        self.head.dispatch(pass, head_groups);
+        match (&self.row_head, rows) {
+            // one row of a policy head: the item scores, then the head over many workgroups
+            (Some(h), 1) => {
+                self.encode_scores(pass, 1);
+                h.encode(pass);
+                self.count(|c| c.dispatches += 3);
+            }
+            _ => {
+                let head_groups = match self.cfg.head {
+                    Head::Policy { .. } => (rows.div_ceil(POLICY_ROWS) as u32, 1),
+                    Head::Regression { .. } => (rows.div_ceil(256) as u32, 1),
+                };
+                self.head.dispatch(pass, head_groups);
+            }
+        }
         let layers = self.cfg.layers();
         if grad == Grad::Input && rows == 1 {
             for (l, k) in self.backward_row.iter().enumerate().rev() {
