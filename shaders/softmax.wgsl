@@ -70,25 +70,24 @@ fn gumbel(row: u32, item: u32) -> f32 {
 }
 
 // Slate sampling over many workgroups. `sample_partial`, grid (chunks, rows): each workgroup
-// takes CHUNK = 1024 items of a row, computes each item's logit z = s/T and its key (z plus the
-// Gumbel noise, or z when greedy) once, the chunk's softmax partials (max m_g and
-// sum exp(z - m_g)) and the chunk's K largest keys (K rounds of a workgroup arg-max over the keys
-// held in workgroup memory; a chosen key is retired) and the mass of its items not among those
-// K. `sample_merge`, one workgroup per row: the row's maximum logit from the partials, then K
-// rounds over the chunks' candidates, each taking the largest key ordered after the previous
-// pick (key descending, item ascending: the order of the CPU reference); then the slate's
-// log-propensities log p(item | items before it), each position's normaliser summed without
-// subtracting: the mass of the items the slate does not hold (the chunks' rest and the
-// candidates not picked), plus the slate's from its end backwards.
-const CHUNK: u32 = 1024u;
-const PER: u32 = 4u;   // CHUNK / WG items per invocation
+// takes CHUNK = 4096 items of a row (16 per invocation, in registers), computes each item's
+// logit z = s/T and its key (z plus the Gumbel noise, or z when greedy) once, the chunk's softmax
+// partials (max m_g and sum exp(z - m_g)) and the chunk's K largest keys (K rounds of a
+// workgroup arg-max over the invocations' best keys; the winner's owner retires it) and the mass
+// of its items not among those K. `sample_merge`, one workgroup per row: the row's maximum logit
+// from the partials, then K rounds over the chunks' candidates, each taking the largest key
+// ordered after the previous pick (key descending, item ascending: the order of the CPU
+// reference); then the slate's log-propensities log p(item | items before it), each position's
+// normaliser summed without subtracting: the mass of the items the slate does not hold (the
+// chunks' rest and the candidates not picked), plus the slate's from its end backwards.
+const CHUNK: u32 = 4096u;
+const PER: u32 = 16u;   // CHUNK / WG items per invocation
 const NONE: u32 = 0xffffffffu;
 @group(0) @binding(6) var<storage, read_write> out_score: array<f32>;
 @group(0) @binding(7) var<storage, read_write> part_norm: array<vec4<f32>>;   // m_g, S_g, rest_g
 var<workgroup> pick_z: array<f32, 64>;
 @group(0) @binding(8) var<storage, read_write> part_key: array<f32>;
 @group(0) @binding(9) var<storage, read_write> part_item: array<u32>;
-var<workgroup> keys: array<f32, 1024>;
 
 // Arg-max of (v, i) over the workgroup (larger v, then smaller i): (i, bits of v), uniform.
 fn argmax_kv(v: f32, i: u32, lid: u32) -> vec2<u32> {
@@ -107,22 +106,22 @@ fn sample_partial(
     let r = wg.y;
     let j0 = wg.x * CHUNK;
     let base = r * rd.items;
-    var z: array<f32, 4>;
+    // item j0 + p * WG + lid.x: its logit and key (NEG when masked, past the end or retired)
+    var z: array<f32, 16>;
+    var key: array<f32, 16>;
     var m = NEG;
     for (var p = 0u; p < PER; p = p + 1u) {
-        let slot = p * WG + lid.x;
-        let j = j0 + slot;
-        var key = NEG;
+        let j = j0 + p * WG + lid.x;
         z[p] = NEG;
+        key[p] = NEG;
         if (j < rd.items && open(r, j)) {
             z[p] = scores[base + j] / rd.temperature;
             m = max(m, z[p]);
-            key = z[p];
+            key[p] = z[p];
             if (rd.greedy == 0u) {
-                key = key + gumbel(r, j);
+                key[p] = key[p] + gumbel(r, j);
             }
         }
-        keys[slot] = key;
     }
     m = wg_max(m, lid.x);
     var s = 0.0;
@@ -138,29 +137,24 @@ fn sample_partial(
         var best_v = NEG;
         var best_s = NONE;
         for (var p = 0u; p < PER; p = p + 1u) {
-            let slot = p * WG + lid.x;
-            let v = keys[slot];
-            if (v != NEG && (best_s == NONE || v > best_v)) {
-                best_v = v;
-                best_s = slot;
+            if (key[p] != NEG && (best_s == NONE || key[p] > best_v)) {
+                best_v = key[p];
+                best_s = p * WG + lid.x;
             }
         }
         let a = argmax_kv(best_v, best_s, lid.x);
+        if (a.x != NONE && a.x % WG == lid.x) {
+            key[a.x / WG] = NEG;
+        }
         if (lid.x == 0u) {
             part_key[cell * rd.k + kk] = bitcast<f32>(a.y);
-            var item = NONE;
-            if (a.x != NONE) {
-                item = j0 + a.x;
-                keys[a.x] = NEG;
-            }
-            part_item[cell * rd.k + kk] = item;
+            part_item[cell * rd.k + kk] = select(NONE, j0 + a.x, a.x != NONE);
         }
-        workgroupBarrier();
     }
     // the mass of the chunk's items not among its K candidates
     var t = 0.0;
     for (var p = 0u; p < PER; p = p + 1u) {
-        if (keys[p * WG + lid.x] != NEG) {
+        if (key[p] != NEG) {
             t = t + exp(z[p] - m);
         }
     }

@@ -74,7 +74,8 @@ pub struct KernelCheck {
 
 /// Shapes that stress the edges: sizes that are not multiples of the dense kernel's 16×64
 /// tiles (16 rows × 64 columns) and 128-value k chunks or of the 256-wide workgroups, batch 1,
-/// a one-item catalog and a 10,000-item one, slates of 1 to 64 items. (tests/kernels.rs adds
+/// a one-item catalog and 9,000- and 10,000-item ones (several sampler and policy-head
+/// workgroups), slates of 1 to 64 items. (tests/kernels.rs adds
 /// property tests over random shapes.)
 pub fn edge_shapes() -> Vec<Shape> {
     use Activation::*;
@@ -105,6 +106,17 @@ pub fn edge_shapes() -> Vec<Shape> {
             rows: 19,
             activation: Relu,
             slate: 10,
+        },
+        // the sampler over three 4,096-item workgroups and the one-row policy head over nine
+        // 1,024-item ones, a 64-item slate drawn across them
+        Shape {
+            input: 20,
+            hidden: vec![40],
+            output: 8,
+            items: 9_000,
+            rows: 2,
+            activation: Relu,
+            slate: 64,
         },
         Shape {
             input: 40,

@@ -14,7 +14,9 @@ use crate::engine::{Adapted, ContextState, ContextStep, EngineError, Result, Sla
 use crate::engine::Engine;
 
 /// Items per workgroup of softmax.wgsl `sample_partial` (its `CHUNK`).
-const CHUNK: usize = 1024;
+const CHUNK: usize = 4096;
+/// Items per workgroup of loss.wgsl's one-row head (its `HCHUNK`).
+const HEAD_CHUNK: usize = 1024;
 
 /// The buffers the sampler reads and writes (see [`Sampler::new`]).
 pub(super) struct SamplerIo<'a> {
@@ -132,7 +134,12 @@ impl RowHead {
         items: usize,
         d: usize,
     ) -> Result<Self> {
-        let chunks = items.div_ceil(CHUNK);
+        let chunks = items.div_ceil(HEAD_CHUNK);
+        if chunks > 65_535 {
+            return Err(EngineError::Config(format!(
+                "{items} items need {chunks} policy-head workgroups, more than 65,535"
+            )));
+        }
         let part = ctx.storage("head partial sums", chunks as u64 * 16);
         let scal = ctx.storage("head scalars", 16);
         let du = ctx.storage("head dL/du shares", (chunks * d) as u64 * 4);
@@ -168,7 +175,7 @@ impl RowHead {
 
     /// Encodes the head after the item scores of the one row: 4 dispatches.
     pub(super) fn encode(&self, pass: &mut wgpu::ComputePass) {
-        // at most 65,535 chunks: the sampler refuses larger catalogs (Sampler::new)
+        // at most 65,535 chunks (RowHead::new)
         let chunks = (self.chunks as u32, 1);
         self.stats.dispatch(pass, chunks);
         self.merge.dispatch(pass, (1, 1));
