@@ -236,3 +236,59 @@ fn backward(
         }
     }
 }
+
+// One-row path (a matrix-vector product, for a batch of one row: the 16-row tiles above would
+// compute 15 rows for nothing). Both entry points give each of ROW_WG = 64 invocations one
+// output value and stage the shared vector in workgroup memory in chunks of ROW_KC values.
+const ROW_WG: u32 = 64u;
+const ROW_KC: u32 = 2048u;
+var<workgroup> row_v: array<f32, 2048>;   // 8 KiB
+
+// y = act(x W + b) for the one row. Grid: (ceil(OUT / ROW_WG), 1).
+@compute @workgroup_size(64)
+fn forward_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let c = wg.x * ROW_WG + lid.x;
+    let cc = min(c, OUT - 1u);
+    var acc = 0.0;
+    for (var k0 = 0u; k0 < IN; k0 = k0 + ROW_KC) {
+        let kn = min(ROW_KC, IN - k0);
+        for (var kk = lid.x; kk < kn; kk = kk + ROW_WG) {
+            row_v[kk] = fx[k0 + kk];
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < kn; kk = kk + 1u) {
+            acc = acc + row_v[kk] * params[W_OFF + (k0 + kk) * OUT + cc];
+        }
+        workgroupBarrier();
+    }
+    if (c < OUT) {
+        fy[c] = activate(acc + params[W_OFF + IN * OUT + c]);
+    }
+}
+
+// dX = dZ W^T for the one row, without the weight gradients (what an input gradient needs):
+// one input column per invocation. Grid: (ceil(IN / ROW_WG), 1).
+@compute @workgroup_size(64)
+fn backward_dx_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = wg.x * ROW_WG + lid.x;
+    let ic = min(i, IN - 1u);
+    var acc = 0.0;
+    for (var o0 = 0u; o0 < OUT; o0 = o0 + ROW_KC) {
+        let on = min(ROW_KC, OUT - o0);
+        for (var oo = lid.x; oo < on; oo = oo + ROW_WG) {
+            row_v[oo] = dz(0u, o0 + oo);
+        }
+        workgroupBarrier();
+        for (var oo = 0u; oo < on; oo = oo + 1u) {
+            acc = acc + row_v[oo] * params[W_OFF + ic * OUT + o0 + oo];
+        }
+        workgroupBarrier();
+    }
+    if (i < IN) {
+        var v = acc;
+        if (X_ACT != 0u) {
+            v = v * d_act(X_ACT, bx[i]);
+        }
+        bdx[i] = v;
+    }
+}

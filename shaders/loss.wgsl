@@ -304,3 +304,172 @@ fn mse_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
     mse_stats[2u * r] = err * err;
     mse_stats[2u * r + 1u] = 0.0;
 }
+
+// The policy head for a batch of one row, over many workgroups (policy_grad's 8-row tile in one
+// workgroup would leave the whole catalog to one workgroup and compute 7 rows for nothing). The
+// logits u.e_j come from score.wgsl (`s_logits`); z = s/T, masked items excluded.
+//   head_stats (grid: ceil(items / HCHUNK)): per chunk m_g = max z, sum exp(z - m_g) and
+//     sum exp(z - m_g) (z - m_g);
+//   head_merge (one workgroup): log-partition, entropy, the loss and the weight on
+//     (onehot(a) - p), as policy_grad computes them;
+//   head_back (grid: chunks): the chunk's share of sum_j dL/dz_j e_j;
+//   head_reduce (one workgroup): dL/du = the shares' sum / T.
+const HCHUNK: u32 = 1024u;
+@group(0) @binding(13) var<storage, read> s_logits: array<f32>;
+@group(0) @binding(14) var<storage, read_write> head_part: array<vec4<f32>>;
+@group(0) @binding(15) var<storage, read_write> head_scal: array<f32>;
+@group(0) @binding(16) var<storage, read_write> du_part: array<f32>;
+var<workgroup> hg: array<f32, 1024>;
+
+// Item j's z = s/T, NEG when masked.
+fn head_z(j: u32) -> f32 {
+    if (!open(0u, j)) {
+        return NEG;
+    }
+    return s_logits[j] / ld.temperature;
+}
+
+@compute @workgroup_size(256)
+fn head_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let j0 = wg.x * HCHUNK;
+    var z: array<f32, 4>;
+    var m = NEG;
+    for (var p = 0u; p < 4u; p = p + 1u) {
+        let j = j0 + p * WG + lid.x;
+        z[p] = NEG;
+        if (j < ld.items) {
+            z[p] = head_z(j);
+            m = max(m, z[p]);
+        }
+    }
+    m = wg_max(m, lid.x);
+    var s = 0.0;
+    var sz = 0.0;
+    for (var p = 0u; p < 4u; p = p + 1u) {
+        if (z[p] != NEG) {
+            let x = z[p] - m;
+            let e = exp(x);
+            s = s + e;
+            sz = sz + e * x;
+        }
+    }
+    s = wg_sum(s, lid.x);
+    sz = wg_sum(sz, lid.x);
+    if (lid.x == 0u) {
+        head_part[wg.x] = vec4<f32>(m, s, sz, 0.0);
+    }
+}
+
+@compute @workgroup_size(256)
+fn head_merge(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let chunks = (ld.items + HCHUNK - 1u) / HCHUNK;
+    var m = NEG;
+    for (var g = lid.x; g < chunks; g = g + WG) {
+        let p = head_part[g];
+        if (p.y > 0.0) {
+            m = max(m, p.x);
+        }
+    }
+    m = wg_max(m, lid.x);
+    var s = 0.0;
+    var sz = 0.0;
+    for (var g = lid.x; g < chunks; g = g + WG) {
+        let p = head_part[g];
+        if (p.y > 0.0) {
+            // sum exp(z - m)(z - m) over the chunk = w (sz_g + (m_g - m) s_g), w = exp(m_g - m)
+            let w = exp(p.x - m);
+            s = s + p.y * w;
+            sz = sz + w * (p.z + (p.x - m) * p.y);
+        }
+    }
+    s = wg_sum(s, lid.x);
+    sz = wg_sum(sz, lid.x);
+    if (lid.x == 0u) {
+        let ls = log(s);
+        let log_z = m + ls;
+        let h = select(0.0, ls - sz / s, s > 0.0);
+        let row = rows_in[0];
+        let lp_a = s_logits[row.action] / ld.temperature - log_z;
+        let adv = row.reward - row.baseline;
+        var coef = adv;
+        var loss = -adv * lp_a;
+        if (ld.kind == 1u) {
+            let ratio = exp(lp_a - row.old_logp);
+            let clipped = clamp(ratio, 1.0 - ld.clip, 1.0 + ld.clip);
+            let s1 = ratio * adv;
+            let s2 = clipped * adv;
+            if (s1 <= s2) {
+                coef = adv * ratio;
+                loss = -s1;
+            } else {
+                coef = 0.0;
+                loss = -s2;
+            }
+        }
+        head_scal[0] = log_z;
+        head_scal[1] = h;
+        head_scal[2] = coef;
+        row_stats[0] = loss - ld.entropy * h;
+        row_stats[1] = h;
+    }
+}
+
+@compute @workgroup_size(256)
+fn head_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let j0 = wg.x * HCHUNK;
+    let log_z = head_scal[0];
+    let h = head_scal[1];
+    let coef = head_scal[2];
+    let a = rows_in[0].action;
+    for (var p = 0u; p < 4u; p = p + 1u) {
+        let slot = p * WG + lid.x;
+        let j = j0 + slot;
+        var g = 0.0;
+        if (j < ld.items) {
+            let z = head_z(j);
+            if (z != NEG) {
+                let lp = z - log_z;
+                let pr = exp(lp);
+                let onehot = select(0.0, 1.0, j == a);
+                g = -coef * (onehot - pr) + ld.entropy * pr * (lp + h);
+            }
+        }
+        hg[slot] = g;
+    }
+    workgroupBarrier();
+    // invocation t: column d = t % D of the items ig, ig + G, ... (ig = t / D, G = WG / D)
+    let groups = WG / D;
+    let d = lid.x % D;
+    let ig = lid.x / D;
+    let n = min(HCHUNK, ld.items - j0);
+    var acc = 0.0;
+    if (ig < groups) {
+        for (var jj = ig; jj < n; jj = jj + groups) {
+            acc = acc + hg[jj] * emb[(j0 + jj) * D + d];
+        }
+    }
+    workgroupBarrier();
+    if (ig < groups) {
+        hg[ig * D + d] = acc;
+    }
+    workgroupBarrier();
+    if (lid.x < D) {
+        var sum = 0.0;
+        for (var g2 = 0u; g2 < groups; g2 = g2 + 1u) {
+            sum = sum + hg[g2 * D + lid.x];
+        }
+        du_part[wg.x * D + lid.x] = sum;
+    }
+}
+
+@compute @workgroup_size(256)
+fn head_reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let chunks = (ld.items + HCHUNK - 1u) / HCHUNK;
+    for (var d = lid.x; d < D; d = d + WG) {
+        var sum = 0.0;
+        for (var g = 0u; g < chunks; g = g + 1u) {
+            sum = sum + du_part[g * D + d];
+        }
+        d_user[d] = sum / ld.temperature;
+    }
+}

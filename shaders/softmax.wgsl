@@ -15,8 +15,6 @@
 @group(0) @binding(5) var<storage, read_write> out_logp: array<f32>;
 
 const MAX_K: u32 = 64u;
-var<workgroup> chosen: array<u32, 64>;
-var<workgroup> rest: f32;
 
 fn open(r: u32, j: u32) -> bool {
     return rd.use_mask == 0u || !bit_set(mask[r * rd.words + j / 32u], j);
@@ -71,49 +69,163 @@ fn gumbel(row: u32, item: u32) -> f32 {
     return -log(-log(u));
 }
 
+// Slate sampling over many workgroups. `sample_partial`, grid (chunks, rows): each workgroup
+// takes CHUNK = 4096 items of a row (16 per invocation, in registers), computes each item's
+// logit z = s/T and its key (z plus the Gumbel noise, or z when greedy) once, the chunk's softmax
+// partials (max m_g and sum exp(z - m_g)) and the chunk's K largest keys (K rounds of a
+// workgroup arg-max over the invocations' best keys; the winner's owner retires it) and the mass
+// of its items not among those K. `sample_merge`, one workgroup per row: the row's maximum logit
+// from the partials, then K rounds over the chunks' candidates, each taking the largest key
+// ordered after the previous pick (key descending, item ascending: the order of the CPU
+// reference); then the slate's log-propensities log p(item | items before it), each position's
+// normaliser summed without subtracting: the mass of the items the slate does not hold (the
+// chunks' rest and the candidates not picked), plus the slate's from its end backwards.
+const CHUNK: u32 = 4096u;
+const PER: u32 = 16u;   // CHUNK / WG items per invocation
+const NONE: u32 = 0xffffffffu;
+@group(0) @binding(6) var<storage, read_write> out_score: array<f32>;
+@group(0) @binding(7) var<storage, read_write> part_norm: array<vec4<f32>>;   // m_g, S_g, rest_g
+var<workgroup> pick_z: array<f32, 64>;
+@group(0) @binding(8) var<storage, read_write> part_key: array<f32>;
+@group(0) @binding(9) var<storage, read_write> part_item: array<u32>;
+
+// Arg-max of (v, i) over the workgroup (larger v, then smaller i): (i, bits of v), uniform.
+fn argmax_kv(v: f32, i: u32, lid: u32) -> vec2<u32> {
+    let a = wg_argmax(v, i, lid);
+    // wg_argmax leaves the winner's value in red_f[0] until the next reduction writes it
+    let b = bitcast<u32>(workgroupUniformLoad(&red_f[0]));
+    return vec2<u32>(a, b);
+}
+
 @compute @workgroup_size(256)
-fn sample(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let r = wg.x;
+fn sample_partial(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let r = wg.y;
+    let j0 = wg.x * CHUNK;
     let base = r * rd.items;
-    let ms = normaliser(r, lid.x);
-    let m = ms.x;
-    if (lid.x == 0u) {
-        rest = ms.y;
+    // item j0 + p * WG + lid.x: its logit and key (NEG when masked, past the end or retired)
+    var z: array<f32, 16>;
+    var key: array<f32, 16>;
+    var m = NEG;
+    for (var p = 0u; p < PER; p = p + 1u) {
+        let j = j0 + p * WG + lid.x;
+        z[p] = NEG;
+        key[p] = NEG;
+        if (j < rd.items && open(r, j)) {
+            z[p] = scores[base + j] / rd.temperature;
+            m = max(m, z[p]);
+            key[p] = z[p];
+            if (rd.greedy == 0u) {
+                key[p] = key[p] + gumbel(r, j);
+            }
+        }
     }
+    m = wg_max(m, lid.x);
+    var s = 0.0;
+    for (var p = 0u; p < PER; p = p + 1u) {
+        if (z[p] != NEG) {
+            s = s + exp(z[p] - m);
+        }
+    }
+    s = wg_sum(s, lid.x);
+    let cell = r * nwg.x + wg.x;
     let k_max = min(rd.k, MAX_K);
     for (var kk = 0u; kk < k_max; kk = kk + 1u) {
         var best_v = NEG;
-        var best_i = 0xffffffffu;
-        for (var j = lid.x; j < rd.items; j = j + WG) {
-            if (!open(r, j)) {
-                continue;
-            }
-            var taken = false;
-            for (var c = 0u; c < kk; c = c + 1u) {
-                if (chosen[c] == j) {
-                    taken = true;
-                }
-            }
-            if (taken) {
-                continue;
-            }
-            var key = scores[base + j] / rd.temperature;
-            if (rd.greedy == 0u) {
-                key = key + gumbel(r, j);
-            }
-            if (best_i == 0xffffffffu || key > best_v) {
-                best_v = key;
-                best_i = j;
+        var best_s = NONE;
+        for (var p = 0u; p < PER; p = p + 1u) {
+            if (key[p] != NEG && (best_s == NONE || key[p] > best_v)) {
+                best_v = key[p];
+                best_s = p * WG + lid.x;
             }
         }
-        let a = wg_argmax(best_v, best_i, lid.x);
+        let a = argmax_kv(best_v, best_s, lid.x);
+        if (a.x != NONE && a.x % WG == lid.x) {
+            key[a.x / WG] = NEG;
+        }
         if (lid.x == 0u) {
-            let z = scores[base + a] / rd.temperature;
-            out_items[r * rd.k + kk] = a;
-            out_logp[r * rd.k + kk] = z - m - log(rest);
-            rest = max(rest - exp(z - m), TINY);
-            chosen[kk] = a;
+            part_key[cell * rd.k + kk] = bitcast<f32>(a.y);
+            part_item[cell * rd.k + kk] = select(NONE, j0 + a.x, a.x != NONE);
+        }
+    }
+    // the mass of the chunk's items not among its K candidates
+    var t = 0.0;
+    for (var p = 0u; p < PER; p = p + 1u) {
+        if (key[p] != NEG) {
+            t = t + exp(z[p] - m);
+        }
+    }
+    t = wg_sum(t, lid.x);
+    if (lid.x == 0u) {
+        part_norm[cell] = vec4<f32>(m, s, t, 0.0);
+    }
+}
+
+@compute @workgroup_size(256)
+fn sample_merge(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = wg.x;
+    let base = r * rd.items;
+    let chunks = (rd.items + CHUNK - 1u) / CHUNK;
+    var m = NEG;
+    for (var g = lid.x; g < chunks; g = g + WG) {
+        let p = part_norm[r * chunks + g];
+        if (p.y > 0.0) {
+            m = max(m, p.x);
+        }
+    }
+    m = wg_max(m, lid.x);
+    let n_cand = chunks * rd.k;
+    let c0 = r * n_cand;
+    var prev_v = NEG;
+    var prev_i = NONE;
+    let k_max = min(rd.k, MAX_K);
+    for (var kk = 0u; kk < k_max; kk = kk + 1u) {
+        var best_v = NEG;
+        var best_i = NONE;
+        for (var c = lid.x; c < n_cand; c = c + WG) {
+            let i = part_item[c0 + c];
+            let v = part_key[c0 + c];
+            let after = kk == 0u || v < prev_v || (v == prev_v && i > prev_i);
+            if (i != NONE && after && (best_i == NONE || v > best_v || (v == best_v && i < best_i))) {
+                best_v = v;
+                best_i = i;
+            }
+        }
+        let a = argmax_kv(best_v, best_i, lid.x);
+        prev_i = a.x;
+        prev_v = bitcast<f32>(a.y);
+        if (lid.x == 0u) {
+            let zz = scores[base + a.x] / rd.temperature;
+            out_items[r * rd.k + kk] = a.x;
+            out_score[r * rd.k + kk] = zz;
+            pick_z[kk] = zz;
         }
         workgroupBarrier();
+    }
+    // the mass the slate does not hold: each chunk's rest and the candidates ordered after the
+    // last pick
+    var rest = 0.0;
+    for (var g = lid.x; g < chunks; g = g + WG) {
+        let p = part_norm[r * chunks + g];
+        if (p.y > 0.0) {
+            rest = rest + p.z * exp(p.x - m);
+        }
+    }
+    for (var c = lid.x; c < n_cand; c = c + WG) {
+        let i = part_item[c0 + c];
+        let v = part_key[c0 + c];
+        if (i != NONE && (v < prev_v || (v == prev_v && i > prev_i))) {
+            rest = rest + exp(scores[base + i] / rd.temperature - m);
+        }
+    }
+    rest = wg_sum(rest, lid.x);
+    if (lid.x == 0u) {
+        for (var kk = k_max; kk > 0u; kk = kk - 1u) {
+            rest = rest + exp(pick_z[kk - 1u] - m);
+            out_logp[r * rd.k + kk - 1u] = pick_z[kk - 1u] - m - log(max(rest, TINY));
+        }
     }
 }

@@ -166,22 +166,21 @@ impl Adaptation {
         })
     }
 
-    /// One reaction (`reward` to the first item of the current list), then the new list.
+    /// One reaction (`reward` to the first item of the current list), then the new list
+    /// ([`Session::react`]: one engine call, one submit on the GPU).
     pub async fn interact(&mut self, engine: &mut impl Engine, reward: f32) -> Result<Phases> {
         let t0 = now_ms();
-        self.session.feedback(engine, self.top[0], reward).await?;
-        let t1 = now_ms();
-        let next = self.session.recommend(engine, self.k, false).await?;
+        let next = self
+            .session
+            .react(engine, self.top[0], reward, self.k, false)
+            .await?;
         self.top = next.iter().map(|r| r.item).collect();
         Ok(Phases {
             top: self.top.clone(),
-            feedback_ms: t1 - t0,
-            recommend_ms: now_ms() - t1,
+            ms: now_ms() - t0,
         })
     }
-}
 
-impl Adaptation {
     /// A list without a reaction (the recommend-only path): the top-k item indices.
     pub async fn recommend(&mut self, engine: &mut impl Engine) -> Result<Vec<u32>> {
         let list = self.session.recommend(engine, self.k, false).await?;
@@ -189,15 +188,13 @@ impl Adaptation {
     }
 }
 
-/// What one interaction of [`Adaptation`] returned, and how long each half took.
+/// What one interaction of [`Adaptation`] returned, and how long it took.
 #[derive(Clone, Debug, Serialize)]
 pub struct Phases {
     /// The new top-k item indices.
     pub top: Vec<u32>,
-    /// `Session::feedback`: the adaptation step.
-    pub feedback_ms: f64,
-    /// `Session::recommend`: the new list, read back.
-    pub recommend_ms: f64,
+    /// The reaction, the adaptation step and the new list, read back.
+    pub ms: f64,
 }
 
 /// The network of the adaptation benchmark over `items` items, one row: the reference

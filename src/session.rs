@@ -12,7 +12,8 @@
 //! network ([`OwnNetwork`]).
 
 use crate::engine::{
-    Batch, Engine, EngineError, Loss, Mask, OptimizerState, Result, Row, SlateSpec,
+    Batch, ContextState, ContextStep, Engine, EngineError, Loss, Mask, OptimizerState, Result, Row,
+    SlateSpec,
 };
 use crate::model::ModelConfig;
 use serde::{Deserialize, Serialize};
@@ -261,13 +262,7 @@ impl Session {
             engine.set_params(&n.params)?;
         }
         let mask = self.mask();
-        let spec = SlateSpec {
-            k,
-            temperature: self.config.temperature,
-            greedy,
-            seed: self.seed,
-            draw: self.draws,
-        };
+        let spec = self.spec(k, greedy);
         let input = self.input();
         let slate = engine.sample(&input, Some(&mask), spec).await?;
         self.draws = self.draws.wrapping_add(1);
@@ -294,6 +289,92 @@ impl Session {
         item: u32,
         reward: f32,
     ) -> Result<()> {
+        self.check_reaction(engine, item, reward)?;
+        if self.config.enabled {
+            let batch = self.reaction_batch(item, reward);
+            match self.config.adapts {
+                Adapts::Context => {
+                    let (grad, _) = engine.input_gradient(&batch, self.loss()).await?;
+                    self.adam_step(&grad[..self.context.len()]);
+                }
+                Adapts::Network => {
+                    let adam = crate::engine::Adam {
+                        lr: self.config.param_lr,
+                        clip_norm: 5.0,
+                        ..crate::engine::Adam::default()
+                    };
+                    self.load_network(engine)?;
+                    engine.train(&batch, self.loss(), adam, 1)?;
+                    if let Some(n) = &mut self.network {
+                        n.params = engine.params().await?;
+                        n.optimizer = engine.optimizer_state().await?;
+                    }
+                }
+            }
+        }
+        let sums = self.sums_after(engine, item, reward)?;
+        self.record(item, reward, sums);
+        Ok(())
+    }
+
+    /// One reaction and the next list: [`Session::feedback`] then [`Session::recommend`], with
+    /// the same result. A session that adapts its context (and owns no network) takes both in
+    /// one engine call ([`Engine::adapt_context`]: one submit on the GPU).
+    pub async fn react(
+        &mut self,
+        engine: &mut impl Engine,
+        item: u32,
+        reward: f32,
+        k: usize,
+        greedy: bool,
+    ) -> Result<Vec<Recommendation>> {
+        let fused =
+            self.config.enabled && self.config.adapts == Adapts::Context && self.network.is_none();
+        if !fused {
+            self.feedback(engine, item, reward).await?;
+            return self.recommend(engine, k, greedy).await;
+        }
+        self.check_reaction(engine, item, reward)?;
+        let batch = self.reaction_batch(item, reward);
+        let sums = self.sums_after(engine, item, reward)?;
+        let scale = 1.0 / (self.history.len() as f32 + 2.0);
+        let next_tail: Vec<f32> = sums.iter().map(|v| v * scale).collect();
+        let mut next_mask = self.mask();
+        next_mask.set(0, item as usize);
+        let step = ContextStep {
+            batch: &batch,
+            loss: self.loss(),
+            adam: self.context_adam(),
+            next_tail: &next_tail,
+            next_mask: &next_mask,
+            spec: self.spec(k, greedy),
+        };
+        let state = ContextState {
+            context: &mut self.context,
+            m: &mut self.adam_m,
+            v: &mut self.adam_v,
+            step: &mut self.adam_t,
+        };
+        let out = engine.adapt_context(step, state).await?;
+        self.record(item, reward, sums);
+        self.draws = self.draws.wrapping_add(1);
+        Ok(out
+            .slate
+            .items
+            .iter()
+            .zip(&out.slate.logp)
+            .zip(&out.scores)
+            .map(|((&item, &lp), &score)| Recommendation {
+                item,
+                score,
+                propensity: lp.exp().max(f32::MIN_POSITIVE),
+            })
+            .collect())
+    }
+
+    /// Refuses a reaction to an item outside the catalog or already reacted to, or a reward
+    /// outside [0, 1].
+    fn check_reaction(&self, engine: &impl Engine, item: u32, reward: f32) -> Result<()> {
         let items = self.check_engine(engine)?;
         if item as usize >= items {
             return Err(EngineError::Input(format!(
@@ -310,69 +391,84 @@ impl Session {
                 "item {item} already had feedback in this session"
             )));
         }
+        Ok(())
+    }
+
+    /// The reaction as a one-row batch at the current input, with the running baseline.
+    fn reaction_batch(&self, item: u32, reward: f32) -> Batch {
+        Batch {
+            inputs: self.input(),
+            rows: vec![Row {
+                action: item,
+                reward,
+                baseline: self.baseline,
+                old_logp: 0.0,
+            }],
+            mask: Some(self.mask()),
+        }
+    }
+
+    /// The inner REINFORCE loss.
+    fn loss(&self) -> Loss {
+        Loss::Reinforce {
+            entropy: self.config.entropy,
+            temperature: self.config.temperature,
+        }
+    }
+
+    /// The slate of the next `recommend`.
+    fn spec(&self, k: usize, greedy: bool) -> SlateSpec {
+        SlateSpec {
+            k,
+            temperature: self.config.temperature,
+            greedy,
+            seed: self.seed,
+            draw: self.draws,
+        }
+    }
+
+    /// The feedback summary's sums after the reaction (unchanged when adaptation is off).
+    fn sums_after(&self, engine: &impl Engine, item: u32, reward: f32) -> Result<Vec<f32>> {
+        let mut sums = self.sums.clone();
         if self.config.enabled {
-            let batch = Batch {
-                inputs: self.input(),
-                rows: vec![Row {
-                    action: item,
-                    reward,
-                    baseline: self.baseline,
-                    old_logp: 0.0,
-                }],
-                mask: Some(self.mask()),
-            };
-            let loss = Loss::Reinforce {
-                entropy: self.config.entropy,
-                temperature: self.config.temperature,
-            };
-            match self.config.adapts {
-                Adapts::Context => {
-                    let (grad, _) = engine.input_gradient(&batch, loss).await?;
-                    self.adam_step(&grad[..self.context.len()]);
-                }
-                Adapts::Network => {
-                    let adam = crate::engine::Adam {
-                        lr: self.config.param_lr,
-                        clip_norm: 5.0,
-                        ..crate::engine::Adam::default()
-                    };
-                    self.load_network(engine)?;
-                    engine.train(&batch, loss, adam, 1)?;
-                    if let Some(n) = &mut self.network {
-                        n.params = engine.params().await?;
-                        n.optimizer = engine.optimizer_state().await?;
-                    }
-                }
-            }
             let e = engine.item_vector(item)?;
             let d = e.len();
             for (k, v) in e.iter().enumerate() {
-                self.sums[k] += reward * v;
-                self.sums[d + k] += (1.0 - reward) * v;
+                sums[k] += reward * v;
+                sums[d + k] += (1.0 - reward) * v;
             }
-            self.sums[2 * d] += reward;
-            self.sums[2 * d + 1] += 1.0 - reward;
+            sums[2 * d] += reward;
+            sums[2 * d + 1] += 1.0 - reward;
         }
+        Ok(sums)
+    }
+
+    /// Records a reaction: the new sums, the baseline, the item shown, the history.
+    fn record(&mut self, item: u32, reward: f32, sums: Vec<f32>) {
+        self.sums = sums;
         let d = self.config.baseline_decay;
         self.baseline = d * self.baseline + (1.0 - d) * reward;
         self.shown[item as usize / 32] |= 1 << (item % 32);
         self.history.push(Interaction { item, reward });
-        Ok(())
+    }
+
+    /// Adam of the context step (no clipping).
+    fn context_adam(&self) -> crate::engine::Adam {
+        crate::engine::Adam {
+            lr: self.config.lr,
+            ..crate::engine::Adam::default()
+        }
     }
 
     fn adam_step(&mut self, grad: &[f32]) {
-        self.adam_t += 1;
-        let mut state = crate::engine::AdamState {
+        let adam = self.context_adam();
+        let mut state = ContextState {
+            context: &mut self.context,
             m: &mut self.adam_m,
             v: &mut self.adam_v,
-            step: self.adam_t,
+            step: &mut self.adam_t,
         };
-        let adam = crate::engine::Adam {
-            lr: self.config.lr,
-            ..crate::engine::Adam::default()
-        };
-        // no clipping: the norm is not used
-        crate::engine::adam_update(&mut self.context, &mut state, grad, adam, 0.0);
+        crate::engine::interaction::host_step(grad, adam, &mut state);
     }
 
     /// Versioned bytes: magic, then the session as JSON.

@@ -89,7 +89,7 @@ impl BenchAdaptation {
     }
 
     /// One reaction (`reward` to the first item of the current list, one adaptation step),
-    /// then the new top-10 read back: `{ top, feedback_ms, recommend_ms }`.
+    /// then the new top-10 read back: `{ top, ms }`.
     pub async fn interact(&mut self, reward: f32) -> Result<JsValue, JsError> {
         let phases = self
             .adaptation

@@ -36,5 +36,13 @@ fn interaction_reports_latency_and_the_engines_counts() {
         // the CPU engine neither dispatches nor submits; the GPU engine counts its own work
         let submits = v["submits"].as_f64().unwrap_or(-1.0);
         assert_eq!(submits > 0.0, engine == "gpu", "{v}");
+        if engine == "gpu" {
+            // a context-adapting session's interaction: one submit, at most 1 KB read back
+            assert_eq!(submits, 1.0, "{v}");
+            assert!(
+                v["readback_bytes"].as_f64().is_some_and(|b| b <= 1024.0),
+                "{v}"
+            );
+        }
     }
 }

@@ -38,13 +38,14 @@ fn assert_all_pass(results: &[check::KernelCheck]) {
 fn every_kernel_matches_the_cpu_engine_on_edge_shapes() {
     let ctx = context();
     let results = pollster::block_on(check::check_all(&ctx, &check::edge_shapes())).unwrap();
-    assert_eq!(results.len(), check::edge_shapes().len() * 16);
+    assert_eq!(results.len(), check::edge_shapes().len() * 19);
     assert_all_pass(&results);
 }
 
 /// Models the engine accepts: widths from 1 to 256 (the policy head keeps the item vector at
 /// most 256 wide) around the dense kernel's 16-row and 64-column tiles and 128-value chunks,
-/// 0–2 hidden layers, batches of 1…64 rows, catalogs of 1…3,000 items (almost never a
+/// 0–2 hidden layers, batches of 1…64 rows, catalogs of 1…10,000 items (one to three sampler
+/// workgroups of 4,096, up to ten policy-head ones of 1,024; almost never a
 /// multiple of a workgroup), slates of 1…64. Widths come from a set so that the context's
 /// pipeline cache serves repeated layer shapes (a new shape compiles its pipelines on lavapipe).
 fn shapes() -> impl Strategy<Value = Shape> {
@@ -53,7 +54,7 @@ fn shapes() -> impl Strategy<Value = Shape> {
         width(),
         prop::collection::vec(width(), 0..=2),
         width(),
-        1usize..=3000,
+        1usize..=10_000,
         1usize..=64,
         prop_oneof![
             Just(Activation::Relu),

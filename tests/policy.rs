@@ -107,6 +107,60 @@ fn restores(algorithm: Algorithm) {
     );
 }
 
+/// `Session::react` (one engine call) is `feedback` then `recommend`: exactly on the CPU engine;
+/// on the GPU engine the same greedy slates and, to rounding, the same context and logits, in
+/// one submit with at most 1 KB read back per reaction.
+#[test]
+fn a_reaction_in_one_call_is_feedback_then_recommend() {
+    let (_, policy) = trained();
+    let mut cpu = CpuEngine::new(&policy.model).unwrap();
+    policy.load_into(&mut cpu).unwrap();
+    let ctx = common::gpu_context();
+    let mut gpu = block_on(GpuEngine::new(&ctx, &policy.model)).unwrap();
+    policy.load_into(&mut gpu).unwrap();
+    let mut apart = policy.session(3);
+    let mut item = block_on(apart.recommend(&mut cpu, 4, true)).unwrap()[0].item;
+    let (mut fused, mut on_gpu) = (apart.clone(), apart.clone());
+    for (n, reward) in [1.0, 0.0, 1.0, 1.0].into_iter().enumerate() {
+        let greedy = n % 2 == 0;
+        block_on(apart.feedback(&mut cpu, item, reward)).unwrap();
+        let want = block_on(apart.recommend(&mut cpu, 4, greedy)).unwrap();
+        let got = block_on(fused.react(&mut cpu, item, reward, 4, greedy)).unwrap();
+        assert_eq!(got, want, "reaction {n}, CPU engine");
+        assert_eq!(fused, apart, "session after reaction {n}, CPU engine");
+
+        let before = gpu.counters();
+        let g = block_on(on_gpu.react(&mut gpu, item, reward, 4, greedy)).unwrap();
+        let after = gpu.counters();
+        assert_eq!(after.submits - before.submits, 1, "one submit per reaction");
+        assert!(after.bytes_read_back - before.bytes_read_back <= 1024);
+        if greedy {
+            let items = |r: &[metarec::session::Recommendation]| {
+                r.iter().map(|r| r.item).collect::<Vec<_>>()
+            };
+            assert_eq!(
+                items(&g),
+                items(&want),
+                "greedy slate {n} on the GPU engine"
+            );
+            for (a, b) in g.iter().zip(&want) {
+                assert!((a.score - b.score).abs() <= 1e-4 * b.score.abs().max(1.0));
+                assert!((a.propensity - b.propensity).abs() <= 1e-4);
+            }
+        }
+        let diff = on_gpu
+            .context
+            .iter()
+            .zip(&apart.context)
+            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(diff <= 1e-4, "context after reaction {n}: off by {diff}");
+        assert_eq!(on_gpu.history, apart.history);
+        // both sides continue from the CPU's session, so rounding cannot add up
+        on_gpu = apart.clone();
+        item = want[0].item;
+    }
+}
+
 #[test]
 fn sessions_that_own_their_network_share_an_engine_without_touching_each_other() {
     let (_, policy) = trained_with(Algorithm::Fomaml);

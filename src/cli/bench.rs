@@ -355,7 +355,7 @@ async fn interaction(
     let mut ms = Vec::with_capacity(n);
     for i in 0..n {
         let p = person.interact(&mut e, (i % 2) as f32).await?;
-        ms.push(p.feedback_ms + p.recommend_ms);
+        ms.push(p.ms);
     }
     let after = e.counters();
     ms.sort_by(f64::total_cmp);

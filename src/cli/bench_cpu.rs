@@ -125,7 +125,7 @@ pub fn run(
                 let mut ms = Vec::with_capacity(interactions);
                 for i in 0..interactions {
                     let p = pollster::block_on(people[side].interact(e, (i % 2) as f32))?;
-                    ms.push(p.feedback_ms + p.recommend_ms);
+                    ms.push(p.ms);
                 }
                 medians[side] = median(&ms);
                 all[side].extend(ms);

@@ -7,9 +7,11 @@
 //! entries (`f32::MIN`) must coincide exactly; slates must hold the same items, or differ only
 //! where two items' sort keys tie to rounding ([`slate_key_err`]).
 
-use super::cpu::CpuEngine;
+use super::cpu::{CpuEngine, Kernels};
 use super::gpu::{GpuContext, GpuEngine};
-use super::{Adam, Batch, Engine, Loss, Mask, Reduce, Result, Row, SlateSpec};
+use super::{
+    Adam, Batch, ContextState, ContextStep, Engine, Loss, Mask, Reduce, Result, Row, SlateSpec,
+};
 use crate::model::{Activation, Head, Init, ModelConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -72,7 +74,8 @@ pub struct KernelCheck {
 
 /// Shapes that stress the edges: sizes that are not multiples of the dense kernel's 16×64
 /// tiles (16 rows × 64 columns) and 128-value k chunks or of the 256-wide workgroups, batch 1,
-/// a one-item catalog and a 10,000-item one, slates of 1 to 64 items. (tests/kernels.rs adds
+/// a one-item catalog and 9,000- and 10,000-item ones (several sampler and policy-head
+/// workgroups), slates of 1 to 64 items. (tests/kernels.rs adds
 /// property tests over random shapes.)
 pub fn edge_shapes() -> Vec<Shape> {
     use Activation::*;
@@ -103,6 +106,17 @@ pub fn edge_shapes() -> Vec<Shape> {
             rows: 19,
             activation: Relu,
             slate: 10,
+        },
+        // the sampler over three 4,096-item workgroups and the one-row policy head over nine
+        // 1,024-item ones, a 64-item slate drawn across them
+        Shape {
+            input: 20,
+            hidden: vec![40],
+            output: 8,
+            items: 9_000,
+            rows: 2,
+            activation: Relu,
+            slate: 64,
         },
         Shape {
             input: 40,
@@ -200,7 +214,7 @@ pub async fn check_shape(ctx: &GpuContext, shape: &Shape) -> Result<Vec<KernelCh
         Activation::Identity,
     );
     let mut gpu = GpuEngine::new(ctx, &cfg).await?;
-    let mut cpu = CpuEngine::new(&cfg)?;
+    let mut cpu = CpuEngine::with_kernels(&cfg, Kernels::Reference)?;
     let items = uniform(&mut rng, n * shape.output, 0.5);
     gpu.set_items(&items)?;
     cpu.set_items(&items)?;
@@ -365,6 +379,8 @@ pub async fn check_shape(ctx: &GpuContext, shape: &Shape) -> Result<Vec<KernelCh
         TOLERANCE,
     );
 
+    check_context_step(&mut gpu, &mut cpu, shape, &mut rng, &mut rep).await?;
+
     // regression head: sigmoid output scaled to a rating range, MSE
     let rcfg = shape.config(
         Head::Regression {
@@ -375,7 +391,7 @@ pub async fn check_shape(ctx: &GpuContext, shape: &Shape) -> Result<Vec<KernelCh
         Activation::Sigmoid,
     );
     let mut rgpu = GpuEngine::new(ctx, &rcfg).await?;
-    let mut rcpu = CpuEngine::new(&rcfg)?;
+    let mut rcpu = CpuEngine::with_kernels(&rcfg, Kernels::Reference)?;
     let targets = Batch {
         inputs: inputs.clone(),
         rows: (0..rows)
@@ -407,6 +423,118 @@ pub async fn check_shape(ctx: &GpuContext, shape: &Shape) -> Result<Vec<KernelCh
         rep.add(name, (r.0 - r.1).abs() / scale.max(1e-6), TOLERANCE);
     }
     Ok(rep.out)
+}
+
+/// A context-adapting session's interaction ([`Engine::adapt_context`]; on the GPU the one-row
+/// dense kernels, the dX-only backward, the context's Adam step on the device and the sampler in
+/// one submit) against the CPU reference: the slate with its log-propensities and logits, the
+/// loss, and the context and Adam moments after the step.
+async fn check_context_step(
+    gpu: &mut GpuEngine,
+    cpu: &mut CpuEngine,
+    shape: &Shape,
+    rng: &mut ChaCha8Rng,
+    rep: &mut Report,
+) -> Result<()> {
+    let n = shape.items;
+    let c = shape.input / 2;
+    let input = uniform(rng, shape.input, 1.0);
+    let action = rng.random_range(0..n as u32);
+    let mut mask = Mask::new(1, n);
+    for j in 0..n {
+        if j != action as usize && rng.random_range(0..4) == 0 {
+            mask.set(0, j);
+        }
+    }
+    // the next slate excludes the reacted-to item, unless nothing else is open (one item)
+    let mut next_mask = mask.clone();
+    if (0..n).any(|j| j != action as usize && !mask.get(0, j)) {
+        next_mask.set(0, action as usize);
+    }
+    let open = (0..n).filter(|&j| !next_mask.get(0, j)).count();
+    let batch = Batch {
+        inputs: input.clone(),
+        rows: vec![Row {
+            action,
+            reward: 1.0,
+            baseline: 0.3,
+            old_logp: 0.0,
+        }],
+        mask: Some(mask),
+    };
+    let next_tail = uniform(rng, shape.input - c, 1.0);
+    let step = ContextStep {
+        batch: &batch,
+        loss: Loss::Reinforce {
+            entropy: 0.05,
+            temperature: 0.8,
+        },
+        adam: Adam {
+            lr: 0.1,
+            eps: 1e-3,
+            ..Adam::default()
+        },
+        next_tail: &next_tail,
+        next_mask: &next_mask,
+        spec: SlateSpec {
+            k: open.min(shape.slate),
+            temperature: 0.8,
+            greedy: false,
+            seed: 9,
+            draw: 4,
+        },
+    };
+    // a state after a few steps: moments of either sign and size
+    let m0 = uniform(rng, c, 0.1);
+    let v0: Vec<f32> = uniform(rng, c, 0.1).iter().map(|x| x * x).collect();
+    let mut states = [(); 2].map(|_| (input[..c].to_vec(), m0.clone(), v0.clone(), 3u32));
+    let mut out = Vec::new();
+    for (e, st) in [0, 1].into_iter().zip(states.iter_mut()) {
+        let state = ContextState {
+            context: &mut st.0,
+            m: &mut st.1,
+            v: &mut st.2,
+            step: &mut st.3,
+        };
+        out.push(match e {
+            0 => gpu.adapt_context(step, state).await?,
+            _ => cpu.adapt_context(step, state).await?,
+        });
+    }
+    let (a, b) = (&out[0], &out[1]);
+    let next: Vec<f32> = states[1].0.iter().chain(&next_tail).copied().collect();
+    let scores = cpu.scores(&next).await?;
+    let slate_err = if a.slate.items == b.slate.items {
+        // the slate's logits are judged at the scale of all the catalog's logits (a drawn
+        // item's logit can be small by cancellation); log-propensities at least at 1 nat (when
+        // one item holds nearly all the mass the next position's log-probability is ≈ 0 and
+        // its rounding is absolute: 1e-4 is a propensity off by 0.01%)
+        let scale = scores.iter().fold(1e-6f32, |m, v| m.max(v.abs())) / step.spec.temperature;
+        rel_err_at(&a.slate.logp, &b.slate.logp, 1.0).max(rel_err_at(&a.scores, &b.scores, scale))
+    } else {
+        slate_key_err(
+            &a.slate.items,
+            &b.slate.items,
+            &scores,
+            &next_mask,
+            n,
+            step.spec,
+        )
+    };
+    rep.add("context step: slate", slate_err, TOLERANCE);
+    let terms = (n as f32).ln().max(1.0);
+    rep.add(
+        "context step: loss",
+        rel_err_at(&[a.loss], &[b.loss], terms),
+        TOLERANCE,
+    );
+    let (g, h) = (&states[0], &states[1]);
+    let state_err = rel_err(&g.0, &h.0)
+        .max(rel_err(&g.1, &h.1))
+        .max(rel_err(&g.2, &h.2))
+        .max((g.3 != h.3) as u8 as f32);
+    rep.add("context step: state", state_err, TOLERANCE);
+    Ok(())
 }
 
 /// Two slates of the same rows that differ: each position's sort key (logit / T plus the

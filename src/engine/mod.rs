@@ -13,9 +13,13 @@ pub mod cpu;
 pub mod fisher;
 pub mod fisher_check;
 pub mod gpu;
+mod host_adam;
+pub mod interaction;
 pub mod rng;
 
 use crate::model::ModelConfig;
+pub(crate) use host_adam::{adam_update, AdamState};
+pub use interaction::{Adapted, ContextState, ContextStep};
 use serde::{Deserialize, Serialize};
 
 /// Largest user-vector width a policy head supports (one workgroup holds the vector).
@@ -228,43 +232,6 @@ pub struct OptimizerState {
     pub step: u32,
 }
 
-/// Adam moments and the number of the step being taken (1 for the first).
-pub(crate) struct AdamState<'a> {
-    pub m: &'a mut [f32],
-    pub v: &'a mut [f32],
-    pub step: u32,
-}
-
-/// One Adam step on host memory (decoupled weight decay, gradients scaled down to
-/// `adam.clip_norm` when their global norm `norm` exceeds it), as the GPU's Adam kernel does it:
-/// the CPU engine's optimiser, the outer loop of first-order MAML and a session's context.
-pub(crate) fn adam_update(
-    params: &mut [f32],
-    state: &mut AdamState<'_>,
-    grads: &[f32],
-    adam: Adam,
-    norm: f32,
-) {
-    let scale = if adam.clip_norm > 0.0 && norm > adam.clip_norm {
-        adam.clip_norm / norm
-    } else {
-        1.0
-    };
-    let t = state.step as f32;
-    let (c1, c2) = (1.0 - adam.beta1.powf(t), 1.0 - adam.beta2.powf(t));
-    let moments = params
-        .iter_mut()
-        .zip(state.m.iter_mut())
-        .zip(state.v.iter_mut());
-    for (((p, m1), m2), &g) in moments.zip(grads) {
-        let g = g * scale;
-        *m1 = adam.beta1 * *m1 + (1.0 - adam.beta1) * g;
-        *m2 = adam.beta2 * *m2 + (1.0 - adam.beta2) * g * g;
-        let update = (*m1 / c1) / ((*m2 / c2).sqrt() + adam.eps) + adam.weight_decay * *p;
-        *p -= adam.lr * update;
-    }
-}
-
 /// A reduction over a vector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -320,6 +287,15 @@ pub trait Engine {
     /// Gradient of `loss` w.r.t. the batch's inputs (`rows × input`), and the loss: what a
     /// per-user context vector that is part of the input adapts along (CAVIA).
     async fn input_gradient(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)>;
+    /// A context-adapting session's interaction ([`interaction`]): a step on `state` along the
+    /// reaction's input gradient, then the next slate at the adapted input.
+    async fn adapt_context(
+        &mut self,
+        step: ContextStep<'_>,
+        state: ContextState<'_>,
+    ) -> Result<Adapted> {
+        interaction::reference(self, step, state).await
+    }
     /// Enqueues `steps` optimiser steps on the same batch, with no readback.
     fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()>;
     /// One training step that also returns the gradient w.r.t. the inputs (from the same pass,
@@ -655,6 +631,13 @@ impl Engine for AnyEngine {
     }
     async fn input_gradient(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
         dispatch!(self, e => e.input_gradient(batch, loss).await)
+    }
+    async fn adapt_context(
+        &mut self,
+        step: ContextStep<'_>,
+        state: ContextState<'_>,
+    ) -> Result<Adapted> {
+        dispatch!(self, e => e.adapt_context(step, state).await)
     }
     fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()> {
         dispatch!(self, e => e.train(batch, loss, adam, steps))

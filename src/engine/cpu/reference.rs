@@ -199,10 +199,6 @@ impl CpuEngine {
             let open = |j: usize| mask.is_none_or(|m| !m.get(r, j));
             let z = |j: usize| s[j] / spec.temperature;
             let max = (0..n).filter(|&j| open(j)).map(z).fold(f32::MIN, f32::max);
-            let mut rest: f32 = (0..n)
-                .filter(|&j| open(j))
-                .map(|j| (z(j) - max).exp())
-                .sum();
             let keys: Vec<f32> = (0..n)
                 .map(|j| {
                     let noise = if spec.greedy {
@@ -222,12 +218,16 @@ impl CpuEngine {
                     }
                 }
                 let a = best.ok_or_else(|| EngineError::Input("no item left to choose".into()))?;
-                let e = (z(a) - max).exp();
-                logp.push(z(a) - max - rest.ln());
-                rest = (rest - e).max(f32::MIN_POSITIVE);
                 chosen.push(a);
                 items.push(a as u32);
             }
+            logp.extend(slate_log_propensities(
+                &chosen,
+                z,
+                max,
+                |j| open(j) && !chosen.contains(&j),
+                n,
+            ));
         }
         Ok(Slates {
             k: spec.k,
@@ -307,4 +307,27 @@ pub(super) fn masked_log_softmax(
             }
         })
         .collect()
+}
+
+/// The log-propensities of a slate `chosen` (in order) under the softmax of `z` (maximum `max`):
+/// position p's normaliser is the mass of the items not chosen before it, summed without
+/// subtracting (the `unchosen` items in index order, then the slate from its end backwards), so
+/// that it stays accurate when one item holds nearly all the mass.
+pub(super) fn slate_log_propensities(
+    chosen: &[usize],
+    z: impl Fn(usize) -> f32,
+    max: f32,
+    unchosen: impl Fn(usize) -> bool,
+    n: usize,
+) -> Vec<f32> {
+    let mut rest: f32 = (0..n)
+        .filter(|&j| unchosen(j))
+        .map(|j| (z(j) - max).exp())
+        .sum();
+    let mut lp = vec![0.0; chosen.len()];
+    for (p, &a) in chosen.iter().enumerate().rev() {
+        rest += (z(a) - max).exp();
+        lp[p] = z(a) - max - rest.max(f32::MIN_POSITIVE).ln();
+    }
+    lp
 }

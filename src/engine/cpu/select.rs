@@ -89,11 +89,21 @@ pub(super) fn slate(
         return Err(EngineError::Input("no item left to choose".into()));
     }
     let softmax = Softmax { max, sum: rest };
-    for &(_, a) in top.iter() {
-        let z = scores[a as usize] / tau;
-        logp.push(z - max - rest.ln());
-        rest = (rest - (z - max).exp()).max(f32::MIN_POSITIVE);
-        items.push(a);
+    // position p's normaliser: the mass of the items not chosen before it, summed without
+    // subtracting, as the reference does (`reference::slate_log_propensities`)
+    let mut chosen: Vec<u32> = top.iter().map(|&(_, a)| a).collect();
+    items.extend_from_slice(&chosen);
+    chosen.sort_unstable();
+    let mut rest: f32 = (0..scores.len())
+        .filter(|&j| open(j) && chosen.binary_search(&(j as u32)).is_err())
+        .map(|j| ex[j])
+        .sum();
+    let start = logp.len();
+    logp.resize(start + k, 0.0);
+    for (p, &(_, a)) in top.iter().enumerate().rev() {
+        let e = ex[a as usize];
+        rest += e;
+        logp[start + p] = scores[a as usize] / tau - max - rest.max(f32::MIN_POSITIVE).ln();
     }
     Ok(softmax)
 }
@@ -108,10 +118,6 @@ mod tests {
         let n = scores.len();
         let z = |j: usize| scores[j] / spec.temperature;
         let max = (0..n).filter(|&j| open[j]).map(z).fold(f32::MIN, f32::max);
-        let mut rest: f32 = (0..n)
-            .filter(|&j| open[j])
-            .map(|j| (z(j) - max).exp())
-            .sum();
         let keys: Vec<f32> = (0..n)
             .map(|j| {
                 let g = if spec.greedy {
@@ -122,7 +128,7 @@ mod tests {
                 z(j) + g
             })
             .collect();
-        let (mut items, mut logp) = (Vec::new(), Vec::new());
+        let mut items = Vec::new();
         let mut chosen: Vec<usize> = Vec::new();
         for _ in 0..spec.k {
             let mut best: Option<usize> = None;
@@ -132,11 +138,11 @@ mod tests {
                 }
             }
             let a = best.expect("enough open items");
-            logp.push(z(a) - max - rest.ln());
-            rest = (rest - (z(a) - max).exp()).max(f32::MIN_POSITIVE);
             chosen.push(a);
             items.push(a as u32);
         }
+        let unchosen = |j: usize| open[j] && !chosen.contains(&j);
+        let logp = super::super::reference::slate_log_propensities(&chosen, z, max, unchosen, n);
         (items, logp)
     }
 

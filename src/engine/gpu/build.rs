@@ -1,6 +1,7 @@
 //! [`GpuEngine::new`]: every buffer, pipeline and bind group of a model, built once.
 
 use super::context::Shader;
+use super::interaction::{ContextKernel, RowHead, RowHeadIo, Sampler, SamplerIo};
 use super::uniforms::{
     AdamParams, DenseDims, LossDims, MseDims, RowDims, ScoreDims, StatDims, Stats,
 };
@@ -41,6 +42,7 @@ impl GpuEngine {
         let d_input = ctx.storage("input gradient", rows * cfg.input as u64 * 4);
         let rows_buf = ctx.storage("rows", rows * std::mem::size_of::<Row>() as u64);
         let mask_buf = ctx.storage("mask", rows * items.div_ceil(32) as u64 * 4);
+        let next_mask = ctx.storage("next mask", items.div_ceil(32) as u64 * 4);
         let logits = ctx.storage("logits", logit_bytes);
         let logp = ctx.storage("log-probs", logit_bytes);
         let row_stats = ctx.storage("row stats", rows * 8);
@@ -48,12 +50,13 @@ impl GpuEngine {
         let slate_bytes = rows * MAX_SLATE as u64 * 4;
         let slate_items = ctx.storage("slate items", slate_bytes);
         let slate_logp = ctx.storage("slate log-probs", slate_bytes);
+        let slate_scores = ctx.storage("slate logits", slate_bytes);
         let widest = layers.iter().map(|l| l.outputs).max().unwrap_or(1) as u64;
         let staging_bytes = [
             pbytes,
             logit_bytes,
             rows * widest * 4,
-            2 * slate_bytes + 16,
+            3 * slate_bytes + rows * cfg.input as u64 * 4 + 64,
             rows * 8 + pbytes + 16,
             rows * 8 + rows * cfg.input as u64 * 4 + 16,
             2 * pbytes + 64,
@@ -72,6 +75,8 @@ impl GpuEngine {
         let mut layer_dims = Vec::new();
         let mut forward = Vec::new();
         let mut backward = Vec::new();
+        let mut forward_row = Vec::new();
+        let mut backward_row = Vec::new();
         for (l, layer) in layers.iter().enumerate() {
             let constants = [
                 ("IN", layer.inputs as f64),
@@ -86,6 +91,15 @@ impl GpuEngine {
                     "forward",
                     &constants,
                     &[(0, &dims), (1, &params), (2, &acts[l]), (3, &acts[l + 1])],
+                )
+                .await?,
+            );
+            forward_row.push(
+                ctx.kernel(
+                    Shader::Dense,
+                    "forward_row",
+                    &constants,
+                    &[(1, &params), (2, &acts[l]), (3, &acts[l + 1])],
                 )
                 .await?,
             );
@@ -110,6 +124,21 @@ impl GpuEngine {
                         (5, &acts[l + 1]),
                         (6, &dys[l]),
                         (7, &grads),
+                        (8, dx),
+                    ],
+                )
+                .await?,
+            );
+            backward_row.push(
+                ctx.kernel(
+                    Shader::Dense,
+                    "backward_dx_row",
+                    &b_constants,
+                    &[
+                        (1, &params),
+                        (4, &acts[l]),
+                        (5, &acts[l + 1]),
+                        (6, &dys[l]),
                         (8, dx),
                     ],
                 )
@@ -150,7 +179,7 @@ impl GpuEngine {
         }
 
         let row_dims = ctx.uniform::<RowDims>("row dims");
-        let (softmax, sample) = if items > 0 {
+        let (softmax, sampler, context_kernel) = if items > 0 {
             let softmax = ctx
                 .kernel(
                     Shader::Softmax,
@@ -159,23 +188,20 @@ impl GpuEngine {
                     &[(0, &row_dims), (1, &logits), (2, &mask_buf), (3, &logp)],
                 )
                 .await?;
-            let sample = ctx
-                .kernel(
-                    Shader::Softmax,
-                    "sample",
-                    &[],
-                    &[
-                        (0, &row_dims),
-                        (1, &logits),
-                        (2, &mask_buf),
-                        (4, &slate_items),
-                        (5, &slate_logp),
-                    ],
-                )
-                .await?;
-            (Some(softmax), Some(sample))
+            let io = SamplerIo {
+                row_dims: &row_dims,
+                logits: &logits,
+                mask: &mask_buf,
+                next_mask: &next_mask,
+                items: &slate_items,
+                logp: &slate_logp,
+                scores: &slate_scores,
+            };
+            let sampler = Sampler::new(ctx, io, cfg.max_rows, items).await?;
+            let context = ContextKernel::new(ctx, &acts[0], &d_input, cfg.input).await?;
+            (Some(softmax), Some(sampler), Some(context))
         } else {
-            (None, None)
+            (None, None, None)
         };
 
         let head = match cfg.head {
@@ -194,7 +220,17 @@ impl GpuEngine {
                 let kernel = ctx
                     .kernel(Shader::Loss, "policy_grad", &d_const, &entries)
                     .await?;
-                (kernel, head_dims)
+                let io = RowHeadIo {
+                    dims: &head_dims,
+                    logits: &logits,
+                    items: &tiles[0].buffer,
+                    rows: &rows_buf,
+                    mask: &mask_buf,
+                    d_user: d_out,
+                    row_stats: &row_stats,
+                };
+                let row_head = RowHead::new(ctx, io, items, d).await?;
+                (kernel, head_dims, Some(row_head))
             }
             Head::Regression { .. } => {
                 let head_dims = ctx.uniform::<MseDims>("head dims");
@@ -206,7 +242,7 @@ impl GpuEngine {
                     (12, &row_stats),
                 ];
                 let kernel = ctx.kernel(Shader::Loss, "mse_grad", &[], &entries).await?;
-                (kernel, head_dims)
+                (kernel, head_dims, None)
             }
         };
 
@@ -247,6 +283,8 @@ impl GpuEngine {
             adam_v,
             acts,
             d_input,
+            next_mask,
+            slate_scores,
             rows_buf,
             mask_buf,
             logits,
@@ -263,10 +301,14 @@ impl GpuEngine {
             stat_dims,
             forward,
             backward,
+            forward_row,
+            backward_row,
             tiles,
             softmax,
-            sample,
+            sampler,
+            context_kernel,
             head: head.0,
+            row_head: head.2,
             adam,
             step_stats,
             reducer,

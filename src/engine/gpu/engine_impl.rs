@@ -1,11 +1,11 @@
 //! The [`Engine`] trait on the GPU: uploads, reads, scoring, sampling and training.
 
 use super::uniforms::{ReduceDims, RowDims, Stats};
-use super::{GpuEngine, Tail};
+use super::{GpuEngine, Grad, Tail};
 use crate::engine::{
     check_inputs, check_items, check_log_probs, check_optimizer, check_params, check_policy,
-    check_sample, Adam, Batch, Counters, Engine, EngineInfo, Loss, Mask, OptimizerState, Reduce,
-    Result, SlateSpec, Slates, TrainStats,
+    check_sample, Adam, Adapted, Batch, ContextState, ContextStep, Counters, Engine, EngineInfo,
+    Loss, Mask, OptimizerState, Reduce, Result, SlateSpec, Slates, TrainStats,
 };
 use crate::model::ModelConfig;
 use bytemuck::Zeroable;
@@ -125,7 +125,7 @@ impl Engine for GpuEngine {
         let mut enc = self.encoder();
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            self.encode_gradient(&mut pass, rows, false);
+            self.encode_gradient(&mut pass, rows, Grad::Weights);
         }
         let bytes = self.n_params as u64 * 4;
         self.read_gradient(enc, &self.grads, bytes, rows).await
@@ -136,10 +136,18 @@ impl Engine for GpuEngine {
         let mut enc = self.encoder();
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            self.encode_gradient(&mut pass, rows, true);
+            self.encode_gradient(&mut pass, rows, Grad::Input);
         }
         let bytes = (rows * self.cfg.input * 4) as u64;
         self.read_gradient(enc, &self.d_input, bytes, rows).await
+    }
+
+    async fn adapt_context(
+        &mut self,
+        step: ContextStep<'_>,
+        state: ContextState<'_>,
+    ) -> Result<Adapted> {
+        self.adapt_context_gpu(step, state).await
     }
 
     fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()> {

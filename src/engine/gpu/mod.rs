@@ -6,10 +6,12 @@ mod build;
 mod context;
 mod engine_impl;
 mod fisher;
+mod interaction;
 mod uniforms;
 
 pub use context::GpuContext;
 use context::Shader;
+use interaction::{ContextKernel, RowHead, Sampler};
 use uniforms::{
     AdamParams, DenseDims, LossDims, MseDims, ReduceDims, RowDims, ScoreDims, StatDims,
 };
@@ -66,6 +68,20 @@ const DENSE_TM: usize = 16;
 /// Rows per workgroup of loss.wgsl `policy_grad` (its constant `R`).
 const POLICY_ROWS: usize = 8;
 
+/// Invocations per workgroup of dense.wgsl's one-row kernels (its `ROW_WG`).
+const DENSE_ROW_WG: usize = 64;
+
+/// What a backward pass computes.
+#[derive(Clone, Copy, PartialEq)]
+enum Grad {
+    /// The parameters' gradient.
+    Weights,
+    /// The parameters' and the inputs' gradients.
+    WeightsAndInput,
+    /// The inputs' gradient (for one row, without computing the parameters' gradient).
+    Input,
+}
+
 /// Workgroups of a layer's `forward` (dense.wgsl): TM × WX output tiles.
 fn forward_groups(layer: &Layer, rows: usize) -> (u32, u32) {
     (
@@ -97,6 +113,9 @@ pub struct GpuEngine {
     adam_v: wgpu::Buffer,
     acts: Vec<wgpu::Buffer>,
     d_input: wgpu::Buffer,
+    /// The mask of an interaction's next slate.
+    next_mask: wgpu::Buffer,
+    slate_scores: wgpu::Buffer,
     rows_buf: wgpu::Buffer,
     mask_buf: wgpu::Buffer,
     logits: wgpu::Buffer,
@@ -115,10 +134,17 @@ pub struct GpuEngine {
     // kernels
     forward: Vec<Kernel>,
     backward: Vec<Kernel>,
+    /// One-row forward and dX-only backward per layer (dense.wgsl `forward_row`,
+    /// `backward_dx_row`).
+    forward_row: Vec<Kernel>,
+    backward_row: Vec<Kernel>,
     tiles: Vec<Tile>,
     softmax: Option<Kernel>,
-    sample: Option<Kernel>,
+    sampler: Option<Sampler>,
+    context_kernel: Option<ContextKernel>,
     head: Kernel,
+    /// The policy head for one row over many workgroups (loss.wgsl `head_*`).
+    row_head: Option<RowHead>,
     adam: Kernel,
     step_stats: Kernel,
     reducer: Reducer,
@@ -234,9 +260,17 @@ impl GpuEngine {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
     }
 
+    /// The forward pass; a one-row batch takes the matrix–vector kernels.
     fn encode_forward(&self, pass: &mut wgpu::ComputePass, rows: usize) {
-        for (k, layer) in self.forward.iter().zip(self.cfg.layers()) {
-            k.dispatch(pass, forward_groups(&layer, rows));
+        let layers = self.cfg.layers();
+        if rows == 1 {
+            for (k, layer) in self.forward_row.iter().zip(&layers) {
+                k.dispatch(pass, (layer.outputs.div_ceil(DENSE_ROW_WG) as u32, 1));
+            }
+        } else {
+            for (k, layer) in self.forward.iter().zip(&layers) {
+                k.dispatch(pass, forward_groups(layer, rows));
+            }
         }
         self.count(|c| c.dispatches += self.forward.len() as u64);
     }
@@ -247,6 +281,7 @@ impl GpuEngine {
     fn encode_scoring(&self, inputs: &[f32], rows: usize, tail: Tail) -> wgpu::CommandEncoder {
         self.upload_inputs(inputs, rows, false);
         self.write_score_dims(rows);
+        let sample = matches!(tail, Tail::Sample(..));
         let kernel = match tail {
             Tail::None => None,
             Tail::Softmax(mask, dims) | Tail::Sample(mask, dims) => {
@@ -259,10 +294,7 @@ impl GpuEngine {
                     ..dims
                 };
                 self.write(&self.row_dims, &[dims]);
-                match tail {
-                    Tail::Sample(..) => self.sample.as_ref(),
-                    _ => self.softmax.as_ref(),
-                }
+                self.softmax.as_ref()
             }
         };
         let mut enc = self.encoder();
@@ -270,9 +302,16 @@ impl GpuEngine {
             let mut pass = enc.begin_compute_pass(&Default::default());
             self.encode_forward(&mut pass, rows);
             self.encode_scores(&mut pass, rows);
-            if let Some(k) = kernel {
-                k.dispatch(&mut pass, (rows as u32, 1));
-                self.count(|c| c.dispatches += 1);
+            match (sample, &self.sampler, kernel) {
+                (true, Some(s), _) => {
+                    s.encode(&mut pass, rows, false);
+                    self.count(|c| c.dispatches += 2);
+                }
+                (false, _, Some(k)) => {
+                    k.dispatch(&mut pass, (rows as u32, 1));
+                    self.count(|c| c.dispatches += 1);
+                }
+                _ => {}
             }
         }
         enc
@@ -311,6 +350,9 @@ impl GpuEngine {
             )));
         }
         self.upload_inputs(&batch.inputs, rows, input_grad);
+        if rows == 1 && self.row_head.is_some() {
+            self.write_score_dims(1);
+        }
         self.write(&self.rows_buf, &batch.rows);
         let use_mask = self.upload_mask(batch.mask.as_ref());
         match (self.cfg.head, loss) {
@@ -353,17 +395,35 @@ impl GpuEngine {
         Ok(rows)
     }
 
-    /// Forward, loss gradient and backward: the gradient of the whole model lands in `grads`.
-    fn encode_gradient(&self, pass: &mut wgpu::ComputePass, rows: usize, input_grad: bool) {
+    /// Forward, loss gradient and backward: the gradient of the whole model lands in `grads`,
+    /// the inputs' in `d_input` (`grad`); a one-row input gradient takes the dX-only kernels.
+    fn encode_gradient(&self, pass: &mut wgpu::ComputePass, rows: usize, grad: Grad) {
         self.encode_forward(pass, rows);
-        let head_groups = match self.cfg.head {
-            Head::Policy { .. } => (rows.div_ceil(POLICY_ROWS) as u32, 1),
-            Head::Regression { .. } => (rows.div_ceil(256) as u32, 1),
-        };
-        self.head.dispatch(pass, head_groups);
+        match (&self.row_head, rows) {
+            // one row of a policy head: the item scores, then the head over many workgroups
+            (Some(h), 1) => {
+                self.encode_scores(pass, 1);
+                h.encode(pass);
+                self.count(|c| c.dispatches += 3);
+            }
+            _ => {
+                let head_groups = match self.cfg.head {
+                    Head::Policy { .. } => (rows.div_ceil(POLICY_ROWS) as u32, 1),
+                    Head::Regression { .. } => (rows.div_ceil(256) as u32, 1),
+                };
+                self.head.dispatch(pass, head_groups);
+            }
+        }
         let layers = self.cfg.layers();
-        for (l, k) in self.backward.iter().enumerate().rev() {
-            k.dispatch(pass, backward_groups(&layers[l], rows, l > 0 || input_grad));
+        if grad == Grad::Input && rows == 1 {
+            for (l, k) in self.backward_row.iter().enumerate().rev() {
+                k.dispatch(pass, (layers[l].inputs.div_ceil(DENSE_ROW_WG) as u32, 1));
+            }
+        } else {
+            let input_grad = grad != Grad::Weights;
+            for (l, k) in self.backward.iter().enumerate().rev() {
+                k.dispatch(pass, backward_groups(&layers[l], rows, l > 0 || input_grad));
+            }
         }
         self.count(|c| c.dispatches += 1 + self.backward.len() as u64);
     }
@@ -405,7 +465,12 @@ impl GpuEngine {
             // adam.wgsl: 256 invocations × 4 elements per workgroup
             let adam_grid = grid(self.n_params.div_ceil(1024));
             for _ in 0..steps {
-                self.encode_gradient(&mut pass, rows, input_grad);
+                let grad = if input_grad {
+                    Grad::WeightsAndInput
+                } else {
+                    Grad::Weights
+                };
+                self.encode_gradient(&mut pass, rows, grad);
                 self.step_stats.dispatch(&mut pass, (1, 1));
                 self.adam.dispatch(&mut pass, adam_grid);
             }

@@ -121,6 +121,19 @@ gpu_structs! {
         n: u32,
     }
 
+    /// adam.wgsl `context_step`: a session's context (the first `context` of `width` input
+    /// values) and the Adam step it takes (`step` counts from 1).
+    struct ContextDims {
+        context: u32,
+        width: u32,
+        step: u32,
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+    }
+
     /// reduce.wgsl `reduce`: the vector's length.
     struct ReduceDims {
         n: u32,
@@ -186,6 +199,6 @@ mod tests {
         assert_eq!(std::mem::size_of::<MseDims>(), 12);
         assert_eq!(uniform_bytes::<MseDims>(), 16);
         assert_eq!(uniform_bytes::<RowDims>(), 48);
-        assert_eq!(WGSL_STRUCTS.len(), 12);
+        assert_eq!(WGSL_STRUCTS.len(), 13);
     }
 }

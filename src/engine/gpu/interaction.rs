@@ -1,0 +1,323 @@
+//! The sampler over many workgroups and a context-adapting session's interaction in one submit
+//! ([`Engine::adapt_context`]): input gradient (one-row kernels, no weight gradients), the
+//! context's Adam step on the device, forward, scores and the sampler; read back: the context's
+//! gradient (the host mirrors the Adam step on its copy of the session's state, so the state
+//! serialises without a readback), the loss and the slate (items, log-propensities, logits).
+
+use super::context::Shader;
+use super::uniforms::{ContextDims, RowDims};
+use super::{grid, GpuContext, GpuEngine, Grad, Kernel};
+use crate::engine::interaction::{check, host_step};
+use crate::engine::{Adapted, ContextState, ContextStep, EngineError, Result, Slates, MAX_SLATE};
+
+#[cfg(doc)]
+use crate::engine::Engine;
+
+/// Items per workgroup of softmax.wgsl `sample_partial` (its `CHUNK`).
+const CHUNK: usize = 4096;
+/// Items per workgroup of loss.wgsl's one-row head (its `HCHUNK`).
+const HEAD_CHUNK: usize = 1024;
+
+/// The buffers the sampler reads and writes (see [`Sampler::new`]).
+pub(super) struct SamplerIo<'a> {
+    pub row_dims: &'a wgpu::Buffer,
+    pub logits: &'a wgpu::Buffer,
+    pub mask: &'a wgpu::Buffer,
+    pub next_mask: &'a wgpu::Buffer,
+    pub items: &'a wgpu::Buffer,
+    pub logp: &'a wgpu::Buffer,
+    pub scores: &'a wgpu::Buffer,
+}
+
+/// softmax.wgsl's two-kernel sampler: per-chunk partials (softmax sums and top-K keys) over
+/// many workgroups, then one merge per row; `partial_next` reads the next-slate mask of an
+/// interaction.
+pub(super) struct Sampler {
+    partial: Kernel,
+    partial_next: Kernel,
+    merge: Kernel,
+    chunks: usize,
+}
+
+impl Sampler {
+    pub(super) async fn new(
+        ctx: &GpuContext,
+        io: SamplerIo<'_>,
+        rows: usize,
+        items: usize,
+    ) -> Result<Self> {
+        let chunks = items.div_ceil(CHUNK);
+        if chunks > 65_535 {
+            return Err(EngineError::Config(format!(
+                "{items} items need {chunks} sampler workgroups per row, more than 65,535"
+            )));
+        }
+        let cells = (rows * chunks) as u64;
+        let norm = ctx.storage("sampler partial sums", cells * 16);
+        let keys = ctx.storage("sampler partial keys", cells * MAX_SLATE as u64 * 4);
+        let ids = ctx.storage("sampler partial items", cells * MAX_SLATE as u64 * 4);
+        let part = |mask| {
+            [
+                (0, io.row_dims),
+                (1, io.logits),
+                (2, mask),
+                (7, &norm),
+                (8, &keys),
+                (9, &ids),
+            ]
+        };
+        let partial = ctx
+            .kernel(Shader::Softmax, "sample_partial", &[], &part(io.mask))
+            .await?;
+        let partial_next = ctx
+            .kernel(Shader::Softmax, "sample_partial", &[], &part(io.next_mask))
+            .await?;
+        let merge_entries = [
+            (0, io.row_dims),
+            (1, io.logits),
+            (4, io.items),
+            (5, io.logp),
+            (6, io.scores),
+            (7, &norm),
+            (8, &keys),
+            (9, &ids),
+        ];
+        let merge = ctx
+            .kernel(Shader::Softmax, "sample_merge", &[], &merge_entries)
+            .await?;
+        Ok(Sampler {
+            partial,
+            partial_next,
+            merge,
+            chunks,
+        })
+    }
+
+    /// Encodes the sampler for `rows` rows (the mask of the next slate when `next`); 2 dispatches.
+    pub(super) fn encode(&self, pass: &mut wgpu::ComputePass, rows: usize, next: bool) {
+        let partial = if next {
+            &self.partial_next
+        } else {
+            &self.partial
+        };
+        partial.dispatch(pass, (self.chunks as u32, rows as u32));
+        self.merge.dispatch(pass, (rows as u32, 1));
+    }
+}
+
+/// The buffers of the one-row policy head (see [`RowHead::new`]).
+pub(super) struct RowHeadIo<'a> {
+    pub dims: &'a wgpu::Buffer,
+    pub logits: &'a wgpu::Buffer,
+    pub items: &'a wgpu::Buffer,
+    pub rows: &'a wgpu::Buffer,
+    pub mask: &'a wgpu::Buffer,
+    pub d_user: &'a wgpu::Buffer,
+    pub row_stats: &'a wgpu::Buffer,
+}
+
+/// loss.wgsl's policy head for one row over many workgroups: per-chunk softmax statistics,
+/// their merge (loss, entropy, the policy-gradient weight), per-chunk shares of dL/du, their sum.
+pub(super) struct RowHead {
+    stats: Kernel,
+    merge: Kernel,
+    back: Kernel,
+    reduce: Kernel,
+    chunks: usize,
+}
+
+impl RowHead {
+    /// For `items` items of width `d`; the logits are the score kernel's.
+    pub(super) async fn new(
+        ctx: &GpuContext,
+        io: RowHeadIo<'_>,
+        items: usize,
+        d: usize,
+    ) -> Result<Self> {
+        let chunks = items.div_ceil(HEAD_CHUNK);
+        if chunks > 65_535 {
+            return Err(EngineError::Config(format!(
+                "{items} items need {chunks} policy-head workgroups, more than 65,535"
+            )));
+        }
+        let part = ctx.storage("head partial sums", chunks as u64 * 16);
+        let scal = ctx.storage("head scalars", 16);
+        let du = ctx.storage("head dL/du shares", (chunks * d) as u64 * 4);
+        let c = [("D", d as f64)];
+        let (l, m, dims) = (io.logits, io.mask, io.dims);
+        let stats = [(0, dims), (4, m), (13, l), (14, &part)];
+        let merge = [
+            (0, dims),
+            (3, io.rows),
+            (7, io.row_stats),
+            (13, l),
+            (14, &part),
+            (15, &scal),
+        ];
+        let back = [
+            (0, dims),
+            (2, io.items),
+            (3, io.rows),
+            (4, m),
+            (13, l),
+            (15, &scal),
+            (16, &du),
+        ];
+        let reduce = [(0, dims), (6, io.d_user), (16, &du)];
+        Ok(RowHead {
+            stats: ctx.kernel(Shader::Loss, "head_stats", &c, &stats).await?,
+            merge: ctx.kernel(Shader::Loss, "head_merge", &c, &merge).await?,
+            back: ctx.kernel(Shader::Loss, "head_back", &c, &back).await?,
+            reduce: ctx.kernel(Shader::Loss, "head_reduce", &c, &reduce).await?,
+            chunks,
+        })
+    }
+
+    /// Encodes the head after the item scores of the one row: 4 dispatches.
+    pub(super) fn encode(&self, pass: &mut wgpu::ComputePass) {
+        // at most 65,535 chunks (RowHead::new)
+        let chunks = (self.chunks as u32, 1);
+        self.stats.dispatch(pass, chunks);
+        self.merge.dispatch(pass, (1, 1));
+        self.back.dispatch(pass, chunks);
+        self.reduce.dispatch(pass, (1, 1));
+    }
+}
+
+/// The context step's kernel and buffers: the session's Adam moments and next summary are
+/// uploaded per interaction, the next slate's mask too.
+pub(super) struct ContextKernel {
+    kernel: Kernel,
+    dims: wgpu::Buffer,
+    m: wgpu::Buffer,
+    v: wgpu::Buffer,
+    tail: wgpu::Buffer,
+}
+
+impl ContextKernel {
+    /// For a network input of `width` values in `input`, with its gradient in `d_input`.
+    pub(super) async fn new(
+        ctx: &GpuContext,
+        input: &wgpu::Buffer,
+        d_input: &wgpu::Buffer,
+        width: usize,
+    ) -> Result<Self> {
+        let bytes = width as u64 * 4;
+        let dims = ctx.uniform::<ContextDims>("context dims");
+        let m = ctx.storage("context adam m", bytes);
+        let v = ctx.storage("context adam v", bytes);
+        let tail = ctx.storage("next summary", bytes);
+        let entries = [
+            (6, &dims),
+            (7, input),
+            (8, d_input),
+            (9, &m),
+            (10, &v),
+            (11, &tail),
+        ];
+        let kernel = ctx
+            .kernel(Shader::Adam, "context_step", &[], &entries)
+            .await?;
+        Ok(ContextKernel {
+            kernel,
+            dims,
+            m,
+            v,
+            tail,
+        })
+    }
+}
+
+impl GpuEngine {
+    /// [`Engine::adapt_context`] in one submit.
+    pub(super) async fn adapt_context_gpu(
+        &mut self,
+        step: ContextStep<'_>,
+        mut state: ContextState<'_>,
+    ) -> Result<Adapted> {
+        check(&self.cfg, &step, &state)?;
+        self.ctx.check()?;
+        let (Some(ck), Some(sampler)) = (&self.context_kernel, &self.sampler) else {
+            return Err(EngineError::Input(
+                "this operation needs a policy head".into(),
+            ));
+        };
+        self.upload_batch(step.batch, step.loss, true)?;
+        let c = state.context.len();
+        let width = self.cfg.input;
+        let adam = step.adam;
+        self.write(
+            &ck.dims,
+            &[ContextDims {
+                context: c as u32,
+                width: width as u32,
+                step: *state.step + 1,
+                lr: adam.lr,
+                beta1: adam.beta1,
+                beta2: adam.beta2,
+                eps: adam.eps,
+                weight_decay: adam.weight_decay,
+            }],
+        );
+        if c > 0 {
+            self.write(&ck.m, state.m);
+            self.write(&ck.v, state.v);
+        }
+        if !step.next_tail.is_empty() {
+            self.write(&ck.tail, step.next_tail);
+        }
+        self.write(&self.next_mask, &step.next_mask.words);
+        let items = self.cfg.items();
+        let spec = step.spec;
+        self.write(
+            &self.row_dims,
+            &[RowDims {
+                rows: 1,
+                items: items as u32,
+                words: items.div_ceil(32) as u32,
+                use_mask: 1,
+                k: spec.k as u32,
+                greedy: spec.greedy as u32,
+                seed: spec.seed,
+                draw: spec.draw,
+                temperature: spec.temperature,
+            }],
+        );
+        self.write_score_dims(1);
+        let mut enc = self.encoder();
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            self.encode_gradient(&mut pass, 1, Grad::Input);
+            ck.kernel.dispatch(&mut pass, grid(width.div_ceil(256)));
+            self.encode_forward(&mut pass, 1);
+            self.encode_scores(&mut pass, 1);
+            sampler.encode(&mut pass, 1, true);
+        }
+        self.count(|n| n.dispatches += 3);
+        let k = spec.k as u64 * 4;
+        let mut out = self
+            .read(
+                enc,
+                &[
+                    (&self.d_input, c.max(1) as u64 * 4),
+                    (&self.row_stats, 8),
+                    (&self.slate_items, k),
+                    (&self.slate_logp, k),
+                    (&self.slate_scores, k),
+                ],
+            )
+            .await?;
+        host_step(&out[0], adam, &mut state);
+        let scores = out.swap_remove(4);
+        let logp = out.swap_remove(3);
+        Ok(Adapted {
+            slate: Slates {
+                k: spec.k,
+                items: bytemuck::cast_slice(&out[2]).to_vec(),
+                logp,
+            },
+            scores,
+            loss: out[1][0],
+        })
+    }
+}
