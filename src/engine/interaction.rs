@@ -114,16 +114,13 @@ pub async fn reference<E: Engine + ?Sized>(
     let slate = engine
         .sample(&input, Some(step.next_mask), step.spec)
         .await?;
-    let u = engine.forward(&input).await?;
+    // the scores as `Session::recommend` reports them (the CPU engine keeps the sampler's)
+    let all = engine.scores(&input).await?;
     let scores = slate
         .items
         .iter()
-        .map(|&j| {
-            let e = engine.item_vector(j)?;
-            let dot: f32 = u.iter().zip(&e).map(|(a, b)| a * b).sum();
-            Ok(dot / step.spec.temperature)
-        })
-        .collect::<Result<_>>()?;
+        .map(|&j| all[j as usize] / step.spec.temperature)
+        .collect();
     Ok(Adapted {
         slate,
         scores,
