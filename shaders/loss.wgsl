@@ -75,6 +75,24 @@ fn quad_get(a: vec4<f32>, b: vec4<f32>, r: u32) -> f32 {
     return b[r - 4u];
 }
 
+// A row's policy-gradient weight on (onehot(a) - p) and its loss, from log π(a) = `lp_a`:
+// REINFORCE (advantage, -advantage · log π(a)) or, for PPO (ld.kind 1), the clipped
+// surrogate's (advantage · ratio and -ratio · advantage where the ratio is inside the clip,
+// else 0 and the clipped term).
+fn pg_terms(lp_a: f32, row: Row) -> vec2<f32> {
+    let adv = row.reward - row.baseline;
+    if (ld.kind != 1u) {
+        return vec2<f32>(adv, -adv * lp_a);
+    }
+    let ratio = exp(lp_a - row.old_logp);
+    let s1 = ratio * adv;
+    let s2 = clamp(ratio, 1.0 - ld.clip, 1.0 + ld.clip) * adv;
+    if (s1 <= s2) {
+        return vec2<f32>(adv * ratio, -s1);
+    }
+    return vec2<f32>(0.0, -s2);
+}
+
 // Grid: (ceil(rows / R), 1).
 @compute @workgroup_size(256)
 fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -189,24 +207,9 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         let ls = log(s[r]);
         log_z[r] = m[r] + ls;
         h[r] = select(0.0, ls - sz[r] / s[r], s[r] > 0.0);
-        let row = rows_in[r0 + min(r, nrows - 1u)];
-        let lp_a = z_a[r] - log_z[r];
-        let adv = row.reward - row.baseline;
-        coef[r] = adv;
-        loss_r[r] = -adv * lp_a;
-        if (ld.kind == 1u) {
-            let ratio = exp(lp_a - row.old_logp);
-            let clipped = clamp(ratio, 1.0 - ld.clip, 1.0 + ld.clip);
-            let s1 = ratio * adv;
-            let s2 = clipped * adv;
-            if (s1 <= s2) {
-                coef[r] = adv * ratio;
-                loss_r[r] = -s1;
-            } else {
-                coef[r] = 0.0;
-                loss_r[r] = -s2;
-            }
-        }
+        let pg = pg_terms(z_a[r] - log_z[r], rows_in[r0 + min(r, nrows - 1u)]);
+        coef[r] = pg.x;
+        loss_r[r] = pg.y;
     }
 
     // 3. dL/dz by chunks of WG items, staged as [item][quad], then dL/du: invocation t owns the
@@ -389,27 +392,11 @@ fn head_merge(@builtin(local_invocation_id) lid: vec3<u32>) {
         let log_z = m + ls;
         let h = select(0.0, ls - sz / s, s > 0.0);
         let row = rows_in[0];
-        let lp_a = s_logits[row.action] / ld.temperature - log_z;
-        let adv = row.reward - row.baseline;
-        var coef = adv;
-        var loss = -adv * lp_a;
-        if (ld.kind == 1u) {
-            let ratio = exp(lp_a - row.old_logp);
-            let clipped = clamp(ratio, 1.0 - ld.clip, 1.0 + ld.clip);
-            let s1 = ratio * adv;
-            let s2 = clipped * adv;
-            if (s1 <= s2) {
-                coef = adv * ratio;
-                loss = -s1;
-            } else {
-                coef = 0.0;
-                loss = -s2;
-            }
-        }
+        let pg = pg_terms(s_logits[row.action] / ld.temperature - log_z, row);
         head_scal[0] = log_z;
         head_scal[1] = h;
-        head_scal[2] = coef;
-        row_stats[0] = loss - ld.entropy * h;
+        head_scal[2] = pg.x;
+        row_stats[0] = pg.y - ld.entropy * h;
         row_stats[1] = h;
     }
 }

@@ -287,6 +287,21 @@ pub struct MetaTrainer {
     trainer: MetaTraining,
 }
 
+impl MetaTrainer {
+    /// A run on the synthetic world of `options_value`, over `items` when given.
+    async fn start(
+        options_value: Option<JsValue>,
+        checkpoint: Option<Vec<u8>>,
+        items: Option<&crate::data::ItemCatalog>,
+    ) -> Result<MetaTrainer, JsError> {
+        let o: MetaTrainOptions = options(options_value)?;
+        let pref = o.engine.unwrap_or_default();
+        Ok(MetaTrainer {
+            trainer: MetaTraining::new(&o, pref, checkpoint.as_deref(), items).await?,
+        })
+    }
+}
+
 #[wasm_bindgen]
 impl MetaTrainer {
     /// A meta-training run on the synthetic world of `options` (from the start, or from a
@@ -297,11 +312,7 @@ impl MetaTrainer {
         >,
         #[wasm_bindgen(unchecked_optional_param_type = "Uint8Array")] checkpoint: Option<Vec<u8>>,
     ) -> Result<MetaTrainer, JsError> {
-        let o: MetaTrainOptions = options(options_value)?;
-        let pref = o.engine.unwrap_or_default();
-        Ok(MetaTrainer {
-            trainer: MetaTraining::new(&o, pref, checkpoint.as_deref(), None).await?,
-        })
+        Self::start(options_value, checkpoint, None).await
     }
 
     /// A meta-training run on a synthetic world over a site's own items (`catalog`; their
@@ -315,12 +326,7 @@ impl MetaTrainer {
         >,
         #[wasm_bindgen(unchecked_optional_param_type = "Uint8Array")] checkpoint: Option<Vec<u8>>,
     ) -> Result<MetaTrainer, JsError> {
-        let o: MetaTrainOptions = options(options_value)?;
-        let pref = o.engine.unwrap_or_default();
-        Ok(MetaTrainer {
-            trainer: MetaTraining::new(&o, pref, checkpoint.as_deref(), Some(&catalog.items))
-                .await?,
-        })
+        Self::start(options_value, checkpoint, Some(&catalog.items)).await
     }
 
     /// Runs the next meta-iteration and reports it.
