@@ -223,7 +223,7 @@ function tables(results) {
   L.push('');
   L.push(`Each figure: ${ROUNDS} rounds; a round times ${PER_ROUND} calls of each side (${PER_ROUND_LARGE} from 1,000,000 items), the order alternating; the ratio of a round is TF.js's median over metarec's (above 1: metarec is faster), reported as the median over rounds with a distribution-free 95% CI (order statistics).`);
   L.push('');
-  L.push('**interact**: one reaction to the first item of the list (one REINFORCE step on the 128-value context through the network, Adam; the item into the 130-value feedback summary; the item masked), then the next list (a Gumbel-top-10 draw, read back) — metarec `Session::feedback` + `Session::recommend`, TF.js the same in `TfInteraction` (bench/bench.js). **recommend**: the list only — metarec `Session::recommend` (sampled), TF.js inference (scores, `tf.topk` 10). Network 258-256-256-64, random item vectors.');
+  L.push('**interact**: one reaction to the first item of the list (one REINFORCE step on the 128-value context through the network, Adam; the item into the 130-value feedback summary; the item masked), then the next list (a Gumbel-top-10 draw, read back) — metarec `Session::react` (`feedback` then `recommend`; on the GPU engine one engine call, one submit), TF.js the same in `TfInteraction` (bench/bench.js). **recommend**: the list only — metarec `Session::recommend` (sampled), TF.js inference (scores, `tf.topk` 10). Network 258-256-256-64, random item vectors.');
   L.push('');
   L.push('| items | path | metarec | p50 ms | p95 ms | TF.js | p50 ms | p95 ms | TF.js / metarec (95% CI) | dispatches | submits | bytes read back |');
   L.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
