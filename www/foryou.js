@@ -493,7 +493,7 @@ async function loadFile(file, kind) {
     kind ||
     (startsWith(bytes, STATE_MAGIC) ? 'state' : startsWith(bytes, BUNDLE_MAGIC) ? 'bundle' : /\.(csv|json)$/i.test(file.name) ? 'catalog' : null);
   // meta-training over a catalog runs in a Worker: reactions go on meanwhile
-  if (k === 'catalog') return useCatalogFile(file);
+  if (k === 'catalog') return useCatalogFile(file, bytes);
   st.busy = true;
   try {
     if (k === 'state') await importStateBytes(bytes, file.name);
@@ -644,9 +644,9 @@ async function adopt({ bytes, key, label, world }) {
 // "Use your own catalog": meta-trains over a CSV or JSON file of items in a Worker
 // (www/training.js) with the progress bar, then For you recommends from it; a bad file is
 // refused with the row and field it names, and the current recommender stays.
-async function useCatalogFile(file) {
+async function useCatalogFile(file, bytes) {
   try {
-    const trained = await trainOnCatalog(file, st.trainEngine, trainingUi());
+    const trained = await trainOnCatalog(bytes, file.name, st.trainEngine, trainingUi());
     await adopt({ ...trained, world: null });
   } catch (err) {
     notice('warn', `Could not use ${file.name}: ${message(err)}`);

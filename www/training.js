@@ -36,17 +36,17 @@ export async function trainSynthetic(options, ui) {
 }
 
 /**
- * Meta-trains over the items of `file` on `engine`. Resolves to `{ bytes, key, label }` of the
- * bundle; rejects with the parser's error (row and field) for a bad file.
+ * Meta-trains over the items in `bytes` (the file `name`, CSV or JSON by its ending) on
+ * `engine`. Resolves to `{ bytes, key, label }` of the bundle; rejects with the parser's error
+ * (row and field) for a bad file.
  */
-export async function trainOnCatalog(file, engine, ui) {
-  ui.status(`Reading your catalog ${file.name}…`);
-  const bytes = new Uint8Array(await file.arrayBuffer());
-  const trainer = await RemoteTrainer.overCatalog(bytes, file.name, { ...CATALOG_OPTIONS, engine });
+export async function trainOnCatalog(bytes, name, engine, ui) {
+  ui.status(`Reading your catalog ${name}…`);
+  const trainer = await RemoteTrainer.overCatalog(bytes, name, { ...CATALOG_OPTIONS, engine });
   const items = trainer.items;
   return {
     bytes: await trainToEnd(trainer, ui, `Meta-training on your catalog (${items} items)`),
-    key: `catalog:${file.name}`,
-    label: `your catalog ${file.name}, ${items} items (meta-trained in this browser)`,
+    key: `catalog:${name}`,
+    label: `your catalog ${name}, ${items} items (meta-trained in this browser)`,
   };
 }
