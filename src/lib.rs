@@ -15,6 +15,7 @@ pub mod encoder;
 pub mod engine;
 pub mod eval;
 pub mod finetune;
+pub mod linalg;
 pub mod managed;
 pub mod meta;
 pub mod model;

@@ -20,8 +20,10 @@ use serde::{Deserialize, Serialize};
 
 /// Width of the feedback summary that ends the policy's input, for item vectors of `item_dim`
 /// values: the reward-weighted sum of the item vectors reacted to, the (1 − reward)-weighted
-/// sum, the summed reward and the summed (1 − reward); all divided by (reactions + 1), so
-/// the summary starts at zero and its scale grows with the evidence.
+/// sum, the summed reward and the summed (1 − reward); all divided by (reactions + κ), κ =
+/// [`AdaptConfig::summary_prior`], so the summary starts at zero and its scale grows with the
+/// evidence (κ = 1: means from the first reaction on; κ large: sums, as a ridge regression's
+/// evidence term grows against its prior).
 pub fn summary_width(item_dim: usize) -> usize {
     2 * item_dim + 2
 }
@@ -60,10 +62,35 @@ pub struct AdaptConfig {
     /// Adam step size of the network's parameters when `adapts` is [`Adapts::Network`].
     #[serde(default = "default_param_lr")]
     pub param_lr: f32,
+    /// κ of the feedback summary's divisor (reactions + κ), see [`summary_width`]: the prior
+    /// strength, in reactions, the summary's evidence grows against.
+    #[serde(default = "default_summary_prior")]
+    pub summary_prior: f32,
+    /// How the summary's sums are normalised.
+    #[serde(default)]
+    pub summary: Summary,
+}
+
+/// How the feedback summary's two vector sums are normalised before the network reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Summary {
+    /// Divided by (reactions + κ).
+    #[default]
+    Mean,
+    /// Multiplied by `(κI + Σ e eᵀ)⁻¹` over the item vectors `e` reacted to: each sum becomes
+    /// a ridge regression's weights (of the reward, and of 1 − reward, on the item vectors),
+    /// which a linear read-out turns into a linear bandit's posterior mean. The counts are
+    /// divided by (reactions + κ) as in `Mean`.
+    Ridge,
 }
 
 fn default_param_lr() -> f32 {
     1e-3
+}
+
+fn default_summary_prior() -> f32 {
+    1.0
 }
 
 impl Default for AdaptConfig {
@@ -76,6 +103,8 @@ impl Default for AdaptConfig {
             enabled: true,
             adapts: Adapts::Context,
             param_lr: default_param_lr(),
+            summary_prior: default_summary_prior(),
+            summary: Summary::Mean,
         }
     }
 }
@@ -115,6 +144,10 @@ pub struct Session {
     pub context: Vec<f32>,
     /// Unnormalised feedback summary (see [`summary_width`]).
     sums: Vec<f32>,
+    /// `Σ e eᵀ` over the item vectors reacted to (row-major, item width squared) for a
+    /// [`Summary::Ridge`] session; empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    gram: Vec<f32>,
     /// Items shown so far, as mask words over the catalog.
     shown: Vec<u32>,
     pub history: Vec<Interaction>,
@@ -143,6 +176,10 @@ impl Session {
             config,
             context: vec![0.0; context],
             sums: vec![0.0; summary],
+            gram: match config.summary {
+                Summary::Mean => Vec::new(),
+                Summary::Ridge => vec![0.0; model.output * model.output],
+            },
             shown: vec![0; model.items().div_ceil(32)],
             history: Vec::new(),
             baseline: 0.0,
@@ -213,9 +250,32 @@ impl Session {
 
     /// The network's input: the context, then the normalised feedback summary.
     pub fn input(&self) -> Vec<f32> {
-        let scale = 1.0 / (self.history.len() as f32 + 1.0);
-        let summary = self.sums.iter().map(|v| v * scale);
-        self.context.iter().copied().chain(summary).collect()
+        let tail = self.summary_tail(&self.sums, &self.gram, self.history.len());
+        self.context.iter().copied().chain(tail).collect()
+    }
+
+    /// The normalised feedback summary (the network input's tail) of `sums` and `gram` after
+    /// `reactions` reactions ([`Summary`]).
+    fn summary_tail(&self, sums: &[f32], gram: &[f32], reactions: usize) -> Vec<f32> {
+        let kappa = self.config.summary_prior;
+        let scale = 1.0 / (reactions as f32 + kappa);
+        let d = sums.len().saturating_sub(2) / 2;
+        if self.config.summary != Summary::Ridge || gram.len() != d * d {
+            return sums.iter().map(|v| v * scale).collect();
+        }
+        let a: Vec<f64> = gram.iter().map(|&v| f64::from(v)).collect();
+        let solve = |b: &[f32]| {
+            let b = b.iter().map(|&v| f64::from(v)).collect();
+            crate::linalg::solve_ridge(a.clone(), b, f64::from(kappa))
+        };
+        let (liked, missed) = (solve(&sums[..d]), solve(&sums[d..2 * d]));
+        let counts = sums[2 * d..].iter().map(|v| f64::from(v * scale));
+        liked
+            .into_iter()
+            .chain(missed)
+            .chain(counts)
+            .map(|v| v as f32)
+            .collect()
     }
 
     /// How this session adapts.
@@ -337,8 +397,7 @@ impl Session {
         self.check_reaction(engine, item, reward)?;
         let batch = self.reaction_batch(item, reward);
         let sums = self.sums_after(engine, item, reward)?;
-        let scale = 1.0 / (self.history.len() as f32 + 2.0);
-        let next_tail: Vec<f32> = sums.iter().map(|v| v * scale).collect();
+        let next_tail = self.summary_tail(&sums.0, &sums.1, self.history.len() + 1);
         let mut next_mask = self.mask();
         next_mask.set(0, item as usize);
         let step = ContextStep {
@@ -427,9 +486,16 @@ impl Session {
         }
     }
 
-    /// The feedback summary's sums after the reaction (unchanged when adaptation is off).
-    fn sums_after(&self, engine: &impl Engine, item: u32, reward: f32) -> Result<Vec<f32>> {
+    /// The feedback summary's sums and Gram matrix after the reaction (unchanged when
+    /// adaptation is off).
+    fn sums_after(
+        &self,
+        engine: &impl Engine,
+        item: u32,
+        reward: f32,
+    ) -> Result<(Vec<f32>, Vec<f32>)> {
         let mut sums = self.sums.clone();
+        let mut gram = self.gram.clone();
         if self.config.enabled {
             let e = engine.item_vector(item)?;
             let d = e.len();
@@ -439,13 +505,22 @@ impl Session {
             }
             sums[2 * d] += reward;
             sums[2 * d + 1] += 1.0 - reward;
+            if gram.len() == d * d {
+                for (row, a) in gram.chunks_exact_mut(d).zip(&e) {
+                    for (g, b) in row.iter_mut().zip(&e) {
+                        *g += a * b;
+                    }
+                }
+            }
         }
-        Ok(sums)
+        Ok((sums, gram))
     }
 
-    /// Records a reaction: the new sums, the baseline, the item shown, the history.
-    fn record(&mut self, item: u32, reward: f32, sums: Vec<f32>) {
+    /// Records a reaction: the new sums and Gram matrix, the baseline, the item shown, the
+    /// history.
+    fn record(&mut self, item: u32, reward: f32, (sums, gram): (Vec<f32>, Vec<f32>)) {
         self.sums = sums;
+        self.gram = gram;
         let d = self.config.baseline_decay;
         self.baseline = d * self.baseline + (1.0 - d) * reward;
         self.shown[item as usize / 32] |= 1 << (item % 32);
@@ -490,14 +565,32 @@ impl Session {
         let s: Session = serde_json::from_slice(body)
             .map_err(|e| EngineError::Input(format!("corrupted session: {e}")))?;
         let n = s.context.len();
-        let finite = s.context.iter().chain(&s.sums).all(|v| v.is_finite());
+        let finite = s
+            .context
+            .iter()
+            .chain(&s.sums)
+            .chain(&s.gram)
+            .all(|v| v.is_finite());
+        let d = s.sums.len().saturating_sub(2) / 2;
+        let gram_ok = match s.config.summary {
+            Summary::Mean => s.gram.is_empty(),
+            Summary::Ridge => s.gram.len() == d * d,
+        };
         let network_ok = s.network.as_ref().is_none_or(|w| {
             let p = w.params.len();
             w.optimizer.m.len() == p
                 && w.optimizer.v.len() == p
                 && w.params.iter().all(|v| v.is_finite())
         });
-        if s.adam_m.len() != n || s.adam_v.len() != n || s.sums.len() < 2 || !finite || !network_ok
+        let kappa = s.config.summary_prior;
+        let kappa_ok = kappa.is_finite() && kappa > 0.0;
+        if s.adam_m.len() != n
+            || s.adam_v.len() != n
+            || s.sums.len() < 2
+            || !finite
+            || !network_ok
+            || !kappa_ok
+            || !gram_ok
         {
             return Err(EngineError::Input(
                 "corrupted session: inconsistent or non-finite state".into(),

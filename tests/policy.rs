@@ -8,24 +8,27 @@ use metarec::data::{Bundle, WorldConfig};
 use metarec::engine::cpu::CpuEngine;
 use metarec::engine::gpu::GpuEngine;
 use metarec::engine::Engine;
+use metarec::eval::linear::Ridge;
 use metarec::meta::{meta_step, Algorithm, MetaConfig, PolicyShape, SyntheticSetup};
 use metarec::policy::Policy;
-use metarec::session::{AdaptConfig, Session};
+use metarec::session::{AdaptConfig, Session, Summary};
 use pollster::block_on;
 
 mod common;
 
 fn trained() -> (Bundle, Policy) {
-    trained_with(Algorithm::Cavia)
+    trained_with(Algorithm::Cavia, Summary::Mean)
 }
 
-fn trained_with(algorithm: Algorithm) -> (Bundle, Policy) {
+fn trained_with(algorithm: Algorithm, summary: Summary) -> (Bundle, Policy) {
     let cfg = MetaConfig {
         algorithm,
         users_per_iteration: 4,
         rounds: 8,
         adapt: AdaptConfig {
             adapts: algorithm.adapts(),
+            summary,
+            summary_prior: if summary == Summary::Ridge { 10.0 } else { 1.0 },
             ..AdaptConfig::default()
         },
         ..MetaConfig::default()
@@ -56,12 +59,13 @@ fn trained_with(algorithm: Algorithm) -> (Bundle, Policy) {
 #[test]
 fn a_restored_session_on_a_restored_policy_recommends_the_same() {
     for algorithm in [Algorithm::Cavia, Algorithm::Fomaml] {
-        restores(algorithm);
+        restores(algorithm, Summary::Mean);
     }
+    restores(Algorithm::Cavia, Summary::Ridge);
 }
 
-fn restores(algorithm: Algorithm) {
-    let (mut bundle, policy) = trained_with(algorithm);
+fn restores(algorithm: Algorithm, summary: Summary) {
+    let (mut bundle, policy) = trained_with(algorithm, summary);
     policy.store(&mut bundle).unwrap();
     let bytes = bundle.to_bytes().unwrap();
     let restored = Policy::from_bundle(&Bundle::from_bytes(&bytes).unwrap()).unwrap();
@@ -112,7 +116,13 @@ fn restores(algorithm: Algorithm) {
 /// one submit with at most 1 KB read back per reaction.
 #[test]
 fn a_reaction_in_one_call_is_feedback_then_recommend() {
-    let (_, policy) = trained();
+    for summary in [Summary::Mean, Summary::Ridge] {
+        reacts_in_one_call(summary);
+    }
+}
+
+fn reacts_in_one_call(summary: Summary) {
+    let (_, policy) = trained_with(Algorithm::Cavia, summary);
     let mut cpu = CpuEngine::new(&policy.model).unwrap();
     policy.load_into(&mut cpu).unwrap();
     let ctx = common::gpu_context();
@@ -163,7 +173,7 @@ fn a_reaction_in_one_call_is_feedback_then_recommend() {
 
 #[test]
 fn sessions_that_own_their_network_share_an_engine_without_touching_each_other() {
-    let (_, policy) = trained_with(Algorithm::Fomaml);
+    let (_, policy) = trained_with(Algorithm::Fomaml, Summary::Mean);
     let mut shared = CpuEngine::new(&policy.model).unwrap();
     policy.load_into(&mut shared).unwrap();
     let mut alone = CpuEngine::new(&policy.model).unwrap();
@@ -190,6 +200,47 @@ fn sessions_that_own_their_network_share_an_engine_without_touching_each_other()
         adapted,
         "b's steps leave a's network alone"
     );
+}
+
+/// A ridge summary's vector parts are ridge regressions (strength κ) of the reward and of
+/// 1 − reward on the item vectors reacted to, checked against the linear bandits' own ridge
+/// (Sherman–Morrison updates, another algorithm than the session's solve).
+#[test]
+fn a_ridge_summary_holds_ridge_regressions_of_the_rewards() {
+    let (_, policy) = trained_with(Algorithm::Cavia, Summary::Ridge);
+    let mut engine = CpuEngine::new(&policy.model).unwrap();
+    policy.load_into(&mut engine).unwrap();
+    let d = policy.model.output;
+    let kappa = f64::from(policy.adapt.summary_prior);
+    let (mut liked, mut missed) = (
+        Ridge::new(&vec![0.0; d], kappa),
+        Ridge::new(&vec![0.0; d], kappa),
+    );
+    let mut session = policy.session(5);
+    for (n, reward) in [1.0f32, 0.0, 0.0, 1.0, 1.0].into_iter().enumerate() {
+        let item = block_on(session.recommend(&mut engine, 1, n % 2 == 0)).unwrap()[0].item;
+        block_on(session.feedback(&mut engine, item, reward)).unwrap();
+        let e: Vec<f64> = engine
+            .item_vector(item)
+            .unwrap()
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        liked.update(&e, f64::from(reward));
+        missed.update(&e, f64::from(1.0 - reward));
+        let input = session.input();
+        let tail = &input[input.len() - (2 * d + 2)..];
+        for (k, want) in liked.mean().into_iter().chain(missed.mean()).enumerate() {
+            assert!(
+                (f64::from(tail[k]) - want).abs() <= 1e-4 * want.abs().max(1e-2),
+                "reaction {n}, value {k}: {} vs {want}",
+                tail[k]
+            );
+        }
+        let likes = [1.0f32, 0.0, 0.0, 1.0, 1.0][..=n].iter().sum::<f32>();
+        let scale = 1.0 / (n as f32 + 1.0 + policy.adapt.summary_prior);
+        assert!((tail[2 * d] - likes * scale).abs() < 1e-6);
+    }
 }
 
 #[test]

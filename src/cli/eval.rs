@@ -98,6 +98,20 @@ pub struct Args {
     /// Entropy bonus of the meta-RL policy's policy-gradient losses.
     #[arg(long)]
     entropy: Option<f32>,
+    /// Softmax temperature of the meta-RL policies, in meta-training and per held-out user.
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// κ of the meta-RL policy's feedback summary: its sums are divided by (reactions + κ).
+    #[arg(long)]
+    summary_prior: Option<f32>,
+    /// How the meta-RL policy's feedback summary normalises its sums: mean (divided by
+    /// reactions + κ) or ridge (times (κI + Σ e eᵀ)⁻¹ over the item vectors reacted to).
+    #[arg(long, value_parser = ["mean", "ridge"])]
+    summary: Option<String>,
+    /// Start meta-RL from the prior plus the feedback summary read as a linear bandit's
+    /// evidence, weights LIKED,MISSED (needs hidden layers of 4 × item-vector width).
+    #[arg(long, value_delimiter = ',')]
+    feedback_start: Vec<f32>,
     /// Meta-training iterations of meta-rl.
     #[arg(long)]
     meta_iterations: Option<usize>,
@@ -194,6 +208,24 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
     };
     super::train_meta::set_optimizer(&mut h.meta, args.optimizer, args.outer_steps, trpo)?;
     h.meta.adapt.entropy = args.entropy.unwrap_or(h.meta.adapt.entropy);
+    h.meta.adapt.temperature = args.temperature.unwrap_or(h.meta.adapt.temperature);
+    if !(h.meta.adapt.temperature.is_finite() && h.meta.adapt.temperature > 0.0) {
+        return Err("--temperature must be a positive number".into());
+    }
+    h.meta.adapt.summary_prior = args.summary_prior.unwrap_or(h.meta.adapt.summary_prior);
+    if !(h.meta.adapt.summary_prior.is_finite() && h.meta.adapt.summary_prior > 0.0) {
+        return Err("--summary-prior must be a positive number".into());
+    }
+    match args.summary.as_deref() {
+        Some("ridge") => h.meta.adapt.summary = crate::session::Summary::Ridge,
+        Some(_) => h.meta.adapt.summary = crate::session::Summary::Mean,
+        None => {}
+    }
+    h.feedback_start = match args.feedback_start[..] {
+        [] => None,
+        [liked, missed] => Some((liked, missed)),
+        _ => return Err("--feedback-start takes two numbers: LIKED,MISSED".into()),
+    };
     h.meta.iterations = args.meta_iterations.unwrap_or(h.meta.iterations);
     if let Some(epochs) = args.finetune_epochs {
         h.supervised.max_epochs = epochs as usize;

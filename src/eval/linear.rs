@@ -4,6 +4,7 @@
 use super::{top_k, EvalError, Recommender};
 use crate::data::sampling::normal;
 use crate::data::{Dataset, LIKE_THRESHOLD};
+use crate::linalg::solve_ridge;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -184,47 +185,6 @@ impl Features {
         }
         solve_ridge(a, b, lambda)
     }
-}
-
-/// Solves `(λI + A) θ = b` (`A` row-major `d × d`) by Gauss–Jordan with partial pivoting; a
-/// singular direction gets weight 0.
-fn solve_ridge(mut a: Vec<f64>, mut b: Vec<f64>, lambda: f64) -> Vec<f64> {
-    let d = b.len();
-    for i in 0..d {
-        a[i * d + i] += lambda;
-    }
-    for col in 0..d {
-        let pivot = (col..d)
-            .max_by(|&p, &q| a[p * d + col].abs().total_cmp(&a[q * d + col].abs()))
-            .unwrap_or(col);
-        for j in 0..d {
-            a.swap(col * d + j, pivot * d + j);
-        }
-        b.swap(col, pivot);
-        let p = a[col * d + col];
-        if p.abs() < 1e-12 {
-            continue;
-        }
-        for row in 0..d {
-            if row != col {
-                let f = a[row * d + col] / p;
-                for j in 0..d {
-                    a[row * d + j] -= f * a[col * d + j];
-                }
-                b[row] -= f * b[col];
-            }
-        }
-    }
-    (0..d)
-        .map(|i| {
-            let p = a[i * d + i];
-            if p.abs() < 1e-12 {
-                0.0
-            } else {
-                b[i] / p
-            }
-        })
-        .collect()
 }
 
 /// LinUCB over item features: score `θ̂ᵀx + α·sqrt(xᵀA⁻¹x)`.

@@ -9,7 +9,7 @@ use super::{EvalError, Recommender};
 use crate::data::Environment;
 use crate::engine::cpu::CpuEngine;
 use crate::engine::Engine;
-use crate::meta::{meta_step, MetaConfig, ObservedSetup, PolicyShape};
+use crate::meta::{feedback_start, meta_step, MetaConfig, ObservedSetup, PolicyShape};
 use crate::model::ModelConfig;
 use crate::session::{AdaptConfig, Adapts, Session};
 use std::future::Future;
@@ -36,22 +36,32 @@ impl Trained {
     /// (cycled in order), over its item vectors (built from training ratings only), from
     /// [`crate::meta::policy_start`] (the prior of vectors that carry one, else random weights); with
     /// `cfg.iterations == 0` the policy keeps its start (RL from scratch, over vectors without a
-    /// prior).
+    /// prior). With `feedback` = (liked, missed) the policy starts from
+    /// [`crate::meta::feedback_start`] instead.
     pub fn meta_train(
         setup: &ObservedSetup,
         shape: &PolicyShape,
         cfg: &MetaConfig,
         env: Environment,
+        feedback: Option<(f32, f32)>,
     ) -> Result<Self, EvalError> {
         if setup.train.is_empty() {
             return Err(EvalError("meta-training needs training users".into()));
         }
         let model = setup.model(shape, cfg);
         let items = setup.vectors.values.clone();
+        let start = match feedback {
+            None => setup.start(&model),
+            Some((liked, missed)) => feedback_start(&model, &setup.vectors, liked, missed)
+                .ok_or_else(|| {
+                    EvalError(format!(
+                        "a feedback start needs hidden layers of at least {} units",
+                        4 * setup.vectors.dim
+                    ))
+                })?,
+        };
         let mut engine = CpuEngine::new(&model).map_err(engine_error)?;
-        engine
-            .set_params(&setup.start(&model))
-            .map_err(engine_error)?;
+        engine.set_params(&start).map_err(engine_error)?;
         engine.set_items(&items).map_err(engine_error)?;
         for it in 0..cfg.iterations {
             let tasks = setup.tasks(cfg, it, env);
@@ -156,9 +166,14 @@ mod tests {
             rounds: 6,
             ..MetaConfig::default()
         };
-        let trained =
-            Trained::meta_train(&setup, &PolicyShape::default(), &cfg, Environment::Observed)
-                .unwrap();
+        let trained = Trained::meta_train(
+            &setup,
+            &PolicyShape::default(),
+            &cfg,
+            Environment::Observed,
+            None,
+        )
+        .unwrap();
         let adapt = AdaptConfig {
             adapts: Adapts::Network,
             param_lr: 1e-2,

@@ -128,6 +128,9 @@ pub struct Hyper {
     pub meta: MetaConfig,
     /// The meta-RL policy network's shape.
     pub shape: PolicyShape,
+    /// (liked, missed) weights of a start that reads the feedback summary as a linear
+    /// bandit's evidence ([`crate::meta::feedback_start`]); `None`: the prior alone.
+    pub feedback_start: Option<(f32, f32)>,
 }
 
 impl Default for Hyper {
@@ -159,6 +162,7 @@ impl Default for Hyper {
                 ..MetaConfig::default()
             },
             shape: PolicyShape::default(),
+            feedback_start: None,
         }
     }
 }
@@ -348,7 +352,7 @@ impl Prepared {
                 optimizer,
                 ..h.meta.clone()
             };
-            Trained::meta_train(with_prior, &h.shape, &cfg, env).map(Some)
+            Trained::meta_train(with_prior, &h.shape, &cfg, env, h.feedback_start).map(Some)
         };
         let (cavia, reinforce, meta_rl) = (Algorithm::Cavia, Optimizer::Reinforce, &meta_rl[..2]);
         let meta = meta_trained(meta_rl, cavia, h.meta.optimizer)?;
@@ -362,7 +366,7 @@ impl Prepared {
                 iterations: 0,
                 ..h.meta.clone()
             };
-            Some(Trained::meta_train(&setup, &h.shape, &cfg, env)?)
+            Some(Trained::meta_train(&setup, &h.shape, &cfg, env, None)?)
         } else {
             None
         };

@@ -25,7 +25,8 @@ pub use outer::meta_step;
 pub use synthetic::{SyntheticSetup, SYNTHETIC_FACTORS};
 pub use trpo::{trpo_step, Optimizer, TrpoConfig, TrpoStep};
 pub use vectors::{
-    policy_start, ItemVectorParts, ItemVectors, DATASET_FACTORS, PRIOR_SCALE, QUALITY_PRIOR,
+    feedback_start, policy_start, ItemVectorParts, ItemVectors, DATASET_FACTORS, PRIOR_SCALE,
+    QUALITY_PRIOR,
 };
 
 use crate::engine::Adam;

@@ -180,6 +180,54 @@ pub fn policy_start(model: &ModelConfig, vectors: &ItemVectors) -> Vec<f32> {
     params
 }
 
+/// A policy start that also reads the feedback summary as a linear bandit's evidence term: on
+/// top of [`policy_start`] (the prior), the hidden layers' first `4 × item_dim` units carry the
+/// summary's liked and missed sums through unchanged (a ReLU pair `relu(x)`, `relu(−x)` per
+/// value) and the output adds `liked ×` the liked sum `− missed ×` the missed sum to the user
+/// vector. With a large [`crate::session::AdaptConfig::summary_prior`] κ the sums are divided
+/// by about κ, so an item's logit is the prior plus `(liked × Σ_liked e − missed × Σ_missed e)
+/// · e_item / κ`: the greedy ranking of a ridge regression of rewards on the item vectors at
+/// its first order. Meta-training then learns from there. `None` when a hidden layer has
+/// fewer than `4 × item_dim` units.
+pub fn feedback_start(
+    model: &ModelConfig,
+    vectors: &ItemVectors,
+    liked: f32,
+    missed: f32,
+) -> Option<Vec<f32>> {
+    let d = vectors.dim;
+    let layers = model.layers();
+    let offsets = model.offsets();
+    let (output, hidden) = layers.split_last()?;
+    if hidden.is_empty() || hidden.iter().any(|l| l.outputs < 4 * d) || model.output != d {
+        return None;
+    }
+    let context = model.input.checked_sub(crate::session::summary_width(d))?;
+    let mut params = policy_start(model, vectors);
+    for (l, (layer, &offset)) in hidden.iter().zip(&offsets).enumerate() {
+        for unit in 0..4 * d {
+            for i in 0..=layer.inputs {
+                params[offset + i * layer.outputs + unit] = 0.0;
+            }
+            // the first layer splits each summary value into relu(x), relu(−x); later
+            // layers pass those units on
+            let (input, weight) = match l {
+                0 => (context + unit / 2, if unit % 2 == 0 { 1.0 } else { -1.0 }),
+                _ => (unit, 1.0),
+            };
+            params[offset + input * layer.outputs + unit] = weight;
+        }
+    }
+    let o = *offsets.last()?;
+    for k in 0..d {
+        params[o + (2 * k) * output.outputs + k] = liked;
+        params[o + (2 * k + 1) * output.outputs + k] = -liked;
+        params[o + (2 * d + 2 * k) * output.outputs + k] = -missed;
+        params[o + (2 * d + 2 * k + 1) * output.outputs + k] = missed;
+    }
+    Some(params)
+}
+
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
@@ -284,5 +332,64 @@ mod tests {
         let random = policy_start(&plain_model, &plain);
         assert_eq!(random, plain_model.init_params());
         assert_ne!(ranking(&plain_model, &random, &plain.values, &[]), by_prior);
+    }
+
+    /// The feedback start scores every item by the prior plus (liked × Σ_liked e −
+    /// missed × Σ_missed e) · e / (reactions + κ), after any reactions.
+    #[test]
+    fn a_feedback_start_scores_the_prior_plus_the_summary_read_linearly() {
+        let n = 30;
+        let values: Vec<f32> = (0..n * 3)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
+            .collect();
+        let scores: Vec<f32> = (0..n).map(|i| ((i * 13 % 30) as f32) * 0.1).collect();
+        let vectors = ItemVectors {
+            values,
+            dim: 3,
+            factors: 0,
+            prior: false,
+        }
+        .with_prior(&scores);
+        let d = vectors.dim;
+        let shape = PolicyShape {
+            context: 4,
+            hidden: vec![4 * d, 4 * d + 3],
+        };
+        let model = policy_config(&shape, n, d, 8);
+        let (liked, missed) = (1.5, 0.5);
+        let start = feedback_start(&model, &vectors, liked, missed).unwrap();
+        let config = AdaptConfig {
+            summary_prior: 7.0,
+            ..AdaptConfig::default()
+        };
+        let mut engine = CpuEngine::new(&model).unwrap();
+        engine.set_params(&start).unwrap();
+        engine.set_items(&vectors.values).unwrap();
+        let mut session = Session::new(&model, config, 3);
+        let reactions = [(4u32, 1.0f32), (9, 0.0), (17, 1.0)];
+        for &(item, reward) in &reactions {
+            block_on(session.feedback(&mut engine, item, reward)).unwrap();
+        }
+        let got = block_on(engine.scores(&session.input())).unwrap();
+        let e = |i: u32| &vectors.values[i as usize * d..(i as usize + 1) * d];
+        let mut user = vec![0.0f32; d];
+        user[d - 1] = PRIOR_SCALE;
+        let scale = 1.0 / (reactions.len() as f32 + 7.0);
+        for &(item, reward) in &reactions {
+            let w = if reward > 0.5 { liked } else { -missed };
+            for (u, v) in user.iter_mut().zip(e(item)) {
+                *u += w * v * scale;
+            }
+        }
+        for (j, &g) in got.iter().enumerate() {
+            let want: f32 = user.iter().zip(e(j as u32)).map(|(u, v)| u * v).sum();
+            assert!((g - want).abs() < 1e-4, "item {j}: {g} vs {want}");
+        }
+        let narrow = PolicyShape {
+            context: 4,
+            hidden: vec![4 * d, 4 * d - 1],
+        };
+        let narrow = policy_config(&narrow, n, d, 8);
+        assert_eq!(feedback_start(&narrow, &vectors, liked, missed), None);
     }
 }
