@@ -8,7 +8,7 @@
 @group(0) @binding(2) var<storage, read> grads: array<f32>;
 @group(0) @binding(3) var<storage, read_write> m1: array<f32>;
 @group(0) @binding(4) var<storage, read_write> m2: array<f32>;
-@group(0) @binding(5) var<storage, read> stats: Stats;
+@group(0) @binding(5) var<storage, read> stats: StepSums;
 
 // Each invocation updates PER = 4 elements, WG apart (coalesced), so the clipping scale and the
 // bias corrections (two pow) are computed once per 4 elements. Grid: ceil(n / (4 * 256)) groups.
