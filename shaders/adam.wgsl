@@ -15,12 +15,8 @@
 const PER: u32 = 4u;
 
 @compute @workgroup_size(256)
-fn adam(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let first = linear_group(wg, nwg) * WG * PER + lid.x;
+fn adam(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let first = linear_group(grid) * WG * PER + lid.x;
     if (first >= ap.n) {
         return;
     }
