@@ -49,7 +49,7 @@ impl Default for Cg {
 }
 
 /// Natural-gradient operations, on top of [`Engine`]: the arguments checked here, once for all
-/// engines ([`check_fisher`]), the products computed by the engine ([`FisherBackend`]).
+/// engines (`check_fisher`), the products computed by the engine (its `FisherBackend`).
 #[allow(async_fn_in_trait)]
 pub trait Fisher: Engine + FisherBackend {
     /// `(F + damping·I) v` on `states`, at the engine's current parameters.

@@ -293,8 +293,8 @@ pub enum Reduce {
 }
 
 /// The operations every engine provides. Shapes follow [`ModelConfig`]; inputs are row-major.
-/// Every input is checked here, once for all engines (the `check_*` functions below), before
-/// the engine's own operation ([`backend::Backend`]) runs.
+/// Every input is checked here, once for all engines (the `check_*` functions of checks.rs),
+/// before the engine's own operation (its sealed `backend::Backend`) runs.
 #[allow(async_fn_in_trait)]
 pub trait Engine: Backend {
     /// What this engine runs on.
@@ -305,7 +305,7 @@ pub trait Engine: Backend {
     fn counters(&self) -> Counters;
 
     /// Replaces all parameters (flat layout of [`ModelConfig::offsets`]) and resets Adam;
-    /// refuses a wrong count or a non-finite value ([`check_params`]).
+    /// refuses a wrong count or a non-finite value (`check_params`).
     fn set_params(&mut self, params: &[f32]) -> Result<()> {
         check_params(self.config().param_count(), params)?;
         self.load_params(params)
@@ -313,7 +313,7 @@ pub trait Engine: Backend {
     /// Reads all parameters back.
     async fn params(&mut self) -> Result<Vec<f32>>;
     /// Sets the item-embedding matrix (`items × output`, row-major) of a policy head; refuses
-    /// a wrong size or a non-finite value ([`check_items`]).
+    /// a wrong size or a non-finite value (`check_items`).
     fn set_items(&mut self, embeddings: &[f32]) -> Result<()> {
         check_items(self.config(), embeddings)?;
         self.load_items(embeddings)
