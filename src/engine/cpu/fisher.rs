@@ -1,10 +1,12 @@
-//! [`Fisher`](crate::engine::fisher::Fisher) on the CPU engine: the tangent pass, the softmax covariance and the backward pass
+//! [`Fisher`] on the CPU engine: the tangent pass, the softmax covariance and the backward pass
 //! in plain Rust, the reference `shaders/tangent.wgsl` and `shaders/fisher.wgsl` are tested
 //! against.
 
 use super::reference::{dot, masked_log_softmax};
 use super::CpuEngine;
 use crate::engine::backend::{FisherBackend, FisherOp};
+#[cfg(doc)]
+use crate::engine::fisher::Fisher;
 use crate::engine::fisher::{conjugate_gradient, States};
 use crate::engine::Result;
 

@@ -1,4 +1,4 @@
-//! [`Fisher`](crate::engine::fisher::Fisher) on the GPU: the tangent pass (`shaders/tangent.wgsl`), the softmax-covariance
+//! [`Fisher`] on the GPU: the tangent pass (`shaders/tangent.wgsl`), the softmax-covariance
 //! head and the conjugate-gradient updates (`shaders/fisher.wgsl`), with the model's own forward
 //! and backward kernels. A natural gradient is one submit: the forward pass, then per CG
 //! iteration tangent × L, head, backward × L, damping, two dot products and three updates; the
@@ -8,6 +8,8 @@ use super::context::Shader;
 use super::uniforms::{CgDims, HeadDims};
 use super::{backward_groups, grid, GpuEngine, Kernel};
 use crate::engine::backend::{FisherBackend, FisherOp};
+#[cfg(doc)]
+use crate::engine::fisher::Fisher;
 use crate::engine::fisher::{Cg, States};
 use crate::engine::{EngineError, Result};
 
