@@ -1,6 +1,34 @@
 // Types of the metarec package (its entry point, index.js). Hand-written, checked by
 // `tsc --noEmit` on examples/ts/app.ts in the test command (tests/e2e/package.mjs also checks
-// that the packed types never use the any type).
+// that the packed types never use the any type). The options and results the package passes
+// through from the wasm-bindgen classes are those classes' types (./types.d.ts, which the
+// generated ./metarec.d.ts includes too), the same objects or, with camelCase keys, `Camel` of
+// them: what index.js's camel() makes of a result and its snake() of options.
+
+import type * as raw from "./types.js";
+
+/** The keys index.js renames beyond snake_case → camelCase. */
+interface Renamed {
+  iterations_per_s: "iterationsPerSecond";
+  steps_per_s: "stepsPerSecond";
+}
+
+/** A snake_case key (lowercase words) in camelCase, as index.js's camel() writes it. */
+type CamelKey<K extends string> = K extends keyof Renamed
+  ? Renamed[K]
+  : K extends `${infer Head}_${infer C}${infer Rest}`
+    ? `${Head}${Uppercase<C>}${CamelKey<Rest>}`
+    : K;
+
+/** An object type with its keys in camelCase, recursively (arrays and nested objects). */
+export type Camel<T> = T extends readonly (infer U)[]
+  ? Camel<U>[]
+  : T extends object
+    ? { [K in keyof T as K extends string ? CamelKey<K> : K]: Camel<T[K]> }
+    : T;
+
+import type { CatalogItem, EngineChoice, RecommenderOptions, SelfCheckOptions } from "./types.js";
+export type { CatalogItem, EngineChoice, RecommenderOptions, SelfCheckOptions };
 
 /** Where the WebAssembly module comes from, for {@link init}. */
 export type InitInput = RequestInfo | URL | Response | BufferSource | WebAssembly.Module;
@@ -45,9 +73,6 @@ export class MetarecError extends Error {
   readonly code: MetarecErrorCode;
 }
 
-/** Which engine to use: WebGPU ("gpu"), the CPU engine ("cpu"), or the GPU when there is one. */
-export type EngineChoice = "auto" | "gpu" | "cpu";
-
 /** One item as given to {@link Catalog.fromJSON}. */
 export interface CatalogItemInput {
   id: string | number;
@@ -60,16 +85,6 @@ export interface CatalogItemInput {
   description?: string | null;
   /** The item's own embedding (every item the same length, or none has one). */
   embedding?: Float32Array | number[];
-}
-
-/** One item of a catalog, with its own fields. */
-export interface CatalogItem {
-  id: string;
-  title: string;
-  categories: string[];
-  year: number | null;
-  /** "" when the item has none. */
-  description: string;
 }
 
 export interface CatalogOptions {
@@ -99,36 +114,8 @@ export class Catalog {
   dispose(): void;
 }
 
-/** Options of {@link Recommender.create} and {@link Recommender.restore}. */
-export interface RecommenderOptions {
-  engine?: EngineChoice;
-  /** Seed of the exploration noise of a new session. */
-  seed?: number;
-}
-
 /** Meta-training settings and its synthetic world. */
-export interface MetaTrainOptions {
-  engine?: EngineChoice;
-  seed?: number;
-  /** Items of a generated world (ignored over a catalog: its items are the world's). */
-  items?: number;
-  /** Simulated people of the world (default 1000). */
-  users?: number;
-  /** Meta-iterations (default 60). */
-  iterations?: number;
-  usersPerIteration?: number;
-  /** Reactions per simulated person and episode (default 20). */
-  rounds?: number;
-  /** Outer loop (default "fomaml"): "fomaml" and "reptile" adapt each person's own copy of the
-   * network; "cavia" adapts a context vector only. */
-  algorithm?: "cavia" | "reptile" | "fomaml";
-  /** Adam step size of a person's network per reaction (default 0.01). */
-  paramLr?: number;
-  /** CAVIA's outer update (default "reinforce"; "ppo" and "trpo" need algorithm "cavia"). */
-  optimizer?: "reinforce" | "ppo" | "trpo";
-  /** TRPO's KL radius per outer step (default 0.01). */
-  maxKl?: number;
-}
+export type MetaTrainOptions = Camel<raw.MetaTrainOptions>;
 
 /** A long call's progress callback and cancellation. */
 export interface LongCallOptions {
@@ -143,25 +130,10 @@ export interface LongCallOptions {
 
 export type TrainOptions = MetaTrainOptions & LongCallOptions;
 
-export interface MetaIteration {
-  iteration: number;
-  /** Mean reward per round over the iteration's episodes. */
-  meanReward: number;
-  /** Outer loss (null when the step was skipped). */
-  loss: number | null;
-  skippedTotal: number;
-  /** TRPO: measured mean KL(old || new) of the accepted step. */
-  kl?: number;
-  /** TRPO: steps the line search rejected this iteration. */
-  backtracks?: number;
-}
+export type MetaIteration = Camel<raw.MetaIteration>;
 
-export interface MetaProgress extends MetaIteration {
-  iterations: number;
-  /** Milliseconds of this meta-iteration. */
-  ms: number;
-  iterationsPerSecond: number;
-}
+/** A meta-iteration's result with the run's progress. */
+export type MetaProgress = Camel<raw.MetaProgress>;
 
 /** A recommended item with its own fields. */
 export interface Recommendation extends CatalogItem {
@@ -177,18 +149,7 @@ export interface Reaction {
   reward: number;
 }
 
-export interface EngineInfo {
-  engine: "gpu" | "cpu";
-  adapter: string;
-  backend: string;
-  deviceType: string;
-  /** True on software adapters (SwiftShader, lavapipe). */
-  fallback: boolean;
-  /** Why the CPU engine runs where the GPU was wanted, if it does. */
-  fallbackReason: string | null;
-  /** Engine rebuilds after a lost GPU device. */
-  recoveries: number;
-}
+export type EngineInfo = Camel<raw.EngineInfo>;
 
 /** On-device recommendations that adapt to one person. Calls on one object run in order. */
 export class Recommender {
@@ -246,18 +207,7 @@ export class MetaTrainer {
   dispose(): void;
 }
 
-export interface SelfCheckOptions {
-  engine?: EngineChoice;
-}
-
-export interface SelfCheckReport {
-  engine: "gpu" | "cpu";
-  adapter: { name: string; backend: string; deviceType: string; fallback: boolean } | null;
-  gpuError: string | null;
-  kernels: { name: string; shape: string; maxRelErr: number; tolerance: number; pass: boolean }[];
-  stepsPerSecond: { gpu: number | null; cpu: number };
-  dispatchesPerStep: number | null;
-}
+export type SelfCheckReport = Camel<raw.SelfCheckReport>;
 
 /** Checks the GPU kernels against the CPU reference and measures training steps per second. */
 export function selfCheck(options?: SelfCheckOptions): Promise<SelfCheckReport>;

@@ -158,6 +158,18 @@ async function training(options, call) {
   }
 }
 
+/**
+ * Makes `self` the wrapper of the bindings' object `rawObject`, which must be a `Raw` (else the
+ * error says `howTo` make one), with its own call queue for the calls on `what`.
+ */
+function wrap(self, rawObject, Raw, what, howTo) {
+  if (!(rawObject instanceof Raw)) {
+    throw new MetarecError('invalid-argument', `use ${howTo}`);
+  }
+  self[RAW] = rawObject;
+  self[QUEUE] = new CallQueue(what);
+}
+
 function addDispose(proto) {
   if (typeof Symbol.dispose === 'symbol') {
     proto[Symbol.dispose] = function dispose() {
@@ -177,11 +189,7 @@ function toJsonItems(items) {
 /** A site's own items: ids, titles, categories, years, descriptions and optional embeddings. */
 export class Catalog {
   constructor(rawCatalog) {
-    if (!(rawCatalog instanceof raw.Catalog)) {
-      throw new MetarecError('invalid-argument', 'use Catalog.fromCSV or Catalog.fromJSON');
-    }
-    this[RAW] = rawCatalog;
-    this[QUEUE] = new CallQueue('catalog');
+    wrap(this, rawCatalog, raw.Catalog, 'catalog', 'Catalog.fromCSV or Catalog.fromJSON');
     this.size = rawCatalog.size;
     this.embeddingWidth = rawCatalog.embeddingWidth;
     this.categories = rawCatalog.categories;
@@ -241,11 +249,7 @@ function checkCatalog(catalog) {
 /** On-device recommendations that adapt to one person. */
 export class Recommender {
   constructor(rawRecommender) {
-    if (!(rawRecommender instanceof raw.Recommender)) {
-      throw new MetarecError('invalid-argument', 'use Recommender.create, restore or fromCatalog');
-    }
-    this[RAW] = rawRecommender;
-    this[QUEUE] = new CallQueue('recommender');
+    wrap(this, rawRecommender, raw.Recommender, 'recommender', 'Recommender.create, restore or fromCatalog');
   }
 
   static async create(bundle, options = {}) {
@@ -325,11 +329,7 @@ addDispose(Recommender.prototype);
 /** Meta-training one meta-iteration at a time (pause, resume, checkpoints). */
 export class MetaTrainer {
   constructor(rawTrainer) {
-    if (!(rawTrainer instanceof raw.MetaTrainer)) {
-      throw new MetarecError('invalid-argument', 'use MetaTrainer.create');
-    }
-    this[RAW] = rawTrainer;
-    this[QUEUE] = new CallQueue('meta-trainer');
+    wrap(this, rawTrainer, raw.MetaTrainer, 'meta-trainer', 'MetaTrainer.create');
     this.iterations = rawTrainer.iterations;
     this.iteration = rawTrainer.iteration;
     this.done = rawTrainer.done;

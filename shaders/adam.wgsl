@@ -8,19 +8,15 @@
 @group(0) @binding(2) var<storage, read> grads: array<f32>;
 @group(0) @binding(3) var<storage, read_write> m1: array<f32>;
 @group(0) @binding(4) var<storage, read_write> m2: array<f32>;
-@group(0) @binding(5) var<storage, read> stats: Stats;
+@group(0) @binding(5) var<storage, read> stats: StepSums;
 
 // Each invocation updates PER = 4 elements, WG apart (coalesced), so the clipping scale and the
 // bias corrections (two pow) are computed once per 4 elements. Grid: ceil(n / (4 * 256)) groups.
 const PER: u32 = 4u;
 
 @compute @workgroup_size(256)
-fn adam(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let first = linear_group(wg, nwg) * WG * PER + lid.x;
+fn adam(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let first = linear_group(grid) * WG * PER + lid.x;
     if (first >= ap.n) {
         return;
     }

@@ -64,9 +64,16 @@ fn bit_set(word: u32, j: u32) -> bool {
     return ((word >> (j & 31u)) & 1u) == 1u;
 }
 
-// Linear workgroup index of a dispatch laid out as (x, y) to exceed 65,535 groups.
-fn linear_group(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wg.x + wg.y * nwg.x;
+// The workgroup ids of a dispatch laid out as (x, y) to exceed 65,535 groups (the host's
+// `grid`): an entry point's parameter, next to its own `local_invocation_id`.
+struct Grid {
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+}
+
+// Linear workgroup index of such a dispatch.
+fn linear_group(g: Grid) -> u32 {
+    return g.wg.x + g.wg.y * g.nwg.x;
 }
 
 // Whether `x` is finite, from its bits: WGSL lets compilers assume floats are never NaN or

@@ -132,12 +132,8 @@ fn dz(r: u32, o: u32) -> f32 {
 // rows per invocation, uniform, its two input columns per lane, K = OUT) when dims.want_dx.
 // Grid: nw = ceil((IN+1) / TM) * ceil(OUT / WX), nx = ceil(rows / TM) * ceil(IN / WX).
 @compute @workgroup_size(32)
-fn backward(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let g = linear_group(wg, nwg);
+fn backward(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let g = linear_group(grid);
     let tiles_o = (OUT + WX - 1u) / WX;
     let nw = ((IN + 1u + TM - 1u) / TM) * tiles_o;
     let tiles_i = (IN + WX - 1u) / WX;

@@ -27,12 +27,8 @@ fn is_open(r: u32, j: u32) -> bool {
 }
 
 @compute @workgroup_size(256)
-fn fisher_head(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let r = linear_group(wg, nwg);
+fn fisher_head(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = linear_group(grid);
     if (r >= hd.rows) {
         return;
     }
@@ -98,9 +94,8 @@ fn fisher_head(
 
 // Ap = F p + λ p (F p is the backward pass's output in `grads`). 256 x 4 values per workgroup.
 @compute @workgroup_size(256)
-fn damp(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i0 = linear_group(wg, nwg) * 1024u + lid.x;
+fn damp(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i0 = linear_group(grid) * 1024u + lid.x;
     for (var q = 0u; q < 4u; q = q + 1u) {
         let i = i0 + q * 256u;
         if (i < cg.n) {
@@ -127,15 +122,14 @@ fn cg_dot(@builtin(local_invocation_id) lid: vec3<u32>) {
 
 // x += α p, r −= α Ap with α = r·r / p·Ap (0 when either is not positive).
 @compute @workgroup_size(256)
-fn update_xr(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-             @builtin(local_invocation_id) lid: vec3<u32>) {
+fn update_xr(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
     let rr = scal[0];
     let pap = scal[1];
     var alpha = 0.0;
     if (pap > 0.0 && rr > 0.0) {
         alpha = rr / pap;
     }
-    let i0 = linear_group(wg, nwg) * 1024u + lid.x;
+    let i0 = linear_group(grid) * 1024u + lid.x;
     for (var q = 0u; q < 4u; q = q + 1u) {
         let i = i0 + q * 256u;
         if (i < cg.n) {
@@ -147,14 +141,13 @@ fn update_xr(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 
 // p = r + β p with β = r_new·r_new / r·r (0 when r·r is not positive).
 @compute @workgroup_size(256)
-fn update_p(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-            @builtin(local_invocation_id) lid: vec3<u32>) {
+fn update_p(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
     let rr = scal[0];
     var beta = 0.0;
     if (rr > 0.0) {
         beta = scal[2] / rr;
     }
-    let i0 = linear_group(wg, nwg) * 1024u + lid.x;
+    let i0 = linear_group(grid) * 1024u + lid.x;
     for (var q = 0u; q < 4u; q = q + 1u) {
         let i = i0 + q * 256u;
         if (i < cg.n) {

@@ -33,7 +33,7 @@ fn reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
 @group(0) @binding(3) var<uniform> st: StatDims;
 @group(0) @binding(4) var<storage, read> grads: array<f32>;
 @group(0) @binding(5) var<storage, read> row_stats: array<f32>;
-@group(0) @binding(6) var<storage, read_write> stats: Stats;
+@group(0) @binding(6) var<storage, read_write> stats: StepSums;
 
 @compute @workgroup_size(256)
 fn step_stats(@builtin(local_invocation_id) lid: vec3<u32>) {

@@ -98,13 +98,9 @@ fn argmax_kv(v: f32, i: u32, lid: u32) -> vec2<u32> {
 }
 
 @compute @workgroup_size(256)
-fn sample_partial(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    let r = wg.y;
-    let j0 = wg.x * CHUNK;
+fn sample_partial(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = grid.wg.y;
+    let j0 = grid.wg.x * CHUNK;
     let base = r * rd.items;
     // item j0 + p * WG + lid.x: its logit and key (NEG when masked, past the end or retired)
     var z: array<f32, 16>;
@@ -131,7 +127,7 @@ fn sample_partial(
         }
     }
     s = wg_sum(s, lid.x);
-    let cell = r * nwg.x + wg.x;
+    let cell = linear_group(grid);
     let k_max = min(rd.k, MAX_K);
     for (var kk = 0u; kk < k_max; kk = kk + 1u) {
         var best_v = NEG;

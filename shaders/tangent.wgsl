@@ -29,13 +29,9 @@ fn act_derivative(v: f32) -> f32 {
 
 // Grid: ceil(OUT / 64) x rows workgroups, linearised.
 @compute @workgroup_size(64)
-fn tangent(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
+fn tangent(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
     let blocks = (OUT + 63u) / 64u;
-    let g = linear_group(wg, nwg);
+    let g = linear_group(grid);
     let r = g / blocks;
     let o = (g % blocks) * 64u + lid.x;
     if (r >= dims.rows || o >= OUT) {

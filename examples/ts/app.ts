@@ -28,6 +28,8 @@ export async function run(csvText: string, savedBundle: Uint8Array, show: (line:
   await init();
   const report: SelfCheckReport = await selfCheck({ engine: "auto" });
   show(`engine ${report.engine}, ${report.stepsPerSecond.cpu.toFixed(0)} CPU steps/s`);
+  for (const k of report.kernels) show(`${k.name} ${k.shape}: ${k.maxRelErr} (≤ ${k.tolerance})`);
+  show(`${report.adapter?.deviceType ?? "no adapter"}: ${report.gpuError ?? "no GPU error"}`);
 
   const fromCsv: Catalog = await Catalog.fromCSV(csvText, { name: "products.csv" });
   const catalog = await Catalog.fromJSON(products);
@@ -52,6 +54,7 @@ export async function run(csvText: string, savedBundle: Uint8Array, show: (line:
   const history: Reaction[] = await rec.history();
   const info: EngineInfo = await rec.engineInfo();
   show(`${history.length} reaction(s) on ${info.engine} (${info.fallbackReason ?? "as asked"})`);
+  show(`${info.adapter} (${info.deviceType}), ${info.recoveries} recoveries`);
   const state: Uint8Array = await rec.saveState();
   await rec.simulateDeviceLoss();
   const bundle: Uint8Array = await rec.metaTrain({ iterations: 2, optimizer: "reinforce", maxKl: 0.01 });
@@ -60,9 +63,10 @@ export async function run(csvText: string, savedBundle: Uint8Array, show: (line:
   const trainer = await MetaTrainer.create({ catalog: fromCsv, iterations: 3 });
   while (!trainer.done) {
     const p: MetaProgress = await trainer.step();
-    show(`step ${trainer.iteration}/${trainer.iterations} in ${p.ms.toFixed(0)} ms`);
+    show(`step ${trainer.iteration}/${trainer.iterations} in ${p.ms.toFixed(0)} ms (${p.iterationsPerSecond}/s)`);
   }
   const past: MetaIteration[] = await trainer.history();
+  show(past.map((m) => `${m.meanReward} ${m.loss ?? "skipped"} ${m.skippedTotal} ${m.kl ?? ""}`).join("; "));
   const checkpoint: Uint8Array = await trainer.checkpoint();
   const trained: Uint8Array = await trainer.bundle();
   show(`${past.length} iterations, checkpoint ${checkpoint.length} B, on ${(await trainer.engineInfo()).engine}`);

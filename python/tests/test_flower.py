@@ -31,6 +31,19 @@ BASE = {
 }
 
 
+def centralised(ml100k, users_per_iteration):
+    """Centralised Reptile with BASE's settings, one meta-iteration: what one server round of a
+    simulation over `users_per_iteration` users equals."""
+    return metarec.Meta(
+        metarec.Dataset(ml100k),
+        seed=BASE["seed"],
+        iterations=1,
+        users_per_iteration=users_per_iteration,
+        rounds=BASE["episode-rounds"],
+        finetune_epochs=BASE["finetune-epochs"],
+    )
+
+
 def test_simulation_with_10_clients_is_centralised_reptile(ml100k, tmp_path):
     """One server round of 10 simulated clients (2 users each) is centralised Reptile's first
     meta-iteration: the same episodes (rewards) and, up to the rounding of Flower's float64
@@ -50,14 +63,7 @@ def test_simulation_with_10_clients_is_centralised_reptile(ml100k, tmp_path):
     assert (p["replied"], p["failed"], p["users"]) == (10, 0, 20)
     assert len(result["heldout_final_per_user"]) == 10
     federated = np.load(tmp_path / "params.npy")
-    meta = metarec.Meta(
-        metarec.Dataset(ml100k),
-        seed=1,
-        iterations=1,
-        users_per_iteration=20,
-        rounds=5,
-        finetune_epochs=1,
-    )
+    meta = centralised(ml100k, users_per_iteration=20)
     central, history = meta.meta_train()
     assert np.max(np.abs(federated - central)) < 1e-6
     assert np.max(np.abs(central - meta.start())) > 1e-4
@@ -235,14 +241,7 @@ def test_simulation_with_secure_aggregation_is_centralised_reptile(ml100k, tmp_p
     p = result["participation"]["1"]
     assert (p["replied"], p["failed"], p["users"]) == (4, 0, 8)
     federated = np.load(tmp_path / "params.npy")
-    meta = metarec.Meta(
-        metarec.Dataset(ml100k),
-        seed=1,
-        iterations=1,
-        users_per_iteration=8,
-        rounds=5,
-        finetune_epochs=1,
-    )
+    meta = centralised(ml100k, users_per_iteration=8)
     central, _ = meta.meta_train()
     step = np.max(np.abs(central - meta.start()))
     assert np.max(np.abs(federated - central)) < 1e-3 * step + 1e-5

@@ -6,11 +6,11 @@
 //! `kernels.rs`, with scratch buffers kept between calls and one pass over the catalog per
 //! sampling call (`select.rs`). The two agree to f32 rounding (`tests/cpu_kernels.rs`).
 
+use super::backend::{Backend, Checked, Rows, Scoring, Wrt};
 use super::{
-    adam_update, check_batch, check_inputs, check_items, check_log_probs, check_optimizer,
-    check_params, check_policy, check_sample, Adam, AdamState, Batch, Counters, Engine,
-    EngineError, EngineInfo, Loss, Mask, OptimizerState, Reduce, Result, Row, SlateSpec, Slates,
-    TrainStats,
+    adam_update, interaction, Adam, AdamState, Adapted, ContextState, ContextStep, Counters,
+    Engine, EngineError, EngineInfo, Loss, OptimizerState, Reduce, Result, Row, SlateSpec, Slates,
+    StepSums, TrainStats,
 };
 use crate::model::{Layer, ModelConfig};
 use serde::{Deserialize, Serialize};
@@ -58,21 +58,10 @@ pub struct CpuEngine {
     adam_m: Vec<f32>,
     adam_v: Vec<f32>,
     items: Vec<f32>,
-    stats: Accumulated,
+    stats: StepSums,
     counters: Counters,
     kernels: Kernels,
     scratch: fast::Scratch,
-}
-
-#[derive(Default)]
-struct Accumulated {
-    step: u32,
-    steps: u32,
-    loss_sum: f32,
-    entropy_sum: f32,
-    last_loss: f32,
-    grad_norm: f32,
-    skipped: u32,
 }
 
 impl CpuEngine {
@@ -94,7 +83,7 @@ impl CpuEngine {
             adam_m: vec![0.0; n],
             adam_v: vec![0.0; n],
             items: vec![0.0; cfg.items() * cfg.output],
-            stats: Accumulated::default(),
+            stats: StepSums::default(),
             counters: Counters::default(),
             cfg: cfg.clone(),
             kernels,
@@ -108,23 +97,21 @@ impl CpuEngine {
     }
 
     /// One optimiser step; returns the input gradient (when `want_input`) and the loss.
-    fn train_step(
-        &mut self,
-        batch: &Batch,
-        loss: Loss,
-        adam: Adam,
-        want_input: bool,
-    ) -> (Vec<f32>, f32) {
-        match self.kernels {
+    fn train_step(&mut self, b: Checked<'_>, adam: Adam, want_input: bool) -> (Vec<f32>, f32) {
+        let (grads, sq, d_input, value, entropy) = match self.kernels {
             Kernels::Reference => {
                 let (grads, d_input, value, entropy) =
-                    self.reference_gradients(batch, loss, want_input);
-                let sq: f32 = grads.iter().map(|g| g * g).sum();
-                self.apply_step(&grads, sq, value, entropy, adam);
-                (d_input, value)
+                    self.reference_gradients(b.batch, b.loss, want_input);
+                let sq = grads.iter().map(|g| g * g).sum();
+                (grads, sq, d_input, value, entropy)
             }
-            Kernels::Blocked => self.fast_train_step(batch, loss, adam, want_input),
+            Kernels::Blocked => self.fast_step_gradients(b, want_input),
+        };
+        self.apply_step(&grads, sq, value, entropy, adam);
+        if self.kernels == Kernels::Blocked {
+            self.scratch.reuse_grads(grads);
         }
+        (d_input, value)
     }
 
     /// Applies a step's gradient (squared norm `sq`) with Adam and records its statistics, or
@@ -132,11 +119,11 @@ impl CpuEngine {
     fn apply_step(&mut self, grads: &[f32], sq: f32, value: f32, entropy: f32, adam: Adam) {
         if !(sq.is_finite() && value.is_finite()) {
             self.stats.skipped += 1;
-            self.stats.grad_norm = f32::INFINITY;
+            self.stats.grad_sq = -1.0;
             return;
         }
         let norm = sq.sqrt();
-        self.stats.grad_norm = norm;
+        self.stats.grad_sq = sq;
         self.stats.step += 1;
         let mut state = AdamState {
             m: &mut self.adam_m,
@@ -195,136 +182,12 @@ impl Engine for CpuEngine {
         self.counters
     }
 
-    fn set_params(&mut self, params: &[f32]) -> Result<()> {
-        check_params(self.params.len(), params)?;
-        self.params.copy_from_slice(params);
-        self.adam_m.fill(0.0);
-        self.adam_v.fill(0.0);
-        self.stats = Accumulated::default();
-        self.scratch.params_changed();
-        Ok(())
-    }
-
     async fn params(&mut self) -> Result<Vec<f32>> {
         Ok(self.params.clone())
     }
 
-    fn set_items(&mut self, embeddings: &[f32]) -> Result<()> {
-        check_items(&self.cfg, embeddings)?;
-        self.items.copy_from_slice(embeddings);
-        self.scratch.params_changed();
-        Ok(())
-    }
-
-    fn item_vector(&self, item: u32) -> Result<Vec<f32>> {
-        check_policy(&self.cfg)?;
-        super::item_row(&self.items, self.cfg.output, item)
-    }
-
-    async fn forward(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
-        check_inputs(&self.cfg, inputs)?;
-        Ok(match self.kernels {
-            Kernels::Reference => self.run_forward(inputs).acts.pop().unwrap_or_default(),
-            Kernels::Blocked => self.fast_forward(inputs).to_vec(),
-        })
-    }
-
-    async fn scores(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
-        check_policy(&self.cfg)?;
-        let rows = check_inputs(&self.cfg, inputs)?;
-        Ok(match self.kernels {
-            Kernels::Reference => {
-                let fwd = self.run_forward(inputs);
-                self.score(&fwd.acts[self.layers.len()], rows)
-            }
-            Kernels::Blocked => self.fast_scores(inputs).to_vec(),
-        })
-    }
-
-    async fn log_probs(
-        &mut self,
-        inputs: &[f32],
-        mask: Option<&Mask>,
-        temperature: f32,
-    ) -> Result<Vec<f32>> {
-        check_log_probs(&self.cfg, inputs, mask, temperature)?;
-        Ok(match self.kernels {
-            Kernels::Reference => self.reference_log_probs(inputs, mask, temperature),
-            Kernels::Blocked => self.fast_log_probs(inputs, mask, temperature),
-        })
-    }
-
-    async fn sample(
-        &mut self,
-        inputs: &[f32],
-        mask: Option<&Mask>,
-        spec: SlateSpec,
-    ) -> Result<Slates> {
-        check_sample(&self.cfg, inputs, mask, &spec)?;
-        match self.kernels {
-            Kernels::Reference => self.reference_sample(inputs, mask, spec),
-            Kernels::Blocked => self.fast_sample(inputs, mask, spec),
-        }
-    }
-
-    async fn gradients(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
-        check_batch(&self.cfg, batch, loss)?;
-        Ok(match self.kernels {
-            Kernels::Reference => {
-                let (grads, _, value, _) = self.reference_gradients(batch, loss, false);
-                (grads, value)
-            }
-            Kernels::Blocked => {
-                let (value, _) = self.fast_gradients(batch, loss, fast::Want::Params);
-                (self.scratch.grads().to_vec(), value)
-            }
-        })
-    }
-
-    async fn input_gradient(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
-        check_batch(&self.cfg, batch, loss)?;
-        Ok(match self.kernels {
-            Kernels::Reference => {
-                let (_, d_input, value, _) = self.reference_gradients(batch, loss, true);
-                (d_input, value)
-            }
-            Kernels::Blocked => {
-                let (value, _) = self.fast_gradients(batch, loss, fast::Want::Input);
-                (self.scratch.input_gradient().to_vec(), value)
-            }
-        })
-    }
-
-    fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()> {
-        check_batch(&self.cfg, batch, loss)?;
-        for _ in 0..steps {
-            self.train_step(batch, loss, adam, false);
-        }
-        Ok(())
-    }
-
-    async fn train_with_input_gradient(
-        &mut self,
-        batch: &Batch,
-        loss: Loss,
-        adam: Adam,
-    ) -> Result<(Vec<f32>, f32)> {
-        check_batch(&self.cfg, batch, loss)?;
-        Ok(self.train_step(batch, loss, adam, true))
-    }
-
     async fn stats(&mut self) -> Result<TrainStats> {
-        let s = &self.stats;
-        let n = s.steps.max(1) as f32;
-        Ok(TrainStats {
-            step: s.step,
-            steps: s.steps,
-            mean_loss: s.loss_sum / n,
-            last_loss: s.last_loss,
-            mean_entropy: s.entropy_sum / n,
-            grad_norm: s.grad_norm,
-            skipped: s.skipped,
-        })
+        Ok(self.stats.into())
     }
 
     fn reset_stats(&mut self) -> Result<()> {
@@ -342,16 +205,101 @@ impl Engine for CpuEngine {
         })
     }
 
-    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
-        check_optimizer(self.params.len(), state)?;
+    async fn reduce(&mut self, data: &[f32], op: Reduce) -> Result<f32> {
+        Ok(reduce(data, op))
+    }
+}
+
+impl Backend for CpuEngine {
+    fn load_params(&mut self, params: &[f32]) -> Result<()> {
+        self.params.copy_from_slice(params);
+        self.adam_m.fill(0.0);
+        self.adam_v.fill(0.0);
+        self.stats = StepSums::default();
+        self.scratch.params_changed();
+        Ok(())
+    }
+
+    fn load_items(&mut self, embeddings: &[f32]) -> Result<()> {
+        self.items.copy_from_slice(embeddings);
+        self.scratch.params_changed();
+        Ok(())
+    }
+
+    fn item_matrix(&self) -> &[f32] {
+        &self.items
+    }
+
+    async fn forward_rows(&mut self, x: Rows<'_>) -> Result<Vec<f32>> {
+        Ok(match self.kernels {
+            Kernels::Reference => self.run_forward(x.inputs).acts.pop().unwrap_or_default(),
+            Kernels::Blocked => self.fast_forward(x.inputs).to_vec(),
+        })
+    }
+
+    async fn score_rows(&mut self, s: Scoring<'_>) -> Result<Vec<f32>> {
+        Ok(match self.kernels {
+            Kernels::Reference => {
+                let fwd = self.run_forward(s.inputs);
+                self.score(&fwd.acts[self.layers.len()], s.rows)
+            }
+            Kernels::Blocked => self.fast_scores(s.inputs).to_vec(),
+        })
+    }
+
+    async fn log_prob_rows(&mut self, s: Scoring<'_>, temperature: f32) -> Result<Vec<f32>> {
+        Ok(match self.kernels {
+            Kernels::Reference => self.reference_log_probs(s, temperature),
+            Kernels::Blocked => self.fast_log_probs(s, temperature),
+        })
+    }
+
+    async fn sample_rows(&mut self, s: Scoring<'_>, spec: SlateSpec) -> Result<Slates> {
+        match self.kernels {
+            Kernels::Reference => self.reference_sample(s, spec),
+            Kernels::Blocked => self.fast_sample(s, spec),
+        }
+    }
+
+    async fn gradient(&mut self, b: Checked<'_>, wrt: Wrt) -> Result<(Vec<f32>, f32)> {
+        let want_input = wrt == Wrt::Input;
+        Ok(match (self.kernels, wrt) {
+            (Kernels::Reference, _) => {
+                let (grads, d_input, value, _) =
+                    self.reference_gradients(b.batch, b.loss, want_input);
+                (if want_input { d_input } else { grads }, value)
+            }
+            (Kernels::Blocked, Wrt::Params) => {
+                let (value, _) = self.fast_gradients(b.batch, b.loss, fast::Want::Params);
+                (self.scratch.grads().to_vec(), value)
+            }
+            (Kernels::Blocked, Wrt::Input) => {
+                let (value, _) = self.fast_gradients(b.batch, b.loss, fast::Want::Input);
+                (self.scratch.input_gradient().to_vec(), value)
+            }
+        })
+    }
+
+    fn train_steps(&mut self, b: Checked<'_>, adam: Adam, steps: u32) -> Result<()> {
+        for _ in 0..steps {
+            self.train_step(b, adam, false);
+        }
+        Ok(())
+    }
+
+    async fn train_step_input(&mut self, b: Checked<'_>, adam: Adam) -> Result<(Vec<f32>, f32)> {
+        Ok(self.train_step(b, adam, true))
+    }
+
+    async fn adapt(&mut self, step: ContextStep<'_>, state: ContextState<'_>) -> Result<Adapted> {
+        interaction::reference(self, step, state).await
+    }
+
+    fn load_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
         self.adam_m.copy_from_slice(&state.m);
         self.adam_v.copy_from_slice(&state.v);
         self.stats.step = state.step;
         Ok(())
-    }
-
-    async fn reduce(&mut self, data: &[f32], op: Reduce) -> Result<f32> {
-        Ok(reduce(data, op))
     }
 }
 

@@ -14,7 +14,9 @@
 //! On the GPU every product and every CG update stays on the device (`shaders/tangent.wgsl`,
 //! `shaders/fisher.wgsl`); the CPU engine is the reference.
 
+use super::backend::{FisherBackend, FisherOp};
 use super::{check_log_probs, check_params, AnyEngine, Engine, EngineError, Mask, Result};
+use crate::model::ModelConfig;
 
 /// The states a Fisher matrix is taken over.
 #[derive(Clone, Copy, Debug)]
@@ -46,37 +48,44 @@ impl Default for Cg {
     }
 }
 
-/// Natural-gradient operations, on top of [`Engine`].
+/// Natural-gradient operations, on top of [`Engine`]: the arguments checked here, once for all
+/// engines (`check_fisher`), the products computed by the engine (its `FisherBackend`).
 #[allow(async_fn_in_trait)]
-pub trait Fisher: Engine {
+pub trait Fisher: Engine + FisherBackend {
     /// `(F + damping·I) v` on `states`, at the engine's current parameters.
     async fn fisher_product(
         &mut self,
         states: States<'_>,
         v: &[f32],
         damping: f32,
-    ) -> Result<Vec<f32>>;
+    ) -> Result<Vec<f32>> {
+        check_fisher(self.config(), &states, v, damping)?;
+        self.fisher(states, FisherOp::Product { v, damping }).await
+    }
     /// `x ≈ (F + cg.damping·I)⁻¹ g` by `cg.iterations` steps of conjugate gradient from `x = 0`.
-    async fn natural_gradient(&mut self, states: States<'_>, g: &[f32], cg: Cg)
-        -> Result<Vec<f32>>;
+    async fn natural_gradient(
+        &mut self,
+        states: States<'_>,
+        g: &[f32],
+        cg: Cg,
+    ) -> Result<Vec<f32>> {
+        check_fisher(self.config(), &states, g, cg.damping)?;
+        self.fisher(states, FisherOp::Solve { g, cg }).await
+    }
 }
 
-/// Checks the arguments of a Fisher operation; returns the row count.
-pub(crate) fn check_fisher(
-    engine: &impl Engine,
-    states: &States<'_>,
-    v: &[f32],
-    damping: f32,
-) -> Result<usize> {
-    let cfg = engine.config();
-    let (_, rows) = check_log_probs(cfg, states.inputs, states.mask, states.temperature)?;
+impl<E: Engine + FisherBackend> Fisher for E {}
+
+/// Checks the arguments of a Fisher operation.
+fn check_fisher(cfg: &ModelConfig, states: &States<'_>, v: &[f32], damping: f32) -> Result<()> {
+    check_log_probs(cfg, states.inputs, states.mask, states.temperature)?;
     check_params(cfg.param_count(), v)?;
     if !(damping.is_finite() && damping >= 0.0) {
         return Err(EngineError::Input(format!(
             "damping must be finite and non-negative, got {damping}"
         )));
     }
-    Ok(rows)
+    Ok(())
 }
 
 /// Conjugate gradient on the host, for the CPU engine: `fvp` gives `(F + λI)·p`. The GPU runs
@@ -110,28 +119,8 @@ pub(crate) fn conjugate_gradient(
     x
 }
 
-impl Fisher for AnyEngine {
-    async fn fisher_product(
-        &mut self,
-        states: States<'_>,
-        v: &[f32],
-        damping: f32,
-    ) -> Result<Vec<f32>> {
-        match self {
-            AnyEngine::Gpu(e) => e.fisher_product(states, v, damping).await,
-            AnyEngine::Cpu(e) => e.fisher_product(states, v, damping).await,
-        }
-    }
-
-    async fn natural_gradient(
-        &mut self,
-        states: States<'_>,
-        g: &[f32],
-        cg: Cg,
-    ) -> Result<Vec<f32>> {
-        match self {
-            AnyEngine::Gpu(e) => e.natural_gradient(states, g, cg).await,
-            AnyEngine::Cpu(e) => e.natural_gradient(states, g, cg).await,
-        }
+impl FisherBackend for AnyEngine {
+    async fn fisher(&mut self, states: States<'_>, op: FisherOp<'_>) -> Result<Vec<f32>> {
+        dispatch!(self, e => e.fisher(states, op).await)
     }
 }

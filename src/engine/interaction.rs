@@ -46,7 +46,7 @@ pub struct Adapted {
 
 /// Checks a step against the model and the state before any engine touches it.
 pub(crate) fn check(cfg: &ModelConfig, step: &ContextStep, state: &ContextState) -> Result<()> {
-    if check_batch(cfg, step.batch, step.loss)? != 1 {
+    if check_batch(cfg, step.batch, step.loss)?.rows != 1 {
         return Err(EngineError::Input(
             "a context step takes one reaction (one row)".into(),
         ));

@@ -8,7 +8,19 @@
 //! [`AnyEngine`] picks one at run time. Writes (`set_*`, `train`) only enqueue work; reads are
 //! `async` because on the web a GPU readback can only be awaited.
 
+/// Runs `$body` on the engine an [`AnyEngine`] holds, bound to `$e`.
+macro_rules! dispatch {
+    ($self:ident, $e:ident => $body:expr) => {
+        match $self {
+            AnyEngine::Gpu($e) => $body,
+            AnyEngine::Cpu($e) => $body,
+        }
+    };
+}
+
+mod backend;
 pub mod check;
+mod checks;
 pub mod cpu;
 pub mod fisher;
 pub mod fisher_check;
@@ -18,6 +30,11 @@ pub mod interaction;
 pub mod rng;
 
 use crate::model::ModelConfig;
+use backend::{Backend, Checked, Rows, Scoring, Wrt};
+pub(crate) use checks::{
+    check_batch, check_inputs, check_items, check_log_probs, check_optimizer, check_params,
+    check_policy, check_sample, check_scores, item_row,
+};
 pub(crate) use host_adam::{adam_update, AdamState};
 pub use interaction::{Adapted, ContextState, ContextStep};
 use serde::{Deserialize, Serialize};
@@ -224,6 +241,40 @@ pub struct TrainStats {
     pub skipped: u32,
 }
 
+/// Training statistics as the engines accumulate them: `shaders/reduce.wgsl` writes them on the
+/// device and `adam.wgsl` reads them; the CPU engine keeps the same. A negative `grad_sq` marks
+/// a skipped (non-finite) latest step.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub(crate) struct StepSums {
+    pub step: u32,
+    pub steps: u32,
+    pub loss_sum: f32,
+    pub entropy_sum: f32,
+    pub last_loss: f32,
+    pub grad_sq: f32,
+    pub skipped: u32,
+}
+
+impl From<StepSums> for TrainStats {
+    fn from(s: StepSums) -> Self {
+        let n = s.steps.max(1) as f32;
+        TrainStats {
+            step: s.step,
+            steps: s.steps,
+            mean_loss: s.loss_sum / n,
+            last_loss: s.last_loss,
+            mean_entropy: s.entropy_sum / n,
+            grad_norm: if s.grad_sq < 0.0 {
+                f32::INFINITY
+            } else {
+                s.grad_sq.sqrt()
+            },
+            skipped: s.skipped,
+        }
+    }
+}
+
 /// Adam's state, for checkpoints: first and second moments per parameter and the step count.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerState {
@@ -242,8 +293,10 @@ pub enum Reduce {
 }
 
 /// The operations every engine provides. Shapes follow [`ModelConfig`]; inputs are row-major.
+/// Every input is checked here, once for all engines (the `check_*` functions of checks.rs),
+/// before the engine's own operation (its sealed `backend::Backend`) runs.
 #[allow(async_fn_in_trait)]
-pub trait Engine {
+pub trait Engine: Backend {
     /// What this engine runs on.
     fn info(&self) -> EngineInfo;
     /// The model this engine holds.
@@ -252,20 +305,35 @@ pub trait Engine {
     fn counters(&self) -> Counters;
 
     /// Replaces all parameters (flat layout of [`ModelConfig::offsets`]) and resets Adam;
-    /// refuses a wrong count or a non-finite value ([`check_params`], on every engine).
-    fn set_params(&mut self, params: &[f32]) -> Result<()>;
+    /// refuses a wrong count or a non-finite value (`check_params`).
+    fn set_params(&mut self, params: &[f32]) -> Result<()> {
+        check_params(self.config().param_count(), params)?;
+        self.load_params(params)
+    }
     /// Reads all parameters back.
     async fn params(&mut self) -> Result<Vec<f32>>;
     /// Sets the item-embedding matrix (`items × output`, row-major) of a policy head; refuses
-    /// a wrong size or a non-finite value ([`check_items`], on every engine).
-    fn set_items(&mut self, embeddings: &[f32]) -> Result<()>;
+    /// a wrong size or a non-finite value (`check_items`).
+    fn set_items(&mut self, embeddings: &[f32]) -> Result<()> {
+        check_items(self.config(), embeddings)?;
+        self.load_items(embeddings)
+    }
     /// The vector of item `item` in the item matrix (from host memory; no readback).
-    fn item_vector(&self, item: u32) -> Result<Vec<f32>>;
+    fn item_vector(&self, item: u32) -> Result<Vec<f32>> {
+        check_policy(self.config())?;
+        item_row(self.item_matrix(), self.config().output, item)
+    }
 
     /// MLP outputs (`rows × output`).
-    async fn forward(&mut self, inputs: &[f32]) -> Result<Vec<f32>>;
+    async fn forward(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
+        let rows = check_inputs(self.config(), inputs)?;
+        self.forward_rows(Rows { inputs, rows }).await
+    }
     /// Raw item scores `u · e_j` (`rows × items`).
-    async fn scores(&mut self, inputs: &[f32]) -> Result<Vec<f32>>;
+    async fn scores(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
+        let s = check_scores(self.config(), inputs)?;
+        self.score_rows(s).await
+    }
     /// Masked, temperature-scaled log-softmax over items (`rows × items`; masked items get
     /// `f32::MIN`).
     async fn log_probs(
@@ -273,20 +341,32 @@ pub trait Engine {
         inputs: &[f32],
         mask: Option<&Mask>,
         temperature: f32,
-    ) -> Result<Vec<f32>>;
+    ) -> Result<Vec<f32>> {
+        let s = check_log_probs(self.config(), inputs, mask, temperature)?;
+        self.log_prob_rows(s, temperature).await
+    }
     /// Draws a slate per row.
     async fn sample(
         &mut self,
         inputs: &[f32],
         mask: Option<&Mask>,
         spec: SlateSpec,
-    ) -> Result<Slates>;
+    ) -> Result<Slates> {
+        let s = check_sample(self.config(), inputs, mask, &spec)?;
+        self.sample_rows(s, spec).await
+    }
 
     /// Gradient of `loss` on `batch` w.r.t. all parameters, and the loss; parameters unchanged.
-    async fn gradients(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)>;
+    async fn gradients(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
+        let b = check_batch(self.config(), batch, loss)?;
+        self.gradient(b, Wrt::Params).await
+    }
     /// Gradient of `loss` w.r.t. the batch's inputs (`rows × input`), and the loss: what a
     /// per-user context vector that is part of the input adapts along (CAVIA).
-    async fn input_gradient(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)>;
+    async fn input_gradient(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
+        let b = check_batch(self.config(), batch, loss)?;
+        self.gradient(b, Wrt::Input).await
+    }
     /// A context-adapting session's interaction ([`interaction`]): a step on `state` along the
     /// reaction's input gradient, then the next slate at the adapted input.
     async fn adapt_context(
@@ -294,10 +374,14 @@ pub trait Engine {
         step: ContextStep<'_>,
         state: ContextState<'_>,
     ) -> Result<Adapted> {
-        interaction::reference(self, step, state).await
+        interaction::check(self.config(), &step, &state)?;
+        self.adapt(step, state).await
     }
     /// Enqueues `steps` optimiser steps on the same batch, with no readback.
-    fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()>;
+    fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()> {
+        let b = check_batch(self.config(), batch, loss)?;
+        self.train_steps(b, adam, steps)
+    }
     /// One training step that also returns the gradient w.r.t. the inputs (from the same pass,
     /// before the update) and the loss: for models whose inputs hold learned embeddings.
     async fn train_with_input_gradient(
@@ -305,7 +389,10 @@ pub trait Engine {
         batch: &Batch,
         loss: Loss,
         adam: Adam,
-    ) -> Result<(Vec<f32>, f32)>;
+    ) -> Result<(Vec<f32>, f32)> {
+        let b = check_batch(self.config(), batch, loss)?;
+        self.train_step_input(b, adam).await
+    }
     /// Reads the statistics accumulated by `train`.
     async fn stats(&mut self) -> Result<TrainStats>;
     /// Zeroes the accumulated loss/entropy sums (the Adam step counter is kept).
@@ -314,232 +401,13 @@ pub trait Engine {
     /// Reads Adam's state (for a checkpoint).
     async fn optimizer_state(&mut self) -> Result<OptimizerState>;
     /// Restores Adam's state from a checkpoint (after `set_params`, which resets it).
-    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()>;
+    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        check_optimizer(self.config().param_count(), state)?;
+        self.load_optimizer_state(state)
+    }
 
     /// A reduction over `data`, computed on this engine.
     async fn reduce(&mut self, data: &[f32], op: Reduce) -> Result<f32>;
-}
-
-/// Checks a batch against the model before any engine touches it.
-pub(crate) fn check_batch(cfg: &ModelConfig, batch: &Batch, loss: Loss) -> Result<usize> {
-    let rows = batch.rows.len();
-    check_inputs(cfg, &batch.inputs)?;
-    if batch.inputs.len() != rows * cfg.input {
-        return Err(EngineError::Input(format!(
-            "batch has {rows} rows but {} input values (expected {})",
-            batch.inputs.len(),
-            rows * cfg.input
-        )));
-    }
-    if let Some((r, _)) = batch.rows.iter().enumerate().find(|(_, row)| {
-        !(row.reward.is_finite() && row.baseline.is_finite() && row.old_logp.is_finite())
-    }) {
-        return Err(EngineError::Input(format!(
-            "row {r}: reward, baseline and old log-probability must be finite"
-        )));
-    }
-    let items = cfg.items();
-    match (loss, cfg.head) {
-        (Loss::Mse, crate::model::Head::Regression { .. }) => {}
-        (Loss::Mse, _) => {
-            return Err(EngineError::Input(
-                "MSE needs a regression head; this model has a policy head".into(),
-            ))
-        }
-        (_, crate::model::Head::Regression { .. }) => {
-            return Err(EngineError::Input(
-                "policy-gradient losses need a policy head; this model has a regression head"
-                    .into(),
-            ))
-        }
-        _ => {
-            if let Some(r) = batch.rows.iter().find(|r| r.action as usize >= items) {
-                return Err(EngineError::Input(format!(
-                    "action {} is outside the catalog of {items} items",
-                    r.action
-                )));
-            }
-            if loss.temperature().is_nan() || loss.temperature() <= 0.0 {
-                return Err(EngineError::Input("temperature must be positive".into()));
-            }
-        }
-    }
-    if let Some(m) = &batch.mask {
-        check_mask(cfg, m, rows)?;
-        if let Some((r, row)) = batch
-            .rows
-            .iter()
-            .enumerate()
-            .find(|(r, row)| m.get(*r, row.action as usize))
-        {
-            return Err(EngineError::Input(format!(
-                "row {r}: action {} is masked, so the policy could not have chosen it",
-                row.action
-            )));
-        }
-    }
-    Ok(rows)
-}
-
-/// Checks an input matrix: a whole number of rows, within the allocated batch size, finite.
-pub(crate) fn check_inputs(cfg: &ModelConfig, inputs: &[f32]) -> Result<usize> {
-    if inputs.is_empty() || inputs.len() % cfg.input != 0 {
-        return Err(EngineError::Input(format!(
-            "inputs must be a non-empty multiple of the input width {}, got {} values",
-            cfg.input,
-            inputs.len()
-        )));
-    }
-    let rows = inputs.len() / cfg.input;
-    if rows > cfg.max_rows {
-        return Err(EngineError::Input(format!(
-            "{rows} rows exceed the model's max_rows {}",
-            cfg.max_rows
-        )));
-    }
-    if let Some(i) = inputs.iter().position(|v| !v.is_finite()) {
-        return Err(EngineError::Input(format!(
-            "input value {i} (row {}) is not finite",
-            i / cfg.input
-        )));
-    }
-    Ok(rows)
-}
-
-/// Checks a parameter vector for a network of `count` parameters: its length, every value finite.
-pub(crate) fn check_params(count: usize, params: &[f32]) -> Result<()> {
-    if params.len() != count {
-        return Err(EngineError::Input(format!(
-            "expected {count} parameters, got {}",
-            params.len()
-        )));
-    }
-    if let Some(i) = params.iter().position(|v| !v.is_finite()) {
-        return Err(EngineError::Input(format!("parameter {i} is not finite")));
-    }
-    Ok(())
-}
-
-/// Checks an item matrix for a policy model: `items × output` values, every value finite.
-pub(crate) fn check_items(cfg: &ModelConfig, embeddings: &[f32]) -> Result<()> {
-    let n = check_policy(cfg)?;
-    let d = cfg.output;
-    if embeddings.len() != n * d {
-        return Err(EngineError::Input(format!(
-            "item matrix must be {n} × {d} = {} values, got {}",
-            n * d,
-            embeddings.len()
-        )));
-    }
-    if let Some(i) = embeddings.iter().position(|v| !v.is_finite()) {
-        return Err(EngineError::Input(format!(
-            "item embedding value {i} (item {}) is not finite",
-            i / d
-        )));
-    }
-    Ok(())
-}
-
-/// Checks a restored optimiser state against the parameter count.
-pub(crate) fn check_optimizer(params: usize, state: &OptimizerState) -> Result<()> {
-    if state.m.len() != params || state.v.len() != params {
-        return Err(EngineError::Input(format!(
-            "optimiser state has {} / {} moments for {params} parameters",
-            state.m.len(),
-            state.v.len()
-        )));
-    }
-    if state.v.iter().chain(&state.m).any(|x| !x.is_finite()) || state.v.iter().any(|&x| x < 0.0) {
-        return Err(EngineError::Input("optimiser state is not finite".into()));
-    }
-    Ok(())
-}
-
-pub(crate) fn check_mask(cfg: &ModelConfig, mask: &Mask, rows: usize) -> Result<()> {
-    let wpr = cfg.items().div_ceil(32);
-    if mask.words_per_row != wpr || mask.words.len() != rows * wpr {
-        return Err(EngineError::Input(format!(
-            "mask must have {wpr} words per row for {rows} rows"
-        )));
-    }
-    Ok(())
-}
-
-/// Checks the arguments of `log_probs`; returns (items, rows).
-pub(crate) fn check_log_probs(
-    cfg: &ModelConfig,
-    inputs: &[f32],
-    mask: Option<&Mask>,
-    temperature: f32,
-) -> Result<(usize, usize)> {
-    let n = check_policy(cfg)?;
-    let rows = check_inputs(cfg, inputs)?;
-    if let Some(m) = mask {
-        check_mask(cfg, m, rows)?;
-    }
-    if temperature.is_nan() || temperature <= 0.0 {
-        return Err(EngineError::Input("temperature must be positive".into()));
-    }
-    Ok((n, rows))
-}
-
-/// Checks the arguments of `sample`; returns (items, rows).
-pub(crate) fn check_sample(
-    cfg: &ModelConfig,
-    inputs: &[f32],
-    mask: Option<&Mask>,
-    spec: &SlateSpec,
-) -> Result<(usize, usize)> {
-    let (n, rows) = check_log_probs(cfg, inputs, mask, spec.temperature)?;
-    check_slate(spec, n)?;
-    if let Some(m) = mask {
-        for r in 0..rows {
-            let open = (0..n).filter(|&j| !m.get(r, j)).count();
-            if open < spec.k {
-                return Err(EngineError::Input(format!(
-                    "row {r} has {open} unmasked items, fewer than the slate size {}",
-                    spec.k
-                )));
-            }
-        }
-    }
-    Ok((n, rows))
-}
-
-pub(crate) fn check_policy(cfg: &ModelConfig) -> Result<usize> {
-    match cfg.head {
-        crate::model::Head::Policy { items } => Ok(items),
-        _ => Err(EngineError::Input(
-            "this operation needs a policy head".into(),
-        )),
-    }
-}
-
-/// Row `item` of a host copy of the item matrix (`items × d`).
-pub(crate) fn item_row(items: &[f32], d: usize, item: u32) -> Result<Vec<f32>> {
-    let i = item as usize;
-    items
-        .get(i * d..(i + 1) * d)
-        .map(<[f32]>::to_vec)
-        .ok_or_else(|| {
-            EngineError::Input(format!(
-                "item {item} is outside the catalog of {} items",
-                items.len() / d.max(1)
-            ))
-        })
-}
-
-pub(crate) fn check_slate(spec: &SlateSpec, items: usize) -> Result<()> {
-    if spec.k == 0 || spec.k > MAX_SLATE || spec.k > items {
-        return Err(EngineError::Input(format!(
-            "slate size must be in 1..={} and at most the catalog size {items}, got {}",
-            MAX_SLATE, spec.k
-        )));
-    }
-    if spec.temperature.is_nan() || spec.temperature <= 0.0 {
-        return Err(EngineError::Input("temperature must be positive".into()));
-    }
-    Ok(())
 }
 
 /// An engine chosen at run time.
@@ -573,15 +441,6 @@ impl AnyEngine {
     }
 }
 
-macro_rules! dispatch {
-    ($self:ident, $e:ident => $body:expr) => {
-        match $self {
-            AnyEngine::Gpu($e) => $body,
-            AnyEngine::Cpu($e) => $body,
-        }
-    };
-}
-
 impl Engine for AnyEngine {
     fn info(&self) -> EngineInfo {
         dispatch!(self, e => e.info())
@@ -592,63 +451,8 @@ impl Engine for AnyEngine {
     fn counters(&self) -> Counters {
         dispatch!(self, e => e.counters())
     }
-    fn set_params(&mut self, params: &[f32]) -> Result<()> {
-        dispatch!(self, e => e.set_params(params))
-    }
     async fn params(&mut self) -> Result<Vec<f32>> {
         dispatch!(self, e => e.params().await)
-    }
-    fn set_items(&mut self, embeddings: &[f32]) -> Result<()> {
-        dispatch!(self, e => e.set_items(embeddings))
-    }
-    fn item_vector(&self, item: u32) -> Result<Vec<f32>> {
-        dispatch!(self, e => e.item_vector(item))
-    }
-    async fn forward(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
-        dispatch!(self, e => e.forward(inputs).await)
-    }
-    async fn scores(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
-        dispatch!(self, e => e.scores(inputs).await)
-    }
-    async fn log_probs(
-        &mut self,
-        inputs: &[f32],
-        mask: Option<&Mask>,
-        temperature: f32,
-    ) -> Result<Vec<f32>> {
-        dispatch!(self, e => e.log_probs(inputs, mask, temperature).await)
-    }
-    async fn sample(
-        &mut self,
-        inputs: &[f32],
-        mask: Option<&Mask>,
-        spec: SlateSpec,
-    ) -> Result<Slates> {
-        dispatch!(self, e => e.sample(inputs, mask, spec).await)
-    }
-    async fn gradients(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
-        dispatch!(self, e => e.gradients(batch, loss).await)
-    }
-    async fn input_gradient(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
-        dispatch!(self, e => e.input_gradient(batch, loss).await)
-    }
-    async fn adapt_context(
-        &mut self,
-        step: ContextStep<'_>,
-        state: ContextState<'_>,
-    ) -> Result<Adapted> {
-        dispatch!(self, e => e.adapt_context(step, state).await)
-    }
-    fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()> {
-        dispatch!(self, e => e.train(batch, loss, adam, steps))
-    }
-    async fn train_with_input_gradient(
-        &mut self,
-        batch: &Batch,
-        loss: Loss,
-        adam: Adam,
-    ) -> Result<(Vec<f32>, f32)> {
-        dispatch!(self, e => e.train_with_input_gradient(batch, loss, adam).await)
     }
     async fn stats(&mut self) -> Result<TrainStats> {
         dispatch!(self, e => e.stats().await)
@@ -659,10 +463,47 @@ impl Engine for AnyEngine {
     async fn optimizer_state(&mut self) -> Result<OptimizerState> {
         dispatch!(self, e => e.optimizer_state().await)
     }
-    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
-        dispatch!(self, e => e.set_optimizer_state(state))
-    }
     async fn reduce(&mut self, data: &[f32], op: Reduce) -> Result<f32> {
         dispatch!(self, e => e.reduce(data, op).await)
+    }
+}
+
+/// The checks ran in [`Engine`]'s methods on the `AnyEngine`; the chosen engine runs the rest.
+impl Backend for AnyEngine {
+    fn load_params(&mut self, params: &[f32]) -> Result<()> {
+        dispatch!(self, e => e.load_params(params))
+    }
+    fn load_items(&mut self, embeddings: &[f32]) -> Result<()> {
+        dispatch!(self, e => e.load_items(embeddings))
+    }
+    fn item_matrix(&self) -> &[f32] {
+        dispatch!(self, e => e.item_matrix())
+    }
+    async fn forward_rows(&mut self, x: Rows<'_>) -> Result<Vec<f32>> {
+        dispatch!(self, e => e.forward_rows(x).await)
+    }
+    async fn score_rows(&mut self, s: Scoring<'_>) -> Result<Vec<f32>> {
+        dispatch!(self, e => e.score_rows(s).await)
+    }
+    async fn log_prob_rows(&mut self, s: Scoring<'_>, temperature: f32) -> Result<Vec<f32>> {
+        dispatch!(self, e => e.log_prob_rows(s, temperature).await)
+    }
+    async fn sample_rows(&mut self, s: Scoring<'_>, spec: SlateSpec) -> Result<Slates> {
+        dispatch!(self, e => e.sample_rows(s, spec).await)
+    }
+    async fn gradient(&mut self, b: Checked<'_>, wrt: Wrt) -> Result<(Vec<f32>, f32)> {
+        dispatch!(self, e => e.gradient(b, wrt).await)
+    }
+    fn train_steps(&mut self, b: Checked<'_>, adam: Adam, steps: u32) -> Result<()> {
+        dispatch!(self, e => e.train_steps(b, adam, steps))
+    }
+    async fn train_step_input(&mut self, b: Checked<'_>, adam: Adam) -> Result<(Vec<f32>, f32)> {
+        dispatch!(self, e => e.train_step_input(b, adam).await)
+    }
+    async fn adapt(&mut self, step: ContextStep<'_>, state: ContextState<'_>) -> Result<Adapted> {
+        dispatch!(self, e => e.adapt(step, state).await)
+    }
+    fn load_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        dispatch!(self, e => e.load_optimizer_state(state))
     }
 }

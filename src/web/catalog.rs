@@ -52,10 +52,7 @@ impl Catalog {
     /// (default `items.csv`).
     #[wasm_bindgen(js_name = fromCSV)]
     pub fn from_csv(text: &str, name: Option<String>) -> Result<Catalog, JsError> {
-        let name = name.unwrap_or_else(|| "items.csv".into());
-        let items =
-            crate::data::read_items_csv(text.as_bytes(), Path::new(&name)).map_err(js_err)?;
-        Ok(Catalog { items })
+        Self::from_csv_bytes(text.as_bytes(), name)
     }
 
     /// Items from CSV bytes (refused, naming the line, where they are not UTF-8).

@@ -9,7 +9,8 @@
 
 use super::reference::{entropy_and_temperature, masked_log_softmax};
 use super::{kernels, pg_coefficient, select, CpuEngine};
-use crate::engine::{Adam, Batch, Loss, Mask, Result, SlateSpec, Slates};
+use crate::engine::backend::{Checked, Scoring};
+use crate::engine::{Batch, Loss, Mask, Result, SlateSpec, Slates};
 use crate::model::{Activation, Head};
 
 /// Buffers reused from call to call.
@@ -70,6 +71,11 @@ impl Scratch {
     /// The parameter gradient of the last backward pass.
     pub(super) fn grads(&self) -> &[f32] {
         &self.grads
+    }
+
+    /// Gives back the parameter-gradient buffer [`CpuEngine::fast_step_gradients`] took.
+    pub(super) fn reuse_grads(&mut self, grads: Vec<f32>) {
+        self.grads = grads;
     }
 
     /// The input gradient of the last backward pass that wanted it.
@@ -172,12 +178,8 @@ impl CpuEngine {
         &self.scratch.scores
     }
 
-    pub(super) fn fast_log_probs(
-        &mut self,
-        inputs: &[f32],
-        mask: Option<&Mask>,
-        temperature: f32,
-    ) -> Vec<f32> {
+    pub(super) fn fast_log_probs(&mut self, x: Scoring<'_>, temperature: f32) -> Vec<f32> {
+        let (inputs, mask) = (x.inputs, x.mask);
         let n = self.cfg.items();
         let scores = self.fast_scores(inputs);
         let rows = scores.len() / n;
@@ -193,12 +195,8 @@ impl CpuEngine {
         out
     }
 
-    pub(super) fn fast_sample(
-        &mut self,
-        inputs: &[f32],
-        mask: Option<&Mask>,
-        spec: SlateSpec,
-    ) -> Result<Slates> {
+    pub(super) fn fast_sample(&mut self, x: Scoring<'_>, spec: SlateSpec) -> Result<Slates> {
+        let (inputs, mask) = (x.inputs, x.mask);
         let n = self.cfg.items();
         self.fast_scores(inputs);
         let s = &mut self.scratch;
@@ -361,16 +359,16 @@ impl CpuEngine {
         }
     }
 
-    /// One optimiser step on the blocked path.
-    pub(super) fn fast_train_step(
+    /// The gradients of one optimiser step on the blocked path: the parameters' (the scratch
+    /// buffer, given back by [`Scratch::reuse_grads`]) and their squared norm, the inputs' (when
+    /// `want_input`), the loss and the entropy.
+    pub(super) fn fast_step_gradients(
         &mut self,
-        batch: &Batch,
-        loss: Loss,
-        adam: Adam,
+        b: Checked<'_>,
         want_input: bool,
-    ) -> (Vec<f32>, f32) {
+    ) -> (Vec<f32>, f32, Vec<f32>, f32, f32) {
         let want = if want_input { Want::Both } else { Want::Params };
-        let (value, entropy) = self.fast_gradients(batch, loss, want);
+        let (value, entropy) = self.fast_gradients(b.batch, b.loss, want);
         let d_input = if want_input {
             self.scratch.dy.clone()
         } else {
@@ -378,8 +376,6 @@ impl CpuEngine {
         };
         let grads = std::mem::take(&mut self.scratch.grads);
         let sq = kernels::dot(&grads, &grads);
-        self.apply_step(&grads, sq, value, entropy, adam);
-        self.scratch.grads = grads;
-        (d_input, value)
+        (grads, sq, d_input, value, entropy)
     }
 }

@@ -4,7 +4,10 @@
 
 use super::reference::{dot, masked_log_softmax};
 use super::CpuEngine;
-use crate::engine::fisher::{check_fisher, conjugate_gradient, Cg, Fisher, States};
+use crate::engine::backend::{FisherBackend, FisherOp};
+#[cfg(doc)]
+use crate::engine::fisher::Fisher;
+use crate::engine::fisher::{conjugate_gradient, States};
 use crate::engine::Result;
 
 impl CpuEngine {
@@ -72,28 +75,13 @@ impl CpuEngine {
     }
 }
 
-impl Fisher for CpuEngine {
-    async fn fisher_product(
-        &mut self,
-        states: States<'_>,
-        v: &[f32],
-        damping: f32,
-    ) -> Result<Vec<f32>> {
-        check_fisher(self, &states, v, damping)?;
-        Ok(self.fvp(&states, v, damping))
-    }
-
-    async fn natural_gradient(
-        &mut self,
-        states: States<'_>,
-        g: &[f32],
-        cg: Cg,
-    ) -> Result<Vec<f32>> {
-        check_fisher(self, &states, g, cg.damping)?;
-        Ok(conjugate_gradient(
-            |p| self.fvp(&states, p, cg.damping),
-            g,
-            cg.iterations,
-        ))
+impl FisherBackend for CpuEngine {
+    async fn fisher(&mut self, states: States<'_>, op: FisherOp<'_>) -> Result<Vec<f32>> {
+        Ok(match op {
+            FisherOp::Product { v, damping } => self.fvp(&states, v, damping),
+            FisherOp::Solve { g, cg } => {
+                conjugate_gradient(|p| self.fvp(&states, p, cg.damping), g, cg.iterations)
+            }
+        })
     }
 }

@@ -4,6 +4,7 @@
 //! product (`fisher.rs`) uses them.
 
 use super::{pg_coefficient, CpuEngine};
+use crate::engine::backend::Scoring;
 use crate::engine::{rng, Batch, EngineError, Loss, Mask, Result, SlateSpec, Slates};
 use crate::model::{Head, Layer};
 
@@ -167,12 +168,8 @@ impl CpuEngine {
     }
 
     /// Masked, temperature-scaled log-softmax of every row.
-    pub(super) fn reference_log_probs(
-        &self,
-        inputs: &[f32],
-        mask: Option<&Mask>,
-        temperature: f32,
-    ) -> Vec<f32> {
+    pub(super) fn reference_log_probs(&self, x: Scoring<'_>, temperature: f32) -> Vec<f32> {
+        let (inputs, mask) = (x.inputs, x.mask);
         let n = self.cfg.items();
         let fwd = self.run_forward(inputs);
         let scores = self.score(&fwd.acts[self.layers.len()], fwd.rows);
@@ -182,12 +179,8 @@ impl CpuEngine {
     }
 
     /// Gumbel-top-k (or greedy top-k): `k` scans over every row's keys.
-    pub(super) fn reference_sample(
-        &self,
-        inputs: &[f32],
-        mask: Option<&Mask>,
-        spec: SlateSpec,
-    ) -> Result<Slates> {
+    pub(super) fn reference_sample(&self, x: Scoring<'_>, spec: SlateSpec) -> Result<Slates> {
+        let (inputs, mask) = (x.inputs, x.mask);
         let n = self.cfg.items();
         let fwd = self.run_forward(inputs);
         let rows = fwd.rows;

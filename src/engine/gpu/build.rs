@@ -1,12 +1,10 @@
 //! [`GpuEngine::new`]: every buffer, pipeline and bind group of a model, built once.
 
 use super::context::Shader;
-use super::interaction::{ContextKernel, RowHead, RowHeadIo, Sampler, SamplerIo};
-use super::uniforms::{
-    AdamParams, DenseDims, LossDims, MseDims, RowDims, ScoreDims, StatDims, Stats,
-};
+use super::interaction::{ContextKernel, PolicyIo, RowHead, Sampler};
+use super::uniforms::{AdamParams, DenseDims, LossDims, MseDims, RowDims, ScoreDims, StatDims};
 use super::{GpuContext, GpuEngine, Reducer, Tile};
-use crate::engine::{Engine, EngineError, Result, Row, MAX_SLATE};
+use crate::engine::{Engine, EngineError, Result, Row, StepSums, MAX_SLATE};
 use crate::model::{Head, ModelConfig};
 
 impl GpuEngine {
@@ -46,7 +44,7 @@ impl GpuEngine {
         let logits = ctx.storage("logits", logit_bytes);
         let logp = ctx.storage("log-probs", logit_bytes);
         let row_stats = ctx.storage("row stats", rows * 8);
-        let stats = ctx.storage("stats", std::mem::size_of::<Stats>() as u64);
+        let stats = ctx.storage("stats", std::mem::size_of::<StepSums>() as u64);
         let slate_bytes = rows * MAX_SLATE as u64 * 4;
         let slate_items = ctx.storage("slate items", slate_bytes);
         let slate_logp = ctx.storage("slate log-probs", slate_bytes);
@@ -179,7 +177,26 @@ impl GpuEngine {
         }
 
         let row_dims = ctx.uniform::<RowDims>("row dims");
-        let (softmax, sampler, context_kernel) = if items > 0 {
+        let head_dims = match cfg.head {
+            Head::Policy { .. } => ctx.uniform::<LossDims>("head dims"),
+            Head::Regression { .. } => ctx.uniform::<MseDims>("head dims"),
+        };
+        // a policy head has items (ModelConfig::validate), so one tile at least
+        let (softmax, sampler, context_kernel, row_head) = if let Some(tile) = tiles.first() {
+            let io = PolicyIo {
+                row_dims: &row_dims,
+                head_dims: &head_dims,
+                logits: &logits,
+                mask: &mask_buf,
+                next_mask: &next_mask,
+                items: &tile.buffer,
+                rows: &rows_buf,
+                d_user: d_out,
+                row_stats: &row_stats,
+                slate_items: &slate_items,
+                slate_logp: &slate_logp,
+                slate_scores: &slate_scores,
+            };
             let softmax = ctx
                 .kernel(
                     Shader::Softmax,
@@ -188,25 +205,16 @@ impl GpuEngine {
                     &[(0, &row_dims), (1, &logits), (2, &mask_buf), (3, &logp)],
                 )
                 .await?;
-            let io = SamplerIo {
-                row_dims: &row_dims,
-                logits: &logits,
-                mask: &mask_buf,
-                next_mask: &next_mask,
-                items: &slate_items,
-                logp: &slate_logp,
-                scores: &slate_scores,
-            };
-            let sampler = Sampler::new(ctx, io, cfg.max_rows, items).await?;
+            let sampler = Sampler::new(ctx, &io, cfg.max_rows, items).await?;
             let context = ContextKernel::new(ctx, &acts[0], &d_input, cfg.input).await?;
-            (Some(softmax), Some(sampler), Some(context))
+            let row_head = RowHead::new(ctx, &io, items, d).await?;
+            (Some(softmax), Some(sampler), Some(context), Some(row_head))
         } else {
-            (None, None, None)
+            (None, None, None, None)
         };
 
         let head = match cfg.head {
             Head::Policy { .. } => {
-                let head_dims = ctx.uniform::<LossDims>("head dims");
                 let entries = [
                     (0, &head_dims),
                     (1, out),
@@ -217,23 +225,10 @@ impl GpuEngine {
                     (6, d_out),
                     (7, &row_stats),
                 ];
-                let kernel = ctx
-                    .kernel(Shader::Loss, "policy_grad", &d_const, &entries)
-                    .await?;
-                let io = RowHeadIo {
-                    dims: &head_dims,
-                    logits: &logits,
-                    items: &tiles[0].buffer,
-                    rows: &rows_buf,
-                    mask: &mask_buf,
-                    d_user: d_out,
-                    row_stats: &row_stats,
-                };
-                let row_head = RowHead::new(ctx, io, items, d).await?;
-                (kernel, head_dims, Some(row_head))
+                ctx.kernel(Shader::Loss, "policy_grad", &d_const, &entries)
+                    .await?
             }
             Head::Regression { .. } => {
-                let head_dims = ctx.uniform::<MseDims>("head dims");
                 let entries = [
                     (8, &head_dims),
                     (9, out),
@@ -241,8 +236,7 @@ impl GpuEngine {
                     (11, d_out),
                     (12, &row_stats),
                 ];
-                let kernel = ctx.kernel(Shader::Loss, "mse_grad", &[], &entries).await?;
-                (kernel, head_dims, None)
+                ctx.kernel(Shader::Loss, "mse_grad", &[], &entries).await?
             }
         };
 
@@ -296,7 +290,7 @@ impl GpuEngine {
             staging,
             layer_dims,
             row_dims,
-            head_dims: head.1,
+            head_dims,
             adam_params,
             stat_dims,
             forward,
@@ -307,8 +301,8 @@ impl GpuEngine {
             softmax,
             sampler,
             context_kernel,
-            head: head.0,
-            row_head: head.2,
+            head,
+            row_head,
             adam,
             step_stats,
             reducer,

@@ -1,11 +1,11 @@
 //! The [`Engine`] trait on the GPU: uploads, reads, scoring, sampling and training.
 
-use super::uniforms::{ReduceDims, RowDims, Stats};
+use super::uniforms::{ReduceDims, RowDims};
 use super::{GpuEngine, Grad, Tail};
+use crate::engine::backend::{Backend, Checked, Rows, Scoring, Wrt};
 use crate::engine::{
-    check_inputs, check_items, check_log_probs, check_optimizer, check_params, check_policy,
-    check_sample, Adam, Adapted, Batch, ContextState, ContextStep, Counters, Engine, EngineInfo,
-    Loss, Mask, OptimizerState, Reduce, Result, SlateSpec, Slates, TrainStats,
+    Adam, Adapted, ContextState, ContextStep, Counters, Engine, EngineInfo, OptimizerState, Reduce,
+    Result, SlateSpec, Slates, StepSums, TrainStats,
 };
 use crate::model::ModelConfig;
 use bytemuck::Zeroable;
@@ -23,171 +23,17 @@ impl Engine for GpuEngine {
         self.counters.get()
     }
 
-    fn set_params(&mut self, params: &[f32]) -> Result<()> {
-        check_params(self.n_params, params)?;
-        self.write(&self.params, params);
-        let zeros = vec![0f32; self.n_params];
-        self.write(&self.adam_m, &zeros);
-        self.write(&self.adam_v, &zeros);
-        self.write(&self.stats, &[Stats::zeroed()]);
-        Ok(())
-    }
-
     async fn params(&mut self) -> Result<Vec<f32>> {
         let enc = self.encoder();
         self.read_one(enc, &self.params, self.n_params * 4).await
     }
 
-    fn set_items(&mut self, embeddings: &[f32]) -> Result<()> {
-        check_items(&self.cfg, embeddings)?;
-        let d = self.cfg.output;
-        for t in &self.tiles {
-            self.write(
-                &t.buffer,
-                &embeddings[t.offset * d..(t.offset + t.items) * d],
-            );
-        }
-        self.items_host = embeddings.to_vec();
-        Ok(())
-    }
-
-    fn item_vector(&self, item: u32) -> Result<Vec<f32>> {
-        check_policy(&self.cfg)?;
-        crate::engine::item_row(&self.items_host, self.cfg.output, item)
-    }
-
-    async fn forward(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
-        let rows = check_inputs(&self.cfg, inputs)?;
-        self.upload_inputs(inputs, rows, false);
-        let mut enc = self.encoder();
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            self.encode_forward(&mut pass, rows);
-        }
-        let out = &self.acts[self.forward.len()];
-        self.read_one(enc, out, rows * self.cfg.output * 4).await
-    }
-
-    async fn scores(&mut self, inputs: &[f32]) -> Result<Vec<f32>> {
-        let n = check_policy(&self.cfg)?;
-        let rows = check_inputs(&self.cfg, inputs)?;
-        let enc = self.encode_scoring(inputs, rows, Tail::None);
-        self.read_one(enc, &self.logits, rows * n * 4).await
-    }
-
-    async fn log_probs(
-        &mut self,
-        inputs: &[f32],
-        mask: Option<&Mask>,
-        temperature: f32,
-    ) -> Result<Vec<f32>> {
-        let (n, rows) = check_log_probs(&self.cfg, inputs, mask, temperature)?;
-        let dims = RowDims {
-            temperature,
-            ..RowDims::zeroed()
-        };
-        let enc = self.encode_scoring(inputs, rows, Tail::Softmax(mask, dims));
-        self.read_one(enc, &self.logp, rows * n * 4).await
-    }
-
-    async fn sample(
-        &mut self,
-        inputs: &[f32],
-        mask: Option<&Mask>,
-        spec: SlateSpec,
-    ) -> Result<Slates> {
-        let (_, rows) = check_sample(&self.cfg, inputs, mask, &spec)?;
-        let dims = RowDims {
-            k: spec.k as u32,
-            greedy: spec.greedy as u32,
-            seed: spec.seed,
-            draw: spec.draw,
-            temperature: spec.temperature,
-            ..RowDims::zeroed()
-        };
-        let enc = self.encode_scoring(inputs, rows, Tail::Sample(mask, dims));
-        let bytes = (rows * spec.k * 4) as u64;
-        let mut out = self
-            .read(
-                enc,
-                &[(&self.slate_items, bytes), (&self.slate_logp, bytes)],
-            )
-            .await?;
-        Ok(Slates {
-            k: spec.k,
-            logp: out.swap_remove(1),
-            items: bytemuck::cast_slice(&out[0]).to_vec(),
-        })
-    }
-
-    async fn gradients(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
-        let rows = self.upload_batch(batch, loss, false)?;
-        let mut enc = self.encoder();
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            self.encode_gradient(&mut pass, rows, Grad::Weights);
-        }
-        let bytes = self.n_params as u64 * 4;
-        self.read_gradient(enc, &self.grads, bytes, rows).await
-    }
-
-    async fn input_gradient(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
-        let rows = self.upload_batch(batch, loss, true)?;
-        let mut enc = self.encoder();
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            self.encode_gradient(&mut pass, rows, Grad::Input);
-        }
-        let bytes = (rows * self.cfg.input * 4) as u64;
-        self.read_gradient(enc, &self.d_input, bytes, rows).await
-    }
-
-    async fn adapt_context(
-        &mut self,
-        step: ContextStep<'_>,
-        state: ContextState<'_>,
-    ) -> Result<Adapted> {
-        self.adapt_context_gpu(step, state).await
-    }
-
-    fn train(&mut self, batch: &Batch, loss: Loss, adam: Adam, steps: u32) -> Result<()> {
-        let (enc, _) = self.encode_train(batch, loss, adam, steps, false)?;
-        self.ctx.queue.submit([enc.finish()]);
-        self.count(|c| c.submits += 1);
-        Ok(())
-    }
-
-    async fn train_with_input_gradient(
-        &mut self,
-        batch: &Batch,
-        loss: Loss,
-        adam: Adam,
-    ) -> Result<(Vec<f32>, f32)> {
-        let (enc, rows) = self.encode_train(batch, loss, adam, 1, true)?;
-        let bytes = (rows * self.cfg.input * 4) as u64;
-        self.read_gradient(enc, &self.d_input, bytes, rows).await
-    }
-
     async fn stats(&mut self) -> Result<TrainStats> {
-        let bytes = std::mem::size_of::<Stats>() as u64;
+        let bytes = std::mem::size_of::<StepSums>() as u64;
         let enc = self.encoder();
         let out = self.read(enc, &[(&self.stats, bytes)]).await?;
-        let s: Stats = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&out[0]));
-        let n = s.steps.max(1) as f32;
-        Ok(TrainStats {
-            step: s.step,
-            steps: s.steps,
-            mean_loss: s.loss_sum / n,
-            last_loss: s.last_loss,
-            mean_entropy: s.entropy_sum / n,
-            // step_stats marks a skipped step with a negative squared norm
-            grad_norm: if s.grad_sq < 0.0 {
-                f32::INFINITY
-            } else {
-                s.grad_sq.sqrt()
-            },
-            skipped: s.skipped,
-        })
+        let s: StepSums = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&out[0]));
+        Ok(s.into())
     }
 
     fn reset_stats(&mut self) -> Result<()> {
@@ -200,7 +46,7 @@ impl Engine for GpuEngine {
 
     async fn optimizer_state(&mut self) -> Result<OptimizerState> {
         let bytes = self.n_params as u64 * 4;
-        let sbytes = std::mem::size_of::<Stats>() as u64;
+        let sbytes = std::mem::size_of::<StepSums>() as u64;
         let enc = self.encoder();
         let mut out = self
             .read(
@@ -212,20 +58,12 @@ impl Engine for GpuEngine {
                 ],
             )
             .await?;
-        let s: Stats = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&out[2]));
+        let s: StepSums = bytemuck::pod_read_unaligned(bytemuck::cast_slice(&out[2]));
         Ok(OptimizerState {
             v: out.swap_remove(1),
             m: out.swap_remove(0),
             step: s.step,
         })
-    }
-
-    fn set_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
-        check_optimizer(self.n_params, state)?;
-        self.write(&self.adam_m, &state.m);
-        self.write(&self.adam_v, &state.v);
-        self.write(&self.stats, &[state.step]);
-        Ok(())
     }
 
     async fn reduce(&mut self, data: &[f32], op: Reduce) -> Result<f32> {
@@ -253,5 +91,119 @@ impl Engine for GpuEngine {
         self.count(|c| c.dispatches += 1);
         let out = self.read(enc, &[(&r.out, 4)]).await?;
         Ok(out[0][0])
+    }
+}
+
+impl Backend for GpuEngine {
+    fn load_params(&mut self, params: &[f32]) -> Result<()> {
+        self.write(&self.params, params);
+        let zeros = vec![0f32; self.n_params];
+        self.write(&self.adam_m, &zeros);
+        self.write(&self.adam_v, &zeros);
+        self.write(&self.stats, &[StepSums::zeroed()]);
+        Ok(())
+    }
+
+    fn load_items(&mut self, embeddings: &[f32]) -> Result<()> {
+        let d = self.cfg.output;
+        for t in &self.tiles {
+            self.write(
+                &t.buffer,
+                &embeddings[t.offset * d..(t.offset + t.items) * d],
+            );
+        }
+        self.items_host = embeddings.to_vec();
+        Ok(())
+    }
+
+    fn item_matrix(&self) -> &[f32] {
+        &self.items_host
+    }
+
+    async fn forward_rows(&mut self, x: Rows<'_>) -> Result<Vec<f32>> {
+        self.upload_inputs(x.inputs, x.rows, false);
+        let mut enc = self.encoder();
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            self.encode_forward(&mut pass, x.rows);
+        }
+        let out = &self.acts[self.forward.len()];
+        self.read_one(enc, out, x.rows * self.cfg.output * 4).await
+    }
+
+    async fn score_rows(&mut self, s: Scoring<'_>) -> Result<Vec<f32>> {
+        let enc = self.encode_scoring(s.inputs, s.rows, Tail::None);
+        self.read_one(enc, &self.logits, s.rows * s.items * 4).await
+    }
+
+    async fn log_prob_rows(&mut self, s: Scoring<'_>, temperature: f32) -> Result<Vec<f32>> {
+        let dims = RowDims {
+            temperature,
+            ..RowDims::zeroed()
+        };
+        let enc = self.encode_scoring(s.inputs, s.rows, Tail::Softmax(s.mask, dims));
+        self.read_one(enc, &self.logp, s.rows * s.items * 4).await
+    }
+
+    async fn sample_rows(&mut self, s: Scoring<'_>, spec: SlateSpec) -> Result<Slates> {
+        let dims = RowDims {
+            k: spec.k as u32,
+            greedy: spec.greedy as u32,
+            seed: spec.seed,
+            draw: spec.draw,
+            temperature: spec.temperature,
+            ..RowDims::zeroed()
+        };
+        let enc = self.encode_scoring(s.inputs, s.rows, Tail::Sample(s.mask, dims));
+        let bytes = (s.rows * spec.k * 4) as u64;
+        let mut out = self
+            .read(
+                enc,
+                &[(&self.slate_items, bytes), (&self.slate_logp, bytes)],
+            )
+            .await?;
+        Ok(Slates {
+            k: spec.k,
+            logp: out.swap_remove(1),
+            items: bytemuck::cast_slice(&out[0]).to_vec(),
+        })
+    }
+
+    async fn gradient(&mut self, b: Checked<'_>, wrt: Wrt) -> Result<(Vec<f32>, f32)> {
+        let (grad, buffer, bytes) = match wrt {
+            Wrt::Params => (Grad::Weights, &self.grads, self.n_params * 4),
+            Wrt::Input => (Grad::Input, &self.d_input, b.rows * self.cfg.input * 4),
+        };
+        self.upload_batch(b, wrt == Wrt::Input)?;
+        let mut enc = self.encoder();
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            self.encode_gradient(&mut pass, b.rows, grad);
+        }
+        self.read_gradient(enc, buffer, bytes as u64, b.rows).await
+    }
+
+    fn train_steps(&mut self, b: Checked<'_>, adam: Adam, steps: u32) -> Result<()> {
+        let enc = self.encode_train(b, adam, steps, false)?;
+        self.ctx.queue.submit([enc.finish()]);
+        self.count(|c| c.submits += 1);
+        Ok(())
+    }
+
+    async fn train_step_input(&mut self, b: Checked<'_>, adam: Adam) -> Result<(Vec<f32>, f32)> {
+        let enc = self.encode_train(b, adam, 1, true)?;
+        let bytes = (b.rows * self.cfg.input * 4) as u64;
+        self.read_gradient(enc, &self.d_input, bytes, b.rows).await
+    }
+
+    async fn adapt(&mut self, step: ContextStep<'_>, state: ContextState<'_>) -> Result<Adapted> {
+        self.adapt_context_gpu(step, state).await
+    }
+
+    fn load_optimizer_state(&mut self, state: &OptimizerState) -> Result<()> {
+        self.write(&self.adam_m, &state.m);
+        self.write(&self.adam_v, &state.v);
+        self.write(&self.stats, &[state.step]);
+        Ok(())
     }
 }

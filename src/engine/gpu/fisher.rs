@@ -7,7 +7,10 @@
 use super::context::Shader;
 use super::uniforms::{CgDims, HeadDims};
 use super::{backward_groups, grid, GpuEngine, Kernel};
-use crate::engine::fisher::{check_fisher, Cg, Fisher, States};
+use crate::engine::backend::{FisherBackend, FisherOp};
+#[cfg(doc)]
+use crate::engine::fisher::Fisher;
+use crate::engine::fisher::{Cg, States};
 use crate::engine::{EngineError, Result};
 
 /// The Fisher kernels of one model, built on first use.
@@ -154,16 +157,15 @@ impl FisherKernels {
 }
 
 impl GpuEngine {
-    /// Checks the arguments, builds the kernels on first use and uploads the states and the
-    /// uniforms; returns the row count.
+    /// Builds the kernels on first use and uploads the `rows` rows of `states` and the
+    /// uniforms.
     async fn prepare_fisher(
         &mut self,
         states: &States<'_>,
-        v: &[f32],
+        rows: usize,
         damping: f32,
-    ) -> Result<usize> {
+    ) -> Result<()> {
         self.ctx.check()?;
-        let rows = check_fisher(self, states, v, damping)?;
         if self.tiles.len() != 1 {
             return Err(EngineError::Config(format!(
                 "the Fisher information needs the item matrix in one storage binding; {} items \
@@ -199,7 +201,7 @@ impl GpuEngine {
                 damping,
             }],
         );
-        Ok(rows)
+        Ok(())
     }
 
     /// Encodes `Ap = (F + λI) p` (the forward pass must already be in `pass`); returns the
@@ -216,16 +218,9 @@ impl GpuEngine {
         fk.damp.dispatch(pass, grid(self.n_params.div_ceil(1024)));
         2 * layers.len() as u64 + 2
     }
-}
 
-impl Fisher for GpuEngine {
-    async fn fisher_product(
-        &mut self,
-        states: States<'_>,
-        v: &[f32],
-        damping: f32,
-    ) -> Result<Vec<f32>> {
-        let rows = self.prepare_fisher(&states, v, damping).await?;
+    /// `(F + λI) v` on the prepared states.
+    async fn product(&mut self, v: &[f32], rows: usize) -> Result<Vec<f32>> {
         self.write(&self.fisher_dir, v);
         let mut enc = self.encoder();
         {
@@ -242,13 +237,8 @@ impl Fisher for GpuEngine {
         self.read_one(enc, &fk.ap, self.n_params * 4).await
     }
 
-    async fn natural_gradient(
-        &mut self,
-        states: States<'_>,
-        g: &[f32],
-        cg: Cg,
-    ) -> Result<Vec<f32>> {
-        let rows = self.prepare_fisher(&states, g, cg.damping).await?;
+    /// `(F + λI)⁻¹ g` by conjugate gradient on the prepared states, in one submit.
+    async fn solve(&mut self, g: &[f32], cg: Cg, rows: usize) -> Result<Vec<f32>> {
         let Some(fk) = self.fisher.take() else {
             return Err(EngineError::Device("Fisher kernels missing".into()));
         };
@@ -277,5 +267,22 @@ impl Fisher for GpuEngine {
         let out = self.read_one(enc, &fk.x, self.n_params * 4).await;
         self.fisher = Some(fk);
         out
+    }
+}
+
+impl FisherBackend for GpuEngine {
+    async fn fisher(&mut self, states: States<'_>, op: FisherOp<'_>) -> Result<Vec<f32>> {
+        // Fisher::fisher_product and natural_gradient checked the rows
+        let rows = states.inputs.len() / self.cfg.input;
+        match op {
+            FisherOp::Product { v, damping } => {
+                self.prepare_fisher(&states, rows, damping).await?;
+                self.product(v, rows).await
+            }
+            FisherOp::Solve { g, cg } => {
+                self.prepare_fisher(&states, rows, cg.damping).await?;
+                self.solve(g, cg, rows).await
+            }
+        }
     }
 }

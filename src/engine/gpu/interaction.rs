@@ -7,7 +7,8 @@
 use super::context::Shader;
 use super::uniforms::{ContextDims, RowDims};
 use super::{grid, GpuContext, GpuEngine, Grad, Kernel};
-use crate::engine::interaction::{check, host_step};
+use crate::engine::backend::Checked;
+use crate::engine::interaction::host_step;
 use crate::engine::{Adapted, ContextState, ContextStep, EngineError, Result, Slates, MAX_SLATE};
 
 #[cfg(doc)]
@@ -18,15 +19,36 @@ const CHUNK: usize = 4096;
 /// Items per workgroup of loss.wgsl's one-row head (its `HCHUNK`).
 const HEAD_CHUNK: usize = 1024;
 
-/// The buffers the sampler reads and writes (see [`Sampler::new`]).
-pub(super) struct SamplerIo<'a> {
+/// The engine's buffers that the policy head's many-workgroup kernels bind: the sampler
+/// ([`Sampler::new`]) and the one-row head ([`RowHead::new`]).
+pub(super) struct PolicyIo<'a> {
+    /// softmax.wgsl's [`RowDims`] and loss.wgsl's head dims.
     pub row_dims: &'a wgpu::Buffer,
+    pub head_dims: &'a wgpu::Buffer,
+    /// The item scores of the rows (`rows × items`), the batch's mask and the next slate's.
     pub logits: &'a wgpu::Buffer,
     pub mask: &'a wgpu::Buffer,
     pub next_mask: &'a wgpu::Buffer,
+    /// The item matrix (one tile), the batch's rows, dL/du, the per-row loss and entropy.
     pub items: &'a wgpu::Buffer,
-    pub logp: &'a wgpu::Buffer,
-    pub scores: &'a wgpu::Buffer,
+    pub rows: &'a wgpu::Buffer,
+    pub d_user: &'a wgpu::Buffer,
+    pub row_stats: &'a wgpu::Buffer,
+    /// The slates drawn: items, log-propensities and logits.
+    pub slate_items: &'a wgpu::Buffer,
+    pub slate_logp: &'a wgpu::Buffer,
+    pub slate_scores: &'a wgpu::Buffer,
+}
+
+/// Workgroups of `per` items that cover `items` items, at most 65,535 (one dispatch dimension).
+fn chunks(items: usize, per: usize, kernel: &str) -> Result<usize> {
+    let chunks = items.div_ceil(per);
+    if chunks > 65_535 {
+        return Err(EngineError::Config(format!(
+            "{items} items need {chunks} {kernel} workgroups, more than 65,535"
+        )));
+    }
+    Ok(chunks)
 }
 
 /// softmax.wgsl's two-kernel sampler: per-chunk partials (softmax sums and top-K keys) over
@@ -42,16 +64,11 @@ pub(super) struct Sampler {
 impl Sampler {
     pub(super) async fn new(
         ctx: &GpuContext,
-        io: SamplerIo<'_>,
+        io: &PolicyIo<'_>,
         rows: usize,
         items: usize,
     ) -> Result<Self> {
-        let chunks = items.div_ceil(CHUNK);
-        if chunks > 65_535 {
-            return Err(EngineError::Config(format!(
-                "{items} items need {chunks} sampler workgroups per row, more than 65,535"
-            )));
-        }
+        let chunks = chunks(items, CHUNK, "sampler (per row)")?;
         let cells = (rows * chunks) as u64;
         let norm = ctx.storage("sampler partial sums", cells * 16);
         let keys = ctx.storage("sampler partial keys", cells * MAX_SLATE as u64 * 4);
@@ -75,9 +92,9 @@ impl Sampler {
         let merge_entries = [
             (0, io.row_dims),
             (1, io.logits),
-            (4, io.items),
-            (5, io.logp),
-            (6, io.scores),
+            (4, io.slate_items),
+            (5, io.slate_logp),
+            (6, io.slate_scores),
             (7, &norm),
             (8, &keys),
             (9, &ids),
@@ -105,17 +122,6 @@ impl Sampler {
     }
 }
 
-/// The buffers of the one-row policy head (see [`RowHead::new`]).
-pub(super) struct RowHeadIo<'a> {
-    pub dims: &'a wgpu::Buffer,
-    pub logits: &'a wgpu::Buffer,
-    pub items: &'a wgpu::Buffer,
-    pub rows: &'a wgpu::Buffer,
-    pub mask: &'a wgpu::Buffer,
-    pub d_user: &'a wgpu::Buffer,
-    pub row_stats: &'a wgpu::Buffer,
-}
-
 /// loss.wgsl's policy head for one row over many workgroups: per-chunk softmax statistics,
 /// their merge (loss, entropy, the policy-gradient weight), per-chunk shares of dL/du, their sum.
 pub(super) struct RowHead {
@@ -130,21 +136,16 @@ impl RowHead {
     /// For `items` items of width `d`; the logits are the score kernel's.
     pub(super) async fn new(
         ctx: &GpuContext,
-        io: RowHeadIo<'_>,
+        io: &PolicyIo<'_>,
         items: usize,
         d: usize,
     ) -> Result<Self> {
-        let chunks = items.div_ceil(HEAD_CHUNK);
-        if chunks > 65_535 {
-            return Err(EngineError::Config(format!(
-                "{items} items need {chunks} policy-head workgroups, more than 65,535"
-            )));
-        }
+        let chunks = chunks(items, HEAD_CHUNK, "policy-head")?;
         let part = ctx.storage("head partial sums", chunks as u64 * 16);
         let scal = ctx.storage("head scalars", 16);
         let du = ctx.storage("head dL/du shares", (chunks * d) as u64 * 4);
         let c = [("D", d as f64)];
-        let (l, m, dims) = (io.logits, io.mask, io.dims);
+        let (l, m, dims) = (io.logits, io.mask, io.head_dims);
         let stats = [(0, dims), (4, m), (13, l), (14, &part)];
         let merge = [
             (0, dims),
@@ -229,20 +230,28 @@ impl ContextKernel {
 }
 
 impl GpuEngine {
-    /// [`Engine::adapt_context`] in one submit.
+    /// [`Engine::adapt_context`] in one submit, on a checked step.
     pub(super) async fn adapt_context_gpu(
         &mut self,
         step: ContextStep<'_>,
         mut state: ContextState<'_>,
     ) -> Result<Adapted> {
-        check(&self.cfg, &step, &state)?;
         self.ctx.check()?;
         let (Some(ck), Some(sampler)) = (&self.context_kernel, &self.sampler) else {
             return Err(EngineError::Input(
                 "this operation needs a policy head".into(),
             ));
         };
-        self.upload_batch(step.batch, step.loss, true)?;
+        // Engine::adapt_context checked the step: one row
+        let (batch, loss) = (step.batch, step.loss);
+        self.upload_batch(
+            Checked {
+                batch,
+                loss,
+                rows: 1,
+            },
+            true,
+        )?;
         let c = state.context.len();
         let width = self.cfg.input;
         let adam = step.adam;

@@ -16,9 +16,10 @@ use uniforms::{
     AdamParams, DenseDims, LossDims, MseDims, ReduceDims, RowDims, ScoreDims, StatDims,
 };
 
+use super::backend::Checked;
 #[cfg(doc)]
 use super::Engine;
-use super::{check_batch, Adam, Batch, Counters, EngineError, Loss, Mask, Result};
+use super::{Adam, Counters, EngineError, Loss, Mask, Result};
 use crate::model::{Head, Layer, ModelConfig};
 use bytemuck::Pod;
 
@@ -339,9 +340,9 @@ impl GpuEngine {
         }
     }
 
-    /// Uploads a batch and the head's uniforms; returns the row count.
-    fn upload_batch(&self, batch: &Batch, loss: Loss, input_grad: bool) -> Result<usize> {
-        let rows = check_batch(&self.cfg, batch, loss)?;
+    /// Uploads a checked batch and the head's uniforms.
+    fn upload_batch(&self, b: Checked<'_>, input_grad: bool) -> Result<()> {
+        let Checked { batch, loss, rows } = b;
         if let (Head::Policy { .. }, true) = (self.cfg.head, self.tiles.len() > 1) {
             return Err(EngineError::Config(format!(
                 "training needs the item matrix in one storage binding; {} items need {} tiles",
@@ -392,7 +393,7 @@ impl GpuEngine {
                 );
             }
         }
-        Ok(rows)
+        Ok(())
     }
 
     /// Forward, loss gradient and backward: the gradient of the whole model lands in `grads`,
@@ -432,14 +433,14 @@ impl GpuEngine {
     /// backward, statistics, Adam) in one compute pass; returns the encoder, not yet submitted.
     fn encode_train(
         &mut self,
-        batch: &Batch,
-        loss: Loss,
+        b: Checked<'_>,
         adam: Adam,
         steps: u32,
         input_grad: bool,
-    ) -> Result<(wgpu::CommandEncoder, usize)> {
+    ) -> Result<wgpu::CommandEncoder> {
         self.ctx.check()?;
-        let rows = self.upload_batch(batch, loss, input_grad)?;
+        self.upload_batch(b, input_grad)?;
+        let rows = b.rows;
         self.write(
             &self.adam_params,
             &[AdamParams {
@@ -479,7 +480,7 @@ impl GpuEngine {
             c.dispatches += 2 * steps as u64;
             c.train_steps += steps as u64;
         });
-        Ok((enc, rows))
+        Ok(enc)
     }
 
     /// Adds to the engine's counters.

@@ -6,7 +6,7 @@
 //! layouts agree without padding; a uniform buffer's size is derived from its type
 //! ([`uniform_bytes`]).
 
-use crate::engine::Row;
+use crate::engine::{Row, StepSums};
 use bytemuck::{Pod, Zeroable};
 
 /// WGSL text of a struct of 4-byte scalar fields.
@@ -161,9 +161,13 @@ gpu_structs! {
         damping: f32,
     }
 
-    /// The training statistics on the device, written by `step_stats` and read by `adam`; a
-    /// negative `grad_sq` marks a skipped (non-finite) step.
-    struct Stats {
+    extern struct Row {
+        action: u32,
+        reward: f32,
+        baseline: f32,
+        old_logp: f32,
+    }
+    extern struct StepSums {
         step: u32,
         steps: u32,
         loss_sum: f32,
@@ -171,13 +175,6 @@ gpu_structs! {
         last_loss: f32,
         grad_sq: f32,
         skipped: u32,
-    }
-
-    extern struct Row {
-        action: u32,
-        reward: f32,
-        baseline: f32,
-        old_logp: f32,
     }
 }
 
