@@ -237,6 +237,13 @@ mod tests {
     use crate::session::{AdaptConfig, Session};
     use pollster::block_on;
 
+    /// Item vectors of three columns for `n` items, spread over −5/3…5/3.
+    fn three_columns(n: usize) -> Vec<f32> {
+        (0..n * 3)
+            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
+            .collect()
+    }
+
     /// Greedy ranking of every item by a fresh session, after `likes` reactions of 1.
     fn ranking(model: &ModelConfig, params: &[f32], items: &[f32], likes: &[u32]) -> Vec<u32> {
         let mut engine = CpuEngine::new(model).unwrap();
@@ -291,9 +298,7 @@ mod tests {
     #[test]
     fn a_policy_over_a_prior_starts_at_the_prior_whatever_the_person_did() {
         let n = 40;
-        let values: Vec<f32> = (0..n * 3)
-            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
-            .collect();
+        let values = three_columns(n);
         let scores: Vec<f32> = (0..n).map(|i| ((i * 13 % 40) as f32) * 0.1 + 1.0).collect();
         let plain = ItemVectors {
             values: values.clone(),
@@ -339,9 +344,7 @@ mod tests {
     #[test]
     fn a_feedback_start_scores_the_prior_plus_the_summary_read_linearly() {
         let n = 30;
-        let values: Vec<f32> = (0..n * 3)
-            .map(|i| ((i * 37 % 11) as f32 - 5.0) / 3.0)
-            .collect();
+        let values = three_columns(n);
         let scores: Vec<f32> = (0..n).map(|i| ((i * 13 % 30) as f32) * 0.1).collect();
         let vectors = ItemVectors {
             values,

@@ -1,5 +1,5 @@
 // A bundle of a site's own items, made by the CLI, in the page: node tests/e2e/ownbundle.mjs
-// Needs www/pkg (scripts/test.sh builds it) and the CLI (target/debug/metarec, built by the
+// Needs www/pkg (scripts/test.sh builds it) and the CLI (target/release/metarec, built by the
 // cargo test stage; METAREC_CLI overrides). Writes a 30-item CSV of books (tags, years,
 // descriptions; not MovieLens), runs `metarec bundle --items` and `metarec inspect --json`,
 // then opens the page with ?bundle= that file: For you recommends those books, and a reaction
@@ -10,7 +10,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { REPO_ROOT, assert, launchChromium, runTests, startServer } from './lib/harness.mjs';
 
-const CLI = process.env.METAREC_CLI || path.join(REPO_ROOT, process.env.CARGO_TARGET_DIR || 'target', 'debug', 'metarec');
+const CLI = process.env.METAREC_CLI || path.join(REPO_ROOT, process.env.CARGO_TARGET_DIR || 'target', 'release', 'metarec');
 const OUT_DIR = path.join(REPO_ROOT, 'out');
 const TAGS = ['fantasy', 'history', 'cooking', 'science', 'poetry'];
 const BOOKS = Array.from({ length: 30 }, (_, i) => ({
@@ -20,7 +20,7 @@ const BOOKS = Array.from({ length: 30 }, (_, i) => ({
   year: 1990 + i,
 }));
 
-assert(existsSync(CLI), `no CLI at ${CLI}: run cargo test --features cli (or build it) first, or set METAREC_CLI`);
+assert(existsSync(CLI), `no CLI at ${CLI}: run cargo test --release --features cli (or build it) first, or set METAREC_CLI`);
 mkdirSync(OUT_DIR, { recursive: true });
 const csv = path.join(OUT_DIR, 'e2e-books.csv');
 const bundle = path.join(OUT_DIR, 'e2e-books.bundle');
