@@ -111,19 +111,30 @@ pub async fn reference<E: Engine + ?Sized>(
     let (grad, loss) = engine.input_gradient(step.batch, step.loss).await?;
     host_step(&grad, step.adam, &mut state);
     let input = next_input(&state, &step);
-    let slate = engine
-        .sample(&input, Some(step.next_mask), step.spec)
-        .await?;
-    // the scores as `Session::recommend` reports them (the CPU engine keeps the sampler's)
-    let all = engine.scores(&input).await?;
-    let scores = slate
-        .items
-        .iter()
-        .map(|&j| all[j as usize] / step.spec.temperature)
-        .collect();
+    let (slate, scores) = scored(engine, &input, Some(step.next_mask), step.spec).await?;
     Ok(Adapted {
         slate,
         scores,
         loss,
     })
+}
+
+/// The slates of `inputs` and each position's logit `u · e_j / T` from the whole score matrix
+/// (the CPU engine keeps the sampler's scores): [`Engine::sample_scored`]'s reference.
+pub async fn scored<E: Engine + ?Sized>(
+    engine: &mut E,
+    inputs: &[f32],
+    mask: Option<&Mask>,
+    spec: SlateSpec,
+) -> Result<(Slates, Vec<f32>)> {
+    let slate = engine.sample(inputs, mask, spec).await?;
+    let all = engine.scores(inputs).await?;
+    let n = engine.config().items();
+    let scores = slate
+        .items
+        .iter()
+        .enumerate()
+        .map(|(p, &j)| all[p / spec.k.max(1) * n + j as usize] / spec.temperature)
+        .collect();
+    Ok((slate, scores))
 }

@@ -281,6 +281,17 @@ pub trait Engine {
         mask: Option<&Mask>,
         spec: SlateSpec,
     ) -> Result<Slates>;
+    /// [`Engine::sample`] and, per slate position, its item's logit `u · e_j / T` (what a
+    /// session reports). The default reads the whole score matrix ([`interaction::scored`]);
+    /// the GPU engine takes the logits from its sampler (one submit, 12 bytes per slot).
+    async fn sample_scored(
+        &mut self,
+        inputs: &[f32],
+        mask: Option<&Mask>,
+        spec: SlateSpec,
+    ) -> Result<(Slates, Vec<f32>)> {
+        interaction::scored(self, inputs, mask, spec).await
+    }
 
     /// Gradient of `loss` on `batch` w.r.t. all parameters, and the loss; parameters unchanged.
     async fn gradients(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)>;
@@ -625,6 +636,14 @@ impl Engine for AnyEngine {
         spec: SlateSpec,
     ) -> Result<Slates> {
         dispatch!(self, e => e.sample(inputs, mask, spec).await)
+    }
+    async fn sample_scored(
+        &mut self,
+        inputs: &[f32],
+        mask: Option<&Mask>,
+        spec: SlateSpec,
+    ) -> Result<(Slates, Vec<f32>)> {
+        dispatch!(self, e => e.sample_scored(inputs, mask, spec).await)
     }
     async fn gradients(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
         dispatch!(self, e => e.gradients(batch, loss).await)

@@ -96,28 +96,16 @@ impl Engine for GpuEngine {
         mask: Option<&Mask>,
         spec: SlateSpec,
     ) -> Result<Slates> {
-        let (_, rows) = check_sample(&self.cfg, inputs, mask, &spec)?;
-        let dims = RowDims {
-            k: spec.k as u32,
-            greedy: spec.greedy as u32,
-            seed: spec.seed,
-            draw: spec.draw,
-            temperature: spec.temperature,
-            ..RowDims::zeroed()
-        };
-        let enc = self.encode_scoring(inputs, rows, Tail::Sample(mask, dims));
-        let bytes = (rows * spec.k * 4) as u64;
-        let mut out = self
-            .read(
-                enc,
-                &[(&self.slate_items, bytes), (&self.slate_logp, bytes)],
-            )
-            .await?;
-        Ok(Slates {
-            k: spec.k,
-            logp: out.swap_remove(1),
-            items: bytemuck::cast_slice(&out[0]).to_vec(),
-        })
+        Ok(self.draw(inputs, mask, spec, false).await?.0)
+    }
+
+    async fn sample_scored(
+        &mut self,
+        inputs: &[f32],
+        mask: Option<&Mask>,
+        spec: SlateSpec,
+    ) -> Result<(Slates, Vec<f32>)> {
+        self.draw(inputs, mask, spec, true).await
     }
 
     async fn gradients(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
@@ -253,5 +241,45 @@ impl Engine for GpuEngine {
         self.count(|c| c.dispatches += 1);
         let out = self.read(enc, &[(&r.out, 4)]).await?;
         Ok(out[0][0])
+    }
+}
+
+impl GpuEngine {
+    /// The slates of `inputs` in one submit (forward, scores, sampler); with `scored`, also each
+    /// position's logit from the sampler (`slate_scores`); reads back 8 or 12 bytes per slot.
+    async fn draw(
+        &mut self,
+        inputs: &[f32],
+        mask: Option<&Mask>,
+        spec: SlateSpec,
+        scored: bool,
+    ) -> Result<(Slates, Vec<f32>)> {
+        let (_, rows) = check_sample(&self.cfg, inputs, mask, &spec)?;
+        let dims = RowDims {
+            k: spec.k as u32,
+            greedy: spec.greedy as u32,
+            seed: spec.seed,
+            draw: spec.draw,
+            temperature: spec.temperature,
+            ..RowDims::zeroed()
+        };
+        let enc = self.encode_scoring(inputs, rows, Tail::Sample(mask, dims));
+        let bytes = (rows * spec.k * 4) as u64;
+        let mut copies = vec![(&self.slate_items, bytes), (&self.slate_logp, bytes)];
+        if scored {
+            copies.push((&self.slate_scores, bytes));
+        }
+        let mut out = self.read(enc, &copies).await?;
+        let scores = if scored {
+            out.swap_remove(2)
+        } else {
+            Vec::new()
+        };
+        let slate = Slates {
+            k: spec.k,
+            logp: out.swap_remove(1),
+            items: bytemuck::cast_slice(&out[0]).to_vec(),
+        };
+        Ok((slate, scores))
     }
 }
