@@ -237,6 +237,22 @@ fn backward(
     }
 }
 
+// The last layer of a one-row input gradient: its dLoss/dY is the sum of SHARES vectors (loss.wgsl
+// head_back's per-chunk shares, so no dispatch sums them first); 0: one vector.
+override SHARES: u32 = 0u;
+
+// dLoss/dZ at output o of the one row (see SHARES).
+fn dz_row(o: u32) -> f32 {
+    if (SHARES == 0u) {
+        return dz(0u, o);
+    }
+    var g = 0.0;
+    for (var s = 0u; s < SHARES; s = s + 1u) {
+        g = g + bdy[s * OUT + o];
+    }
+    return g * d_act(ACT, by[o]);
+}
+
 // One-row path (a matrix-vector product, for a batch of one row: the 16-row tiles above would
 // compute 15 rows for nothing). Both entry points give each of ROW_WG = 64 invocations one
 // output value and stage the shared vector in workgroup memory in chunks of ROW_KC values.
@@ -276,7 +292,7 @@ fn backward_dx_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     for (var o0 = 0u; o0 < OUT; o0 = o0 + ROW_KC) {
         let on = min(ROW_KC, OUT - o0);
         for (var oo = lid.x; oo < on; oo = oo + ROW_WG) {
-            row_v[oo] = dz(0u, o0 + oo);
+            row_v[oo] = dz_row(o0 + oo);
         }
         workgroupBarrier();
         for (var oo = 0u; oo < on; oo = oo + 1u) {

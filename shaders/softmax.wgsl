@@ -6,7 +6,8 @@
 // log-propensity is log p(item | items before it).
 
 @group(0) @binding(0) var<uniform> rd: RowDims;
-@group(0) @binding(1) var<storage, read> scores: array<f32>;
+// the logits s = u.e_j: read, or written by `sample_partial` when it computes them (SCORE)
+@group(0) @binding(1) var<storage, read_write> scores: array<f32>;
 @group(0) @binding(2) var<storage, read> mask: array<u32>;
 // log_softmax
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -80,6 +81,14 @@ fn gumbel(row: u32, item: u32) -> f32 {
 // reference); then the slate's log-propensities log p(item | items before it), each position's
 // normaliser summed without subtracting: the mass of the items the slate does not hold (the
 // chunks' rest and the candidates not picked), plus the slate's from its end backwards.
+// With SCORE = 1 (a catalog in one tile), `sample_partial` computes its items' logits
+// s = u_r.e_j itself (as score.wgsl does, D = the width of u) and writes them to `scores` for
+// `sample_merge`, so no scoring dispatch precedes it.
+override SCORE: u32 = 0u;
+override D: u32 = 64u;
+@group(0) @binding(10) var<storage, read> user: array<f32>;
+@group(0) @binding(11) var<storage, read> emb: array<f32>;
+var<workgroup> u_s: array<f32, 256>;
 const CHUNK: u32 = 4096u;
 const PER: u32 = 16u;   // CHUNK / WG items per invocation
 const NONE: u32 = 0xffffffffu;
@@ -109,11 +118,22 @@ fn sample_partial(
     // item j0 + p * WG + lid.x: its logit and key (NEG when masked, past the end or retired)
     var z: array<f32, 16>;
     var key: array<f32, 16>;
+    if (SCORE != 0u && lid.x < D) {
+        u_s[lid.x] = user[r * D + lid.x];
+    }
+    workgroupBarrier();
     var m = NEG;
     for (var p = 0u; p < PER; p = p + 1u) {
         let j = j0 + p * WG + lid.x;
         z[p] = NEG;
         key[p] = NEG;
+        if (SCORE != 0u && j < rd.items) {
+            var acc = 0.0;
+            for (var d = 0u; d < D; d = d + 1u) {
+                acc = acc + u_s[d] * emb[j * D + d];
+            }
+            scores[base + j] = acc;
+        }
         if (j < rd.items && open(r, j)) {
             z[p] = scores[base + j] / rd.temperature;
             m = max(m, z[p]);

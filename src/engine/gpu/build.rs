@@ -1,7 +1,7 @@
 //! [`GpuEngine::new`]: every buffer, pipeline and bind group of a model, built once.
 
 use super::context::Shader;
-use super::interaction::{ContextKernel, RowHead, RowHeadIo, Sampler, SamplerIo};
+use super::interaction::{ContextKernel, LastLayer, RowHead, RowHeadIo, Sampler, SamplerIo};
 use super::uniforms::{
     AdamParams, DenseDims, LossDims, MseDims, RowDims, ScoreDims, StatDims, Stats,
 };
@@ -77,13 +77,28 @@ impl GpuEngine {
         let mut backward = Vec::new();
         let mut forward_row = Vec::new();
         let mut backward_row = Vec::new();
-        for (l, layer) in layers.iter().enumerate() {
-            let constants = [
+        // a layer's constants; the backward's also say what its gradients carry (dense.wgsl:
+        // the gradient buffers between layers carry dLoss/dZ)
+        let layer_constants = |l: usize, backward: bool| {
+            let layer = &layers[l];
+            let mut c = vec![
                 ("IN", layer.inputs as f64),
                 ("OUT", layer.outputs as f64),
                 ("ACT", layer.activation.code() as f64),
                 ("W_OFF", offsets[l] as f64),
             ];
+            if backward {
+                let x_act = match l {
+                    0 => 0,
+                    _ => layers[l - 1].activation.code(),
+                };
+                c.push(("DY_IS_DZ", (l + 1 < layers.len()) as u32 as f64));
+                c.push(("X_ACT", x_act as f64));
+            }
+            c
+        };
+        for l in 0..layers.len() {
+            let constants = layer_constants(l, false);
             let dims = ctx.uniform::<DenseDims>("layer dims");
             forward.push(
                 ctx.kernel(
@@ -103,14 +118,7 @@ impl GpuEngine {
                 )
                 .await?,
             );
-            // the gradient buffers between layers carry dLoss/dZ (see dense.wgsl)
-            let x_act = match l {
-                0 => 0,
-                _ => layers[l - 1].activation.code(),
-            };
-            let mut b_constants = constants.to_vec();
-            b_constants.push(("DY_IS_DZ", (l + 1 < layers.len()) as u32 as f64));
-            b_constants.push(("X_ACT", x_act as f64));
+            let b_constants = layer_constants(l, true);
             let dx = if l == 0 { &d_input } else { &dys[l - 1] };
             backward.push(
                 ctx.kernel(
@@ -191,6 +199,10 @@ impl GpuEngine {
             let io = SamplerIo {
                 row_dims: &row_dims,
                 logits: &logits,
+                user: out,
+                tile: &tiles[0].buffer,
+                tiles: tiles.len(),
+                d,
                 mask: &mask_buf,
                 next_mask: &next_mask,
                 items: &slate_items,
@@ -222,6 +234,7 @@ impl GpuEngine {
                     .await?;
                 let io = RowHeadIo {
                     dims: &head_dims,
+                    user: out,
                     logits: &logits,
                     items: &tiles[0].buffer,
                     rows: &rows_buf,
@@ -229,7 +242,13 @@ impl GpuEngine {
                     d_user: d_out,
                     row_stats: &row_stats,
                 };
-                let row_head = RowHead::new(ctx, io, items, d).await?;
+                let l = layers.len() - 1;
+                let dx = if l == 0 { &d_input } else { &dys[l - 1] };
+                let last = LastLayer {
+                    constants: &layer_constants(l, true),
+                    entries: &[(1, &params), (4, &acts[l]), (5, out), (8, dx)],
+                };
+                let row_head = RowHead::new(ctx, io, last, items, d).await?;
                 (kernel, head_dims, Some(row_head))
             }
             Head::Regression { .. } => {

@@ -22,6 +22,12 @@ const HEAD_CHUNK: usize = 1024;
 pub(super) struct SamplerIo<'a> {
     pub row_dims: &'a wgpu::Buffer,
     pub logits: &'a wgpu::Buffer,
+    /// The network's output u and the item matrix's first tile: a catalog in one tile is
+    /// scored by `sample_partial` itself.
+    pub user: &'a wgpu::Buffer,
+    pub tile: &'a wgpu::Buffer,
+    pub tiles: usize,
+    pub d: usize,
     pub mask: &'a wgpu::Buffer,
     pub next_mask: &'a wgpu::Buffer,
     pub items: &'a wgpu::Buffer,
@@ -29,14 +35,16 @@ pub(super) struct SamplerIo<'a> {
     pub scores: &'a wgpu::Buffer,
 }
 
-/// softmax.wgsl's two-kernel sampler: per-chunk partials (softmax sums and top-K keys) over
-/// many workgroups, then one merge per row; `partial_next` reads the next-slate mask of an
-/// interaction.
+/// softmax.wgsl's two-kernel sampler: per-chunk partials (softmax sums and top-K keys; for a
+/// catalog in one tile also the logits) over many workgroups, then one merge per row;
+/// `partial_next` reads the next-slate mask of an interaction.
 pub(super) struct Sampler {
     partial: Kernel,
     partial_next: Kernel,
     merge: Kernel,
     chunks: usize,
+    /// Whether `sample_partial` computes the logits (no scoring dispatch before it).
+    pub(super) scores: bool,
 }
 
 impl Sampler {
@@ -64,13 +72,17 @@ impl Sampler {
                 (7, &norm),
                 (8, &keys),
                 (9, &ids),
+                (10, io.user),
+                (11, io.tile),
             ]
         };
+        let scores = io.tiles == 1;
+        let c = [("SCORE", scores as u32 as f64), ("D", io.d as f64)];
         let partial = ctx
-            .kernel(Shader::Softmax, "sample_partial", &[], &part(io.mask))
+            .kernel(Shader::Softmax, "sample_partial", &c, &part(io.mask))
             .await?;
         let partial_next = ctx
-            .kernel(Shader::Softmax, "sample_partial", &[], &part(io.next_mask))
+            .kernel(Shader::Softmax, "sample_partial", &c, &part(io.next_mask))
             .await?;
         let merge_entries = [
             (0, io.row_dims),
@@ -90,6 +102,7 @@ impl Sampler {
             partial_next,
             merge,
             chunks,
+            scores,
         })
     }
 
@@ -108,6 +121,8 @@ impl Sampler {
 /// The buffers of the one-row policy head (see [`RowHead::new`]).
 pub(super) struct RowHeadIo<'a> {
     pub dims: &'a wgpu::Buffer,
+    /// The network's output u.
+    pub user: &'a wgpu::Buffer,
     pub logits: &'a wgpu::Buffer,
     pub items: &'a wgpu::Buffer,
     pub rows: &'a wgpu::Buffer,
@@ -116,21 +131,32 @@ pub(super) struct RowHeadIo<'a> {
     pub row_stats: &'a wgpu::Buffer,
 }
 
-/// loss.wgsl's policy head for one row over many workgroups: per-chunk softmax statistics,
-/// their merge (loss, entropy, the policy-gradient weight), per-chunk shares of dL/du, their sum.
+/// The last layer's dX-only backward that reads the head's dL/du shares (dense.wgsl
+/// `backward_dx_row` with `SHARES`): its constants and every binding but the shares.
+pub(super) struct LastLayer<'a> {
+    pub constants: &'a [(&'a str, f64)],
+    pub entries: &'a [(u32, &'a wgpu::Buffer)],
+}
+
+/// loss.wgsl's policy head for one row over many workgroups: per-chunk logits and softmax
+/// statistics; per chunk their merge (loss, entropy, the policy-gradient weight) and the chunk's
+/// share of dL/du; the shares' sum (or, for an input gradient, the last layer's backward
+/// `last_dx` sums them as it reads them).
 pub(super) struct RowHead {
     stats: Kernel,
-    merge: Kernel,
     back: Kernel,
     reduce: Kernel,
+    /// The last layer's `backward_dx_row` on the shares.
+    pub(super) last_dx: Kernel,
     chunks: usize,
 }
 
 impl RowHead {
-    /// For `items` items of width `d`; the logits are the score kernel's.
+    /// For `items` items of width `d` (in one tile).
     pub(super) async fn new(
         ctx: &GpuContext,
         io: RowHeadIo<'_>,
+        last: LastLayer<'_>,
         items: usize,
         d: usize,
     ) -> Result<Self> {
@@ -141,46 +167,56 @@ impl RowHead {
             )));
         }
         let part = ctx.storage("head partial sums", chunks as u64 * 16);
-        let scal = ctx.storage("head scalars", 16);
         let du = ctx.storage("head dL/du shares", (chunks * d) as u64 * 4);
         let c = [("D", d as f64)];
         let (l, m, dims) = (io.logits, io.mask, io.dims);
-        let stats = [(0, dims), (4, m), (13, l), (14, &part)];
-        let merge = [
+        let stats = [
             (0, dims),
-            (3, io.rows),
-            (7, io.row_stats),
+            (1, io.user),
+            (2, io.items),
+            (4, m),
             (13, l),
             (14, &part),
-            (15, &scal),
         ];
         let back = [
             (0, dims),
             (2, io.items),
             (3, io.rows),
             (4, m),
+            (7, io.row_stats),
             (13, l),
-            (15, &scal),
+            (14, &part),
             (16, &du),
         ];
         let reduce = [(0, dims), (6, io.d_user), (16, &du)];
+        let mut constants = last.constants.to_vec();
+        constants.push(("SHARES", chunks as f64));
+        let mut entries = last.entries.to_vec();
+        entries.push((6, &du));
         Ok(RowHead {
             stats: ctx.kernel(Shader::Loss, "head_stats", &c, &stats).await?,
-            merge: ctx.kernel(Shader::Loss, "head_merge", &c, &merge).await?,
             back: ctx.kernel(Shader::Loss, "head_back", &c, &back).await?,
             reduce: ctx.kernel(Shader::Loss, "head_reduce", &c, &reduce).await?,
+            last_dx: ctx
+                .kernel(Shader::Dense, "backward_dx_row", &constants, &entries)
+                .await?,
             chunks,
         })
     }
 
-    /// Encodes the head after the item scores of the one row: 4 dispatches.
-    pub(super) fn encode(&self, pass: &mut wgpu::ComputePass) {
+    /// Encodes the head after the network's forward pass on the one row: the logits, the
+    /// statistics, the shares of dL/du and, unless the last layer's `last_dx` reads the shares
+    /// (`shares`), their sum. Returns the dispatches encoded.
+    pub(super) fn encode(&self, pass: &mut wgpu::ComputePass, shares: bool) -> u64 {
         // at most 65,535 chunks (RowHead::new)
         let chunks = (self.chunks as u32, 1);
         self.stats.dispatch(pass, chunks);
-        self.merge.dispatch(pass, (1, 1));
         self.back.dispatch(pass, chunks);
+        if shares {
+            return 2;
+        }
         self.reduce.dispatch(pass, (1, 1));
+        3
     }
 }
 
@@ -290,7 +326,9 @@ impl GpuEngine {
             self.encode_gradient(&mut pass, 1, Grad::Input);
             ck.kernel.dispatch(&mut pass, grid(width.div_ceil(256)));
             self.encode_forward(&mut pass, 1);
-            self.encode_scores(&mut pass, 1);
+            if !sampler.scores {
+                self.encode_scores(&mut pass, 1);
+            }
             sampler.encode(&mut pass, 1, true);
         }
         self.count(|n| n.dispatches += 3);
