@@ -1,7 +1,7 @@
 //! [`GpuEngine::new`]: every buffer, pipeline and bind group of a model, built once.
 
 use super::context::Shader;
-use super::interaction::{ContextKernel, LastLayer, RowHead, RowHeadIo, Sampler, SamplerIo};
+use super::interaction::{ContextKernel, RowBackward, RowHead, RowHeadIo, Sampler, SamplerIo};
 use super::uniforms::{
     AdamParams, DenseDims, LossDims, MseDims, RowDims, ScoreDims, StatDims, Stats,
 };
@@ -187,7 +187,7 @@ impl GpuEngine {
         }
 
         let row_dims = ctx.uniform::<RowDims>("row dims");
-        let (softmax, sampler, context_kernel) = if items > 0 {
+        let (softmax, sampler) = if items > 0 {
             let softmax = ctx
                 .kernel(
                     Shader::Softmax,
@@ -210,10 +210,9 @@ impl GpuEngine {
                 scores: &slate_scores,
             };
             let sampler = Sampler::new(ctx, io, cfg.max_rows, items).await?;
-            let context = ContextKernel::new(ctx, &acts[0], &d_input, cfg.input).await?;
-            (Some(softmax), Some(sampler), Some(context))
+            (Some(softmax), Some(sampler))
         } else {
-            (None, None, None)
+            (None, None)
         };
 
         let head = match cfg.head {
@@ -244,7 +243,7 @@ impl GpuEngine {
                 };
                 let l = layers.len() - 1;
                 let dx = if l == 0 { &d_input } else { &dys[l - 1] };
-                let last = LastLayer {
+                let last = RowBackward {
                     constants: &layer_constants(l, true),
                     entries: &[(1, &params), (4, &acts[l]), (5, out), (8, dx)],
                 };
@@ -263,6 +262,26 @@ impl GpuEngine {
                 let kernel = ctx.kernel(Shader::Loss, "mse_grad", &[], &entries).await?;
                 (kernel, head_dims, None)
             }
+        };
+
+        // a session's context step in the first layer's input-gradient kernel (for a one-layer
+        // network also the last, reading the head's shares of dL/du)
+        let context_kernel = match &head.2 {
+            Some(h) => {
+                let mut constants = layer_constants(0, true);
+                let dy = if layers.len() == 1 {
+                    constants.push(("SHARES", h.chunks as f64));
+                    &h.shares
+                } else {
+                    &dys[0]
+                };
+                let first = RowBackward {
+                    constants: &constants,
+                    entries: &[(1, &params), (5, &acts[1]), (6, dy), (8, &d_input)],
+                };
+                Some(ContextKernel::new(ctx, &acts[0], cfg.input, first).await?)
+            }
+            None => None,
         };
 
         let adam_params = ctx.uniform::<AdamParams>("adam params");

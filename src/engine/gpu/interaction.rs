@@ -1,12 +1,13 @@
 //! The sampler over many workgroups and a context-adapting session's interaction in one submit
 //! ([`Engine::adapt_context`]): input gradient (one-row kernels, no weight gradients), the
-//! context's Adam step on the device, forward, scores and the sampler; read back: the context's
+//! context's Adam step on the device (in the first layer's input-gradient kernel), forward and
+//! the sampler (which scores a one-tile catalog itself); read back: the context's
 //! gradient (the host mirrors the Adam step on its copy of the session's state, so the state
 //! serialises without a readback), the loss and the slate (items, log-propensities, logits).
 
 use super::context::Shader;
 use super::uniforms::{ContextDims, RowDims};
-use super::{grid, GpuContext, GpuEngine, Grad, Kernel};
+use super::{GpuContext, GpuEngine, Grad, Kernel};
 use crate::engine::interaction::{check, host_step};
 use crate::engine::{Adapted, ContextState, ContextStep, EngineError, Result, Slates, MAX_SLATE};
 
@@ -131,9 +132,10 @@ pub(super) struct RowHeadIo<'a> {
     pub row_stats: &'a wgpu::Buffer,
 }
 
-/// The last layer's dX-only backward that reads the head's dL/du shares (dense.wgsl
-/// `backward_dx_row` with `SHARES`): its constants and every binding but the shares.
-pub(super) struct LastLayer<'a> {
+/// A layer's dX-only backward for one row (dense.wgsl `backward_dx_row`): its constants and
+/// bindings, but for the ones the kernel built on it adds (the head's dL/du shares for the last
+/// layer, the context's state for the first).
+pub(super) struct RowBackward<'a> {
     pub constants: &'a [(&'a str, f64)],
     pub entries: &'a [(u32, &'a wgpu::Buffer)],
 }
@@ -148,7 +150,9 @@ pub(super) struct RowHead {
     reduce: Kernel,
     /// The last layer's `backward_dx_row` on the shares.
     pub(super) last_dx: Kernel,
-    chunks: usize,
+    /// The per-chunk shares of dL/du (`chunks` × the width of u).
+    pub(super) shares: wgpu::Buffer,
+    pub(super) chunks: usize,
 }
 
 impl RowHead {
@@ -156,7 +160,7 @@ impl RowHead {
     pub(super) async fn new(
         ctx: &GpuContext,
         io: RowHeadIo<'_>,
-        last: LastLayer<'_>,
+        last: RowBackward<'_>,
         items: usize,
         d: usize,
     ) -> Result<Self> {
@@ -200,6 +204,7 @@ impl RowHead {
             last_dx: ctx
                 .kernel(Shader::Dense, "backward_dx_row", &constants, &entries)
                 .await?,
+            shares: du,
             chunks,
         })
     }
@@ -220,10 +225,11 @@ impl RowHead {
     }
 }
 
-/// The context step's kernel and buffers: the session's Adam moments and next summary are
-/// uploaded per interaction, the next slate's mask too.
+/// The first layer's dX-only backward fused with the context's Adam step (dense.wgsl
+/// `backward_dx_row_context`) and its buffers: the session's Adam moments and next summary are
+/// uploaded per interaction.
 pub(super) struct ContextKernel {
-    kernel: Kernel,
+    pub(super) kernel: Kernel,
     dims: wgpu::Buffer,
     m: wgpu::Buffer,
     v: wgpu::Buffer,
@@ -231,28 +237,29 @@ pub(super) struct ContextKernel {
 }
 
 impl ContextKernel {
-    /// For a network input of `width` values in `input`, with its gradient in `d_input`.
+    /// For a network input of `width` values in `input`; `first` is the first layer's
+    /// `backward_dx_row` (its constants and bindings, the input gradient at 8; for a one-layer
+    /// network the last layer's, reading the head's shares).
     pub(super) async fn new(
         ctx: &GpuContext,
         input: &wgpu::Buffer,
-        d_input: &wgpu::Buffer,
         width: usize,
+        first: RowBackward<'_>,
     ) -> Result<Self> {
         let bytes = width as u64 * 4;
         let dims = ctx.uniform::<ContextDims>("context dims");
         let m = ctx.storage("context adam m", bytes);
         let v = ctx.storage("context adam v", bytes);
         let tail = ctx.storage("next summary", bytes);
-        let entries = [
-            (6, &dims),
-            (7, input),
-            (8, d_input),
-            (9, &m),
-            (10, &v),
-            (11, &tail),
-        ];
+        let mut entries = first.entries.to_vec();
+        entries.extend([(9, &dims), (10, input), (11, &m), (12, &v), (13, &tail)]);
         let kernel = ctx
-            .kernel(Shader::Adam, "context_step", &[], &entries)
+            .kernel(
+                Shader::Dense,
+                "backward_dx_row_context",
+                first.constants,
+                &entries,
+            )
             .await?;
         Ok(ContextKernel {
             kernel,
@@ -280,13 +287,11 @@ impl GpuEngine {
         };
         self.upload_batch(step.batch, step.loss, true)?;
         let c = state.context.len();
-        let width = self.cfg.input;
         let adam = step.adam;
         self.write(
             &ck.dims,
             &[ContextDims {
                 context: c as u32,
-                width: width as u32,
                 step: *state.step + 1,
                 lr: adam.lr,
                 beta1: adam.beta1,
@@ -323,15 +328,15 @@ impl GpuEngine {
         let mut enc = self.encoder();
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            self.encode_gradient(&mut pass, 1, Grad::Input);
-            ck.kernel.dispatch(&mut pass, grid(width.div_ceil(256)));
+            // the input gradient's last kernel (the first layer's) takes the context's step
+            self.encode_gradient(&mut pass, 1, Grad::Context);
             self.encode_forward(&mut pass, 1);
             if !sampler.scores {
                 self.encode_scores(&mut pass, 1);
             }
             sampler.encode(&mut pass, 1, true);
         }
-        self.count(|n| n.dispatches += 3);
+        self.count(|n| n.dispatches += 2);
         let k = spec.k as u64 * 4;
         let mut out = self
             .read(

@@ -80,6 +80,9 @@ enum Grad {
     WeightsAndInput,
     /// The inputs' gradient (for one row, without computing the parameters' gradient).
     Input,
+    /// One row's input gradient, its first layer's kernel also taking a session's context step
+    /// (dense.wgsl `backward_dx_row_context`, [`ContextKernel`]).
+    Context,
 }
 
 /// Workgroups of a layer's `forward` (dense.wgsl): TM × WX output tiles.
@@ -405,15 +408,15 @@ impl GpuEngine {
             // one row of a policy head: the head over many workgroups; an input gradient's last
             // layer sums the head's shares of dL/du itself
             (Some(h), 1) => {
-                let shares = grad == Grad::Input;
+                let shares = matches!(grad, Grad::Input | Grad::Context);
                 let n = h.encode(pass, shares);
                 self.count(|c| c.dispatches += n);
                 if shares {
                     for l in (0..layers.len()).rev() {
-                        let k = if l == last {
-                            &h.last_dx
-                        } else {
-                            &self.backward_row[l]
+                        let k = match (&self.context_kernel, l) {
+                            (Some(ck), 0) if grad == Grad::Context => &ck.kernel,
+                            _ if l == last => &h.last_dx,
+                            _ => &self.backward_row[l],
                         };
                         k.dispatch(pass, (layers[l].inputs.div_ceil(DENSE_ROW_WG) as u32, 1));
                     }
@@ -430,7 +433,7 @@ impl GpuEngine {
                 self.count(|c| c.dispatches += 1);
             }
         }
-        if grad == Grad::Input && rows == 1 {
+        if matches!(grad, Grad::Input | Grad::Context) && rows == 1 {
             for (l, k) in self.backward_row.iter().enumerate().rev() {
                 k.dispatch(pass, (layers[l].inputs.div_ceil(DENSE_ROW_WG) as u32, 1));
             }
