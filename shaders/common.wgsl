@@ -61,9 +61,10 @@ fn wg_max(v: f32, lid: u32) -> f32 {
     return r;
 }
 
-// Arg-max of (v, i) over the workgroup: larger value wins, ties go to the smaller index. The
-// winner's value stays in red_f[0] until the next reduction writes it.
-fn wg_argmax(v: f32, i: u32, lid: u32) -> u32 {
+// Arg-max of (v, i) over the workgroup: larger value wins, ties go to the smaller index.
+// Returns (i, bits of v) of the winner, uniform (one load of both).
+var<workgroup> red_win: vec2<u32>;
+fn wg_argmax(v: f32, i: u32, lid: u32) -> vec2<u32> {
     red_f[lid] = v;
     red_i[lid] = i;
     workgroupBarrier();
@@ -93,10 +94,9 @@ fn wg_argmax(v: f32, i: u32, lid: u32) -> u32 {
                 bi = oi;
             }
         }
-        red_f[0] = bv;
-        red_i[0] = bi;
+        red_win = vec2<u32>(bi, bitcast<u32>(bv));
     }
-    let r = workgroupUniformLoad(&red_i[0]);
+    let r = workgroupUniformLoad(&red_win);
     workgroupBarrier();
     return r;
 }

@@ -98,14 +98,6 @@ var<workgroup> pick_z: array<f32, 64>;
 @group(0) @binding(8) var<storage, read_write> part_key: array<f32>;
 @group(0) @binding(9) var<storage, read_write> part_item: array<u32>;
 
-// Arg-max of (v, i) over the workgroup (larger v, then smaller i): (i, bits of v), uniform.
-fn argmax_kv(v: f32, i: u32, lid: u32) -> vec2<u32> {
-    let a = wg_argmax(v, i, lid);
-    // wg_argmax leaves the winner's value in red_f[0] until the next reduction writes it
-    let b = bitcast<u32>(workgroupUniformLoad(&red_f[0]));
-    return vec2<u32>(a, b);
-}
-
 @compute @workgroup_size(256)
 fn sample_partial(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -162,7 +154,7 @@ fn sample_partial(
                 best_s = p * WG + lid.x;
             }
         }
-        let a = argmax_kv(best_v, best_s, lid.x);
+        let a = wg_argmax(best_v, best_s, lid.x);
         if (a.x != NONE && a.x % WG == lid.x) {
             key[a.x / WG] = NEG;
         }
@@ -214,16 +206,15 @@ fn sample_merge(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
                 best_i = i;
             }
         }
-        let a = argmax_kv(best_v, best_i, lid.x);
+        let a = wg_argmax(best_v, best_i, lid.x);
         prev_i = a.x;
         prev_v = bitcast<f32>(a.y);
         if (lid.x == 0u) {
             let zz = scores[base + a.x] / rd.temperature;
             out_items[r * rd.k + kk] = a.x;
             out_score[r * rd.k + kk] = zz;
-            pick_z[kk] = zz;
+            pick_z[kk] = zz;   // read by this invocation only, below
         }
-        workgroupBarrier();
     }
     // the mass the slate does not hold: each chunk's rest and the candidates ordered after the
     // last pick
