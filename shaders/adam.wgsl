@@ -45,36 +45,3 @@ fn adam(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
         }
     }
 }
-
-// context_step: a session's context (the first cd.context values of the network input) takes
-// one Adam step (no clipping) along the input gradient, on the device, so that the next
-// forward pass runs in the same submit; the rest of the input becomes the next feedback
-// summary. The same arithmetic as the host's `adam_update`. Grid: ceil(cd.width / WG).
-@group(0) @binding(6) var<uniform> cd: ContextDims;
-@group(0) @binding(7) var<storage, read_write> ctx_in: array<f32>;
-@group(0) @binding(8) var<storage, read> ctx_grad: array<f32>;
-@group(0) @binding(9) var<storage, read_write> ctx_m: array<f32>;
-@group(0) @binding(10) var<storage, read_write> ctx_v: array<f32>;
-@group(0) @binding(11) var<storage, read> ctx_tail: array<f32>;
-
-@compute @workgroup_size(256)
-fn context_step(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    if (i >= cd.width) {
-        return;
-    }
-    if (i >= cd.context) {
-        ctx_in[i] = ctx_tail[i - cd.context];
-        return;
-    }
-    let t = f32(cd.step);
-    let c1 = 1.0 - pow(cd.beta1, t);
-    let c2 = 1.0 - pow(cd.beta2, t);
-    let g = ctx_grad[i];
-    let m = cd.beta1 * ctx_m[i] + (1.0 - cd.beta1) * g;
-    let v = cd.beta2 * ctx_v[i] + (1.0 - cd.beta2) * g * g;
-    ctx_m[i] = m;
-    ctx_v[i] = v;
-    let p = ctx_in[i];
-    ctx_in[i] = p - cd.lr * ((m / c1) / (sqrt(v / c2) + cd.eps) + cd.weight_decay * p);
-}

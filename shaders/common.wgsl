@@ -1,5 +1,5 @@
 // Shared by every kernel: prepended to each shader file when its module is created.
-// Workgroup reductions over 256 invocations; masked items carry the value NEG (= f32::MIN).
+// Workgroup reductions over 256 invocations (two levels of 16); masked items carry the value NEG (= f32::MIN).
 
 const WG: u32 = 256u;
 const NEG: f32 = -3.4028234663852886e38;
@@ -8,15 +8,29 @@ const TINY: f32 = 1.1754943508222875e-38;
 var<workgroup> red_f: array<f32, 256>;
 var<workgroup> red_i: array<u32, 256>;
 
+// The reductions fold in two levels, RED = 16 invocations folding 16 values each, then one
+// folding their 16 results: 3 barriers and a uniform load instead of a tree's 8 levels (a
+// barrier is costly on software adapters, which switch between every invocation group).
+const RED: u32 = 16u;   // RED * RED = WG
+
 // Sum of `v` over the workgroup; every invocation gets the (uniform) result.
 fn wg_sum(v: f32, lid: u32) -> f32 {
     red_f[lid] = v;
     workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        if (lid < s) {
-            red_f[lid] = red_f[lid] + red_f[lid + s];
+    if (lid < RED) {
+        var a = 0.0;
+        for (var k = 0u; k < RED; k = k + 1u) {
+            a = a + red_f[lid * RED + k];
         }
-        workgroupBarrier();
+        red_f[lid * RED] = a;
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+        var a = 0.0;
+        for (var k = 0u; k < RED; k = k + 1u) {
+            a = a + red_f[k * RED];
+        }
+        red_f[0] = a;
     }
     let r = workgroupUniformLoad(&red_f[0]);
     workgroupBarrier();
@@ -27,11 +41,20 @@ fn wg_sum(v: f32, lid: u32) -> f32 {
 fn wg_max(v: f32, lid: u32) -> f32 {
     red_f[lid] = v;
     workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        if (lid < s) {
-            red_f[lid] = max(red_f[lid], red_f[lid + s]);
+    if (lid < RED) {
+        var a = red_f[lid * RED];
+        for (var k = 1u; k < RED; k = k + 1u) {
+            a = max(a, red_f[lid * RED + k]);
         }
-        workgroupBarrier();
+        red_f[lid * RED] = a;
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+        var a = red_f[0];
+        for (var k = 1u; k < RED; k = k + 1u) {
+            a = max(a, red_f[k * RED]);
+        }
+        red_f[0] = a;
     }
     let r = workgroupUniformLoad(&red_f[0]);
     workgroupBarrier();
@@ -39,22 +62,41 @@ fn wg_max(v: f32, lid: u32) -> f32 {
 }
 
 // Arg-max of (v, i) over the workgroup: larger value wins, ties go to the smaller index.
-fn wg_argmax(v: f32, i: u32, lid: u32) -> u32 {
+// Returns (i, bits of v) of the winner, uniform (one load of both).
+var<workgroup> red_win: vec2<u32>;
+fn wg_argmax(v: f32, i: u32, lid: u32) -> vec2<u32> {
     red_f[lid] = v;
     red_i[lid] = i;
     workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        if (lid < s) {
-            let ov = red_f[lid + s];
-            let oi = red_i[lid + s];
-            if (ov > red_f[lid] || (ov == red_f[lid] && oi < red_i[lid])) {
-                red_f[lid] = ov;
-                red_i[lid] = oi;
+    if (lid < RED) {
+        var bv = red_f[lid * RED];
+        var bi = red_i[lid * RED];
+        for (var k = 1u; k < RED; k = k + 1u) {
+            let ov = red_f[lid * RED + k];
+            let oi = red_i[lid * RED + k];
+            if (ov > bv || (ov == bv && oi < bi)) {
+                bv = ov;
+                bi = oi;
             }
         }
-        workgroupBarrier();
+        red_f[lid * RED] = bv;
+        red_i[lid * RED] = bi;
     }
-    let r = workgroupUniformLoad(&red_i[0]);
+    workgroupBarrier();
+    if (lid == 0u) {
+        var bv = red_f[0];
+        var bi = red_i[0];
+        for (var k = 1u; k < RED; k = k + 1u) {
+            let ov = red_f[k * RED];
+            let oi = red_i[k * RED];
+            if (ov > bv || (ov == bv && oi < bi)) {
+                bv = ov;
+                bi = oi;
+            }
+        }
+        red_win = vec2<u32>(bi, bitcast<u32>(bv));
+    }
+    let r = workgroupUniformLoad(&red_win);
     workgroupBarrier();
     return r;
 }

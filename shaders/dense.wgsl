@@ -233,6 +233,22 @@ fn backward(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
     }
 }
 
+// The last layer of a one-row input gradient: its dLoss/dY is the sum of SHARES vectors (loss.wgsl
+// head_back's per-chunk shares, so no dispatch sums them first); 0: one vector.
+override SHARES: u32 = 0u;
+
+// dLoss/dZ at output o of the one row (see SHARES).
+fn dz_row(o: u32) -> f32 {
+    if (SHARES == 0u) {
+        return dz(0u, o);
+    }
+    var g = 0.0;
+    for (var s = 0u; s < SHARES; s = s + 1u) {
+        g = g + bdy[s * OUT + o];
+    }
+    return g * d_act(ACT, by[o]);
+}
+
 // One-row path (a matrix-vector product, for a batch of one row: the 16-row tiles above would
 // compute 15 rows for nothing). Both entry points give each of ROW_WG = 64 invocations one
 // output value and stage the shared vector in workgroup memory in chunks of ROW_KC values.
@@ -262,17 +278,15 @@ fn forward_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     }
 }
 
-// dX = dZ W^T for the one row, without the weight gradients (what an input gradient needs):
-// one input column per invocation. Grid: (ceil(IN / ROW_WG), 1).
-@compute @workgroup_size(64)
-fn backward_dx_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = wg.x * ROW_WG + lid.x;
+// (dZ W^T)[i] for the one row: input column i of this invocation (clamped at the edge); call in
+// uniform control flow (barriers).
+fn dx_row(i: u32, lid: u32) -> f32 {
     let ic = min(i, IN - 1u);
     var acc = 0.0;
     for (var o0 = 0u; o0 < OUT; o0 = o0 + ROW_KC) {
         let on = min(ROW_KC, OUT - o0);
-        for (var oo = lid.x; oo < on; oo = oo + ROW_WG) {
-            row_v[oo] = dz(0u, o0 + oo);
+        for (var oo = lid; oo < on; oo = oo + ROW_WG) {
+            row_v[oo] = dz_row(o0 + oo);
         }
         workgroupBarrier();
         for (var oo = 0u; oo < on; oo = oo + 1u) {
@@ -280,6 +294,15 @@ fn backward_dx_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
         }
         workgroupBarrier();
     }
+    return acc;
+}
+
+// dX = dZ W^T for the one row, without the weight gradients (what an input gradient needs):
+// one input column per invocation. Grid: (ceil(IN / ROW_WG), 1).
+@compute @workgroup_size(64)
+fn backward_dx_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = wg.x * ROW_WG + lid.x;
+    let acc = dx_row(i, lid.x);
     if (i < IN) {
         var v = acc;
         if (X_ACT != 0u) {
@@ -287,4 +310,38 @@ fn backward_dx_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
         }
         bdx[i] = v;
     }
+}
+
+// The first layer of a session's interaction: its dX = dLoss/dInput (the context's gradient,
+// read back), then, as the invocation that computed it, one Adam step (no clipping) on the
+// session's context (the first cd.context values of the network input), so that the next
+// forward pass runs in the same submit; the rest of the input becomes the next feedback summary.
+// The same arithmetic as the host's `adam_update`. Grid: (ceil(IN / ROW_WG), 1).
+@group(0) @binding(9) var<uniform> cd: ContextDims;
+@group(0) @binding(10) var<storage, read_write> ctx_in: array<f32>;
+@group(0) @binding(11) var<storage, read_write> ctx_m: array<f32>;
+@group(0) @binding(12) var<storage, read_write> ctx_v: array<f32>;
+@group(0) @binding(13) var<storage, read> ctx_tail: array<f32>;
+
+@compute @workgroup_size(64)
+fn backward_dx_row_context(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = wg.x * ROW_WG + lid.x;
+    let g = dx_row(i, lid.x);
+    if (i >= IN) {
+        return;
+    }
+    bdx[i] = g;
+    if (i >= cd.context) {
+        ctx_in[i] = ctx_tail[i - cd.context];
+        return;
+    }
+    let t = f32(cd.step);
+    let c1 = 1.0 - pow(cd.beta1, t);
+    let c2 = 1.0 - pow(cd.beta2, t);
+    let m = cd.beta1 * ctx_m[i] + (1.0 - cd.beta1) * g;
+    let v = cd.beta2 * ctx_v[i] + (1.0 - cd.beta2) * g * g;
+    ctx_m[i] = m;
+    ctx_v[i] = v;
+    let p = ctx_in[i];
+    ctx_in[i] = p - cd.lr * ((m / c1) / (sqrt(v / c2) + cd.eps) + cd.weight_decay * p);
 }

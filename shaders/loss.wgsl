@@ -309,18 +309,19 @@ fn mse_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // The policy head for a batch of one row, over many workgroups (policy_grad's 8-row tile in one
-// workgroup would leave the whole catalog to one workgroup and compute 7 rows for nothing). The
-// logits u.e_j come from score.wgsl (`s_logits`); z = s/T, masked items excluded.
-//   head_stats (grid: ceil(items / HCHUNK)): per chunk m_g = max z, sum exp(z - m_g) and
+// workgroup would leave the whole catalog to one workgroup and compute 7 rows for nothing);
+// z = s/T, masked items excluded.
+//   head_stats (grid: ceil(items / HCHUNK)): per chunk the logits s_j = u.e_j (written to
+//     `s_logits`, as score.wgsl computes them), m_g = max z, sum exp(z - m_g) and
 //     sum exp(z - m_g) (z - m_g);
-//   head_merge (one workgroup): log-partition, entropy, the loss and the weight on
-//     (onehot(a) - p), as policy_grad computes them;
-//   head_back (grid: chunks): the chunk's share of sum_j dL/dz_j e_j;
-//   head_reduce (one workgroup): dL/du = the shares' sum / T.
+//   head_back (grid: chunks): every workgroup merges the chunks' statistics (log-partition,
+//     entropy, the weight on (onehot(a) - p), as policy_grad computes them; the first one
+//     writes the loss), then the chunk's share of sum_j dL/dz_j e_j / T;
+//   head_reduce (one workgroup): dL/du = the shares' sum (a one-row input gradient skips it:
+//     the last layer's dense.wgsl `backward_dx_row` sums the shares itself, SHARES).
 const HCHUNK: u32 = 1024u;
-@group(0) @binding(13) var<storage, read> s_logits: array<f32>;
+@group(0) @binding(13) var<storage, read_write> s_logits: array<f32>;
 @group(0) @binding(14) var<storage, read_write> head_part: array<vec4<f32>>;
-@group(0) @binding(15) var<storage, read_write> head_scal: array<f32>;
 @group(0) @binding(16) var<storage, read_write> du_part: array<f32>;
 var<workgroup> hg: array<f32, 1024>;
 
@@ -335,14 +336,26 @@ fn head_z(j: u32) -> f32 {
 @compute @workgroup_size(256)
 fn head_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let j0 = wg.x * HCHUNK;
+    // u in workgroup memory (D <= 256 = WG)
+    if (lid.x < D) {
+        hg[lid.x] = user[lid.x];
+    }
+    workgroupBarrier();
     var z: array<f32, 4>;
     var m = NEG;
     for (var p = 0u; p < 4u; p = p + 1u) {
         let j = j0 + p * WG + lid.x;
         z[p] = NEG;
         if (j < ld.items) {
-            z[p] = head_z(j);
-            m = max(m, z[p]);
+            var acc = 0.0;
+            for (var d = 0u; d < D; d = d + 1u) {
+                acc = acc + hg[d] * emb[j * D + d];
+            }
+            s_logits[j] = acc;
+            if (open(0u, j)) {
+                z[p] = acc / ld.temperature;
+                m = max(m, z[p]);
+            }
         }
     }
     m = wg_max(m, lid.x);
@@ -363,20 +376,21 @@ fn head_stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id
     }
 }
 
-@compute @workgroup_size(256)
-fn head_merge(@builtin(local_invocation_id) lid: vec3<u32>) {
+// The row's log-partition, entropy and policy-gradient weight from the chunks' statistics
+// (uniform over the workgroup); the first workgroup (`first`) writes the loss and entropy.
+fn head_merge(lid: u32, first: bool) -> vec3<f32> {
     let chunks = (ld.items + HCHUNK - 1u) / HCHUNK;
     var m = NEG;
-    for (var g = lid.x; g < chunks; g = g + WG) {
+    for (var g = lid; g < chunks; g = g + WG) {
         let p = head_part[g];
         if (p.y > 0.0) {
             m = max(m, p.x);
         }
     }
-    m = wg_max(m, lid.x);
+    m = wg_max(m, lid);
     var s = 0.0;
     var sz = 0.0;
-    for (var g = lid.x; g < chunks; g = g + WG) {
+    for (var g = lid; g < chunks; g = g + WG) {
         let p = head_part[g];
         if (p.y > 0.0) {
             // sum exp(z - m)(z - m) over the chunk = w (sz_g + (m_g - m) s_g), w = exp(m_g - m)
@@ -385,28 +399,27 @@ fn head_merge(@builtin(local_invocation_id) lid: vec3<u32>) {
             sz = sz + w * (p.z + (p.x - m) * p.y);
         }
     }
-    s = wg_sum(s, lid.x);
-    sz = wg_sum(sz, lid.x);
-    if (lid.x == 0u) {
-        let ls = log(s);
-        let log_z = m + ls;
-        let h = select(0.0, ls - sz / s, s > 0.0);
-        let row = rows_in[0];
-        let pg = pg_terms(s_logits[row.action] / ld.temperature - log_z, row);
-        head_scal[0] = log_z;
-        head_scal[1] = h;
-        head_scal[2] = pg.x;
+    s = wg_sum(s, lid);
+    sz = wg_sum(sz, lid);
+    let ls = log(s);
+    let log_z = m + ls;
+    let h = select(0.0, ls - sz / s, s > 0.0);
+    let row = rows_in[0];
+    let pg = pg_terms(s_logits[row.action] / ld.temperature - log_z, row);
+    if (first && lid == 0u) {
         row_stats[0] = pg.y - ld.entropy * h;
         row_stats[1] = h;
     }
+    return vec3<f32>(log_z, h, pg.x);
 }
 
 @compute @workgroup_size(256)
 fn head_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let j0 = wg.x * HCHUNK;
-    let log_z = head_scal[0];
-    let h = head_scal[1];
-    let coef = head_scal[2];
+    let merged = head_merge(lid.x, wg.x == 0u);
+    let log_z = merged.x;
+    let h = merged.y;
+    let coef = merged.z;
     let a = rows_in[0].action;
     for (var p = 0u; p < 4u; p = p + 1u) {
         let slot = p * WG + lid.x;
@@ -445,7 +458,7 @@ fn head_back(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id)
         for (var g2 = 0u; g2 < groups; g2 = g2 + 1u) {
             sum = sum + hg[g2 * D + lid.x];
         }
-        du_part[wg.x * D + lid.x] = sum;
+        du_part[wg.x * D + lid.x] = sum / ld.temperature;
     }
 }
 
@@ -457,6 +470,6 @@ fn head_reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
         for (var g = 0u; g < chunks; g = g + 1u) {
             sum = sum + du_part[g * D + d];
         }
-        d_user[d] = sum / ld.temperature;
+        d_user[d] = sum;
     }
 }

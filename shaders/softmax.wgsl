@@ -6,7 +6,8 @@
 // log-propensity is log p(item | items before it).
 
 @group(0) @binding(0) var<uniform> rd: RowDims;
-@group(0) @binding(1) var<storage, read> scores: array<f32>;
+// the logits s = u.e_j: read, or written by `sample_partial` when it computes them (SCORE)
+@group(0) @binding(1) var<storage, read_write> scores: array<f32>;
 @group(0) @binding(2) var<storage, read> mask: array<u32>;
 // log_softmax
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
@@ -80,6 +81,14 @@ fn gumbel(row: u32, item: u32) -> f32 {
 // reference); then the slate's log-propensities log p(item | items before it), each position's
 // normaliser summed without subtracting: the mass of the items the slate does not hold (the
 // chunks' rest and the candidates not picked), plus the slate's from its end backwards.
+// With SCORE = 1 (a catalog in one tile), `sample_partial` computes its items' logits
+// s = u_r.e_j itself (as score.wgsl does, D = the width of u) and writes them to `scores` for
+// `sample_merge`, so no scoring dispatch precedes it.
+override SCORE: u32 = 0u;
+override D: u32 = 64u;
+@group(0) @binding(10) var<storage, read> user: array<f32>;
+@group(0) @binding(11) var<storage, read> emb: array<f32>;
+var<workgroup> u_s: array<f32, 256>;
 const CHUNK: u32 = 4096u;
 const PER: u32 = 16u;   // CHUNK / WG items per invocation
 const NONE: u32 = 0xffffffffu;
@@ -89,14 +98,6 @@ var<workgroup> pick_z: array<f32, 64>;
 @group(0) @binding(8) var<storage, read_write> part_key: array<f32>;
 @group(0) @binding(9) var<storage, read_write> part_item: array<u32>;
 
-// Arg-max of (v, i) over the workgroup (larger v, then smaller i): (i, bits of v), uniform.
-fn argmax_kv(v: f32, i: u32, lid: u32) -> vec2<u32> {
-    let a = wg_argmax(v, i, lid);
-    // wg_argmax leaves the winner's value in red_f[0] until the next reduction writes it
-    let b = bitcast<u32>(workgroupUniformLoad(&red_f[0]));
-    return vec2<u32>(a, b);
-}
-
 @compute @workgroup_size(256)
 fn sample_partial(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
     let r = grid.wg.y;
@@ -105,11 +106,22 @@ fn sample_partial(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
     // item j0 + p * WG + lid.x: its logit and key (NEG when masked, past the end or retired)
     var z: array<f32, 16>;
     var key: array<f32, 16>;
+    if (SCORE != 0u && lid.x < D) {
+        u_s[lid.x] = user[r * D + lid.x];
+    }
+    workgroupBarrier();
     var m = NEG;
     for (var p = 0u; p < PER; p = p + 1u) {
         let j = j0 + p * WG + lid.x;
         z[p] = NEG;
         key[p] = NEG;
+        if (SCORE != 0u && j < rd.items) {
+            var acc = 0.0;
+            for (var d = 0u; d < D; d = d + 1u) {
+                acc = acc + u_s[d] * emb[j * D + d];
+            }
+            scores[base + j] = acc;
+        }
         if (j < rd.items && open(r, j)) {
             z[p] = scores[base + j] / rd.temperature;
             m = max(m, z[p]);
@@ -138,7 +150,7 @@ fn sample_partial(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
                 best_s = p * WG + lid.x;
             }
         }
-        let a = argmax_kv(best_v, best_s, lid.x);
+        let a = wg_argmax(best_v, best_s, lid.x);
         if (a.x != NONE && a.x % WG == lid.x) {
             key[a.x / WG] = NEG;
         }
@@ -190,16 +202,15 @@ fn sample_merge(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
                 best_i = i;
             }
         }
-        let a = argmax_kv(best_v, best_i, lid.x);
+        let a = wg_argmax(best_v, best_i, lid.x);
         prev_i = a.x;
         prev_v = bitcast<f32>(a.y);
         if (lid.x == 0u) {
             let zz = scores[base + a.x] / rd.temperature;
             out_items[r * rd.k + kk] = a.x;
             out_score[r * rd.k + kk] = zz;
-            pick_z[kk] = zz;
+            pick_z[kk] = zz;   // read by this invocation only, below
         }
-        workgroupBarrier();
     }
     // the mass the slate does not hold: each chunk's rest and the candidates ordered after the
     // last pick

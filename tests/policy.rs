@@ -111,6 +111,50 @@ fn restores(algorithm: Algorithm, summary: Summary) {
     );
 }
 
+/// `Session::recommend` on the GPU engine is one submit reading back at most 1 KB (the sampler's
+/// slate, log-propensities and logits), and gives the CPU engine's greedy slates with the same
+/// scores and propensities to 1e-4, for slates of 1 to 64 items.
+#[test]
+fn a_recommendation_is_one_submit_with_the_cpu_engines_slate() {
+    let (_, policy) = trained();
+    let mut cpu = CpuEngine::new(&policy.model).unwrap();
+    policy.load_into(&mut cpu).unwrap();
+    let ctx = common::gpu_context();
+    let mut gpu = block_on(GpuEngine::new(&ctx, &policy.model)).unwrap();
+    policy.load_into(&mut gpu).unwrap();
+    let mut session = policy.session(5);
+    for (n, k) in [1, 10, 64, 7].into_iter().enumerate() {
+        let (mut on_cpu, mut on_gpu) = (session.clone(), session.clone());
+        let want = block_on(on_cpu.recommend(&mut cpu, k, true)).unwrap();
+        let before = gpu.counters();
+        let got = block_on(on_gpu.recommend(&mut gpu, k, true)).unwrap();
+        let after = gpu.counters();
+        assert_eq!(after.submits - before.submits, 1, "one submit, slate {n}");
+        let bytes = after.bytes_read_back - before.bytes_read_back;
+        assert_eq!(
+            bytes,
+            12 * k as u64,
+            "slate {n}: items, log-propensities, logits"
+        );
+        assert!(bytes <= 1024);
+        assert_eq!(on_gpu, on_cpu, "session after slate {n}");
+        let items =
+            |r: &[metarec::session::Recommendation]| r.iter().map(|r| r.item).collect::<Vec<_>>();
+        assert_eq!(items(&got), items(&want), "greedy slate {n} of {k}");
+        for (a, b) in got.iter().zip(&want) {
+            assert!(
+                (a.score - b.score).abs() <= 1e-4 * b.score.abs().max(1.0),
+                "slate {n}: {a:?} vs {b:?}"
+            );
+            assert!(
+                (a.propensity - b.propensity).abs() <= 1e-4,
+                "slate {n}: {a:?} vs {b:?}"
+            );
+        }
+        block_on(session.feedback(&mut cpu, want[0].item, (n % 2) as f32)).unwrap();
+    }
+}
+
 /// `Session::react` (one engine call) is `feedback` then `recommend`: exactly on the CPU engine;
 /// on the GPU engine the same greedy slates and, to rounding, the same context and logits, in
 /// one submit with at most 1 KB read back per reaction.

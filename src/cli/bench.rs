@@ -51,6 +51,10 @@ enum What {
         /// Timed interactions (after 5 warm-up ones).
         #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
         interactions: u64,
+        /// Time the list alone (`Session::recommend`, no reaction) instead of a reaction and
+        /// the next list.
+        #[arg(long)]
+        recommend_only: bool,
         /// Print one JSON object instead of a line.
         #[arg(long)]
         json: bool,
@@ -122,8 +126,15 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             items,
             engine,
             interactions,
+            recommend_only,
             json,
-        } => pollster::block_on(interaction(items, &engine, interactions as usize, json)),
+        } => pollster::block_on(interaction(
+            items,
+            &engine,
+            interactions as usize,
+            recommend_only,
+            json,
+        )),
         What::Meta { engine, iterations } => meta(&engine, iterations),
         What::CpuKernels {
             items,
@@ -323,6 +334,8 @@ fn chart(input: &Path, out: &Path) -> Result<(), Box<dyn std::error::Error>> {
 #[derive(Serialize)]
 struct InteractionReport {
     items: usize,
+    /// "interact" (a reaction and the next list) or "recommend" (the list alone).
+    path: &'static str,
     engine: String,
     adapter: String,
     interactions: usize,
@@ -337,6 +350,7 @@ async fn interaction(
     items: usize,
     engine: &str,
     n: usize,
+    recommend_only: bool,
     json: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use crate::bench::{adaptation_model, Adaptation};
@@ -348,14 +362,25 @@ async fn interaction(
     };
     let (mut e, _) = AnyEngine::new(&adaptation_model(items), pref).await?;
     let mut person = Adaptation::new(&mut e, 10, 7).await?;
+    // warm-up in the timed path (a list alone also runs where reactions cannot: a catalog
+    // beyond one storage binding)
     for i in 0..5 {
-        person.interact(&mut e, (i % 2) as f32).await?;
+        if recommend_only {
+            person.recommend(&mut e).await?;
+        } else {
+            person.interact(&mut e, (i % 2) as f32).await?;
+        }
     }
     let before = e.counters();
     let mut ms = Vec::with_capacity(n);
     for i in 0..n {
-        let p = person.interact(&mut e, (i % 2) as f32).await?;
-        ms.push(p.ms);
+        if recommend_only {
+            let t0 = crate::clock::now_ms();
+            person.recommend(&mut e).await?;
+            ms.push(crate::clock::now_ms() - t0);
+        } else {
+            ms.push(person.interact(&mut e, (i % 2) as f32).await?.ms);
+        }
     }
     let after = e.counters();
     ms.sort_by(f64::total_cmp);
@@ -364,6 +389,11 @@ async fn interaction(
     let info = e.info();
     let report = InteractionReport {
         items,
+        path: if recommend_only {
+            "recommend"
+        } else {
+            "interact"
+        },
         engine: info.engine,
         adapter: info.adapter,
         interactions: n,
@@ -377,11 +407,12 @@ async fn interaction(
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "{} ({}), {} items: p50 {:.2} ms, p95 {:.2} ms; per interaction {:.0} dispatches, \
+            "{} ({}), {} items, {}: p50 {:.2} ms, p95 {:.2} ms; per interaction {:.0} dispatches, \
              {:.0} submits, {:.0} bytes read back",
             report.engine,
             report.adapter,
             items,
+            report.path,
             report.p50_ms,
             report.p95_ms,
             report.dispatches,

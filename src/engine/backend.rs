@@ -72,6 +72,23 @@ pub trait Backend {
     async fn log_prob_rows(&mut self, s: Scoring<'_>, temperature: f32) -> Result<Vec<f32>>;
     /// A slate per row.
     async fn sample_rows(&mut self, s: Scoring<'_>, spec: SlateSpec) -> Result<Slates>;
+    /// A slate per row and each position's logit `u · e_j / T`; by default (the reference) from
+    /// the whole score matrix.
+    async fn sample_scored_rows(
+        &mut self,
+        s: Scoring<'_>,
+        spec: SlateSpec,
+    ) -> Result<(Slates, Vec<f32>)> {
+        let slate = self.sample_rows(s, spec).await?;
+        let all = self.score_rows(s).await?;
+        let scores = slate
+            .items
+            .iter()
+            .enumerate()
+            .map(|(p, &j)| all[p / spec.k.max(1) * s.items + j as usize] / spec.temperature)
+            .collect();
+        Ok((slate, scores))
+    }
     /// The gradient `wrt` and the loss; parameters unchanged.
     async fn gradient(&mut self, b: Checked<'_>, wrt: Wrt) -> Result<(Vec<f32>, f32)>;
     /// Enqueues `steps` optimiser steps.

@@ -253,10 +253,13 @@ pub async fn check_shape(ctx: &GpuContext, shape: &Shape) -> Result<Vec<KernelCh
             seed: 5,
             draw: 2,
         };
-        let a = gpu.sample(&inputs, Some(&mask), spec).await?;
-        let b = cpu.sample(&inputs, Some(&mask), spec).await?;
+        // the sampler's slates with their logits (Engine::sample_scored), the logits judged at
+        // the scale of all the catalog's logits, as the context step's
+        let (a, za) = gpu.sample_scored(&inputs, Some(&mask), spec).await?;
+        let (b, zb) = cpu.sample_scored(&inputs, Some(&mask), spec).await?;
+        let scale = s.1.iter().fold(1e-6f32, |m, v| m.max(v.abs())) / spec.temperature;
         let err = if a.items == b.items {
-            rel_err(&a.logp, &b.logp)
+            rel_err(&a.logp, &b.logp).max(rel_err_at(&za, &zb, scale))
         } else {
             slate_key_err(&a.items, &b.items, &s.1, &mask, n, spec)
         };

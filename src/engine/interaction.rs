@@ -111,16 +111,9 @@ pub async fn reference<E: Engine + ?Sized>(
     let (grad, loss) = engine.input_gradient(step.batch, step.loss).await?;
     host_step(&grad, step.adam, &mut state);
     let input = next_input(&state, &step);
-    let slate = engine
-        .sample(&input, Some(step.next_mask), step.spec)
+    let (slate, scores) = engine
+        .sample_scored(&input, Some(step.next_mask), step.spec)
         .await?;
-    // the scores as `Session::recommend` reports them (the CPU engine keeps the sampler's)
-    let all = engine.scores(&input).await?;
-    let scores = slate
-        .items
-        .iter()
-        .map(|&j| all[j as usize] / step.spec.temperature)
-        .collect();
     Ok(Adapted {
         slate,
         scores,

@@ -356,6 +356,20 @@ pub trait Engine: Backend {
         self.sample_rows(s, spec).await
     }
 
+    /// [`Engine::sample`] and, per slate position, its item's logit `u · e_j / T` (what a
+    /// session reports). The reference reads the whole score matrix
+    /// ([`Backend::sample_scored_rows`]'s default); the GPU engine takes the logits from its
+    /// sampler (one submit, 12 bytes per slot).
+    async fn sample_scored(
+        &mut self,
+        inputs: &[f32],
+        mask: Option<&Mask>,
+        spec: SlateSpec,
+    ) -> Result<(Slates, Vec<f32>)> {
+        let s = check_sample(self.config(), inputs, mask, &spec)?;
+        self.sample_scored_rows(s, spec).await
+    }
+
     /// Gradient of `loss` on `batch` w.r.t. all parameters, and the loss; parameters unchanged.
     async fn gradients(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
         let b = check_batch(self.config(), batch, loss)?;
@@ -490,6 +504,13 @@ impl Backend for AnyEngine {
     }
     async fn sample_rows(&mut self, s: Scoring<'_>, spec: SlateSpec) -> Result<Slates> {
         dispatch!(self, e => e.sample_rows(s, spec).await)
+    }
+    async fn sample_scored_rows(
+        &mut self,
+        s: Scoring<'_>,
+        spec: SlateSpec,
+    ) -> Result<(Slates, Vec<f32>)> {
+        dispatch!(self, e => e.sample_scored_rows(s, spec).await)
     }
     async fn gradient(&mut self, b: Checked<'_>, wrt: Wrt) -> Result<(Vec<f32>, f32)> {
         dispatch!(self, e => e.gradient(b, wrt).await)

@@ -1,7 +1,7 @@
 //! [`GpuEngine::new`]: every buffer, pipeline and bind group of a model, built once.
 
 use super::context::Shader;
-use super::interaction::{ContextKernel, PolicyIo, RowHead, Sampler};
+use super::interaction::{ContextKernel, PolicyIo, RowBackward, RowHead, Sampler};
 use super::uniforms::{AdamParams, DenseDims, LossDims, MseDims, RowDims, ScoreDims, StatDims};
 use super::{GpuContext, GpuEngine, Reducer, Tile};
 use crate::engine::{Engine, EngineError, Result, Row, StepSums, MAX_SLATE};
@@ -75,13 +75,28 @@ impl GpuEngine {
         let mut backward = Vec::new();
         let mut forward_row = Vec::new();
         let mut backward_row = Vec::new();
-        for (l, layer) in layers.iter().enumerate() {
-            let constants = [
+        // a layer's constants; the backward's also say what its gradients carry (dense.wgsl:
+        // the gradient buffers between layers carry dLoss/dZ)
+        let layer_constants = |l: usize, backward: bool| {
+            let layer = &layers[l];
+            let mut c = vec![
                 ("IN", layer.inputs as f64),
                 ("OUT", layer.outputs as f64),
                 ("ACT", layer.activation.code() as f64),
                 ("W_OFF", offsets[l] as f64),
             ];
+            if backward {
+                let x_act = match l {
+                    0 => 0,
+                    _ => layers[l - 1].activation.code(),
+                };
+                c.push(("DY_IS_DZ", (l + 1 < layers.len()) as u32 as f64));
+                c.push(("X_ACT", x_act as f64));
+            }
+            c
+        };
+        for l in 0..layers.len() {
+            let constants = layer_constants(l, false);
             let dims = ctx.uniform::<DenseDims>("layer dims");
             forward.push(
                 ctx.kernel(
@@ -101,14 +116,7 @@ impl GpuEngine {
                 )
                 .await?,
             );
-            // the gradient buffers between layers carry dLoss/dZ (see dense.wgsl)
-            let x_act = match l {
-                0 => 0,
-                _ => layers[l - 1].activation.code(),
-            };
-            let mut b_constants = constants.to_vec();
-            b_constants.push(("DY_IS_DZ", (l + 1 < layers.len()) as u32 as f64));
-            b_constants.push(("X_ACT", x_act as f64));
+            let b_constants = layer_constants(l, true);
             let dx = if l == 0 { &d_input } else { &dys[l - 1] };
             backward.push(
                 ctx.kernel(
@@ -182,21 +190,25 @@ impl GpuEngine {
             Head::Regression { .. } => ctx.uniform::<MseDims>("head dims"),
         };
         // a policy head has items (ModelConfig::validate), so one tile at least
-        let (softmax, sampler, context_kernel, row_head) = if let Some(tile) = tiles.first() {
-            let io = PolicyIo {
-                row_dims: &row_dims,
-                head_dims: &head_dims,
-                logits: &logits,
-                mask: &mask_buf,
-                next_mask: &next_mask,
-                items: &tile.buffer,
-                rows: &rows_buf,
-                d_user: d_out,
-                row_stats: &row_stats,
-                slate_items: &slate_items,
-                slate_logp: &slate_logp,
-                slate_scores: &slate_scores,
-            };
+        let io = tiles.first().map(|tile| PolicyIo {
+            row_dims: &row_dims,
+            head_dims: &head_dims,
+            logits: &logits,
+            user: out,
+            tile: &tile.buffer,
+            tiles: tiles.len(),
+            d,
+            mask: &mask_buf,
+            next_mask: &next_mask,
+            items: &tile.buffer,
+            rows: &rows_buf,
+            d_user: d_out,
+            row_stats: &row_stats,
+            slate_items: &slate_items,
+            slate_logp: &slate_logp,
+            slate_scores: &slate_scores,
+        });
+        let (softmax, sampler) = if let Some(io) = &io {
             let softmax = ctx
                 .kernel(
                     Shader::Softmax,
@@ -205,30 +217,40 @@ impl GpuEngine {
                     &[(0, &row_dims), (1, &logits), (2, &mask_buf), (3, &logp)],
                 )
                 .await?;
-            let sampler = Sampler::new(ctx, &io, cfg.max_rows, items).await?;
-            let context = ContextKernel::new(ctx, &acts[0], &d_input, cfg.input).await?;
-            let row_head = RowHead::new(ctx, &io, items, d).await?;
-            (Some(softmax), Some(sampler), Some(context), Some(row_head))
+            let sampler = Sampler::new(ctx, io, cfg.max_rows, items).await?;
+            (Some(softmax), Some(sampler))
         } else {
-            (None, None, None, None)
+            (None, None)
         };
 
-        let head = match cfg.head {
-            Head::Policy { .. } => {
+        let head = match (cfg.head, &io) {
+            (Head::Policy { .. }, Some(io)) => {
                 let entries = [
                     (0, &head_dims),
                     (1, out),
-                    (2, &tiles[0].buffer),
+                    (2, io.items),
                     (3, &rows_buf),
                     (4, &mask_buf),
                     (5, &logits),
                     (6, d_out),
                     (7, &row_stats),
                 ];
-                ctx.kernel(Shader::Loss, "policy_grad", &d_const, &entries)
-                    .await?
+                let kernel = ctx
+                    .kernel(Shader::Loss, "policy_grad", &d_const, &entries)
+                    .await?;
+                let l = layers.len() - 1;
+                let dx = if l == 0 { &d_input } else { &dys[l - 1] };
+                let last = RowBackward {
+                    constants: &layer_constants(l, true),
+                    entries: &[(1, &params), (4, &acts[l]), (5, out), (8, dx)],
+                };
+                let row_head = RowHead::new(ctx, io, last, items, d).await?;
+                (kernel, Some(row_head))
             }
-            Head::Regression { .. } => {
+            (Head::Policy { .. }, None) => {
+                return Err(EngineError::Config("a policy head needs items".into()))
+            }
+            (Head::Regression { .. }, _) => {
                 let entries = [
                     (8, &head_dims),
                     (9, out),
@@ -236,8 +258,29 @@ impl GpuEngine {
                     (11, d_out),
                     (12, &row_stats),
                 ];
-                ctx.kernel(Shader::Loss, "mse_grad", &[], &entries).await?
+                let kernel = ctx.kernel(Shader::Loss, "mse_grad", &[], &entries).await?;
+                (kernel, None)
             }
+        };
+
+        // a session's context step in the first layer's input-gradient kernel (for a one-layer
+        // network also the last, reading the head's shares of dL/du)
+        let context_kernel = match &head.1 {
+            Some(h) => {
+                let mut constants = layer_constants(0, true);
+                let dy = if layers.len() == 1 {
+                    constants.push(("SHARES", h.chunks as f64));
+                    &h.shares
+                } else {
+                    &dys[0]
+                };
+                let first = RowBackward {
+                    constants: &constants,
+                    entries: &[(1, &params), (5, &acts[1]), (6, dy), (8, &d_input)],
+                };
+                Some(ContextKernel::new(ctx, &acts[0], cfg.input, first).await?)
+            }
+            None => None,
         };
 
         let adam_params = ctx.uniform::<AdamParams>("adam params");
@@ -301,8 +344,8 @@ impl GpuEngine {
             softmax,
             sampler,
             context_kernel,
-            head,
-            row_head,
+            head: head.0,
+            row_head: head.1,
             adam,
             step_stats,
             reducer,

@@ -146,27 +146,15 @@ impl Backend for GpuEngine {
     }
 
     async fn sample_rows(&mut self, s: Scoring<'_>, spec: SlateSpec) -> Result<Slates> {
-        let dims = RowDims {
-            k: spec.k as u32,
-            greedy: spec.greedy as u32,
-            seed: spec.seed,
-            draw: spec.draw,
-            temperature: spec.temperature,
-            ..RowDims::zeroed()
-        };
-        let enc = self.encode_scoring(s.inputs, s.rows, Tail::Sample(s.mask, dims));
-        let bytes = (s.rows * spec.k * 4) as u64;
-        let mut out = self
-            .read(
-                enc,
-                &[(&self.slate_items, bytes), (&self.slate_logp, bytes)],
-            )
-            .await?;
-        Ok(Slates {
-            k: spec.k,
-            logp: out.swap_remove(1),
-            items: bytemuck::cast_slice(&out[0]).to_vec(),
-        })
+        Ok(self.draw(s, spec, false).await?.0)
+    }
+
+    async fn sample_scored_rows(
+        &mut self,
+        s: Scoring<'_>,
+        spec: SlateSpec,
+    ) -> Result<(Slates, Vec<f32>)> {
+        self.draw(s, spec, true).await
     }
 
     async fn gradient(&mut self, b: Checked<'_>, wrt: Wrt) -> Result<(Vec<f32>, f32)> {
@@ -205,5 +193,44 @@ impl Backend for GpuEngine {
         self.write(&self.adam_v, &state.v);
         self.write(&self.stats, &[state.step]);
         Ok(())
+    }
+}
+
+impl GpuEngine {
+    /// The slates of the checked rows `s` in one submit (forward, scores, sampler); with
+    /// `scored`, also each position's logit from the sampler (`slate_scores`); reads back 8 or
+    /// 12 bytes per slot.
+    async fn draw(
+        &mut self,
+        s: Scoring<'_>,
+        spec: SlateSpec,
+        scored: bool,
+    ) -> Result<(Slates, Vec<f32>)> {
+        let dims = RowDims {
+            k: spec.k as u32,
+            greedy: spec.greedy as u32,
+            seed: spec.seed,
+            draw: spec.draw,
+            temperature: spec.temperature,
+            ..RowDims::zeroed()
+        };
+        let enc = self.encode_scoring(s.inputs, s.rows, Tail::Sample(s.mask, dims));
+        let bytes = (s.rows * spec.k * 4) as u64;
+        let mut copies = vec![(&self.slate_items, bytes), (&self.slate_logp, bytes)];
+        if scored {
+            copies.push((&self.slate_scores, bytes));
+        }
+        let mut out = self.read(enc, &copies).await?;
+        let scores = if scored {
+            out.swap_remove(2)
+        } else {
+            Vec::new()
+        };
+        let slate = Slates {
+            k: spec.k,
+            logp: out.swap_remove(1),
+            items: bytemuck::cast_slice(&out[0]).to_vec(),
+        };
+        Ok((slate, scores))
     }
 }

@@ -1,12 +1,13 @@
 //! The sampler over many workgroups and a context-adapting session's interaction in one submit
 //! ([`Engine::adapt_context`]): input gradient (one-row kernels, no weight gradients), the
-//! context's Adam step on the device, forward, scores and the sampler; read back: the context's
+//! context's Adam step on the device (in the first layer's input-gradient kernel), forward and
+//! the sampler (which scores a one-tile catalog itself); read back: the context's
 //! gradient (the host mirrors the Adam step on its copy of the session's state, so the state
 //! serialises without a readback), the loss and the slate (items, log-propensities, logits).
 
 use super::context::Shader;
 use super::uniforms::{ContextDims, RowDims};
-use super::{grid, GpuContext, GpuEngine, Grad, Kernel};
+use super::{GpuContext, GpuEngine, Grad, Kernel};
 use crate::engine::backend::Checked;
 use crate::engine::interaction::host_step;
 use crate::engine::{Adapted, ContextState, ContextStep, EngineError, Result, Slates, MAX_SLATE};
@@ -27,6 +28,12 @@ pub(super) struct PolicyIo<'a> {
     pub head_dims: &'a wgpu::Buffer,
     /// The item scores of the rows (`rows × items`), the batch's mask and the next slate's.
     pub logits: &'a wgpu::Buffer,
+    /// The network's output u and the item matrix's first tile: a catalog in one tile is
+    /// scored by `sample_partial` itself.
+    pub user: &'a wgpu::Buffer,
+    pub tile: &'a wgpu::Buffer,
+    pub tiles: usize,
+    pub d: usize,
     pub mask: &'a wgpu::Buffer,
     pub next_mask: &'a wgpu::Buffer,
     /// The item matrix (one tile), the batch's rows, dL/du, the per-row loss and entropy.
@@ -51,14 +58,16 @@ fn chunks(items: usize, per: usize, kernel: &str) -> Result<usize> {
     Ok(chunks)
 }
 
-/// softmax.wgsl's two-kernel sampler: per-chunk partials (softmax sums and top-K keys) over
-/// many workgroups, then one merge per row; `partial_next` reads the next-slate mask of an
-/// interaction.
+/// softmax.wgsl's two-kernel sampler: per-chunk partials (softmax sums and top-K keys; for a
+/// catalog in one tile also the logits) over many workgroups, then one merge per row;
+/// `partial_next` reads the next-slate mask of an interaction.
 pub(super) struct Sampler {
     partial: Kernel,
     partial_next: Kernel,
     merge: Kernel,
     chunks: usize,
+    /// Whether `sample_partial` computes the logits (no scoring dispatch before it).
+    pub(super) scores: bool,
 }
 
 impl Sampler {
@@ -81,13 +90,17 @@ impl Sampler {
                 (7, &norm),
                 (8, &keys),
                 (9, &ids),
+                (10, io.user),
+                (11, io.tile),
             ]
         };
+        let scores = io.tiles == 1;
+        let c = [("SCORE", scores as u32 as f64), ("D", io.d as f64)];
         let partial = ctx
-            .kernel(Shader::Softmax, "sample_partial", &[], &part(io.mask))
+            .kernel(Shader::Softmax, "sample_partial", &c, &part(io.mask))
             .await?;
         let partial_next = ctx
-            .kernel(Shader::Softmax, "sample_partial", &[], &part(io.next_mask))
+            .kernel(Shader::Softmax, "sample_partial", &c, &part(io.next_mask))
             .await?;
         let merge_entries = [
             (0, io.row_dims),
@@ -107,6 +120,7 @@ impl Sampler {
             partial_next,
             merge,
             chunks,
+            scores,
         })
     }
 
@@ -122,73 +136,99 @@ impl Sampler {
     }
 }
 
-/// loss.wgsl's policy head for one row over many workgroups: per-chunk softmax statistics,
-/// their merge (loss, entropy, the policy-gradient weight), per-chunk shares of dL/du, their sum.
+/// A layer's dX-only backward for one row (dense.wgsl `backward_dx_row`): its constants and
+/// bindings, but for the ones the kernel built on it adds (the head's dL/du shares for the last
+/// layer, the context's state for the first).
+pub(super) struct RowBackward<'a> {
+    pub constants: &'a [(&'a str, f64)],
+    pub entries: &'a [(u32, &'a wgpu::Buffer)],
+}
+
+/// loss.wgsl's policy head for one row over many workgroups: per-chunk logits and softmax
+/// statistics; per chunk their merge (loss, entropy, the policy-gradient weight) and the chunk's
+/// share of dL/du; the shares' sum (or, for an input gradient, the last layer's backward
+/// `last_dx` sums them as it reads them).
 pub(super) struct RowHead {
     stats: Kernel,
-    merge: Kernel,
     back: Kernel,
     reduce: Kernel,
-    chunks: usize,
+    /// The last layer's `backward_dx_row` on the shares.
+    pub(super) last_dx: Kernel,
+    /// The per-chunk shares of dL/du (`chunks` × the width of u).
+    pub(super) shares: wgpu::Buffer,
+    pub(super) chunks: usize,
 }
 
 impl RowHead {
-    /// For `items` items of width `d`; the logits are the score kernel's.
+    /// For `items` items of width `d` (in one tile).
     pub(super) async fn new(
         ctx: &GpuContext,
         io: &PolicyIo<'_>,
+        last: RowBackward<'_>,
         items: usize,
         d: usize,
     ) -> Result<Self> {
         let chunks = chunks(items, HEAD_CHUNK, "policy-head")?;
         let part = ctx.storage("head partial sums", chunks as u64 * 16);
-        let scal = ctx.storage("head scalars", 16);
         let du = ctx.storage("head dL/du shares", (chunks * d) as u64 * 4);
         let c = [("D", d as f64)];
         let (l, m, dims) = (io.logits, io.mask, io.head_dims);
-        let stats = [(0, dims), (4, m), (13, l), (14, &part)];
-        let merge = [
+        let stats = [
             (0, dims),
-            (3, io.rows),
-            (7, io.row_stats),
+            (1, io.user),
+            (2, io.items),
+            (4, m),
             (13, l),
             (14, &part),
-            (15, &scal),
         ];
         let back = [
             (0, dims),
             (2, io.items),
             (3, io.rows),
             (4, m),
+            (7, io.row_stats),
             (13, l),
-            (15, &scal),
+            (14, &part),
             (16, &du),
         ];
         let reduce = [(0, dims), (6, io.d_user), (16, &du)];
+        let mut constants = last.constants.to_vec();
+        constants.push(("SHARES", chunks as f64));
+        let mut entries = last.entries.to_vec();
+        entries.push((6, &du));
         Ok(RowHead {
             stats: ctx.kernel(Shader::Loss, "head_stats", &c, &stats).await?,
-            merge: ctx.kernel(Shader::Loss, "head_merge", &c, &merge).await?,
             back: ctx.kernel(Shader::Loss, "head_back", &c, &back).await?,
             reduce: ctx.kernel(Shader::Loss, "head_reduce", &c, &reduce).await?,
+            last_dx: ctx
+                .kernel(Shader::Dense, "backward_dx_row", &constants, &entries)
+                .await?,
+            shares: du,
             chunks,
         })
     }
 
-    /// Encodes the head after the item scores of the one row: 4 dispatches.
-    pub(super) fn encode(&self, pass: &mut wgpu::ComputePass) {
+    /// Encodes the head after the network's forward pass on the one row: the logits, the
+    /// statistics, the shares of dL/du and, unless the last layer's `last_dx` reads the shares
+    /// (`shares`), their sum. Returns the dispatches encoded.
+    pub(super) fn encode(&self, pass: &mut wgpu::ComputePass, shares: bool) -> u64 {
         // at most 65,535 chunks (RowHead::new)
         let chunks = (self.chunks as u32, 1);
         self.stats.dispatch(pass, chunks);
-        self.merge.dispatch(pass, (1, 1));
         self.back.dispatch(pass, chunks);
+        if shares {
+            return 2;
+        }
         self.reduce.dispatch(pass, (1, 1));
+        3
     }
 }
 
-/// The context step's kernel and buffers: the session's Adam moments and next summary are
-/// uploaded per interaction, the next slate's mask too.
+/// The first layer's dX-only backward fused with the context's Adam step (dense.wgsl
+/// `backward_dx_row_context`) and its buffers: the session's Adam moments and next summary are
+/// uploaded per interaction.
 pub(super) struct ContextKernel {
-    kernel: Kernel,
+    pub(super) kernel: Kernel,
     dims: wgpu::Buffer,
     m: wgpu::Buffer,
     v: wgpu::Buffer,
@@ -196,28 +236,29 @@ pub(super) struct ContextKernel {
 }
 
 impl ContextKernel {
-    /// For a network input of `width` values in `input`, with its gradient in `d_input`.
+    /// For a network input of `width` values in `input`; `first` is the first layer's
+    /// `backward_dx_row` (its constants and bindings, the input gradient at 8; for a one-layer
+    /// network the last layer's, reading the head's shares).
     pub(super) async fn new(
         ctx: &GpuContext,
         input: &wgpu::Buffer,
-        d_input: &wgpu::Buffer,
         width: usize,
+        first: RowBackward<'_>,
     ) -> Result<Self> {
         let bytes = width as u64 * 4;
         let dims = ctx.uniform::<ContextDims>("context dims");
         let m = ctx.storage("context adam m", bytes);
         let v = ctx.storage("context adam v", bytes);
         let tail = ctx.storage("next summary", bytes);
-        let entries = [
-            (6, &dims),
-            (7, input),
-            (8, d_input),
-            (9, &m),
-            (10, &v),
-            (11, &tail),
-        ];
+        let mut entries = first.entries.to_vec();
+        entries.extend([(9, &dims), (10, input), (11, &m), (12, &v), (13, &tail)]);
         let kernel = ctx
-            .kernel(Shader::Adam, "context_step", &[], &entries)
+            .kernel(
+                Shader::Dense,
+                "backward_dx_row_context",
+                first.constants,
+                &entries,
+            )
             .await?;
         Ok(ContextKernel {
             kernel,
@@ -253,13 +294,11 @@ impl GpuEngine {
             true,
         )?;
         let c = state.context.len();
-        let width = self.cfg.input;
         let adam = step.adam;
         self.write(
             &ck.dims,
             &[ContextDims {
                 context: c as u32,
-                width: width as u32,
                 step: *state.step + 1,
                 lr: adam.lr,
                 beta1: adam.beta1,
@@ -296,13 +335,15 @@ impl GpuEngine {
         let mut enc = self.encoder();
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            self.encode_gradient(&mut pass, 1, Grad::Input);
-            ck.kernel.dispatch(&mut pass, grid(width.div_ceil(256)));
+            // the input gradient's last kernel (the first layer's) takes the context's step
+            self.encode_gradient(&mut pass, 1, Grad::Context);
             self.encode_forward(&mut pass, 1);
-            self.encode_scores(&mut pass, 1);
+            if !sampler.scores {
+                self.encode_scores(&mut pass, 1);
+            }
             sampler.encode(&mut pass, 1, true);
         }
-        self.count(|n| n.dispatches += 3);
+        self.count(|n| n.dispatches += 2);
         let k = spec.k as u64 * 4;
         let mut out = self
             .read(

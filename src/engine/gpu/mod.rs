@@ -81,6 +81,9 @@ enum Grad {
     WeightsAndInput,
     /// The inputs' gradient (for one row, without computing the parameters' gradient).
     Input,
+    /// One row's input gradient, its first layer's kernel also taking a session's context step
+    /// (dense.wgsl `backward_dx_row_context`, [`ContextKernel`]).
+    Context,
 }
 
 /// Workgroups of a layer's `forward` (dense.wgsl): TM × WX output tiles.
@@ -302,7 +305,10 @@ impl GpuEngine {
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
             self.encode_forward(&mut pass, rows);
-            self.encode_scores(&mut pass, rows);
+            // a catalog in one tile is scored by the sampler itself
+            if !(sample && self.sampler.as_ref().is_some_and(|s| s.scores)) {
+                self.encode_scores(&mut pass, rows);
+            }
             match (sample, &self.sampler, kernel) {
                 (true, Some(s), _) => {
                     s.encode(&mut pass, rows, false);
@@ -351,9 +357,6 @@ impl GpuEngine {
             )));
         }
         self.upload_inputs(&batch.inputs, rows, input_grad);
-        if rows == 1 && self.row_head.is_some() {
-            self.write_score_dims(1);
-        }
         self.write(&self.rows_buf, &batch.rows);
         let use_mask = self.upload_mask(batch.mask.as_ref());
         match (self.cfg.head, loss) {
@@ -400,12 +403,27 @@ impl GpuEngine {
     /// the inputs' in `d_input` (`grad`); a one-row input gradient takes the dX-only kernels.
     fn encode_gradient(&self, pass: &mut wgpu::ComputePass, rows: usize, grad: Grad) {
         self.encode_forward(pass, rows);
+        let layers = self.cfg.layers();
+        let last = layers.len() - 1;
         match (&self.row_head, rows) {
-            // one row of a policy head: the item scores, then the head over many workgroups
+            // one row of a policy head: the head over many workgroups; an input gradient's last
+            // layer sums the head's shares of dL/du itself
             (Some(h), 1) => {
-                self.encode_scores(pass, 1);
-                h.encode(pass);
-                self.count(|c| c.dispatches += 3);
+                let shares = matches!(grad, Grad::Input | Grad::Context);
+                let n = h.encode(pass, shares);
+                self.count(|c| c.dispatches += n);
+                if shares {
+                    for l in (0..layers.len()).rev() {
+                        let k = match (&self.context_kernel, l) {
+                            (Some(ck), 0) if grad == Grad::Context => &ck.kernel,
+                            _ if l == last => &h.last_dx,
+                            _ => &self.backward_row[l],
+                        };
+                        k.dispatch(pass, (layers[l].inputs.div_ceil(DENSE_ROW_WG) as u32, 1));
+                    }
+                    self.count(|c| c.dispatches += layers.len() as u64);
+                    return;
+                }
             }
             _ => {
                 let head_groups = match self.cfg.head {
@@ -413,10 +431,10 @@ impl GpuEngine {
                     Head::Regression { .. } => (rows.div_ceil(256) as u32, 1),
                 };
                 self.head.dispatch(pass, head_groups);
+                self.count(|c| c.dispatches += 1);
             }
         }
-        let layers = self.cfg.layers();
-        if grad == Grad::Input && rows == 1 {
+        if matches!(grad, Grad::Input | Grad::Context) && rows == 1 {
             for (l, k) in self.backward_row.iter().enumerate().rev() {
                 k.dispatch(pass, (layers[l].inputs.div_ceil(DENSE_ROW_WG) as u32, 1));
             }
@@ -426,7 +444,7 @@ impl GpuEngine {
                 k.dispatch(pass, backward_groups(&layers[l], rows, l > 0 || input_grad));
             }
         }
-        self.count(|c| c.dispatches += 1 + self.backward.len() as u64);
+        self.count(|c| c.dispatches += self.backward.len() as u64);
     }
 
     /// Uploads a batch and encodes `steps` full training steps (forward, loss gradient,

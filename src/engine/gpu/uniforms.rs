@@ -121,11 +121,10 @@ gpu_structs! {
         n: u32,
     }
 
-    /// adam.wgsl `context_step`: a session's context (the first `context` of `width` input
+    /// dense.wgsl `backward_dx_row_context`: a session's context (the first `context` input
     /// values) and the Adam step it takes (`step` counts from 1).
     struct ContextDims {
         context: u32,
-        width: u32,
         step: u32,
         lr: f32,
         beta1: f32,
