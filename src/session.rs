@@ -264,17 +264,19 @@ impl Session {
             return sums.iter().map(|v| v * scale).collect();
         }
         let a: Vec<f64> = gram.iter().map(|&v| f64::from(v)).collect();
-        let solve = |b: &[f32]| {
-            let b = b.iter().map(|&v| f64::from(v)).collect();
-            crate::linalg::solve_ridge(a.clone(), b, f64::from(kappa))
-        };
-        let (liked, missed) = (solve(&sums[..d]), solve(&sums[d..2 * d]));
-        let counts = sums[2 * d..].iter().map(|v| f64::from(v * scale));
+        // the liked and the missed sums: two right-hand sides of one solve
+        let b = (0..d)
+            .flat_map(|k| [sums[k], sums[d + k]])
+            .map(f64::from)
+            .collect();
+        let x = crate::linalg::solve_ridge_columns(a, b, 2, f64::from(kappa));
+        let liked = x.iter().step_by(2);
+        let missed = x.iter().skip(1).step_by(2);
+        let counts = sums[2 * d..].iter().map(|v| v * scale);
         liked
-            .into_iter()
             .chain(missed)
+            .map(|&v| v as f32)
             .chain(counts)
-            .map(|v| v as f32)
             .collect()
     }
 
