@@ -75,7 +75,7 @@ impl GpuEngine {
         let mut backward = Vec::new();
         let mut forward_row = Vec::new();
         let mut backward_row = Vec::new();
-        // a layer's constants; the backward's also say what its gradients carry (dense.wgsl:
+        // a layer's constants; the backward's also say what its gradients carry (dense_backward.wgsl:
         // the gradient buffers between layers carry dLoss/dZ)
         let layer_constants = |l: usize, backward: bool| {
             let layer = &layers[l];
@@ -100,7 +100,7 @@ impl GpuEngine {
             let dims = ctx.uniform::<DenseDims>("layer dims");
             forward.push(
                 ctx.kernel(
-                    Shader::Dense,
+                    Shader::DenseForward,
                     "forward",
                     &constants,
                     &[(0, &dims), (1, &params), (2, &acts[l]), (3, &acts[l + 1])],
@@ -109,7 +109,7 @@ impl GpuEngine {
             );
             forward_row.push(
                 ctx.kernel(
-                    Shader::Dense,
+                    Shader::DenseForward,
                     "forward_row",
                     &constants,
                     &[(1, &params), (2, &acts[l]), (3, &acts[l + 1])],
@@ -120,7 +120,7 @@ impl GpuEngine {
             let dx = if l == 0 { &d_input } else { &dys[l - 1] };
             backward.push(
                 ctx.kernel(
-                    Shader::Dense,
+                    Shader::DenseBackward,
                     "backward",
                     &b_constants,
                     &[
@@ -137,7 +137,7 @@ impl GpuEngine {
             );
             backward_row.push(
                 ctx.kernel(
-                    Shader::Dense,
+                    Shader::DenseBackward,
                     "backward_dx_row",
                     &b_constants,
                     &[

@@ -9,10 +9,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// The shader files, each prefixed with `shaders/common.wgsl` (reductions, constants) and the
-/// shared structs' declarations ([`WGSL_STRUCTS`]).
+/// shared structs' declarations ([`WGSL_STRUCTS`]); the two dense ones also with
+/// `shaders/dense_tile.wgsl` (the tiled and one-row products over the operands they define).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Shader {
-    Dense,
+    DenseForward,
+    DenseBackward,
     Score,
     Softmax,
     Loss,
@@ -23,8 +25,9 @@ pub(crate) enum Shader {
 }
 
 impl Shader {
-    const ALL: [Shader; 8] = [
-        Shader::Dense,
+    const ALL: [Shader; 9] = [
+        Shader::DenseForward,
+        Shader::DenseBackward,
         Shader::Score,
         Shader::Softmax,
         Shader::Loss,
@@ -36,7 +39,8 @@ impl Shader {
 
     fn name(self) -> &'static str {
         match self {
-            Shader::Dense => "dense.wgsl",
+            Shader::DenseForward => "dense_forward.wgsl",
+            Shader::DenseBackward => "dense_backward.wgsl",
             Shader::Score => "score.wgsl",
             Shader::Softmax => "softmax.wgsl",
             Shader::Loss => "loss.wgsl",
@@ -49,7 +53,8 @@ impl Shader {
 
     fn source(self) -> String {
         let body = match self {
-            Shader::Dense => include_str!("../../../shaders/dense.wgsl"),
+            Shader::DenseForward => include_str!("../../../shaders/dense_forward.wgsl"),
+            Shader::DenseBackward => include_str!("../../../shaders/dense_backward.wgsl"),
             Shader::Score => include_str!("../../../shaders/score.wgsl"),
             Shader::Softmax => include_str!("../../../shaders/softmax.wgsl"),
             Shader::Loss => include_str!("../../../shaders/loss.wgsl"),
@@ -62,6 +67,10 @@ impl Shader {
         for declaration in WGSL_STRUCTS {
             source.push('\n');
             source.push_str(declaration);
+        }
+        if matches!(self, Shader::DenseForward | Shader::DenseBackward) {
+            source.push('\n');
+            source.push_str(include_str!("../../../shaders/dense_tile.wgsl"));
         }
         source.push('\n');
         source.push_str(body);

@@ -136,7 +136,7 @@ impl Sampler {
     }
 }
 
-/// A layer's dX-only backward for one row (dense.wgsl `backward_dx_row`): its constants and
+/// A layer's dX-only backward for one row (dense_backward.wgsl `backward_dx_row`): its constants and
 /// bindings, but for the ones the kernel built on it adds (the head's dL/du shares for the last
 /// layer, the context's state for the first).
 pub(super) struct RowBackward<'a> {
@@ -201,7 +201,12 @@ impl RowHead {
             back: ctx.kernel(Shader::Loss, "head_back", &c, &back).await?,
             reduce: ctx.kernel(Shader::Loss, "head_reduce", &c, &reduce).await?,
             last_dx: ctx
-                .kernel(Shader::Dense, "backward_dx_row", &constants, &entries)
+                .kernel(
+                    Shader::DenseBackward,
+                    "backward_dx_row",
+                    &constants,
+                    &entries,
+                )
                 .await?,
             shares: du,
             chunks,
@@ -224,7 +229,7 @@ impl RowHead {
     }
 }
 
-/// The first layer's dX-only backward fused with the context's Adam step (dense.wgsl
+/// The first layer's dX-only backward fused with the context's Adam step (dense_backward.wgsl
 /// `backward_dx_row_context`) and its buffers: the session's Adam moments and next summary are
 /// uploaded per interaction.
 pub(super) struct ContextKernel {
@@ -254,7 +259,7 @@ impl ContextKernel {
         entries.extend([(9, &dims), (10, input), (11, &m), (12, &v), (13, &tail)]);
         let kernel = ctx
             .kernel(
-                Shader::Dense,
+                Shader::DenseBackward,
                 "backward_dx_row_context",
                 first.constants,
                 &entries,

@@ -61,7 +61,7 @@ fn grid(groups: usize) -> (u32, u32) {
     (x as u32, groups.div_ceil(x).max(1) as u32)
 }
 
-/// Tile of dense.wgsl: `TM` rows × `WX` columns of the result per workgroup (32 invocations,
+/// Tile of dense_tile.wgsl: `TM` rows × `WX` columns of the result per workgroup (32 invocations,
 /// two columns each; keep in sync with the shader's constants).
 const DENSE_WX: usize = 64;
 const DENSE_TM: usize = 16;
@@ -69,7 +69,7 @@ const DENSE_TM: usize = 16;
 /// Rows per workgroup of loss.wgsl `policy_grad` (its constant `R`).
 const POLICY_ROWS: usize = 8;
 
-/// Invocations per workgroup of dense.wgsl's one-row kernels (its `ROW_WG`).
+/// Invocations per workgroup of the dense one-row kernels (dense_tile.wgsl `ROW_WG`).
 const DENSE_ROW_WG: usize = 64;
 
 /// What a backward pass computes.
@@ -82,11 +82,11 @@ enum Grad {
     /// The inputs' gradient (for one row, without computing the parameters' gradient).
     Input,
     /// One row's input gradient, its first layer's kernel also taking a session's context step
-    /// (dense.wgsl `backward_dx_row_context`, [`ContextKernel`]).
+    /// (dense_backward.wgsl `backward_dx_row_context`, [`ContextKernel`]).
     Context,
 }
 
-/// Workgroups of a layer's `forward` (dense.wgsl): TM × WX output tiles.
+/// Workgroups of a layer's `forward` (dense_forward.wgsl): TM × WX output tiles.
 fn forward_groups(layer: &Layer, rows: usize) -> (u32, u32) {
     (
         layer.outputs.div_ceil(DENSE_WX) as u32,
@@ -94,7 +94,7 @@ fn forward_groups(layer: &Layer, rows: usize) -> (u32, u32) {
     )
 }
 
-/// Workgroups of a layer's `backward` (dense.wgsl): the dW tiles, then the dX tiles when `dx`.
+/// Workgroups of a layer's `backward` (dense_backward.wgsl): the dW tiles, then the dX tiles when `dx`.
 fn backward_groups(layer: &Layer, rows: usize, dx: bool) -> (u32, u32) {
     let nw = (layer.inputs + 1).div_ceil(DENSE_TM) * layer.outputs.div_ceil(DENSE_WX);
     let nx = if dx {
@@ -138,7 +138,7 @@ pub struct GpuEngine {
     // kernels
     forward: Vec<Kernel>,
     backward: Vec<Kernel>,
-    /// One-row forward and dX-only backward per layer (dense.wgsl `forward_row`,
+    /// One-row forward and dX-only backward per layer (dense_forward.wgsl `forward_row`, dense_backward.wgsl
     /// `backward_dx_row`).
     forward_row: Vec<Kernel>,
     backward_row: Vec<Kernel>,

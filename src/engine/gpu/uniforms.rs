@@ -63,7 +63,7 @@ macro_rules! gpu_structs {
 }
 
 gpu_structs! {
-    /// dense.wgsl: rows of the batch; whether the layer's backward also writes dX.
+    /// dense_forward.wgsl / dense_backward.wgsl: rows of the batch; whether the layer's backward also writes dX.
     struct DenseDims {
         rows: u32,
         want_dx: u32,
@@ -121,7 +121,7 @@ gpu_structs! {
         n: u32,
     }
 
-    /// dense.wgsl `backward_dx_row_context`: a session's context (the first `context` input
+    /// dense_backward.wgsl `backward_dx_row_context`: a session's context (the first `context` input
     /// values) and the Adam step it takes (`step` counts from 1).
     struct ContextDims {
         context: u32,

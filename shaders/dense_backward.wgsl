@@ -1,0 +1,198 @@
+// Dense layer backward, fused (dW, db and dX in one dispatch), and the one-row input gradient
+// (tiling and one-row path: dense_tile.wgsl, prefixed to this file).
+
+// 1 when the incoming gradient already is dLoss/dZ (every layer but the last: the layer above
+// folded our activation's derivative into the dX it wrote), so dW and dX read one tensor
+// instead of two; X_ACT is the activation that produced this layer's input (0 for the first
+// layer, whose dX is dLoss/dInput), folded into the dX written here.
+override DY_IS_DZ: u32 = 0u;
+override X_ACT: u32 = 0u;
+
+@group(0) @binding(4) var<storage, read> bx: array<f32>;      // layer input, rows x IN
+@group(0) @binding(5) var<storage, read> by: array<f32>;      // layer output, rows x OUT
+@group(0) @binding(6) var<storage, read> bdy: array<f32>;     // dLoss/dY, rows x OUT
+@group(0) @binding(7) var<storage, read_write> grads: array<f32>;
+@group(0) @binding(8) var<storage, read_write> bdx: array<f32>; // dLoss/dX, rows x IN
+
+// Derivative of activation `act` from its output y.
+fn d_act(act: u32, y: f32) -> f32 {
+    switch act {
+        case 1u: { return select(0.0, 1.0, y > 0.0); }
+        case 2u: { return y * (1.0 - y); }
+        default: { return 1.0; }
+    }
+}
+
+// dLoss/dZ at (r, o): the upstream gradient times the activation's derivative from its output
+// (already applied by the layer above when DY_IS_DZ).
+fn dz(r: u32, o: u32) -> f32 {
+    let i = r * OUT + o;
+    if (DY_IS_DZ != 0u) {
+        return bdy[i];
+    }
+    return bdy[i] * d_act(ACT, by[i]);
+}
+
+// The products' operands for dX = dZ W^T: dZ (rows x OUT) and W^T (OUT x IN).
+fn lhs(r: u32, o: u32) -> f32 {
+    return dz(r, o);
+}
+
+fn lhs_row(o: u32) -> f32 {
+    return dz_row(o);
+}
+
+fn rhs(o: u32, i: u32) -> f32 {
+    return params[W_OFF + i * OUT + o];
+}
+
+// Workgroups [0, nw) compute TM x WX tiles of dW_aug = [X, 1]^T dZ ((IN+1) x OUT, bias row
+// included: TM rows i of dW per invocation, uniform, its two columns o per lane, K = the
+// batch); workgroups [nw, nw + nx) compute TM x WX tiles of dX = dZ W^T (rows x IN: TM batch
+// rows per invocation, uniform, its two input columns per lane, K = OUT) when dims.want_dx.
+// Grid: nw = ceil((IN+1) / TM) * ceil(OUT / WX), nx = ceil(rows / TM) * ceil(IN / WX).
+@compute @workgroup_size(32)
+fn backward(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let g = linear_group(grid);
+    let tiles_o = (OUT + WX - 1u) / WX;
+    let nw = ((IN + 1u + TM - 1u) / TM) * tiles_o;
+    let tiles_i = (IN + WX - 1u) / WX;
+    var nx = 0u;
+    if (dims.want_dx != 0u) {
+        nx = ((dims.rows + TM - 1u) / TM) * tiles_i;
+    }
+    if (g >= nw + nx) {
+        return;
+    }
+    if (g < nw) {
+        let i0 = (g / tiles_o) * TM;
+        let o = (g % tiles_o) * WX + lid.x;
+        let oc = min(o, OUT - 1u);
+        let oc2 = min(o + NI, OUT - 1u);
+        for (var b0 = 0u; b0 < dims.rows; b0 = b0 + KC) {
+            let bn = min(KC, dims.rows - b0);
+            // stage [X, 1][b0 .. b0 + KC][i0 .. i0 + TM] as [row][quad]; lanes read consecutive i
+            for (var idx = lid.x; idx < KC * TM; idx = idx + NI) {
+                let t = idx % TM;
+                let rr = idx / TM;
+                let i = i0 + t;
+                var v = 0.0;
+                if (rr < bn) {
+                    if (i < IN) {
+                        v = bx[(b0 + rr) * IN + i];
+                    } else if (i == IN) {
+                        v = 1.0;
+                    }
+                }
+                stage[rr * 4u + t / 4u][t % 4u] = v;
+            }
+            workgroupBarrier();
+            for (var rr = 0u; rr < bn; rr = rr + 1u) {
+                let d = dz(b0 + rr, oc);
+                let d2 = dz(b0 + rr, oc2);
+                fma_quads(rr, d, d2);
+            }
+            workgroupBarrier();
+        }
+        for (var t = 0u; t < TM; t = t + 1u) {
+            let i = i0 + t;
+            if (i <= IN) {
+                if (o < OUT) {
+                    grads[W_OFF + i * OUT + o] = acc[t / 4u][t % 4u];
+                }
+                if (o + NI < OUT) {
+                    grads[W_OFF + i * OUT + o + NI] = acc2[t / 4u][t % 4u];
+                }
+            }
+        }
+    } else {
+        let h = g - nw;
+        let r0 = (h / tiles_i) * TM;
+        let i = (h % tiles_i) * WX + lid.x;
+        tile_product(r0, i, IN, OUT, lid.x);
+        for (var t = 0u; t < TM; t = t + 1u) {
+            let r = r0 + t;
+            if (r < dims.rows) {
+                if (i < IN) {
+                    var v = acc[t / 4u][t % 4u];
+                    if (X_ACT != 0u) {
+                        v = v * d_act(X_ACT, bx[r * IN + i]);
+                    }
+                    bdx[r * IN + i] = v;
+                }
+                if (i + NI < IN) {
+                    var v = acc2[t / 4u][t % 4u];
+                    if (X_ACT != 0u) {
+                        v = v * d_act(X_ACT, bx[r * IN + i + NI]);
+                    }
+                    bdx[r * IN + i + NI] = v;
+                }
+            }
+        }
+    }
+}
+
+// The last layer of a one-row input gradient: its dLoss/dY is the sum of SHARES vectors (loss.wgsl
+// head_back's per-chunk shares, so no dispatch sums them first); 0: one vector.
+override SHARES: u32 = 0u;
+
+// dLoss/dZ at output o of the one row (see SHARES).
+fn dz_row(o: u32) -> f32 {
+    if (SHARES == 0u) {
+        return dz(0u, o);
+    }
+    var g = 0.0;
+    for (var s = 0u; s < SHARES; s = s + 1u) {
+        g = g + bdy[s * OUT + o];
+    }
+    return g * d_act(ACT, by[o]);
+}
+
+// dX = dZ W^T for the one row, without the weight gradients (what an input gradient needs):
+// one input column per invocation. Grid: (ceil(IN / ROW_WG), 1).
+@compute @workgroup_size(64)
+fn backward_dx_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = wg.x * ROW_WG + lid.x;
+    let sum = row_product(i, IN, OUT, lid.x);
+    if (i < IN) {
+        var v = sum;
+        if (X_ACT != 0u) {
+            v = v * d_act(X_ACT, bx[i]);
+        }
+        bdx[i] = v;
+    }
+}
+
+// The first layer of a session's interaction: its dX = dLoss/dInput (the context's gradient,
+// read back), then, as the invocation that computed it, one Adam step (no clipping) on the
+// session's context (the first cd.context values of the network input), so that the next
+// forward pass runs in the same submit; the rest of the input becomes the next feedback summary.
+// The same arithmetic as the host's `adam_update`. Grid: (ceil(IN / ROW_WG), 1).
+@group(0) @binding(9) var<uniform> cd: ContextDims;
+@group(0) @binding(10) var<storage, read_write> ctx_in: array<f32>;
+@group(0) @binding(11) var<storage, read_write> ctx_m: array<f32>;
+@group(0) @binding(12) var<storage, read_write> ctx_v: array<f32>;
+@group(0) @binding(13) var<storage, read> ctx_tail: array<f32>;
+
+@compute @workgroup_size(64)
+fn backward_dx_row_context(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = wg.x * ROW_WG + lid.x;
+    let g = row_product(i, IN, OUT, lid.x);
+    if (i >= IN) {
+        return;
+    }
+    bdx[i] = g;
+    if (i >= cd.context) {
+        ctx_in[i] = ctx_tail[i - cd.context];
+        return;
+    }
+    let t = f32(cd.step);
+    let c1 = 1.0 - pow(cd.beta1, t);
+    let c2 = 1.0 - pow(cd.beta2, t);
+    let m = cd.beta1 * ctx_m[i] + (1.0 - cd.beta1) * g;
+    let v = cd.beta2 * ctx_v[i] + (1.0 - cd.beta2) * g * g;
+    ctx_m[i] = m;
+    ctx_v[i] = v;
+    let p = ctx_in[i];
+    ctx_in[i] = p - cd.lr * ((m / c1) / (sqrt(v / c2) + cd.eps) + cd.weight_decay * p);
+}
