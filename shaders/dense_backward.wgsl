@@ -153,7 +153,7 @@ fn dz_row(o: u32) -> f32 {
 @compute @workgroup_size(64)
 fn backward_dx_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = wg.x * ROW_WG + lid.x;
-    let sum = row_product(i, IN, OUT, lid.x);
+    let sum = row_product(i, IN, OUT);
     if (i < IN) {
         var v = sum;
         if (X_ACT != 0u) {
@@ -177,7 +177,7 @@ fn backward_dx_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
 @compute @workgroup_size(64)
 fn backward_dx_row_context(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = wg.x * ROW_WG + lid.x;
-    let g = row_product(i, IN, OUT, lid.x);
+    let g = row_product(i, IN, OUT);
     if (i >= IN) {
         return;
     }

@@ -50,7 +50,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
 @compute @workgroup_size(64)
 fn forward_row(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let c = wg.x * ROW_WG + lid.x;
-    let sum = row_product(c, OUT, IN, lid.x);
+    let sum = row_product(c, OUT, IN);
     if (c < OUT) {
         fy[c] = activate(sum + params[W_OFF + IN * OUT + c]);
     }

@@ -16,8 +16,7 @@
 // Keep WX and TM in sync with src/engine/gpu/mod.rs.
 //
 // One-row path (`row_product`, a matrix-vector product for a batch of one row: the 16-row tiles
-// would compute 15 rows for nothing): each of ROW_WG = 64 invocations computes one output value
-// and the shared vector is staged in workgroup memory in chunks of ROW_KC values.
+// would compute 15 rows for nothing): each of ROW_WG = 64 invocations computes one output value.
 
 override IN: u32 = 1u;
 override OUT: u32 = 1u;
@@ -29,10 +28,8 @@ const WX: u32 = 64u;   // columns per tile: two per invocation, NI apart
 const TM: u32 = 16u;   // rows per invocation = rows per tile (4 vec4 quads)
 const KC: u32 = 128u;  // values of k staged per chunk
 const ROW_WG: u32 = 64u;
-const ROW_KC: u32 = 2048u;
 
 var<workgroup> stage: array<vec4<f32>, 512>;   // KC x TM: [k][quad], 8 KiB
-var<workgroup> row_v: array<f32, 2048>;        // ROW_KC values, 8 KiB
 // The invocation's 2 x TM accumulators: its two columns' 4 row quads each.
 var<private> acc: array<vec4<f32>, 4>;
 var<private> acc2: array<vec4<f32>, 4>;
@@ -74,21 +71,13 @@ fn tile_product(r0: u32, c: u32, ncols: u32, kdim: u32, lane: u32) {
     }
 }
 
-// sum_k lhs_row(k) rhs(k, c) over k < kdim for the one row, column c clamped to ncols. Call in
-// uniform control flow (barriers).
-fn row_product(c: u32, ncols: u32, kdim: u32, lane: u32) -> f32 {
+// sum_k lhs_row(k) rhs(k, c) over k < kdim for the one row, column c clamped to ncols. Every
+// invocation reads the same lhs_row(k) (a broadcast load): no workgroup staging, no barriers.
+fn row_product(c: u32, ncols: u32, kdim: u32) -> f32 {
     let cc = min(c, ncols - 1u);
     var sum = 0.0;
-    for (var k0 = 0u; k0 < kdim; k0 = k0 + ROW_KC) {
-        let kn = min(ROW_KC, kdim - k0);
-        for (var kk = lane; kk < kn; kk = kk + ROW_WG) {
-            row_v[kk] = lhs_row(k0 + kk);
-        }
-        workgroupBarrier();
-        for (var kk = 0u; kk < kn; kk = kk + 1u) {
-            sum = sum + row_v[kk] * rhs(k0 + kk, cc);
-        }
-        workgroupBarrier();
+    for (var k = 0u; k < kdim; k = k + 1u) {
+        sum = sum + lhs_row(k) * rhs(k, cc);
     }
     return sum;
 }
