@@ -143,9 +143,10 @@ impl Policy {
             let width = p.features + p.factors + usize::from(p.prior);
             if width != stored.model.output {
                 return Err(bad(format!(
-                    "bundle item vectors: {} feature + {} factor{} columns, but the model's are {} wide",
+                    "bundle item vectors: {} feature + {} factor{}{} columns, but the model's are {} wide",
                     p.features,
                     p.factors,
+                    if p.whitened { " (whitened)" } else { "" },
                     if p.prior { " + 1 prior" } else { "" },
                     stored.model.output
                 )));

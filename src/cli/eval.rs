@@ -19,8 +19,9 @@ pub struct Args {
     #[arg(long, default_value = "observed", value_parser = ["observed", "catalog"])]
     protocol: String,
     /// Comma-separated methods (default: all): random, pop-likes, pop-bayes, item-knn,
-    /// user-knn, eps-greedy-mf, linucb, lin-ts, sup-fixed, sup-finetune, meta-rl, meta-rl-fixed,
-    /// meta-rl-reptile, meta-rl-fomaml, rl-scratch.
+    /// user-knn, eps-greedy-mf, linucb, lin-ts, linucb-cov, lin-ts-cov (the bandits over item
+    /// vectors whitened by the training users' prior covariance), sup-fixed, sup-finetune,
+    /// meta-rl, meta-rl-fixed, meta-rl-trpo, meta-rl-reptile, meta-rl-fomaml, rl-scratch.
     #[arg(long, value_delimiter = ',')]
     methods: Vec<String>,
     /// Number of seeds (user splits and fits): 1..=N.
@@ -112,6 +113,15 @@ pub struct Args {
     /// evidence, weights LIKED,MISSED (needs hidden layers of 4 × item-vector width).
     #[arg(long, value_delimiter = ',')]
     feedback_start: Vec<f32>,
+    /// Whiten the meta-RL policies' item vectors by the prior covariance of linucb-cov and
+    /// lin-ts-cov: the covariance across training users of their own ridge weights over the
+    /// vectors, so that an isotropic prior over the new coordinates is that fitted prior.
+    #[arg(long)]
+    prior_covariance: bool,
+    /// Shrinkage of that prior covariance (scaled to a mean eigenvalue of 1) towards the
+    /// identity, in (0, 1]; 1 is no whitening.
+    #[arg(long)]
+    covariance_shrinkage: Option<f64>,
     /// Meta-training iterations of meta-rl.
     #[arg(long)]
     meta_iterations: Option<usize>,
@@ -226,6 +236,11 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
         [liked, missed] => Some((liked, missed)),
         _ => return Err("--feedback-start takes two numbers: LIKED,MISSED".into()),
     };
+    h.policy_covariance = args.prior_covariance;
+    h.covariance_shrinkage = args.covariance_shrinkage.unwrap_or(h.covariance_shrinkage);
+    if !(h.covariance_shrinkage > 0.0 && h.covariance_shrinkage <= 1.0) {
+        return Err("--covariance-shrinkage must be in (0, 1]".into());
+    }
     h.meta.iterations = args.meta_iterations.unwrap_or(h.meta.iterations);
     if let Some(epochs) = args.finetune_epochs {
         h.supervised.max_epochs = epochs as usize;

@@ -3,8 +3,8 @@
 //! learn); their prior mean is a ridge fit of likes on features over the training users.
 use super::{top_k, EvalError, Recommender};
 use crate::data::sampling::normal;
-use crate::data::{Dataset, LIKE_THRESHOLD};
-use crate::linalg::solve_ridge;
+use crate::data::{Dataset, Environment, Rating, LIKE_THRESHOLD};
+use crate::linalg::{solve_ridge, solve_ridge_columns};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -161,6 +161,49 @@ impl Features {
         self.ridge_fit(observations, lambda)
     }
 
+    /// Each of `users`' own ridge fit (strength `lambda`) of their likes on the features, as
+    /// the bandits' prior mean is fitted (over their rated items in the observed environment;
+    /// over the whole catalog, unrated = not liked, in the catalog one): the hindsight weights
+    /// whose spread across training users is the prior covariance of
+    /// [`crate::linalg::Whitening`].
+    pub fn user_like_weights(
+        &self,
+        ds: &Dataset,
+        users: &[u32],
+        env: Environment,
+        lambda: f64,
+    ) -> Vec<Vec<f64>> {
+        let like = |r: &Rating| f64::from(u8::from(r.value >= LIKE_THRESHOLD));
+        match env {
+            Environment::Observed => users
+                .iter()
+                .map(|&u| {
+                    let ratings = ds.user_ratings(u).iter();
+                    self.ridge_fit(ratings.map(|r| (r.item, 1.0, like(r))), lambda)
+                })
+                .collect(),
+            Environment::Catalog => {
+                let (d, m) = (self.dim, users.len());
+                let everything = (0..ds.n_items() as u32).map(|i| (i, 1.0, 0.0));
+                let (gram, _) = self.normal_equations(everything);
+                // one right-hand side per user: column k is user k's liked sum
+                let mut b = vec![0.0; d * m];
+                for (k, &u) in users.iter().enumerate() {
+                    for r in ds.user_ratings(u).iter().filter(|r| like(r) > 0.0) {
+                        let x = self.row(r.item);
+                        for (i, xi) in x.iter().enumerate().take(d) {
+                            b[i * m + k] += xi;
+                        }
+                    }
+                }
+                let w = solve_ridge_columns(gram, b, m, lambda);
+                (0..m)
+                    .map(|k| (0..d).map(|i| w[i * m + k]).collect())
+                    .collect()
+            }
+        }
+    }
+
     /// Ridge fit (strength `lambda`) over `(item, weight, target sum)` observations: each adds
     /// `weight · x xᵀ` and `target sum · x` to the normal equations (items out of range skipped).
     fn ridge_fit(
@@ -168,6 +211,16 @@ impl Features {
         observations: impl Iterator<Item = (u32, f64, f64)>,
         lambda: f64,
     ) -> Vec<f64> {
+        let (a, b) = self.normal_equations(observations);
+        solve_ridge(a, b, lambda)
+    }
+
+    /// `(Σ weight · x xᵀ, Σ target sum · x)` over `(item, weight, target sum)` observations
+    /// (items out of range skipped).
+    fn normal_equations(
+        &self,
+        observations: impl Iterator<Item = (u32, f64, f64)>,
+    ) -> (Vec<f64>, Vec<f64>) {
         let d = self.dim;
         let mut a = vec![0.0; d * d];
         let mut b = vec![0.0; d];
@@ -183,7 +236,7 @@ impl Features {
                 }
             }
         }
-        solve_ridge(a, b, lambda)
+        (a, b)
     }
 }
 
@@ -282,6 +335,43 @@ mod tests {
                 rate(item)
             );
         }
+    }
+
+    /// Each training user's own fit is the observed prior fit over that user alone, and on the
+    /// catalog the users' own fits (strength λ) average to the pooled prior fit (strength
+    /// users × λ): the same model, fitted per user.
+    #[test]
+    fn user_weights_are_the_prior_fit_per_user() {
+        let ds = crate::data::WorldConfig::small_dataset(40, 30, 3).unwrap();
+        let n = ds.n_items();
+        let values: Vec<f32> = (0..n * 3)
+            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 3.0)
+            .collect();
+        let features = Features::with_bias(&values, 3);
+        let users: Vec<u32> = (0..20).collect();
+        let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() < 1e-9);
+        let own = features.user_like_weights(&ds, &users, Environment::Observed, 2.0);
+        for (&u, w) in users.iter().zip(&own) {
+            assert!(close(w, &features.fit_likes(&ds, &[u], 2.0)), "user {u}");
+        }
+        let own = features.user_like_weights(&ds, &users, Environment::Catalog, 2.0);
+        assert_eq!((own.len(), own[0].len()), (20, 4));
+        let mean: Vec<f64> = (0..4)
+            .map(|i| own.iter().map(|w| w[i]).sum::<f64>() / 20.0)
+            .collect();
+        let mut likes = vec![0u32; n];
+        for &u in &users {
+            for r in ds
+                .user_ratings(u)
+                .iter()
+                .filter(|r| r.value >= LIKE_THRESHOLD)
+            {
+                likes[r.item as usize] += 1;
+            }
+        }
+        assert!(likes.iter().any(|&l| l > 0));
+        let pooled = features.fit_catalog_likes(&likes, 20, 40.0);
+        assert!(close(&mean, &pooled), "{mean:?} {pooled:?}");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Evaluation harness: the cold-start interactive protocol ([`protocol`]), its metrics
+//! Evaluation harness: the cold-start interactive protocol ([`protocol`]) over the methods
+//! ([`method`]), its metrics
 //! ([`metrics`]), the baselines ([`baselines`]) and the meta-RL policy as a
 //! [`Recommender`] ([`meta_rl`]), the supervised rating network without and with per-user
 //! refitting ([`supervised`]), the aggregated report ([`report`]), and off-policy
@@ -11,6 +12,7 @@ pub mod baselines;
 pub mod knn;
 pub mod linear;
 pub mod meta_rl;
+pub mod method;
 pub mod metrics;
 pub mod ope;
 pub mod protocol;

@@ -10,6 +10,7 @@
 use super::baselines::{EpsilonGreedyMf, Features, ItemStats, LinTs, LinUcb, Popularity, Random};
 use super::knn::{ItemKnn, UserKnn};
 use super::meta_rl::{ready, MetaRl, Trained};
+pub use super::method::Method;
 use super::metrics::{hit_at, ndcg_at, EpisodeLog};
 use super::supervised::{Supervised, UserFit};
 use super::{EvalError, Recommender};
@@ -18,87 +19,9 @@ use crate::data::{
     Shown, SplitFractions, UserTask, LIKE_THRESHOLD,
 };
 use crate::finetune::{FinetuneConfig, SupervisedFit};
+use crate::linalg::Whitening;
 use crate::meta::{Algorithm, MetaConfig, ObservedSetup, Optimizer, PolicyShape};
 use crate::session::{AdaptConfig, Adapts};
-
-/// An evaluated method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Method {
-    Random,
-    PopularityLikes,
-    PopularityBayes,
-    ItemKnn,
-    UserKnn,
-    EpsilonGreedyMf,
-    LinUcb,
-    LinTs,
-    SupFixed,
-    SupFinetune,
-    MetaRl,
-    MetaRlFixed,
-    MetaRlTrpo,
-    MetaRlReptile,
-    MetaRlFomaml,
-    RlScratch,
-}
-
-impl Method {
-    /// Every method, in table order.
-    pub const ALL: [Method; 16] = [
-        Method::Random,
-        Method::PopularityLikes,
-        Method::PopularityBayes,
-        Method::ItemKnn,
-        Method::UserKnn,
-        Method::EpsilonGreedyMf,
-        Method::LinUcb,
-        Method::LinTs,
-        Method::SupFixed,
-        Method::SupFinetune,
-        Method::MetaRl,
-        Method::MetaRlFixed,
-        Method::MetaRlTrpo,
-        Method::MetaRlReptile,
-        Method::MetaRlFomaml,
-        Method::RlScratch,
-    ];
-
-    /// The method's name on the command line and in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Random => "random",
-            Method::PopularityLikes => "pop-likes",
-            Method::PopularityBayes => "pop-bayes",
-            Method::ItemKnn => "item-knn",
-            Method::UserKnn => "user-knn",
-            Method::EpsilonGreedyMf => "eps-greedy-mf",
-            Method::LinUcb => "linucb",
-            Method::LinTs => "lin-ts",
-            Method::SupFixed => "sup-fixed",
-            Method::SupFinetune => "sup-finetune",
-            Method::MetaRl => "meta-rl",
-            Method::MetaRlFixed => "meta-rl-fixed",
-            Method::MetaRlTrpo => "meta-rl-trpo",
-            Method::MetaRlReptile => "meta-rl-reptile",
-            Method::MetaRlFomaml => "meta-rl-fomaml",
-            Method::RlScratch => "rl-scratch",
-        }
-    }
-
-    /// The method called `name`.
-    pub fn parse(name: &str) -> Result<Self, EvalError> {
-        Method::ALL
-            .into_iter()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Method::ALL.iter().map(|m| m.name()).collect();
-                EvalError(format!(
-                    "unknown method {name:?}; expected one of {}",
-                    names.join(", ")
-                ))
-            })
-    }
-}
 
 /// Hyperparameters of the methods (chosen on validation users; see EVALUATION.md).
 #[derive(Clone, Debug, PartialEq)]
@@ -131,6 +54,12 @@ pub struct Hyper {
     /// (liked, missed) weights of a start that reads the feedback summary as a linear
     /// bandit's evidence ([`crate::meta::feedback_start`]); `None`: the prior alone.
     pub feedback_start: Option<(f32, f32)>,
+    /// Shrinkage towards the identity of the prior covariance of `linucb-cov` and
+    /// `lin-ts-cov` (and of the meta-RL policies with `policy_covariance`): the covariance of
+    /// the training users' own ridge weights over the item vectors ([`Whitening`]).
+    pub covariance_shrinkage: f64,
+    /// The meta-RL policies' item vectors whitened by that prior covariance.
+    pub policy_covariance: bool,
 }
 
 impl Default for Hyper {
@@ -163,6 +92,8 @@ impl Default for Hyper {
             },
             shape: PolicyShape::default(),
             feedback_start: None,
+            covariance_shrinkage: 0.1,
+            policy_covariance: false,
         }
     }
 }
@@ -248,6 +179,8 @@ pub struct Prepared {
     bar: Vec<f64>,
     features: Features,
     prior: Vec<f64>,
+    /// The features and prior mean of `linucb-cov` and `lin-ts-cov`: whitened.
+    whitened: Option<(Features, Vec<f64>)>,
     mf: Option<LatentFactorModel>,
     supervised: Option<SupervisedFit>,
     meta: Option<Trained>,
@@ -282,17 +215,57 @@ impl Prepared {
         let h = &protocol.hyper;
         let env = protocol.environment;
         let setup = ObservedSetup::new(ds, split.train, h.factors, seed);
-        let train = &setup.train;
+        let train = &setup.train.clone();
         let stats = ItemStats::new(ds, train);
         let vectors = &setup.vectors;
         let features = Features::with_bias(&vectors.values, vectors.dim);
         let needs = |m: &[Method]| methods.iter().any(|x| m.contains(x));
-        let prior = match (needs(&[Method::LinUcb, Method::LinTs]), env) {
+        let meta_rl = [
+            Method::MetaRl,
+            Method::MetaRlFixed,
+            Method::MetaRlTrpo,
+            Method::MetaRlReptile,
+            Method::MetaRlFomaml,
+        ];
+        let cov_bandits = [Method::LinUcbCov, Method::LinTsCov];
+        let prior = match (
+            needs(&[Method::LinUcb, Method::LinTs]) || needs(&cov_bandits),
+            env,
+        ) {
             (false, _) => Vec::new(),
             (true, Environment::Observed) => features.fit_likes(ds, train, 1.0),
             (true, Environment::Catalog) => {
                 features.fit_catalog_likes(&stats.likes, train.len(), 1.0)
             }
+        };
+        let whitening = if needs(&cov_bandits) || (h.policy_covariance && needs(&meta_rl)) {
+            let weights = features.user_like_weights(ds, train, env, 1.0);
+            let w = Whitening::fit(&weights, vectors.dim, h.covariance_shrinkage);
+            Some(w.ok_or_else(|| {
+                EvalError(format!(
+                    "no prior covariance from {} training users (covariance shrinkage {}: \
+                     it must be in (0, 1])",
+                    train.len(),
+                    h.covariance_shrinkage
+                ))
+            })?)
+        } else {
+            None
+        };
+        // the whitened bandits: the same prior mean (θ' = L⁻¹θ on the vectors' weights, the
+        // bias weight kept), so that only the prior's covariance differs
+        let whitened = match &whitening {
+            Some(w) if needs(&cov_bandits) => {
+                let values = w.vectors(&vectors.values);
+                let mut mean = w.weights(&prior[..vectors.dim]);
+                mean.extend(&prior[vectors.dim..]);
+                Some((Features::with_bias(&values, vectors.dim), mean))
+            }
+            _ => None,
+        };
+        let setup = match &whitening {
+            Some(w) if h.policy_covariance => setup.whitened(w),
+            _ => setup,
         };
         let mf = if needs(&[Method::EpsilonGreedyMf]) {
             // the fit reads only the ratings, the counts and the scale
@@ -312,13 +285,6 @@ impl Prepared {
                 ds.n_items()
             )));
         }
-        let meta_rl = [
-            Method::MetaRl,
-            Method::MetaRlFixed,
-            Method::MetaRlTrpo,
-            Method::MetaRlReptile,
-            Method::MetaRlFomaml,
-        ];
         let observed_meta = needs(&meta_rl) && env == Environment::Observed;
         let supervised = if needs(&[Method::SupFixed, Method::SupFinetune]) || observed_meta {
             let cfg = FinetuneConfig {
@@ -381,6 +347,7 @@ impl Prepared {
             evaluated,
             features,
             prior,
+            whitened,
             mf,
             supervised,
             meta,
@@ -431,6 +398,14 @@ impl Prepared {
                 h.bandit_lambda,
                 h.ts_scale,
             )),
+            Method::LinUcbCov | Method::LinTsCov => {
+                let (features, prior) = self.whitened.clone().ok_or_else(missing)?;
+                if method == Method::LinUcbCov {
+                    Box::new(LinUcb::new(features, &prior, h.bandit_lambda, h.alpha))
+                } else {
+                    Box::new(LinTs::new(features, &prior, h.bandit_lambda, h.ts_scale))
+                }
+            }
             Method::SupFixed | Method::SupFinetune => Box::new(Supervised::new(
                 self.supervised.as_ref().ok_or_else(missing)?,
                 (method == Method::SupFinetune).then_some(h.user_fit),
@@ -666,6 +641,32 @@ mod tests {
         for (ndcg, hit) in runs.iter().flat_map(|r| &r.ranking) {
             assert!((0.0..=1.0).contains(ndcg) && (*hit == 0.0 || *hit == 1.0));
         }
+    }
+
+    /// With `policy_covariance` the policy's item vectors (before the prior column) are the
+    /// whitened bandits' (before the bias); without it, the plain bandits'.
+    #[test]
+    fn the_policy_and_the_whitened_bandits_share_the_whitened_vectors() {
+        let ds = small();
+        let mut p = quick();
+        p.environment = Environment::Catalog;
+        p.hyper.meta.iterations = 0;
+        let methods = [Method::MetaRl, Method::LinTsCov];
+        let policy_rows = |p: &Protocol| {
+            let prepared = Prepared::new(&ds, p, &methods, 1).unwrap();
+            let (features, _) = prepared.whitened.unwrap();
+            let items = prepared.meta.unwrap().items;
+            let d = features.dim - 1;
+            let rows: Vec<Vec<f32>> = items.chunks(d + 1).map(|r| r[..d].to_vec()).collect();
+            let row = |f: &Features, i: usize| -> Vec<f32> {
+                f.row(i as u32)[..d].iter().map(|&v| v as f32).collect()
+            };
+            let same = |f: &Features| (0..rows.len()).all(|i| rows[i] == row(f, i));
+            (same(&features), same(&prepared.features))
+        };
+        assert_eq!(policy_rows(&p), (false, true));
+        p.hyper.policy_covariance = true;
+        assert_eq!(policy_rows(&p), (true, false));
     }
 
     /// Shows every candidate at once, breaking the slate size.

@@ -2,6 +2,7 @@
 //! the parameters a policy over them starts from.
 
 use crate::data::ItemFeatures;
+use crate::linalg::Whitening;
 use crate::model::ModelConfig;
 #[cfg(doc)]
 use crate::session::Session;
@@ -26,6 +27,9 @@ pub struct ItemVectors {
     pub factors: usize,
     /// The last column is a prior score ([`ItemVectors::with_prior`]).
     pub prior: bool,
+    /// The feature and factor columns are whitened by a prior covariance
+    /// ([`ItemVectors::whitened`]).
+    pub whitened: bool,
 }
 
 impl ItemVectors {
@@ -54,6 +58,7 @@ impl ItemVectors {
             dim,
             factors: 0,
             prior: false,
+            whitened: false,
         }
     }
 
@@ -84,6 +89,7 @@ impl ItemVectors {
             dim: width,
             factors: self.factors + dim,
             prior: self.prior,
+            whitened: self.whitened,
         }
     }
 
@@ -102,6 +108,23 @@ impl ItemVectors {
             dim,
             factors: self.factors,
             prior: true,
+            whitened: self.whitened,
+        }
+    }
+
+    /// These vectors in the coordinates of `whitening` (`e' = Lᵀe`, [`Whitening`]: a prior
+    /// covariance of user weights over them, fitted across training users, becomes isotropic).
+    /// Must come after [`ItemVectors::with_factors`] and before [`ItemVectors::with_prior`]
+    /// (the prior column stays as it is); unchanged when the widths differ or there is a prior
+    /// column already.
+    pub fn whitened(self, whitening: &Whitening) -> Self {
+        if self.prior || whitening.dim() != self.dim {
+            return self;
+        }
+        ItemVectors {
+            values: whitening.vectors(&self.values),
+            whitened: true,
+            ..self
         }
     }
 }
@@ -109,12 +132,16 @@ impl ItemVectors {
 /// What an item vector is made of, recorded with a trained policy so that whoever uses it
 /// (the page, a [`Session`]) knows the design meta-training used: `features` content columns
 /// (genres, year, popularity, smoothed mean rating and, where embedded, the text), then
-/// `factors` collaborative factors, then the prior column when `prior`.
+/// `factors` collaborative factors, then the prior column when `prior`; the features and
+/// factors in whitened coordinates when `whitened`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemVectorParts {
     pub features: usize,
     pub factors: usize,
     pub prior: bool,
+    /// The features and factors are whitened by a prior covariance ([`ItemVectors::whitened`]).
+    #[serde(default)]
+    pub whitened: bool,
 }
 
 impl ItemVectors {
@@ -124,6 +151,7 @@ impl ItemVectors {
             features: self.dim - self.factors - usize::from(self.prior),
             factors: self.factors,
             prior: self.prior,
+            whitened: self.whitened,
         }
     }
 }
@@ -271,6 +299,7 @@ mod tests {
             dim: 2,
             factors: 0,
             prior: false,
+            whitened: false,
         };
         // column 0 has 4 times the spread of column 1
         let factors: Vec<f32> = (0..n)
@@ -290,7 +319,8 @@ mod tests {
             ItemVectorParts {
                 features: 2,
                 factors: 2,
-                prior: true
+                prior: true,
+                whitened: false
             }
         );
     }
@@ -305,6 +335,7 @@ mod tests {
             dim: 3,
             factors: 0,
             prior: false,
+            whitened: false,
         };
         let vectors = plain.clone().with_prior(&scores);
         assert_eq!(vectors.dim, 4);
@@ -351,6 +382,7 @@ mod tests {
             dim: 3,
             factors: 0,
             prior: false,
+            whitened: false,
         }
         .with_prior(&scores);
         let d = vectors.dim;
