@@ -157,24 +157,17 @@ impl Whitening {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::sampling::normal;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
 
     /// Weight vectors drawn from a strongly anisotropic, correlated Gaussian (3 coordinates and
     /// a fourth that the whitening leaves out).
     fn samples(n: usize) -> Vec<Vec<f64>> {
-        let mut state = 12345u64;
-        let mut uniform = move || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
-        let mut normal = move || {
-            let (u, v) = (uniform(), uniform());
-            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-        };
+        let mut rng = ChaCha8Rng::seed_from_u64(12345);
         (0..n)
             .map(|_| {
-                let z = [normal(), normal(), normal()];
+                let z = [normal(&mut rng), normal(&mut rng), normal(&mut rng)];
                 vec![
                     5.0 * z[0] + 1.0,
                     2.0 * z[0] + 0.3 * z[1] - 2.0,
