@@ -7,7 +7,8 @@
 // Tiling (`tile_product`): a workgroup is NI = 32 invocations laid along the WX = 64 columns
 // of a 16 x 64 tile of the result; each invocation owns two columns (c and c + 32) and TM = 16
 // rows of them, i.e. 32 accumulators in registers as 2 x 4 vec4 "row quads". The operand indexed by
-// the tile's rows (X for the forward, dZ for dX, X^T for dW) is staged in workgroup memory in
+// the tile's rows (X for the forward, dZ for dX; dense_backward.wgsl's dW loop stages [X, 1]^T
+// the same way) is staged in workgroup memory in
 // chunks of KC = 128 values of k, transposed as [k][quad], with coalesced loads; the inner loop
 // then reads 4 vec4 at one workgroup-uniform address (a broadcast) and two elements of the
 // column operand per k, contiguous across invocations (coalesced), for 32 FMAs. Two barriers
