@@ -214,8 +214,8 @@ impl Prepared {
         };
         let h = &protocol.hyper;
         let env = protocol.environment;
-        let setup = ObservedSetup::new(ds, split.train, h.factors, seed);
-        let train = &setup.train.clone();
+        let mut setup = ObservedSetup::new(ds, split.train, h.factors, seed);
+        let train = &setup.train;
         let stats = ItemStats::new(ds, train);
         let vectors = &setup.vectors;
         let features = Features::with_bias(&vectors.values, vectors.dim);
@@ -243,8 +243,8 @@ impl Prepared {
             let w = Whitening::fit(&weights, vectors.dim, h.covariance_shrinkage);
             Some(w.ok_or_else(|| {
                 EvalError(format!(
-                    "no prior covariance from {} training users (covariance shrinkage {}: \
-                     it must be in (0, 1])",
+                    "no prior covariance from {} training users: it needs at least two whose \
+                     weights differ, and a covariance shrinkage in (0, 1] (got {})",
                     train.len(),
                     h.covariance_shrinkage
                 ))
@@ -263,10 +263,9 @@ impl Prepared {
             }
             _ => None,
         };
-        let setup = match &whitening {
-            Some(w) if h.policy_covariance => setup.whitened(w),
-            _ => setup,
-        };
+        if let (Some(w), true) = (&whitening, h.policy_covariance) {
+            setup.vectors.whiten(w);
+        }
         let mf = if needs(&[Method::EpsilonGreedyMf]) {
             // the fit reads only the ratings, the counts and the scale
             let mut train_ds = ds.clone();
@@ -386,21 +385,14 @@ impl Prepared {
                 h.mf_lambda,
                 h.epsilon,
             )),
-            Method::LinUcb => Box::new(LinUcb::new(
-                self.features.clone(),
-                &self.prior,
-                h.bandit_lambda,
-                h.alpha,
-            )),
-            Method::LinTs => Box::new(LinTs::new(
-                self.features.clone(),
-                &self.prior,
-                h.bandit_lambda,
-                h.ts_scale,
-            )),
-            Method::LinUcbCov | Method::LinTsCov => {
-                let (features, prior) = self.whitened.clone().ok_or_else(missing)?;
-                if method == Method::LinUcbCov {
+            Method::LinUcb | Method::LinTs | Method::LinUcbCov | Method::LinTsCov => {
+                let (features, prior) = match method {
+                    Method::LinUcbCov | Method::LinTsCov => {
+                        self.whitened.clone().ok_or_else(missing)?
+                    }
+                    _ => (self.features.clone(), self.prior.clone()),
+                };
+                if matches!(method, Method::LinUcb | Method::LinUcbCov) {
                     Box::new(LinUcb::new(features, &prior, h.bandit_lambda, h.alpha))
                 } else {
                     Box::new(LinTs::new(features, &prior, h.bandit_lambda, h.ts_scale))

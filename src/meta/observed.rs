@@ -47,15 +47,6 @@ impl<'a> ObservedSetup<'a> {
         }
     }
 
-    /// This setup with its item vectors in the coordinates of `whitening` (before any prior
-    /// column: [`ItemVectors::whitened`]).
-    pub fn whitened(self, whitening: &crate::linalg::Whitening) -> Self {
-        ObservedSetup {
-            vectors: self.vectors.whitened(whitening),
-            ..self
-        }
-    }
-
     /// The policy's model description.
     pub fn model(&self, shape: &PolicyShape, cfg: &MetaConfig) -> ModelConfig {
         policy_config(shape, self.dataset.n_items(), self.vectors.dim, cfg.rows())

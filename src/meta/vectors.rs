@@ -112,20 +112,17 @@ impl ItemVectors {
         }
     }
 
-    /// These vectors in the coordinates of `whitening` (`e' = Lᵀe`, [`Whitening`]: a prior
-    /// covariance of user weights over them, fitted across training users, becomes isotropic).
-    /// Must come after [`ItemVectors::with_factors`] and before [`ItemVectors::with_prior`]
-    /// (the prior column stays as it is); unchanged when the widths differ or there is a prior
-    /// column already.
-    pub fn whitened(self, whitening: &Whitening) -> Self {
+    /// Puts these vectors in the coordinates of `whitening` (`e' = Lᵀe`, [`Whitening`]: a
+    /// prior covariance of user weights over them, fitted across training users, becomes
+    /// isotropic). Must come after [`ItemVectors::with_factors`] and before
+    /// [`ItemVectors::with_prior`] (the prior column stays as it is); nothing changes when the
+    /// widths differ or there is a prior column already.
+    pub fn whiten(&mut self, whitening: &Whitening) {
         if self.prior || whitening.dim() != self.dim {
-            return self;
+            return;
         }
-        ItemVectors {
-            values: whitening.vectors(&self.values),
-            whitened: true,
-            ..self
-        }
+        self.values = whitening.vectors(&self.values);
+        self.whitened = true;
     }
 }
 
