@@ -473,3 +473,55 @@ fn head_reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
         d_user[d] = sum;
     }
 }
+
+// The one-row policy head without an entropy bonus, from the statistics the sampler left when
+// it drew the slate the reaction is to (softmax.wgsl `sample_partial` with `stats`, at the same
+// input, mask and temperature: the host checks that), so the interaction reads the item matrix
+// once. One workgroup and no barrier: every invocation merges the chunks' (m_g, S_g) itself
+// (log-partition and policy-gradient weight, as `head_merge`), then invocation d writes
+// dL/du_d = -coef (e_a,d - P_d) / T, P = sum_j p_j e_j = sum_g exp(m_g - log Z) A_g. The loss
+// goes to row_stats[0]; the entropy is not computed (an interaction reads back the loss only).
+override SCHUNK: u32 = 4096u;   // the sampler's chunk (softmax.wgsl CHUNK)
+@group(0) @binding(17) var<storage, read> slate_norm: array<vec4<f32>>;
+@group(0) @binding(18) var<storage, read> slate_sum: array<f32>;
+
+@compute @workgroup_size(256)
+fn head_cached(@builtin(local_invocation_id) lid: vec3<u32>) {
+    let chunks = (ld.items + SCHUNK - 1u) / SCHUNK;
+    var m = NEG;
+    for (var g = 0u; g < chunks; g = g + 1u) {
+        let p = slate_norm[g];
+        if (p.y > 0.0) {
+            m = max(m, p.x);
+        }
+    }
+    var s = 0.0;
+    for (var g = 0u; g < chunks; g = g + 1u) {
+        let p = slate_norm[g];
+        if (p.y > 0.0) {
+            s = s + p.y * exp(p.x - m);
+        }
+    }
+    let log_z = m + log(s);
+    let row = rows_in[0];
+    let a = row.action;
+    var za = 0.0;
+    for (var d = 0u; d < D; d = d + 1u) {
+        za = za + user[d] * emb[a * D + d];
+    }
+    let pg = pg_terms(za / ld.temperature - log_z, row);
+    if (lid.x == 0u) {
+        row_stats[0] = pg.y;
+    }
+    let d = lid.x;
+    if (d < D) {
+        var pd = 0.0;
+        for (var g = 0u; g < chunks; g = g + 1u) {
+            let p = slate_norm[g];
+            if (p.y > 0.0) {
+                pd = pd + exp(p.x - log_z) * slate_sum[g * D + d];
+            }
+        }
+        d_user[d] = -pg.x * (emb[a * D + d] - pd) / ld.temperature;
+    }
+}

@@ -84,11 +84,22 @@ fn gumbel(row: u32, item: u32) -> f32 {
 // With SCORE = 1 (a catalog in one tile), `sample_partial` computes its items' logits
 // s = u_r.e_j itself (as score.wgsl does, D = the width of u) and writes them to `scores` for
 // `sample_merge`, so no scoring dispatch precedes it.
+// With `rd.stats` = 1 as well (one row), each chunk also leaves what the gradient of a
+// reaction to this slate needs (loss.wgsl `head_cached`), so that an interaction reads the item
+// matrix once: part_sum holds the chunk's A_g = sum_j exp(z_j - m_g) e_j (D values). The
+// weights of STAGE items at a time go to workgroup memory; invocation t then adds column t % D
+// of the items t / D, t / D + G, ... (G = WG / D groups), which the chunk has just scored.
+// With V4 = 1 (D a multiple of 4, set from the host) both passes over the item matrix read it
+// as vec4s (`emb4`, the same buffer): four FMAs per load.
 override SCORE: u32 = 0u;
 override D: u32 = 64u;
+override V4: u32 = 0u;
+override D4: u32 = max(D / 4u, 1u);   // (1 when unused: D < 4)
 @group(0) @binding(10) var<storage, read> user: array<f32>;
 @group(0) @binding(11) var<storage, read> emb: array<f32>;
+@group(0) @binding(13) var<storage, read> emb4: array<vec4<f32>>;
 var<workgroup> u_s: array<f32, 256>;
+var<workgroup> u4_s: array<vec4<f32>, 64>;
 const CHUNK: u32 = 4096u;
 const PER: u32 = 16u;   // CHUNK / WG items per invocation
 const NONE: u32 = 0xffffffffu;
@@ -97,6 +108,124 @@ const NONE: u32 = 0xffffffffu;
 var<workgroup> pick_z: array<f32, 64>;
 @group(0) @binding(8) var<storage, read_write> part_key: array<f32>;
 @group(0) @binding(9) var<storage, read_write> part_item: array<u32>;
+@group(0) @binding(12) var<storage, read_write> part_sum: array<f32>;   // [chunk][D]
+const STAGE: u32 = 2048u;
+var<workgroup> stage_w: array<vec4<f32>, 512>;   // STAGE items' exp(z - m_g), four to an entry
+
+// Stages the weights exp(z - m) of this invocation's items p0 .. p0 + STAGE / WG - 1 (0 when
+// closed), four to an entry.
+fn stage(z: array<f32, 16>, m: f32, p0: u32, lid: u32) {
+    for (var q = 0u; q < STAGE / WG / 4u; q = q + 1u) {
+        var w = vec4(0.0);
+        let p = p0 + 4u * q;
+        if (z[p] != NEG) {
+            w.x = exp(z[p] - m);
+        }
+        if (z[p + 1u] != NEG) {
+            w.y = exp(z[p + 1u] - m);
+        }
+        if (z[p + 2u] != NEG) {
+            w.z = exp(z[p + 2u] - m);
+        }
+        if (z[p + 3u] != NEG) {
+            w.w = exp(z[p + 3u] - m);
+        }
+        stage_w[q * WG + lid] = w;
+    }
+}
+
+// chunk_sums with V4: invocation t adds the four columns 4 (t % D4) .. of the entries
+// t / D4, t / D4 + G, ... (G = WG / D4 groups).
+fn chunk_sums4(z: array<f32, 16>, m: f32, j0: u32, cell: u32, lid: u32) {
+    let groups = WG / D4;
+    let col = lid % D4;
+    let grp = lid / D4;
+    let last = rd.items - 1u;
+    let per = STAGE / WG;
+    var acc = vec4(0.0);
+    for (var p0 = 0u; p0 < PER; p0 = p0 + per) {
+        let s0 = j0 + p0 * WG;
+        if (s0 >= rd.items) {
+            break;
+        }
+        stage(z, m, p0, lid);
+        workgroupBarrier();
+        if (grp < groups) {
+            for (var e = grp; e < STAGE / 4u; e = e + groups) {
+                let w = stage_w[e];
+                let j = s0 + 4u * (e / WG) * WG + e % WG;
+                acc = acc + w.x * emb4[min(j, last) * D4 + col];
+                acc = acc + w.y * emb4[min(j + WG, last) * D4 + col];
+                acc = acc + w.z * emb4[min(j + 2u * WG, last) * D4 + col];
+                acc = acc + w.w * emb4[min(j + 3u * WG, last) * D4 + col];
+            }
+        }
+        workgroupBarrier();
+    }
+    if (grp < groups) {
+        stage_w[grp * D4 + col] = acc;
+    }
+    workgroupBarrier();
+    if (lid < D4) {
+        var t = vec4(0.0);
+        for (var g = 0u; g < groups; g = g + 1u) {
+            t = t + stage_w[g * D4 + lid];
+        }
+        let o = cell * D + 4u * lid;
+        part_sum[o] = t.x;
+        part_sum[o + 1u] = t.y;
+        part_sum[o + 2u] = t.z;
+        part_sum[o + 3u] = t.w;
+    }
+}
+
+// A chunk's A_g (see above) into part_sum[cell], from its items' logits `z` (16 per
+// invocation, NEG when closed) and its maximum `m`. Invocation t stages the weights of its
+// items p, p + 1, p + 2, p + 3 as one entry; the entries are read back by groups of D
+// invocations, each entry's four items feeding four FMAs.
+fn chunk_sums(z: array<f32, 16>, m: f32, j0: u32, cell: u32, lid: u32) {
+    if (V4 != 0u) {
+        chunk_sums4(z, m, j0, cell, lid);
+        return;
+    }
+    let groups = WG / D;
+    let col = lid % D;
+    let grp = lid / D;
+    let last = rd.items - 1u;
+    let per = STAGE / WG;
+    var acc = 0.0;
+    for (var p0 = 0u; p0 < PER; p0 = p0 + per) {
+        let s0 = j0 + p0 * WG;
+        if (s0 >= rd.items) {
+            break;
+        }
+        stage(z, m, p0, lid);
+        workgroupBarrier();
+        if (grp < groups) {
+            for (var e = grp; e < STAGE / 4u; e = e + groups) {
+                let w = stage_w[e];
+                // entry e: invocation e % WG's items p0 + 4 (e / WG) + 0..3 (weight 0 past the end)
+                let j = s0 + 4u * (e / WG) * WG + e % WG;
+                acc = acc + w.x * emb[min(j, last) * D + col];
+                acc = acc + w.y * emb[min(j + WG, last) * D + col];
+                acc = acc + w.z * emb[min(j + 2u * WG, last) * D + col];
+                acc = acc + w.w * emb[min(j + 3u * WG, last) * D + col];
+            }
+        }
+        workgroupBarrier();
+    }
+    if (grp < groups) {
+        stage_w[grp * D + col].x = acc;
+    }
+    workgroupBarrier();
+    if (lid < D) {
+        var t = 0.0;
+        for (var g = 0u; g < groups; g = g + 1u) {
+            t = t + stage_w[g * D + lid].x;
+        }
+        part_sum[cell * D + lid] = t;
+    }
+}
 
 @compute @workgroup_size(256)
 fn sample_partial(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -106,8 +235,12 @@ fn sample_partial(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
     // item j0 + p * WG + lid.x: its logit and key (NEG when masked, past the end or retired)
     var z: array<f32, 16>;
     var key: array<f32, 16>;
-    if (SCORE != 0u && lid.x < D) {
+    if (SCORE != 0u && V4 == 0u && lid.x < D) {
         u_s[lid.x] = user[r * D + lid.x];
+    }
+    if (SCORE != 0u && V4 != 0u && lid.x < D4) {
+        let u0 = r * D + 4u * lid.x;
+        u4_s[lid.x] = vec4(user[u0], user[u0 + 1u], user[u0 + 2u], user[u0 + 3u]);
     }
     workgroupBarrier();
     var m = NEG;
@@ -117,8 +250,16 @@ fn sample_partial(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
         key[p] = NEG;
         if (SCORE != 0u && j < rd.items) {
             var acc = 0.0;
-            for (var d = 0u; d < D; d = d + 1u) {
-                acc = acc + u_s[d] * emb[j * D + d];
+            if (V4 != 0u) {
+                var a4 = vec4(0.0);
+                for (var d = 0u; d < D4; d = d + 1u) {
+                    a4 = a4 + u4_s[d] * emb4[j * D4 + d];
+                }
+                acc = (a4.x + a4.y) + (a4.z + a4.w);
+            } else {
+                for (var d = 0u; d < D; d = d + 1u) {
+                    acc = acc + u_s[d] * emb[j * D + d];
+                }
             }
             scores[base + j] = acc;
         }
@@ -140,6 +281,9 @@ fn sample_partial(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
     }
     s = wg_sum(s, lid.x);
     let cell = linear_group(grid);
+    if (SCORE != 0u && rd.stats != 0u) {
+        chunk_sums(z, m, j0, cell, lid.x);
+    }
     let k_max = min(rd.k, MAX_K);
     for (var kk = 0u; kk < k_max; kk = kk + 1u) {
         var best_v = NEG;

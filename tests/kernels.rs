@@ -38,7 +38,7 @@ fn assert_all_pass(results: &[check::KernelCheck]) {
 fn every_kernel_matches_the_cpu_engine_on_edge_shapes() {
     let ctx = context();
     let results = pollster::block_on(check::check_all(&ctx, &check::edge_shapes())).unwrap();
-    assert_eq!(results.len(), check::edge_shapes().len() * 19);
+    assert_eq!(results.len(), check::edge_shapes().len() * 23);
     assert_all_pass(&results);
 }
 

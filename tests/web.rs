@@ -17,7 +17,7 @@ async fn every_kernel_matches_the_cpu_engine_in_the_browser() {
         .await
         .expect("WebGPU adapter (Chromium needs --enable-unsafe-webgpu, see webdriver.json)");
     let results = check_all(&ctx, &quick_shapes()).await.unwrap();
-    assert_eq!(results.len(), quick_shapes().len() * 19);
+    assert_eq!(results.len(), quick_shapes().len() * 23);
     assert_all_pass(&results, "kernels off the CPU reference");
 }
 

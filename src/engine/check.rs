@@ -10,7 +10,8 @@
 use super::cpu::{CpuEngine, Kernels};
 use super::gpu::{GpuContext, GpuEngine};
 use super::{
-    Adam, Batch, ContextState, ContextStep, Engine, Loss, Mask, Reduce, Result, Row, SlateSpec,
+    Adam, Adapted, Batch, ContextState, ContextStep, Engine, EngineError, Loss, Mask, Reduce,
+    Result, Row, SlateSpec,
 };
 use crate::model::{Activation, Head, Init, ModelConfig};
 use rand::{Rng, SeedableRng};
@@ -431,7 +432,10 @@ pub async fn check_shape(ctx: &GpuContext, shape: &Shape) -> Result<Vec<KernelCh
 /// A context-adapting session's interaction ([`Engine::adapt_context`]; on the GPU the one-row
 /// dense kernels, the dX-only backward, the context's Adam step on the device and the sampler in
 /// one submit) against the CPU reference: the slate with its log-propensities and logits, the
-/// loss, and the context and Adam moments after the step.
+/// loss, and the context and Adam moments after the step (with an entropy bonus). Then a
+/// reaction to the slate the GPU drew, without one, whose gradient the GPU takes from the
+/// statistics that slate's sampler left (loss.wgsl `head_cached`; its dispatch count shows it
+/// did, where the network has a hidden layer).
 async fn check_context_step(
     gpu: &mut GpuEngine,
     cpu: &mut CpuEngine,
@@ -449,6 +453,79 @@ async fn check_context_step(
             mask.set(0, j);
         }
     }
+    let next_tail = uniform(rng, shape.input - c, 1.0);
+    // a state after a few steps: moments of either sign and size
+    let m0 = uniform(rng, c, 0.1);
+    let v0: Vec<f32> = uniform(rng, c, 0.1).iter().map(|x| x * x).collect();
+    let mut state = (input[..c].to_vec(), m0, v0, 3u32);
+    let first = context_step(
+        gpu,
+        cpu,
+        shape,
+        (&input, action, mask),
+        (next_tail, 0.05),
+        &mut state,
+    )
+    .await?;
+    report_context_step(rep, "context step", &first);
+
+    // the reaction to the GPU's slate, at the state the GPU's host copy reached
+    let (slate, next_mask) = (&first.out[0].slate, first.next_mask);
+    let Some(&action) = slate.items.first() else {
+        return Ok(());
+    };
+    let input: Vec<f32> = state.0.iter().chain(&first.next_tail).copied().collect();
+    let before = gpu.counters().dispatches;
+    let next_tail = uniform(rng, shape.input - c, 1.0);
+    let second = context_step(
+        gpu,
+        cpu,
+        shape,
+        (&input, action, next_mask),
+        (next_tail, 0.0),
+        &mut state,
+    )
+    .await?;
+    report_context_step(rep, "context step on the slate's statistics", &second);
+    let layers = shape.hidden.len() + 1;
+    // forward, head, backward, forward, sampler (partials and merge); the cached head is one
+    // dispatch where the full one is two
+    let head = if layers > 1 { 1 } else { 2 };
+    let expected = 3 * layers as u64 + head + 2;
+    let dispatches = gpu.counters().dispatches - before;
+    rep.add(
+        "context step on the slate's statistics: dispatches",
+        (dispatches != expected) as u8 as f32,
+        0.0,
+    );
+    Ok(())
+}
+
+/// A session's context state: the context, its Adam moments and step count.
+type Context = (Vec<f32>, Vec<f32>, Vec<f32>, u32);
+
+/// One interaction on both engines from the same state; what [`report_context_step`] judges.
+struct ContextOutcome {
+    out: [Adapted; 2],
+    states: [Context; 2],
+    next_tail: Vec<f32>,
+    next_mask: Mask,
+    scores: Vec<f32>,
+    spec: SlateSpec,
+    n: usize,
+}
+
+/// A reaction (input, action, mask) from `state` on both engines, the next slate drawn at the
+/// adapted context and `next_tail`; `state` becomes the GPU's.
+async fn context_step(
+    gpu: &mut GpuEngine,
+    cpu: &mut CpuEngine,
+    shape: &Shape,
+    (input, action, mask): (&[f32], u32, Mask),
+    (next_tail, entropy): (Vec<f32>, f32),
+    state: &mut Context,
+) -> Result<ContextOutcome> {
+    let n = shape.items;
     // the next slate excludes the reacted-to item, unless nothing else is open (one item)
     let mut next_mask = mask.clone();
     if (0..n).any(|j| j != action as usize && !mask.get(0, j)) {
@@ -456,7 +533,7 @@ async fn check_context_step(
     }
     let open = (0..n).filter(|&j| !next_mask.get(0, j)).count();
     let batch = Batch {
-        inputs: input.clone(),
+        inputs: input.to_vec(),
         rows: vec![Row {
             action,
             reward: 1.0,
@@ -465,11 +542,10 @@ async fn check_context_step(
         }],
         mask: Some(mask),
     };
-    let next_tail = uniform(rng, shape.input - c, 1.0);
     let step = ContextStep {
         batch: &batch,
         loss: Loss::Reinforce {
-            entropy: 0.05,
+            entropy,
             temperature: 0.8,
         },
         adam: Adam {
@@ -487,10 +563,7 @@ async fn check_context_step(
             draw: 4,
         },
     };
-    // a state after a few steps: moments of either sign and size
-    let m0 = uniform(rng, c, 0.1);
-    let v0: Vec<f32> = uniform(rng, c, 0.1).iter().map(|x| x * x).collect();
-    let mut states = [(); 2].map(|_| (input[..c].to_vec(), m0.clone(), v0.clone(), 3u32));
+    let mut states = [state.clone(), state.clone()];
     let mut out = Vec::new();
     for (e, st) in [0, 1].into_iter().zip(states.iter_mut()) {
         let state = ContextState {
@@ -504,40 +577,57 @@ async fn check_context_step(
             _ => cpu.adapt_context(step, state).await?,
         });
     }
-    let (a, b) = (&out[0], &out[1]);
+    let spec = step.spec;
     let next: Vec<f32> = states[1].0.iter().chain(&next_tail).copied().collect();
     let scores = cpu.scores(&next).await?;
+    *state = states[0].clone();
+    let out: [Adapted; 2] = out
+        .try_into()
+        .map_err(|_| EngineError::Device("two interactions".into()))?;
+    Ok(ContextOutcome {
+        out,
+        states,
+        next_tail,
+        next_mask,
+        scores,
+        spec,
+        n,
+    })
+}
+
+/// Judges one interaction: the slate, the loss and the state after the step.
+fn report_context_step(rep: &mut Report, name: &str, o: &ContextOutcome) {
+    let ([a, b], spec) = (&o.out, o.spec);
     let slate_err = if a.slate.items == b.slate.items {
         // the slate's logits are judged at the scale of all the catalog's logits (a drawn
         // item's logit can be small by cancellation); log-propensities at least at 1 nat (when
         // one item holds nearly all the mass the next position's log-probability is ≈ 0 and
         // its rounding is absolute: 1e-4 is a propensity off by 0.01%)
-        let scale = scores.iter().fold(1e-6f32, |m, v| m.max(v.abs())) / step.spec.temperature;
+        let scale = o.scores.iter().fold(1e-6f32, |m, v| m.max(v.abs())) / spec.temperature;
         rel_err_at(&a.slate.logp, &b.slate.logp, 1.0).max(rel_err_at(&a.scores, &b.scores, scale))
     } else {
         slate_key_err(
             &a.slate.items,
             &b.slate.items,
-            &scores,
-            &next_mask,
-            n,
-            step.spec,
+            &o.scores,
+            &o.next_mask,
+            o.n,
+            spec,
         )
     };
-    rep.add("context step: slate", slate_err, TOLERANCE);
-    let terms = (n as f32).ln().max(1.0);
+    rep.add(&format!("{name}: slate"), slate_err, TOLERANCE);
+    let terms = (o.n as f32).ln().max(1.0);
     rep.add(
-        "context step: loss",
+        &format!("{name}: loss"),
         rel_err_at(&[a.loss], &[b.loss], terms),
         TOLERANCE,
     );
-    let (g, h) = (&states[0], &states[1]);
+    let (g, h) = (&o.states[0], &o.states[1]);
     let state_err = rel_err(&g.0, &h.0)
         .max(rel_err(&g.1, &h.1))
         .max(rel_err(&g.2, &h.2))
         .max((g.3 != h.3) as u8 as f32);
-    rep.add("context step: state", state_err, TOLERANCE);
-    Ok(())
+    rep.add(&format!("{name}: state"), state_err, TOLERANCE);
 }
 
 /// Two slates of the same rows that differ: each position's sort key (logit / T plus the

@@ -163,7 +163,8 @@ impl GpuEngine {
             let mut offset = 0;
             while offset < items {
                 let n = per_tile.min(items - offset);
-                let buffer = ctx.storage("item embeddings", (n * d) as u64 * 4);
+                // whole vec4s (softmax.wgsl reads it as either)
+                let buffer = ctx.storage("item embeddings", (n * d).div_ceil(4) as u64 * 16);
                 let dims = ctx.uniform::<ScoreDims>("score dims");
                 let score = ctx
                     .kernel(
@@ -244,7 +245,10 @@ impl GpuEngine {
                     constants: &layer_constants(l, true),
                     entries: &[(1, &params), (4, &acts[l]), (5, out), (8, dx)],
                 };
-                let row_head = RowHead::new(ctx, io, last, items, d).await?;
+                let Some(sampler) = &sampler else {
+                    return Err(EngineError::Config("a policy head needs a sampler".into()));
+                };
+                let row_head = RowHead::new(ctx, io, last, sampler, items, d).await?;
                 (kernel, Some(row_head))
             }
             (Head::Policy { .. }, None) => {
@@ -354,6 +358,7 @@ impl GpuEngine {
             d_out: d_out.clone(),
             fisher_dir: ctx.storage("fisher direction", pbytes),
             fisher: None,
+            slate_stats: None,
         };
         engine.set_params(&cfg.init_params())?;
         ctx.check()?;

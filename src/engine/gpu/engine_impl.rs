@@ -1,7 +1,7 @@
 //! The [`Engine`] trait on the GPU: uploads, reads, scoring, sampling and training.
 
 use super::uniforms::{ReduceDims, RowDims};
-use super::{GpuEngine, Grad, Tail};
+use super::{GpuEngine, Grad, SlateStats, Tail};
 use crate::engine::backend::{Backend, Checked, Rows, Scoring, Wrt};
 use crate::engine::{
     Adam, Adapted, ContextState, ContextStep, Counters, Engine, EngineInfo, OptimizerState, Reduce,
@@ -96,6 +96,7 @@ impl Engine for GpuEngine {
 
 impl Backend for GpuEngine {
     fn load_params(&mut self, params: &[f32]) -> Result<()> {
+        self.slate_stats = None;
         self.write(&self.params, params);
         let zeros = vec![0f32; self.n_params];
         self.write(&self.adam_m, &zeros);
@@ -105,6 +106,7 @@ impl Backend for GpuEngine {
     }
 
     fn load_items(&mut self, embeddings: &[f32]) -> Result<()> {
+        self.slate_stats = None;
         let d = self.cfg.output;
         for t in &self.tiles {
             self.write(
@@ -206,12 +208,16 @@ impl GpuEngine {
         spec: SlateSpec,
         scored: bool,
     ) -> Result<(Slates, Vec<f32>)> {
+        // the sampler overwrites the statistics; a one-row slate leaves its own
+        self.slate_stats = None;
+        let stats = self.leaves_stats(s.rows);
         let dims = RowDims {
             k: spec.k as u32,
             greedy: spec.greedy as u32,
             seed: spec.seed,
             draw: spec.draw,
             temperature: spec.temperature,
+            stats: stats as u32,
             ..RowDims::zeroed()
         };
         let enc = self.encode_scoring(s.inputs, s.rows, Tail::Sample(s.mask, dims));
@@ -231,6 +237,11 @@ impl GpuEngine {
             logp: out.swap_remove(1),
             items: bytemuck::cast_slice(&out[0]).to_vec(),
         };
+        self.slate_stats = stats.then(|| SlateStats {
+            input: s.inputs.to_vec(),
+            mask: s.mask.map(|m| m.words.clone()),
+            temperature: spec.temperature,
+        });
         Ok((slate, scores))
     }
 }

@@ -7,7 +7,7 @@
 
 use super::context::Shader;
 use super::uniforms::{ContextDims, RowDims};
-use super::{GpuContext, GpuEngine, Grad, Kernel};
+use super::{GpuContext, GpuEngine, Grad, Kernel, SlateStats};
 use crate::engine::backend::Checked;
 use crate::engine::interaction::host_step;
 use crate::engine::{Adapted, ContextState, ContextStep, EngineError, Result, Slates, MAX_SLATE};
@@ -66,6 +66,9 @@ pub(super) struct Sampler {
     partial_next: Kernel,
     merge: Kernel,
     chunks: usize,
+    /// The chunks' softmax partials and, for one row with `stats`, their sums A_g.
+    norm: wgpu::Buffer,
+    sums: wgpu::Buffer,
     /// Whether `sample_partial` computes the logits (no scoring dispatch before it).
     pub(super) scores: bool,
 }
@@ -82,6 +85,7 @@ impl Sampler {
         let norm = ctx.storage("sampler partial sums", cells * 16);
         let keys = ctx.storage("sampler partial keys", cells * MAX_SLATE as u64 * 4);
         let ids = ctx.storage("sampler partial items", cells * MAX_SLATE as u64 * 4);
+        let sums = ctx.storage("sampler slate statistics", (chunks * io.d) as u64 * 4);
         let part = |mask| {
             [
                 (0, io.row_dims),
@@ -92,10 +96,16 @@ impl Sampler {
                 (9, &ids),
                 (10, io.user),
                 (11, io.tile),
+                (12, &sums),
+                (13, io.tile),
             ]
         };
         let scores = io.tiles == 1;
-        let c = [("SCORE", scores as u32 as f64), ("D", io.d as f64)];
+        let c = [
+            ("SCORE", scores as u32 as f64),
+            ("D", io.d as f64),
+            ("V4", (io.d % 4 == 0) as u32 as f64),
+        ];
         let partial = ctx
             .kernel(Shader::Softmax, "sample_partial", &c, &part(io.mask))
             .await?;
@@ -120,6 +130,8 @@ impl Sampler {
             partial_next,
             merge,
             chunks,
+            norm,
+            sums,
             scores,
         })
     }
@@ -152,6 +164,8 @@ pub(super) struct RowHead {
     stats: Kernel,
     back: Kernel,
     reduce: Kernel,
+    /// dL/du from the statistics the sampler left with the slate reacted to (`head_cached`).
+    pub(super) cached: Kernel,
     /// The last layer's `backward_dx_row` on the shares.
     pub(super) last_dx: Kernel,
     /// The per-chunk shares of dL/du (`chunks` × the width of u).
@@ -160,11 +174,12 @@ pub(super) struct RowHead {
 }
 
 impl RowHead {
-    /// For `items` items of width `d` (in one tile).
+    /// For `items` items of width `d` (in one tile), after `sampler`.
     pub(super) async fn new(
         ctx: &GpuContext,
         io: &PolicyIo<'_>,
         last: RowBackward<'_>,
+        sampler: &Sampler,
         items: usize,
         d: usize,
     ) -> Result<Self> {
@@ -192,6 +207,17 @@ impl RowHead {
             (16, &du),
         ];
         let reduce = [(0, dims), (6, io.d_user), (16, &du)];
+        let cached = [
+            (0, dims),
+            (1, io.user),
+            (2, io.items),
+            (3, io.rows),
+            (6, io.d_user),
+            (7, io.row_stats),
+            (17, &sampler.norm),
+            (18, &sampler.sums),
+        ];
+        let cached_c = [("D", d as f64), ("SCHUNK", CHUNK as f64)];
         let mut constants = last.constants.to_vec();
         constants.push(("SHARES", chunks as f64));
         let mut entries = last.entries.to_vec();
@@ -200,6 +226,9 @@ impl RowHead {
             stats: ctx.kernel(Shader::Loss, "head_stats", &c, &stats).await?,
             back: ctx.kernel(Shader::Loss, "head_back", &c, &back).await?,
             reduce: ctx.kernel(Shader::Loss, "head_reduce", &c, &reduce).await?,
+            cached: ctx
+                .kernel(Shader::Loss, "head_cached", &cached_c, &cached)
+                .await?,
             last_dx: ctx
                 .kernel(
                     Shader::DenseBackward,
@@ -290,6 +319,8 @@ impl GpuEngine {
         };
         // Engine::adapt_context checked the step: one row
         let (batch, loss) = (step.batch, step.loss);
+        let cached = self.slate_stats.take().is_some_and(|s| s.fits(batch, loss));
+        let stats = self.leaves_stats(1);
         self.upload_batch(
             Checked {
                 batch,
@@ -334,14 +365,20 @@ impl GpuEngine {
                 seed: spec.seed,
                 draw: spec.draw,
                 temperature: spec.temperature,
+                stats: stats as u32,
             }],
         );
         self.write_score_dims(1);
         let mut enc = self.encoder();
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            // the input gradient's last kernel (the first layer's) takes the context's step
-            self.encode_gradient(&mut pass, 1, Grad::Context);
+            // the input gradient's last kernel (the first layer's) takes the context's step;
+            // a reaction to the slate drawn last reads its softmax statistics
+            if cached {
+                self.encode_cached_gradient(&mut pass);
+            } else {
+                self.encode_gradient(&mut pass, 1, Grad::Context);
+            }
             self.encode_forward(&mut pass, 1);
             if !sampler.scores {
                 self.encode_scores(&mut pass, 1);
@@ -363,6 +400,17 @@ impl GpuEngine {
             )
             .await?;
         host_step(&out[0], adam, &mut state);
+        // the next reaction is made at the host's copy of the adapted context
+        self.slate_stats = stats.then(|| SlateStats {
+            input: state
+                .context
+                .iter()
+                .chain(step.next_tail)
+                .copied()
+                .collect(),
+            mask: Some(step.next_mask.words.clone()),
+            temperature: spec.temperature,
+        });
         let scores = out.swap_remove(4);
         let logp = out.swap_remove(3);
         Ok(Adapted {

@@ -55,6 +55,39 @@ struct Tile {
     score: Kernel,
 }
 
+/// Where the statistics that the sampler left in its buffers were drawn: the one-row slate's
+/// input, mask and temperature. A reaction at exactly these takes its gradient from them
+/// (loss.wgsl `head_cached`) instead of a pass over the item matrix.
+struct SlateStats {
+    input: Vec<f32>,
+    mask: Option<Vec<u32>>,
+    temperature: f32,
+}
+
+impl SlateStats {
+    /// Whether a one-row reaction `batch` under `loss` (without an entropy bonus) was made at
+    /// this slate's input, mask and temperature, to an item that was open.
+    fn fits(&self, batch: &super::Batch, loss: Loss) -> bool {
+        let temperature = match loss {
+            Loss::Reinforce {
+                entropy: 0.0,
+                temperature,
+            }
+            | Loss::Ppo {
+                entropy: 0.0,
+                temperature,
+                ..
+            } => temperature,
+            _ => return false,
+        };
+        let action = batch.rows[0].action as usize;
+        let open = batch.mask.as_ref().is_none_or(|m| !m.get(0, action));
+        open && temperature == self.temperature
+            && batch.inputs == self.input
+            && batch.mask.as_ref().map(|m| &m.words) == self.mask.as_ref()
+    }
+}
+
 /// Lays `groups` workgroups out as (x, y) within the 65,535-per-dimension limit.
 fn grid(groups: usize) -> (u32, u32) {
     let x = groups.clamp(1, 65_535);
@@ -161,6 +194,9 @@ pub struct GpuEngine {
     fisher_dir: wgpu::Buffer,
     /// Fisher-vector-product and CG kernels, built on first use.
     fisher: Option<Box<fisher::FisherKernels>>,
+    /// The last one-row slate's statistics, while the sampler's buffers, the parameters and
+    /// the items still hold them.
+    slate_stats: Option<SlateStats>,
 }
 
 /// Generic reductions over caller data (one kernel per [`super::Reduce`] mode); its input
@@ -447,6 +483,36 @@ impl GpuEngine {
         self.count(|c| c.dispatches += self.backward.len() as u64);
     }
 
+    /// Whether a one-row slate can leave the statistics of a reaction's gradient: a policy
+    /// head, a catalog in one tile (the sampler scores it) and a hidden layer (the cached
+    /// head feeds the last layer's plain dX-only backward).
+    fn leaves_stats(&self, rows: usize) -> bool {
+        rows == 1
+            && self.row_head.is_some()
+            && self.sampler.as_ref().is_some_and(|s| s.scores)
+            && self.backward_row.len() > 1
+    }
+
+    /// A one-row input gradient with the context's step, its head taken from the last slate's
+    /// statistics (`head_cached`): forward, 1 dispatch, the dX-only backward.
+    fn encode_cached_gradient(&self, pass: &mut wgpu::ComputePass) {
+        let (Some(h), Some(ck)) = (&self.row_head, &self.context_kernel) else {
+            return;
+        };
+        self.encode_forward(pass, 1);
+        h.cached.dispatch(pass, (1, 1));
+        let layers = self.cfg.layers();
+        for l in (0..layers.len()).rev() {
+            let k = if l == 0 {
+                &ck.kernel
+            } else {
+                &self.backward_row[l]
+            };
+            k.dispatch(pass, (layers[l].inputs.div_ceil(DENSE_ROW_WG) as u32, 1));
+        }
+        self.count(|c| c.dispatches += 1 + layers.len() as u64);
+    }
+
     /// Uploads a batch and encodes `steps` full training steps (forward, loss gradient,
     /// backward, statistics, Adam) in one compute pass; returns the encoder, not yet submitted.
     fn encode_train(
@@ -457,6 +523,7 @@ impl GpuEngine {
         input_grad: bool,
     ) -> Result<wgpu::CommandEncoder> {
         self.ctx.check()?;
+        self.slate_stats = None;
         self.upload_batch(b, input_grad)?;
         let rows = b.rows;
         self.write(
