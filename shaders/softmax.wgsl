@@ -84,14 +84,15 @@ fn gumbel(row: u32, item: u32) -> f32 {
 // With SCORE = 1 (a catalog in one tile), `sample_partial` computes its items' logits
 // s = u_r.e_j itself (as score.wgsl does, D = the width of u) and writes them to `scores` for
 // `sample_merge`, so no scoring dispatch precedes it.
-// With `rd.stats` = 1 as well (one row), each chunk also leaves what the gradient of a
-// reaction to this slate needs (loss.wgsl `head_cached`), so that an interaction reads the item
+// With STATS = 1 as well (the pipeline of an interaction's slate: one row), each chunk also
+// leaves what the gradient of a reaction to this slate needs (loss.wgsl `head_cached`), so that an interaction reads the item
 // matrix once: part_sum holds the chunk's A_g = sum_j exp(z_j - m_g) e_j (D values). The
 // weights of STAGE items at a time go to workgroup memory; invocation t then adds column t % D
 // of the items t / D, t / D + G, ... (G = WG / D groups), which the chunk has just scored.
 // With V4 = 1 (D a multiple of 4, set from the host) both passes over the item matrix read it
 // as vec4s (`emb4`, the same buffer): four FMAs per load.
 override SCORE: u32 = 0u;
+override STATS: u32 = 0u;
 override D: u32 = 64u;
 override V4: u32 = 0u;
 override D4: u32 = max(D / 4u, 1u);   // (1 when unused: D < 4)
@@ -281,7 +282,7 @@ fn sample_partial(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
     }
     s = wg_sum(s, lid.x);
     let cell = linear_group(grid);
-    if (SCORE != 0u && rd.stats != 0u) {
+    if (SCORE != 0u && STATS != 0u) {
         chunk_sums(z, m, j0, cell, lid.x);
     }
     let k_max = min(rd.k, MAX_K);

@@ -1,7 +1,7 @@
 //! The [`Engine`] trait on the GPU: uploads, reads, scoring, sampling and training.
 
 use super::uniforms::{ReduceDims, RowDims};
-use super::{GpuEngine, Grad, SlateStats, Tail};
+use super::{GpuEngine, Grad, Tail};
 use crate::engine::backend::{Backend, Checked, Rows, Scoring, Wrt};
 use crate::engine::{
     Adam, Adapted, ContextState, ContextStep, Counters, Engine, EngineInfo, OptimizerState, Reduce,
@@ -208,16 +208,14 @@ impl GpuEngine {
         spec: SlateSpec,
         scored: bool,
     ) -> Result<(Slates, Vec<f32>)> {
-        // the sampler overwrites the statistics; a one-row slate leaves its own
+        // the sampler overwrites the statistics an interaction's slate left
         self.slate_stats = None;
-        let stats = self.leaves_stats(s.rows);
         let dims = RowDims {
             k: spec.k as u32,
             greedy: spec.greedy as u32,
             seed: spec.seed,
             draw: spec.draw,
             temperature: spec.temperature,
-            stats: stats as u32,
             ..RowDims::zeroed()
         };
         let enc = self.encode_scoring(s.inputs, s.rows, Tail::Sample(s.mask, dims));
@@ -237,11 +235,6 @@ impl GpuEngine {
             logp: out.swap_remove(1),
             items: bytemuck::cast_slice(&out[0]).to_vec(),
         };
-        self.slate_stats = stats.then(|| SlateStats {
-            input: s.inputs.to_vec(),
-            mask: s.mask.map(|m| m.words.clone()),
-            temperature: spec.temperature,
-        });
         Ok((slate, scores))
     }
 }

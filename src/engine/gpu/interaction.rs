@@ -71,14 +71,19 @@ pub(super) struct Sampler {
     sums: wgpu::Buffer,
     /// Whether `sample_partial` computes the logits (no scoring dispatch before it).
     pub(super) scores: bool,
+    /// Whether an interaction's slate leaves the next reaction's statistics.
+    pub(super) stats: bool,
 }
 
 impl Sampler {
+    /// With `stats`, an interaction's slate (`partial_next`, one row, a catalog in one tile)
+    /// leaves the statistics of the next reaction's gradient (`RowHead::cached`).
     pub(super) async fn new(
         ctx: &GpuContext,
         io: &PolicyIo<'_>,
         rows: usize,
         items: usize,
+        stats: bool,
     ) -> Result<Self> {
         let chunks = chunks(items, CHUNK, "sampler (per row)")?;
         let cells = (rows * chunks) as u64;
@@ -101,16 +106,24 @@ impl Sampler {
             ]
         };
         let scores = io.tiles == 1;
-        let c = [
-            ("SCORE", scores as u32 as f64),
-            ("D", io.d as f64),
-            ("V4", (io.d % 4 == 0) as u32 as f64),
-        ];
+        let c = |stats: bool| {
+            [
+                ("SCORE", scores as u32 as f64),
+                ("STATS", stats as u32 as f64),
+                ("D", io.d as f64),
+                ("V4", (io.d % 4 == 0) as u32 as f64),
+            ]
+        };
         let partial = ctx
-            .kernel(Shader::Softmax, "sample_partial", &c, &part(io.mask))
+            .kernel(Shader::Softmax, "sample_partial", &c(false), &part(io.mask))
             .await?;
         let partial_next = ctx
-            .kernel(Shader::Softmax, "sample_partial", &c, &part(io.next_mask))
+            .kernel(
+                Shader::Softmax,
+                "sample_partial",
+                &c(stats),
+                &part(io.next_mask),
+            )
             .await?;
         let merge_entries = [
             (0, io.row_dims),
@@ -133,6 +146,7 @@ impl Sampler {
             norm,
             sums,
             scores,
+            stats: stats && scores,
         })
     }
 
@@ -320,7 +334,10 @@ impl GpuEngine {
         // Engine::adapt_context checked the step: one row
         let (batch, loss) = (step.batch, step.loss);
         let cached = self.slate_stats.take().is_some_and(|s| s.fits(batch, loss));
-        let stats = self.leaves_stats(1);
+        // only an interaction's slate leaves them: a list alone (`Session::recommend`) is
+        // mostly followed by a whole-network step, which would not use them (a kernel with
+        // them is slower on SwiftShader even when it skips them)
+        let stats = sampler.stats && self.row_head.is_some();
         self.upload_batch(
             Checked {
                 batch,
@@ -365,7 +382,6 @@ impl GpuEngine {
                 seed: spec.seed,
                 draw: spec.draw,
                 temperature: spec.temperature,
-                stats: stats as u32,
             }],
         );
         self.write_score_dims(1);

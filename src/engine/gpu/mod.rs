@@ -55,8 +55,8 @@ struct Tile {
     score: Kernel,
 }
 
-/// Where the statistics that the sampler left in its buffers were drawn: the one-row slate's
-/// input, mask and temperature. A reaction at exactly these takes its gradient from them
+/// Where the statistics that an interaction's sampler left in its buffers were drawn: the
+/// next slate's input, mask and temperature. A reaction at exactly these takes its gradient from them
 /// (loss.wgsl `head_cached`) instead of a pass over the item matrix.
 struct SlateStats {
     input: Vec<f32>,
@@ -194,8 +194,8 @@ pub struct GpuEngine {
     fisher_dir: wgpu::Buffer,
     /// Fisher-vector-product and CG kernels, built on first use.
     fisher: Option<Box<fisher::FisherKernels>>,
-    /// The last one-row slate's statistics, while the sampler's buffers, the parameters and
-    /// the items still hold them.
+    /// The last interaction's slate's statistics, while the sampler's buffers, the parameters
+    /// and the items still hold them.
     slate_stats: Option<SlateStats>,
 }
 
@@ -481,16 +481,6 @@ impl GpuEngine {
             }
         }
         self.count(|c| c.dispatches += self.backward.len() as u64);
-    }
-
-    /// Whether a one-row slate can leave the statistics of a reaction's gradient: a policy
-    /// head, a catalog in one tile (the sampler scores it) and a hidden layer (the cached
-    /// head feeds the last layer's plain dX-only backward).
-    fn leaves_stats(&self, rows: usize) -> bool {
-        rows == 1
-            && self.row_head.is_some()
-            && self.sampler.as_ref().is_some_and(|s| s.scores)
-            && self.backward_row.len() > 1
     }
 
     /// A one-row input gradient with the context's step, its head taken from the last slate's

@@ -78,8 +78,7 @@ gpu_structs! {
     }
 
     /// softmax.wgsl (log-softmax and slate sampling): rows over the catalog, the mask, and
-    /// the sampler's slate size, mode and counter-hash key; `stats` 1: the sampler of one row
-    /// also leaves the statistics of a reaction's gradient (loss.wgsl `head_cached`).
+    /// the sampler's slate size, mode and counter-hash key.
     struct RowDims {
         rows: u32,
         items: u32,
@@ -90,7 +89,6 @@ gpu_structs! {
         seed: u32,
         draw: u32,
         temperature: f32,
-        stats: u32,
     }
 
     /// loss.wgsl `policy_grad`: the policy head and its loss (kind 0 REINFORCE, 1 PPO).
