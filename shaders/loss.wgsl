@@ -475,7 +475,7 @@ fn head_reduce(@builtin(local_invocation_id) lid: vec3<u32>) {
 }
 
 // The one-row policy head without an entropy bonus, from the statistics the sampler left when
-// it drew the slate the reaction is to (softmax.wgsl `sample_partial` with `stats`, at the same
+// it drew the slate the reaction is to (softmax.wgsl `sample_partial` with STATS, at the same
 // input, mask and temperature: the host checks that), so the interaction reads the item matrix
 // once. One workgroup and no barrier: every invocation merges the chunks' (m_g, S_g) itself
 // (log-partition and policy-gradient weight, as `head_merge`), then invocation d writes

@@ -84,13 +84,15 @@ fn gumbel(row: u32, item: u32) -> f32 {
 // With SCORE = 1 (a catalog in one tile), `sample_partial` computes its items' logits
 // s = u_r.e_j itself (as score.wgsl does, D = the width of u) and writes them to `scores` for
 // `sample_merge`, so no scoring dispatch precedes it.
-// With STATS = 1 as well (the pipeline of an interaction's slate: one row), each chunk also
-// leaves what the gradient of a reaction to this slate needs (loss.wgsl `head_cached`), so that an interaction reads the item
-// matrix once: part_sum holds the chunk's A_g = sum_j exp(z_j - m_g) e_j (D values). The
-// weights of STAGE items at a time go to workgroup memory; invocation t then adds column t % D
-// of the items t / D, t / D + G, ... (G = WG / D groups), which the chunk has just scored.
-// With V4 = 1 (D a multiple of 4, set from the host) both passes over the item matrix read it
+// With V4 = 1 (D a multiple of 4, set from the host) the passes over the item matrix read it
 // as vec4s (`emb4`, the same buffer): four FMAs per load.
+// With STATS = 1 as well (the pipeline of an interaction's slate: one row, V4), each chunk also
+// leaves what the gradient of a reaction to this slate needs (loss.wgsl `head_cached`), so
+// that an interaction reads the item matrix once: part_sum holds the chunk's
+// A_g = sum_j exp(z_j - m_g) e_j (D values). Each invocation stages the weights of its items
+// p, p + 1, p + 2, p + 3 as one vec4 entry, STAGE items at a time; invocation t then adds the
+// four columns 4 (t % D4) .. of the entries t / D4, t / D4 + G, ... (G = WG / D4 groups), the
+// items the chunk has just scored.
 override SCORE: u32 = 0u;
 override STATS: u32 = 0u;
 override D: u32 = 64u;
@@ -135,9 +137,9 @@ fn stage(z: array<f32, 16>, m: f32, p0: u32, lid: u32) {
     }
 }
 
-// chunk_sums with V4: invocation t adds the four columns 4 (t % D4) .. of the entries
-// t / D4, t / D4 + G, ... (G = WG / D4 groups).
-fn chunk_sums4(z: array<f32, 16>, m: f32, j0: u32, cell: u32, lid: u32) {
+// A chunk's A_g (see above) into part_sum[cell], from its items' logits `z` (16 per
+// invocation, NEG when closed) and its maximum `m`; D a multiple of 4 (V4).
+fn chunk_sums(z: array<f32, 16>, m: f32, j0: u32, cell: u32, lid: u32) {
     let groups = WG / D4;
     let col = lid % D4;
     let grp = lid / D4;
@@ -177,54 +179,6 @@ fn chunk_sums4(z: array<f32, 16>, m: f32, j0: u32, cell: u32, lid: u32) {
         part_sum[o + 1u] = t.y;
         part_sum[o + 2u] = t.z;
         part_sum[o + 3u] = t.w;
-    }
-}
-
-// A chunk's A_g (see above) into part_sum[cell], from its items' logits `z` (16 per
-// invocation, NEG when closed) and its maximum `m`. Invocation t stages the weights of its
-// items p, p + 1, p + 2, p + 3 as one entry; the entries are read back by groups of D
-// invocations, each entry's four items feeding four FMAs.
-fn chunk_sums(z: array<f32, 16>, m: f32, j0: u32, cell: u32, lid: u32) {
-    if (V4 != 0u) {
-        chunk_sums4(z, m, j0, cell, lid);
-        return;
-    }
-    let groups = WG / D;
-    let col = lid % D;
-    let grp = lid / D;
-    let last = rd.items - 1u;
-    let per = STAGE / WG;
-    var acc = 0.0;
-    for (var p0 = 0u; p0 < PER; p0 = p0 + per) {
-        let s0 = j0 + p0 * WG;
-        if (s0 >= rd.items) {
-            break;
-        }
-        stage(z, m, p0, lid);
-        workgroupBarrier();
-        if (grp < groups) {
-            for (var e = grp; e < STAGE / 4u; e = e + groups) {
-                let w = stage_w[e];
-                // entry e: invocation e % WG's items p0 + 4 (e / WG) + 0..3 (weight 0 past the end)
-                let j = s0 + 4u * (e / WG) * WG + e % WG;
-                acc = acc + w.x * emb[min(j, last) * D + col];
-                acc = acc + w.y * emb[min(j + WG, last) * D + col];
-                acc = acc + w.z * emb[min(j + 2u * WG, last) * D + col];
-                acc = acc + w.w * emb[min(j + 3u * WG, last) * D + col];
-            }
-        }
-        workgroupBarrier();
-    }
-    if (grp < groups) {
-        stage_w[grp * D + col].x = acc;
-    }
-    workgroupBarrier();
-    if (lid < D) {
-        var t = 0.0;
-        for (var g = 0u; g < groups; g = g + 1u) {
-            t = t + stage_w[g * D + lid].x;
-        }
-        part_sum[cell * D + lid] = t;
     }
 }
 

@@ -76,8 +76,9 @@ pub(super) struct Sampler {
 }
 
 impl Sampler {
-    /// With `stats`, an interaction's slate (`partial_next`, one row, a catalog in one tile)
-    /// leaves the statistics of the next reaction's gradient (`RowHead::cached`).
+    /// With `stats`, an interaction's slate (`partial_next`, one row, a catalog in one tile,
+    /// `d` a multiple of 4) leaves the statistics of the next reaction's gradient
+    /// (`RowHead::cached`).
     pub(super) async fn new(
         ctx: &GpuContext,
         io: &PolicyIo<'_>,
