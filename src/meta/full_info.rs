@@ -351,4 +351,31 @@ mod tests {
         assert!(outer_batch(Objective::Sampled, &states, None, 8, 1).is_err());
         assert!(outer_batch(Objective::ExpectedReward, &states, None, 8, 1).is_err());
     }
+
+    /// A full-information objective is CAVIA's with REINFORCE steps: PPO, TRPO and the
+    /// whole-network outer loops are refused before any episode runs.
+    #[test]
+    fn meta_steps_refuse_a_full_objective_outside_cavia_with_reinforce() {
+        use super::super::{meta_step, Algorithm, MetaConfig, Optimizer};
+        let (mut engine, ..) = world();
+        for (algorithm, optimizer) in [
+            (Algorithm::Cavia, Optimizer::Ppo),
+            (Algorithm::Cavia, Optimizer::Trpo),
+            (Algorithm::Reptile, Optimizer::Reinforce),
+            (Algorithm::Fomaml, Optimizer::Reinforce),
+        ] {
+            let cfg = MetaConfig {
+                algorithm,
+                optimizer,
+                objective: Objective::ExpectedReward,
+                ..MetaConfig::default()
+            };
+            let tasks = Vec::<crate::data::ObservedTask>::new();
+            let err = ready(meta_step(&mut engine, tasks, &cfg, 0)).unwrap();
+            assert!(
+                matches!(&err, Err(EngineError::Input(m)) if m.contains("REINFORCE")),
+                "{algorithm:?} / {optimizer:?}: {err:?}"
+            );
+        }
+    }
 }
