@@ -7,7 +7,7 @@
 
 use super::context::Shader;
 use super::uniforms::{ContextDims, RowDims};
-use super::{GpuContext, GpuEngine, Grad, Kernel, SlateStats};
+use super::{GpuContext, GpuEngine, Grad, Kernel};
 use crate::engine::backend::Checked;
 use crate::engine::interaction::host_step;
 use crate::engine::{Adapted, ContextState, ContextStep, EngineError, Result, Slates, MAX_SLATE};
@@ -334,11 +334,11 @@ impl GpuEngine {
         };
         // Engine::adapt_context checked the step: one row
         let (batch, loss) = (step.batch, step.loss);
-        let cached = self.slate_stats.take().is_some_and(|s| s.fits(batch, loss));
-        // only an interaction's slate leaves them: a list alone (`Session::recommend`) is
-        // mostly followed by a whole-network step, which would not use them (a kernel with
-        // them is slower on SwiftShader even when it skips them)
-        let stats = sampler.stats && self.row_head.is_some();
+        let last = self.slate_stats.take();
+        let cached = match (&self.row_head, &last) {
+            (Some(h), Some(s)) if s.fits(batch, loss) => Some(h),
+            _ => None,
+        };
         self.upload_batch(
             Checked {
                 batch,
@@ -391,10 +391,9 @@ impl GpuEngine {
             let mut pass = enc.begin_compute_pass(&Default::default());
             // the input gradient's last kernel (the first layer's) takes the context's step;
             // a reaction to the slate drawn last reads its softmax statistics
-            if cached {
-                self.encode_cached_gradient(&mut pass);
-            } else {
-                self.encode_gradient(&mut pass, 1, Grad::Context);
+            match cached {
+                Some(h) => self.encode_cached_gradient(&mut pass, h, ck),
+                None => self.encode_gradient(&mut pass, 1, Grad::Context),
             }
             self.encode_forward(&mut pass, 1);
             if !sampler.scores {
@@ -417,17 +416,19 @@ impl GpuEngine {
             )
             .await?;
         host_step(&out[0], adam, &mut state);
-        // the next reaction is made at the host's copy of the adapted context
-        self.slate_stats = stats.then(|| SlateStats {
-            input: state
-                .context
-                .iter()
-                .chain(step.next_tail)
-                .copied()
-                .collect(),
-            mask: Some(step.next_mask.words.clone()),
-            temperature: spec.temperature,
-        });
+        // the next reaction is made at the host's copy of the adapted context; only an
+        // interaction's slate leaves the statistics: a list alone (`Session::recommend`) is
+        // mostly followed by a whole-network step, which would not use them (a kernel with them
+        // is slower on SwiftShader even when it skips them)
+        if sampler.stats {
+            let mut s = last.unwrap_or_default();
+            s.set(
+                (state.context, step.next_tail),
+                step.next_mask,
+                spec.temperature,
+            );
+            self.slate_stats = Some(s);
+        }
         let scores = out.swap_remove(4);
         let logp = out.swap_remove(3);
         Ok(Adapted {

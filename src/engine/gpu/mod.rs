@@ -56,11 +56,12 @@ struct Tile {
 }
 
 /// Where the statistics that an interaction's sampler left in its buffers were drawn: the
-/// next slate's input, mask and temperature. A reaction at exactly these takes its gradient from them
-/// (loss.wgsl `head_cached`) instead of a pass over the item matrix.
+/// next slate's input, mask and temperature. A reaction at exactly these takes its gradient
+/// from them (loss.wgsl `head_cached`) instead of a pass over the item matrix.
+#[derive(Default)]
 struct SlateStats {
     input: Vec<f32>,
-    mask: Option<Vec<u32>>,
+    mask: Vec<u32>,
     temperature: f32,
 }
 
@@ -80,11 +81,23 @@ impl SlateStats {
             } => temperature,
             _ => return false,
         };
-        let action = batch.rows[0].action as usize;
-        let open = batch.mask.as_ref().is_none_or(|m| !m.get(0, action));
-        open && temperature == self.temperature
+        let Some(mask) = &batch.mask else {
+            return false;
+        };
+        !mask.get(0, batch.rows[0].action as usize)
+            && temperature == self.temperature
             && batch.inputs == self.input
-            && batch.mask.as_ref().map(|m| &m.words) == self.mask.as_ref()
+            && mask.words == self.mask
+    }
+
+    /// Records a slate drawn at the input `context` then `tail`, keeping the buffers.
+    fn set(&mut self, (context, tail): (&[f32], &[f32]), mask: &Mask, temperature: f32) {
+        self.input.clear();
+        self.input.extend_from_slice(context);
+        self.input.extend_from_slice(tail);
+        self.mask.clear();
+        self.mask.extend_from_slice(&mask.words);
+        self.temperature = temperature;
     }
 }
 
@@ -483,12 +496,14 @@ impl GpuEngine {
         self.count(|c| c.dispatches += self.backward.len() as u64);
     }
 
-    /// A one-row input gradient with the context's step, its head taken from the last slate's
-    /// statistics (`head_cached`): forward, 1 dispatch, the dX-only backward.
-    fn encode_cached_gradient(&self, pass: &mut wgpu::ComputePass) {
-        let (Some(h), Some(ck)) = (&self.row_head, &self.context_kernel) else {
-            return;
-        };
+    /// A one-row input gradient with the context's step (`ck`), its head taken from the last
+    /// slate's statistics (`h.cached`): forward, 1 dispatch, the dX-only backward.
+    fn encode_cached_gradient(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        h: &RowHead,
+        ck: &ContextKernel,
+    ) {
         self.encode_forward(pass, 1);
         h.cached.dispatch(pass, (1, 1));
         let layers = self.cfg.layers();
