@@ -218,9 +218,8 @@ impl GpuEngine {
                     &[(0, &row_dims), (1, &logits), (2, &mask_buf), (3, &logp)],
                 )
                 .await?;
-            // the cached head feeds the last layer's plain dX-only backward (a hidden layer);
-            // the statistics' pass reads vec4s
-            let stats = matches!(cfg.head, Head::Policy { .. }) && layers.len() > 1 && d % 4 == 0;
+            // the cached head feeds the last layer's plain dX-only backward: a hidden layer
+            let stats = matches!(cfg.head, Head::Policy { .. }) && layers.len() > 1;
             let sampler = Sampler::new(ctx, io, cfg.max_rows, items, stats).await?;
             (Some(softmax), Some(sampler))
         } else {

@@ -76,9 +76,9 @@ pub(super) struct Sampler {
 }
 
 impl Sampler {
-    /// With `stats`, an interaction's slate (`partial_next`, one row, a catalog in one tile,
-    /// `d` a multiple of 4) leaves the statistics of the next reaction's gradient
-    /// (`RowHead::cached`).
+    /// With `stats` (the head can use them), an interaction's slate (`partial_next`, one row)
+    /// leaves the statistics of the next reaction's gradient (`RowHead::cached`) where the
+    /// catalog is in one tile and `d` a multiple of 4.
     pub(super) async fn new(
         ctx: &GpuContext,
         io: &PolicyIo<'_>,
@@ -107,6 +107,8 @@ impl Sampler {
             ]
         };
         let scores = io.tiles == 1;
+        // the statistics' pass reads vec4s, from a catalog the sampler scores itself
+        let stats = stats && scores && io.d % 4 == 0;
         let c = |stats: bool| {
             [
                 ("SCORE", scores as u32 as f64),
@@ -147,7 +149,7 @@ impl Sampler {
             norm,
             sums,
             scores,
-            stats: stats && scores,
+            stats,
         })
     }
 

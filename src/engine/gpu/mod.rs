@@ -462,15 +462,11 @@ impl GpuEngine {
                 let n = h.encode(pass, shares);
                 self.count(|c| c.dispatches += n);
                 if shares {
-                    for l in (0..layers.len()).rev() {
-                        let k = match (&self.context_kernel, l) {
-                            (Some(ck), 0) if grad == Grad::Context => &ck.kernel,
-                            _ if l == last => &h.last_dx,
-                            _ => &self.backward_row[l],
-                        };
-                        k.dispatch(pass, (layers[l].inputs.div_ceil(DENSE_ROW_WG) as u32, 1));
-                    }
-                    self.count(|c| c.dispatches += layers.len() as u64);
+                    let first = match (&self.context_kernel, grad) {
+                        (Some(ck), Grad::Context) => Some(&ck.kernel),
+                        _ => None,
+                    };
+                    self.encode_row_backward(pass, &h.last_dx, first);
                     return;
                 }
             }
@@ -484,16 +480,36 @@ impl GpuEngine {
             }
         }
         if matches!(grad, Grad::Input | Grad::Context) && rows == 1 {
-            for (l, k) in self.backward_row.iter().enumerate().rev() {
-                k.dispatch(pass, (layers[l].inputs.div_ceil(DENSE_ROW_WG) as u32, 1));
-            }
-        } else {
-            let input_grad = grad != Grad::Weights;
-            for (l, k) in self.backward.iter().enumerate().rev() {
-                k.dispatch(pass, backward_groups(&layers[l], rows, l > 0 || input_grad));
-            }
+            self.encode_row_backward(pass, &self.backward_row[last], None);
+            return;
+        }
+        let input_grad = grad != Grad::Weights;
+        for (l, k) in self.backward.iter().enumerate().rev() {
+            k.dispatch(pass, backward_groups(&layers[l], rows, l > 0 || input_grad));
         }
         self.count(|c| c.dispatches += self.backward.len() as u64);
+    }
+
+    /// The one-row dX-only backward, last layer first: `last` for the last layer (the kernel
+    /// that reads the head's dL/du), `first`, when given, for the first (the context's step),
+    /// `backward_row` between them.
+    fn encode_row_backward(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        last: &Kernel,
+        first: Option<&Kernel>,
+    ) {
+        let layers = self.cfg.layers();
+        let top = layers.len() - 1;
+        for l in (0..layers.len()).rev() {
+            let k = match (l, first) {
+                (0, Some(f)) => f,
+                _ if l == top => last,
+                _ => &self.backward_row[l],
+            };
+            k.dispatch(pass, (layers[l].inputs.div_ceil(DENSE_ROW_WG) as u32, 1));
+        }
+        self.count(|c| c.dispatches += layers.len() as u64);
     }
 
     /// A one-row input gradient with the context's step (`ck`), its head taken from the last
@@ -506,16 +522,9 @@ impl GpuEngine {
     ) {
         self.encode_forward(pass, 1);
         h.cached.dispatch(pass, (1, 1));
-        let layers = self.cfg.layers();
-        for l in (0..layers.len()).rev() {
-            let k = if l == 0 {
-                &ck.kernel
-            } else {
-                &self.backward_row[l]
-            };
-            k.dispatch(pass, (layers[l].inputs.div_ceil(DENSE_ROW_WG) as u32, 1));
-        }
-        self.count(|c| c.dispatches += 1 + layers.len() as u64);
+        self.count(|c| c.dispatches += 1);
+        let last = self.backward_row.len() - 1;
+        self.encode_row_backward(pass, &self.backward_row[last], Some(&ck.kernel));
     }
 
     /// Uploads a batch and encodes `steps` full training steps (forward, loss gradient,
