@@ -96,12 +96,13 @@ fn backward(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
         }
         for (var t = 0u; t < TM; t = t + 1u) {
             let i = i0 + t;
+            let v = acc_row(t);
             if (i <= IN) {
                 if (o < OUT) {
-                    grads[W_OFF + i * OUT + o] = acc[t / 4u][t % 4u];
+                    grads[W_OFF + i * OUT + o] = v.x;
                 }
                 if (o + NI < OUT) {
-                    grads[W_OFF + i * OUT + o + NI] = acc2[t / 4u][t % 4u];
+                    grads[W_OFF + i * OUT + o + NI] = v.y;
                 }
             }
         }
@@ -112,16 +113,17 @@ fn backward(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
         tile_product(r0, i, IN, OUT, lid.x);
         for (var t = 0u; t < TM; t = t + 1u) {
             let r = r0 + t;
+            let a = acc_row(t);
             if (r < dims.rows) {
                 if (i < IN) {
-                    var v = acc[t / 4u][t % 4u];
+                    var v = a.x;
                     if (X_ACT != 0u) {
                         v = v * d_act(X_ACT, bx[r * IN + i]);
                     }
                     bdx[r * IN + i] = v;
                 }
                 if (i + NI < IN) {
-                    var v = acc2[t / 4u][t % 4u];
+                    var v = a.y;
                     if (X_ACT != 0u) {
                         v = v * d_act(X_ACT, bx[r * IN + i + NI]);
                     }

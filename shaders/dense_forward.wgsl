@@ -35,12 +35,13 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
     let bias2 = params[W_OFF + IN * OUT + min(c + NI, OUT - 1u)];
     for (var i = 0u; i < TM; i = i + 1u) {
         let r = r0 + i;
+        let v = acc_row(i);
         if (r < dims.rows) {
             if (c < OUT) {
-                fy[r * OUT + c] = activate(acc[i / 4u][i % 4u] + bias);
+                fy[r * OUT + c] = activate(v.x + bias);
             }
             if (c + NI < OUT) {
-                fy[r * OUT + c + NI] = activate(acc2[i / 4u][i % 4u] + bias2);
+                fy[r * OUT + c + NI] = activate(v.y + bias2);
             }
         }
     }

@@ -31,20 +31,48 @@ const KC: u32 = 128u;  // values of k staged per chunk
 const ROW_WG: u32 = 64u;
 
 var<workgroup> stage: array<vec4<f32>, 512>;   // KC x TM: [k][quad], 8 KiB
-// The invocation's 2 x TM accumulators: its two columns' 4 row quads each.
-var<private> acc: array<vec4<f32>, 4>;
-var<private> acc2: array<vec4<f32>, 4>;
+// The invocation's 2 x TM accumulators: its two columns' 4 row quads each, as eight named
+// vectors rather than arrays: a dynamically indexed private array lives in memory on software
+// adapters (SwiftShader), which made every FMA a load and a store.
+var<private> a0: vec4<f32>;
+var<private> a1: vec4<f32>;
+var<private> a2: vec4<f32>;
+var<private> a3: vec4<f32>;
+var<private> b0: vec4<f32>;
+var<private> b1: vec4<f32>;
+var<private> b2: vec4<f32>;
+var<private> b3: vec4<f32>;
 
 @group(0) @binding(0) var<uniform> dims: DenseDims;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 
-// acc += stage[k] * a and acc2 += stage[k] * b over the 4 row quads: 32 FMAs for one k.
+// a += stage[k] * a and b += stage[k] * b over the 4 row quads: 32 FMAs for one k.
 fn fma_quads(k: u32, a: f32, b: f32) {
-    for (var q = 0u; q < 4u; q = q + 1u) {
-        let x = stage[k * 4u + q];
-        acc[q] = acc[q] + x * a;
-        acc2[q] = acc2[q] + x * b;
+    let x0 = stage[k * 4u];
+    let x1 = stage[k * 4u + 1u];
+    let x2 = stage[k * 4u + 2u];
+    let x3 = stage[k * 4u + 3u];
+    a0 = a0 + x0 * a;
+    a1 = a1 + x1 * a;
+    a2 = a2 + x2 * a;
+    a3 = a3 + x3 * a;
+    b0 = b0 + x0 * b;
+    b1 = b1 + x1 * b;
+    b2 = b2 + x2 * b;
+    b3 = b3 + x3 * b;
+}
+
+// Row i of the tile: the accumulators of the invocation's two columns.
+fn acc_row(i: u32) -> vec2<f32> {
+    var x = a0;
+    var y = b0;
+    switch i / 4u {
+        case 1u: { x = a1; y = b1; }
+        case 2u: { x = a2; y = b2; }
+        case 3u: { x = a3; y = b3; }
+        default: {}
     }
+    return vec2<f32>(x[i % 4u], y[i % 4u]);
 }
 
 // acc, acc2 += lhs[r0 .. r0 + TM][0 .. kdim] rhs[0 .. kdim][c and c + NI] (rows past dims.rows

@@ -35,11 +35,29 @@ fn open(r: u32, j: u32) -> bool {
     return ld.use_mask == 0u || !bit_set(mask[r * ld.words + j / 32u], j);
 }
 
-// Workgroup-wide max (op 0) or sum (op 1) of each of the R values; every invocation gets them.
-fn reduce8(v: array<f32, 8>, t: u32, op: u32) -> array<f32, 8> {
-    for (var r = 0u; r < R; r = r + 1u) {
-        red8[r * WG + t] = v[r];
-    }
+// The tile's 8 rows' values as two vec4 "row quads" (rows 0-3, 4-7). Per-row values live in
+// vectors, never in dynamically indexed arrays: a private array indexed by a loop variable is
+// memory on software adapters (SwiftShader), which made every access a load or a store.
+struct Quads {
+    lo: vec4<f32>,
+    hi: vec4<f32>,
+}
+
+fn quads(v: f32) -> Quads {
+    return Quads(vec4(v), vec4(v));
+}
+
+// Workgroup-wide max (op 0) or sum (op 1) of each of the 8 rows' values; every invocation gets
+// them.
+fn reduce8(v: Quads, t: u32, op: u32) -> Quads {
+    red8[t] = v.lo.x;
+    red8[WG + t] = v.lo.y;
+    red8[2u * WG + t] = v.lo.z;
+    red8[3u * WG + t] = v.lo.w;
+    red8[4u * WG + t] = v.hi.x;
+    red8[5u * WG + t] = v.hi.y;
+    red8[6u * WG + t] = v.hi.z;
+    red8[7u * WG + t] = v.hi.w;
     workgroupBarrier();
     // invocation t folds row t / 32, entries (t % 32) + 32k, into entry t % 32
     let rr = t / 32u;
@@ -60,10 +78,10 @@ fn reduce8(v: array<f32, 8>, t: u32, op: u32) -> array<f32, 8> {
         red8[t * WG] = b;
     }
     workgroupBarrier();
-    var out: array<f32, 8>;
-    for (var r = 0u; r < R; r = r + 1u) {
-        out[r] = red8[r * WG];
-    }
+    let out = Quads(
+        vec4(red8[0], red8[WG], red8[2u * WG], red8[3u * WG]),
+        vec4(red8[4u * WG], red8[5u * WG], red8[6u * WG], red8[7u * WG]),
+    );
     workgroupBarrier();
     return out;
 }
@@ -73,6 +91,62 @@ fn quad_get(a: vec4<f32>, b: vec4<f32>, r: u32) -> f32 {
         return a[r];
     }
     return b[r - 4u];
+}
+
+// Whether item j is open for each of the four rows r .. r + 3 (rows clamped to the batch).
+fn open4(r: u32, j: u32) -> vec4<bool> {
+    if (ld.use_mask == 0u) {
+        return vec4(true);
+    }
+    let last = ld.rows - 1u;
+    return vec4(open(min(r, last), j), open(min(r + 1u, last), j), open(min(r + 2u, last), j),
+                open(min(r + 3u, last), j));
+}
+
+// z[r0 + k][j] for the tile's rows k < nrows (nrows >= 1 always), from scratch / into it; rows
+// past the batch read NEG.
+fn store8(r0: u32, nrows: u32, j: u32, v: Quads) {
+    let n = ld.items;
+    let b = r0 * n + j;
+    scratch[b] = v.lo.x;
+    if (nrows > 1u) { scratch[b + n] = v.lo.y; }
+    if (nrows > 2u) { scratch[b + 2u * n] = v.lo.z; }
+    if (nrows > 3u) { scratch[b + 3u * n] = v.lo.w; }
+    if (nrows > 4u) { scratch[b + 4u * n] = v.hi.x; }
+    if (nrows > 5u) { scratch[b + 5u * n] = v.hi.y; }
+    if (nrows > 6u) { scratch[b + 6u * n] = v.hi.z; }
+    if (nrows > 7u) { scratch[b + 7u * n] = v.hi.w; }
+}
+
+fn load8(r0: u32, nrows: u32, j: u32) -> Quads {
+    let n = ld.items;
+    let b = r0 * n + j;
+    var v = quads(NEG);
+    v.lo.x = scratch[b];
+    if (nrows > 1u) { v.lo.y = scratch[b + n]; }
+    if (nrows > 2u) { v.lo.z = scratch[b + 2u * n]; }
+    if (nrows > 3u) { v.lo.w = scratch[b + 3u * n]; }
+    if (nrows > 4u) { v.hi.x = scratch[b + 4u * n]; }
+    if (nrows > 5u) { v.hi.y = scratch[b + 5u * n]; }
+    if (nrows > 6u) { v.hi.z = scratch[b + 6u * n]; }
+    if (nrows > 7u) { v.hi.w = scratch[b + 7u * n]; }
+    return v;
+}
+
+// Row k of the tile (clamped to the batch).
+fn tile_row(r0: u32, nrows: u32, k: u32) -> Row {
+    return rows_in[r0 + min(k, nrows - 1u)];
+}
+
+// The actions of the four rows k .. k + 3 of the tile.
+fn actions4(r0: u32, nrows: u32, k: u32) -> vec4<u32> {
+    return vec4(tile_row(r0, nrows, k).action, tile_row(r0, nrows, k + 1u).action,
+                tile_row(r0, nrows, k + 2u).action, tile_row(r0, nrows, k + 3u).action);
+}
+
+// Item a's embedding value d for each of the four actions.
+fn emb4(a: vec4<u32>, d: u32) -> vec4<f32> {
+    return vec4(emb[a.x * D + d], emb[a.y * D + d], emb[a.z * D + d], emb[a.w * D + d]);
 }
 
 // A row's policy-gradient weight on (onehot(a) - p) and its loss, from log π(a) = `lp_a`:
@@ -93,13 +167,40 @@ fn pg_terms(lp_a: f32, row: Row) -> vec2<f32> {
     return vec2<f32>(0.0, -s2);
 }
 
+// pg_terms for the four rows k .. k + 3: (weights, losses).
+fn pg_terms4(lp_a: vec4<f32>, r0: u32, nrows: u32, k: u32) -> array<vec4<f32>, 2> {
+    let p0 = pg_terms(lp_a.x, tile_row(r0, nrows, k));
+    let p1 = pg_terms(lp_a.y, tile_row(r0, nrows, k + 1u));
+    let p2 = pg_terms(lp_a.z, tile_row(r0, nrows, k + 2u));
+    let p3 = pg_terms(lp_a.w, tile_row(r0, nrows, k + 3u));
+    return array(vec4(p0.x, p1.x, p2.x, p3.x), vec4(p0.y, p1.y, p2.y, p3.y));
+}
+
+// dL/dz of the four rows' quad at item j (z, log Z, entropy, weights, actions of the quad);
+// 0 where z is NEG (masked, or a row past the batch).
+fn dl_dz(j: u32, z: vec4<f32>, log_z: vec4<f32>, h: vec4<f32>, coef: vec4<f32>,
+         act: vec4<u32>) -> vec4<f32> {
+    let inv_b = 1.0 / f32(ld.rows);
+    let lp = z - log_z;
+    let p = exp(lp);
+    let onehot = select(vec4(0.0), vec4(1.0), vec4(j) == act);
+    let g = inv_b * (-coef * (onehot - p) + ld.entropy * p * (lp + h));
+    return select(g, vec4(0.0), z == vec4(NEG));
+}
+
+// The item groups' partial sums of dL/du for column d, rows 2 rp and 2 rp + 1.
+fn put_pair(ig: u32, d: u32, lo: vec4<f32>, hi: vec4<f32>, rp: u32) {
+    if (d < D) {
+        red8[(ig * D + d) * 2u] = quad_get(lo, hi, 2u * rp);
+        red8[(ig * D + d) * 2u + 1u] = quad_get(lo, hi, 2u * rp + 1u);
+    }
+}
+
 // Grid: (ceil(rows / R), 1).
 @compute @workgroup_size(256)
 fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let r0 = wg.x * R;
     let t = lid.x;
-    let inv_b = 1.0 / f32(ld.rows);
-    let inv_t = 1.0 / ld.temperature;
     // rows past the batch compute with u = 0 and store nothing
     let nrows = min(R, ld.rows - r0);
     for (var i = t; i < D * 2u; i = i + WG) {
@@ -116,26 +217,19 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     workgroupBarrier();
 
     // the action's logit for each row (uniform; same arithmetic as pass 1)
-    var z_a: array<f32, 8>;
-    var act: array<u32, 8>;
-    for (var r = 0u; r < R; r = r + 1u) {
-        act[r] = rows_in[r0 + min(r, nrows - 1u)].action;
+    let act_lo = actions4(r0, nrows, 0u);
+    let act_hi = actions4(r0, nrows, 4u);
+    var za_lo = vec4(0.0);
+    var za_hi = vec4(0.0);
+    for (var d = 0u; d < D; d = d + 1u) {
+        za_lo = za_lo + sh4[d * 2u] * emb4(act_lo, d);
+        za_hi = za_hi + sh4[d * 2u + 1u] * emb4(act_hi, d);
     }
-    for (var r = 0u; r < R; r = r + 1u) {
-        var acc = 0.0;
-        let q = (r / 4u) ;
-        let c = r % 4u;
-        for (var d = 0u; d < D; d = d + 1u) {
-            acc = acc + sh4[d * 2u + q][c] * emb[act[r] * D + d];
-        }
-        z_a[r] = acc / ld.temperature;
-    }
+    za_lo = za_lo / ld.temperature;
+    za_hi = za_hi / ld.temperature;
 
     // 1. logits and per-row maxima
-    var m: array<f32, 8>;
-    for (var r = 0u; r < R; r = r + 1u) {
-        m[r] = NEG;
-    }
+    var m = quads(NEG);
     // two items per invocation per step (j and j + WG): each staged u quad read feeds 8 FMAs
     for (var j = t; j < ld.items; j = j + 2u * WG) {
         let j2 = j + WG;
@@ -154,63 +248,44 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
             b0 = b0 + u0 * f;
             b1 = b1 + u1 * f;
         }
-        a0 = a0 / ld.temperature;
-        a1 = a1 / ld.temperature;
-        b0 = b0 / ld.temperature;
-        b1 = b1 / ld.temperature;
-        for (var r = 0u; r < nrows; r = r + 1u) {
-            var z = NEG;
-            if (open(r0 + r, j)) {
-                z = quad_get(a0, a1, r);
-                m[r] = max(m[r], z);
-            }
-            scratch[(r0 + r) * ld.items + j] = z;
-            if (j2 < ld.items) {
-                var z2 = NEG;
-                if (open(r0 + r, j2)) {
-                    z2 = quad_get(b0, b1, r);
-                    m[r] = max(m[r], z2);
-                }
-                scratch[(r0 + r) * ld.items + j2] = z2;
-            }
+        let za = Quads(select(vec4(NEG), a0 / ld.temperature, open4(r0, j)),
+                       select(vec4(NEG), a1 / ld.temperature, open4(r0 + 4u, j)));
+        m = Quads(max(m.lo, za.lo), max(m.hi, za.hi));
+        store8(r0, nrows, j, za);
+        if (j2 < ld.items) {
+            let zb = Quads(select(vec4(NEG), b0 / ld.temperature, open4(r0, j2)),
+                           select(vec4(NEG), b1 / ld.temperature, open4(r0 + 4u, j2)));
+            m = Quads(max(m.lo, zb.lo), max(m.hi, zb.hi));
+            store8(r0, nrows, j2, zb);
         }
     }
     m = reduce8(m, t, 0u);
 
     // 2. softmax sums (same invocation reads back what it wrote: no barrier needed)
-    var s: array<f32, 8>;
-    var sz: array<f32, 8>;
-    for (var r = 0u; r < R; r = r + 1u) {
-        s[r] = 0.0;
-        sz[r] = 0.0;
-    }
+    var s = quads(0.0);
+    var sz = quads(0.0);
     for (var j = t; j < ld.items; j = j + WG) {
-        for (var r = 0u; r < nrows; r = r + 1u) {
-            let z = scratch[(r0 + r) * ld.items + j];
-            if (z != NEG) {
-                let x = z - m[r];
-                let e = exp(x);
-                s[r] = s[r] + e;
-                sz[r] = sz[r] + e * x;
-            }
-        }
+        let z = load8(r0, nrows, j);
+        let xl = z.lo - m.lo;
+        let xh = z.hi - m.hi;
+        let el = select(exp(xl), vec4(0.0), z.lo == vec4(NEG));
+        let eh = select(exp(xh), vec4(0.0), z.hi == vec4(NEG));
+        s = Quads(s.lo + el, s.hi + eh);
+        sz = Quads(sz.lo + select(el * xl, vec4(0.0), z.lo == vec4(NEG)),
+                   sz.hi + select(eh * xh, vec4(0.0), z.hi == vec4(NEG)));
     }
     s = reduce8(s, t, 1u);
     sz = reduce8(sz, t, 1u);
 
     // per-row log-partition, entropy and policy-gradient weight on (onehot(a) - p)
-    var log_z: array<f32, 8>;
-    var h: array<f32, 8>;
-    var coef: array<f32, 8>;
-    var loss_r: array<f32, 8>;
-    for (var r = 0u; r < R; r = r + 1u) {
-        let ls = log(s[r]);
-        log_z[r] = m[r] + ls;
-        h[r] = select(0.0, ls - sz[r] / s[r], s[r] > 0.0);
-        let pg = pg_terms(z_a[r] - log_z[r], rows_in[r0 + min(r, nrows - 1u)]);
-        coef[r] = pg.x;
-        loss_r[r] = pg.y;
-    }
+    let ls_lo = log(s.lo);
+    let ls_hi = log(s.hi);
+    let lz_lo = m.lo + ls_lo;
+    let lz_hi = m.hi + ls_hi;
+    let h_lo = select(vec4(0.0), ls_lo - sz.lo / s.lo, s.lo > vec4(0.0));
+    let h_hi = select(vec4(0.0), ls_hi - sz.hi / s.hi, s.hi > vec4(0.0));
+    let pg_lo = pg_terms4(za_lo - lz_lo, r0, nrows, 0u);
+    let pg_hi = pg_terms4(za_hi - lz_hi, r0, nrows, 4u);
 
     // 3. dL/dz by chunks of WG items, staged as [item][quad], then dL/du: invocation t owns the
     // embedding columns 4 dg .. 4 dg + 3 (dg = t % DG) and the chunk's items ig, ig + G, ...
@@ -219,24 +294,25 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     let igroups = WG / dgroups;
     let dg = t % dgroups;
     let ig = t / dgroups;
-    var acc: array<vec4<f32>, 8>;   // acc[2c + quad]: column 4 dg + c, the quad's 4 rows
+    // column 4 dg + c: c{c}l (rows 0-3), c{c}h (rows 4-7)
+    var c0l = vec4(0.0);
+    var c0h = vec4(0.0);
+    var c1l = vec4(0.0);
+    var c1h = vec4(0.0);
+    var c2l = vec4(0.0);
+    var c2h = vec4(0.0);
+    var c3l = vec4(0.0);
+    var c3h = vec4(0.0);
     for (var c0 = 0u; c0 < ld.items; c0 = c0 + WG) {
         let j = c0 + t;
-        var g: array<f32, 8>;
-        for (var r = 0u; r < R; r = r + 1u) {
-            g[r] = 0.0;
-            if (j < ld.items && r < nrows) {
-                let z = scratch[(r0 + r) * ld.items + j];
-                if (z != NEG) {
-                    let lp = z - log_z[r];
-                    let p = exp(lp);
-                    let onehot = select(0.0, 1.0, j == act[r]);
-                    g[r] = inv_b * (-coef[r] * (onehot - p) + ld.entropy * p * (lp + h[r]));
-                }
-            }
+        var g = quads(0.0);
+        if (j < ld.items) {
+            let z = load8(r0, nrows, j);
+            g = Quads(dl_dz(j, z.lo, lz_lo, h_lo, pg_lo[0], act_lo),
+                      dl_dz(j, z.hi, lz_hi, h_hi, pg_hi[0], act_hi));
         }
-        sh4[2u * t] = vec4(g[0], g[1], g[2], g[3]);
-        sh4[2u * t + 1u] = vec4(g[4], g[5], g[6], g[7]);
+        sh4[2u * t] = g.lo;
+        sh4[2u * t + 1u] = g.hi;
         workgroupBarrier();
         if (ig < igroups) {
             let n = min(WG, ld.items - c0);
@@ -244,11 +320,18 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
                 let g0 = sh4[2u * jj];
                 let g1 = sh4[2u * jj + 1u];
                 let base = (c0 + jj) * D;
-                for (var c = 0u; c < 4u; c = c + 1u) {
-                    let e = emb[base + min(4u * dg + c, D - 1u)];
-                    acc[2u * c] = acc[2u * c] + g0 * e;
-                    acc[2u * c + 1u] = acc[2u * c + 1u] + g1 * e;
-                }
+                let e0 = emb[base + min(4u * dg, D - 1u)];
+                let e1 = emb[base + min(4u * dg + 1u, D - 1u)];
+                let e2 = emb[base + min(4u * dg + 2u, D - 1u)];
+                let e3 = emb[base + min(4u * dg + 3u, D - 1u)];
+                c0l = c0l + g0 * e0;
+                c0h = c0h + g1 * e0;
+                c1l = c1l + g0 * e1;
+                c1h = c1h + g1 * e1;
+                c2l = c2l + g0 * e2;
+                c2h = c2h + g1 * e2;
+                c3l = c3l + g0 * e3;
+                c3h = c3h + g1 * e3;
             }
         }
         workgroupBarrier();
@@ -256,14 +339,10 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     // add the item groups' partial sums, two rows at a time: red8[(ig * D + d) * 2 + k]
     for (var rp = 0u; rp < R / 2u; rp = rp + 1u) {
         if (ig < igroups) {
-            for (var c = 0u; c < 4u; c = c + 1u) {
-                let d = 4u * dg + c;
-                if (d < D) {
-                    red8[(ig * D + d) * 2u] = quad_get(acc[2u * c], acc[2u * c + 1u], 2u * rp);
-                    red8[(ig * D + d) * 2u + 1u] =
-                        quad_get(acc[2u * c], acc[2u * c + 1u], 2u * rp + 1u);
-                }
-            }
+            put_pair(ig, 4u * dg, c0l, c0h, rp);
+            put_pair(ig, 4u * dg + 1u, c1l, c1h, rp);
+            put_pair(ig, 4u * dg + 2u, c2l, c2h, rp);
+            put_pair(ig, 4u * dg + 3u, c3l, c3h, rp);
         }
         workgroupBarrier();
         for (var i = t; i < 2u * D; i = i + WG) {
@@ -282,8 +361,9 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     }
     if (t == 0u) {
         for (var r = 0u; r < nrows; r = r + 1u) {
-            row_stats[2u * (r0 + r)] = loss_r[r] - ld.entropy * h[r];
-            row_stats[2u * (r0 + r) + 1u] = h[r];
+            let h = quad_get(h_lo, h_hi, r);
+            row_stats[2u * (r0 + r)] = quad_get(pg_lo[1], pg_hi[1], r) - ld.entropy * h;
+            row_stats[2u * (r0 + r) + 1u] = h;
         }
     }
 }

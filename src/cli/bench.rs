@@ -3,7 +3,8 @@
 //! `metarec bench interaction`: one person's interaction (a reaction, an adaptation step, the
 //! next list) as the page runs it: latency percentiles and the engine's own counts.
 //! `metarec bench meta`: meta-training iterations/s on the synthetic world and the process's
-//! peak memory. `metarec bench chart`: the browser benchmark's latency-vs-catalog chart (SVG).
+//! peak memory. `metarec bench kernels`: per-kernel GPU timings (bench_kernels.rs).
+//! `metarec bench chart`: the browser benchmark's latency-vs-catalog chart (SVG).
 
 use crate::bench::{meta_throughput, train_throughput, MetaThroughput, TrainThroughput};
 use crate::engine::cpu::CpuEngine;
@@ -91,6 +92,24 @@ enum What {
         #[arg(long)]
         json: bool,
     },
+    /// Per-kernel GPU timings from timestamp queries around every dispatch (natively, on
+    /// adapters that write timestamps inside compute passes): the reference training step
+    /// (as `engine`) and one interaction over `--items` items (as `interaction`); for each
+    /// kernel its dispatches and median time per operation.
+    Kernels {
+        /// Catalog size of the interactions.
+        #[arg(long, default_value_t = 1682)]
+        items: usize,
+        /// Timed training steps (one submit each).
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Timed interactions.
+        #[arg(long, default_value_t = 50)]
+        interactions: usize,
+        /// Print one JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Draws latency against catalog size from the browser benchmark's JSON
     /// (`{"series": [{"name", "points": [{"items", "p50_ms", "p95_ms"}]}]}`) as an SVG.
     Chart {
@@ -143,6 +162,12 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             steps,
             json,
         } => super::bench_cpu::run(items, rounds, interactions, steps, json),
+        What::Kernels {
+            items,
+            steps,
+            interactions,
+            json,
+        } => super::bench_kernels::run(items, steps, interactions, json),
         What::Chart { input, out } => chart(&input, &out),
     }
 }

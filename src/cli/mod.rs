@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 mod bench;
 mod bench_cpu;
+mod bench_kernels;
 mod bundle;
 pub mod chart;
 mod data;

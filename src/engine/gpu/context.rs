@@ -1,6 +1,7 @@
 //! The GPU context: instance, adapter, device and queue; shader modules compiled once; a cache of
 //! specialised pipelines; readback through a staging buffer. Never panics on a missing adapter.
 
+use super::profile::{self, KernelTime, Profiler};
 use super::uniforms::{uniform_bytes, WGSL_STRUCTS};
 use super::Kernel;
 use crate::engine::{EngineError, EngineInfo, Result};
@@ -90,6 +91,8 @@ pub struct GpuContext {
     pipelines: Arc<Mutex<HashMap<String, wgpu::ComputePipeline>>>,
     /// Set by the device-lost callback or by an uncaptured error.
     fault: Arc<Mutex<Option<EngineError>>>,
+    /// Present in a profiled context only: every dispatch is timed ([`Self::profiled`]).
+    profiler: Option<Arc<Profiler>>,
 }
 
 impl GpuContext {
@@ -107,6 +110,17 @@ impl GpuContext {
 
     /// Opens an adapter from the given backends only (`Some(Backends::empty())` finds none).
     pub async fn with_backends(backends: Option<wgpu::Backends>) -> Result<Self> {
+        Self::open(backends, false).await
+    }
+
+    /// Opens the default adapter with every dispatch timed by timestamp queries (per-kernel
+    /// timings: [`Self::take_kernel_times`]); an error if the adapter cannot write timestamps
+    /// inside compute passes.
+    pub async fn profiled() -> Result<Self> {
+        Self::open(None, true).await
+    }
+
+    async fn open(backends: Option<wgpu::Backends>, profile: bool) -> Result<Self> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         if let Some(b) = backends {
             desc.backends = b;
@@ -121,10 +135,23 @@ impl GpuContext {
             .map_err(|e| EngineError::NoAdapter(e.to_string()))?;
         let a = adapter.get_info();
         let limits = adapter.limits();
+        let timestamps =
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+        if profile && !adapter.features().contains(timestamps) {
+            return Err(EngineError::Device(format!(
+                "{} cannot write timestamps inside compute passes: no per-kernel timings",
+                a.name
+            )));
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("metarec"),
                 required_limits: limits.clone(),
+                required_features: if profile {
+                    timestamps
+                } else {
+                    wgpu::Features::empty()
+                },
                 ..Default::default()
             })
             .await
@@ -168,7 +195,12 @@ impl GpuContext {
             }
             modules.insert(shader, module);
         }
+        // wgpu's handles are Send + Sync natively; on wasm32 they are not, and nothing there is
+        // shared across threads (the same holds for the modules and pipelines below)
+        #[allow(clippy::arc_with_non_send_sync)]
+        let profiler = profile.then(|| Arc::new(Profiler::new(&device, &queue)));
         Ok(GpuContext {
+            profiler,
             binding_limit: limits
                 .max_storage_buffer_binding_size
                 .min(limits.max_buffer_size),
@@ -311,7 +343,39 @@ impl GpuContext {
     ) -> Result<Kernel> {
         let pipeline = self.pipeline(shader, entry, constants).await?;
         let bind = self.bind(&pipeline, entries);
-        Ok(Kernel { pipeline, bind })
+        let timed = self
+            .profiler
+            .as_ref()
+            .map(|p| (p.clone(), profile::label(shader.name(), entry, constants)));
+        Ok(Kernel {
+            pipeline,
+            bind,
+            timed,
+        })
+    }
+
+    /// The durations of the dispatches run since the last call, in order, on a profiled context
+    /// ([`Self::profiled`]); waits for the device. An error on an ordinary context.
+    pub async fn take_kernel_times(&self) -> Result<Vec<KernelTime>> {
+        let p = self.profiler.as_ref().ok_or_else(|| {
+            EngineError::Device(
+                "kernel times need a profiled context (GpuContext::profiled)".into(),
+            )
+        })?;
+        let labels = p.take()?;
+        if labels.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = 2 * labels.len() as u32;
+        let mut enc = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+        enc.resolve_query_set(&p.queries, 0..n, &p.resolve, 0);
+        let out = self
+            .read_back(enc, &p.staging, &[(&p.resolve, 8 * n as u64)])
+            .await?;
+        let ticks: Vec<u64> = bytemuck::cast_slice(&out[0]).to_vec();
+        Ok(p.times(labels, &ticks))
     }
 
     /// Submits `encoder` after copying each `(buffer, bytes)` into `staging`, then awaits the

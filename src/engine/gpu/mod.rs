@@ -7,11 +7,13 @@ mod context;
 mod engine_impl;
 mod fisher;
 mod interaction;
+mod profile;
 mod uniforms;
 
 pub use context::GpuContext;
 use context::Shader;
 use interaction::{ContextKernel, RowHead, Sampler};
+pub use profile::KernelTime;
 use uniforms::{
     AdamParams, DenseDims, LossDims, MseDims, ReduceDims, RowDims, ScoreDims, StatDims,
 };
@@ -22,18 +24,31 @@ use super::Engine;
 use super::{Adam, Counters, EngineError, Loss, Mask, Result};
 use crate::model::{Head, Layer, ModelConfig};
 use bytemuck::Pod;
+use std::sync::Arc;
 
 /// A pipeline with the bind group it always runs with ([`GpuContext::kernel`]).
 pub(crate) struct Kernel {
     pipeline: wgpu::ComputePipeline,
     bind: wgpu::BindGroup,
+    /// On a profiled context: where its dispatches' timestamps go, and its label.
+    timed: Option<(Arc<profile::Profiler>, Arc<str>)>,
 }
 
 impl Kernel {
     fn dispatch(&self, pass: &mut wgpu::ComputePass, groups: (u32, u32)) {
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
+        let slot = self
+            .timed
+            .as_ref()
+            .and_then(|(p, label)| Some((p, p.claim(label)?)));
+        if let Some((p, i)) = slot {
+            pass.write_timestamp(&p.queries, i);
+        }
         pass.dispatch_workgroups(groups.0, groups.1, 1);
+        if let Some((p, i)) = slot {
+            pass.write_timestamp(&p.queries, i + 1);
+        }
     }
 }
 
