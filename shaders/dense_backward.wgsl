@@ -33,6 +33,14 @@ fn dz(r: u32, o: u32) -> f32 {
     return bdy[i] * d_act(ACT, by[i]);
 }
 
+// [X, 1] at (r, i): the layer input, the constant 1 of the bias row at i = IN, 0 past it.
+fn x_aug(r: u32, i: u32) -> f32 {
+    if (i < IN) {
+        return bx[r * IN + i];
+    }
+    return select(0.0, 1.0, i == IN);
+}
+
 // The products' operands for dX = dZ W^T: dZ (rows x OUT) and W^T (OUT x IN).
 fn lhs(r: u32, o: u32) -> f32 {
     return dz(r, o);
@@ -69,30 +77,24 @@ fn backward(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
         let o = (g % tiles_o) * WX + lid.x;
         let oc = min(o, OUT - 1u);
         let oc2 = min(o + NI, OUT - 1u);
-        for (var b0 = 0u; b0 < dims.rows; b0 = b0 + KC) {
-            let bn = min(KC, dims.rows - b0);
-            // stage [X, 1][b0 .. b0 + KC][i0 .. i0 + TM] as [row][quad]; lanes read consecutive i
-            for (var idx = lid.x; idx < KC * TM; idx = idx + NI) {
-                let t = idx % TM;
-                let rr = idx / TM;
-                let i = i0 + t;
-                var v = 0.0;
-                if (rr < bn) {
-                    if (i < IN) {
-                        v = bx[(b0 + rr) * IN + i];
-                    } else if (i == IN) {
-                        v = 1.0;
-                    }
-                }
-                stage[rr * 4u + t / 4u][t % 4u] = v;
+        if (i0 + TM <= IN) {
+            // a tile of X's columns only (every tile but the last): plain loads
+            for (var r = 0u; r < dims.rows; r = r + 1u) {
+                let x = r * IN + i0;
+                fma_quads(bx[x], bx[x + 1u], bx[x + 2u], bx[x + 3u], bx[x + 4u], bx[x + 5u],
+                          bx[x + 6u], bx[x + 7u], bx[x + 8u], bx[x + 9u], bx[x + 10u],
+                          bx[x + 11u], bx[x + 12u], bx[x + 13u], bx[x + 14u], bx[x + 15u],
+                          dz(r, oc), dz(r, oc2));
             }
-            workgroupBarrier();
-            for (var rr = 0u; rr < bn; rr = rr + 1u) {
-                let d = dz(b0 + rr, oc);
-                let d2 = dz(b0 + rr, oc2);
-                fma_quads(rr, d, d2);
+        } else {
+            for (var r = 0u; r < dims.rows; r = r + 1u) {
+                fma_quads(x_aug(r, i0), x_aug(r, i0 + 1u), x_aug(r, i0 + 2u), x_aug(r, i0 + 3u),
+                          x_aug(r, i0 + 4u), x_aug(r, i0 + 5u), x_aug(r, i0 + 6u),
+                          x_aug(r, i0 + 7u), x_aug(r, i0 + 8u), x_aug(r, i0 + 9u),
+                          x_aug(r, i0 + 10u), x_aug(r, i0 + 11u), x_aug(r, i0 + 12u),
+                          x_aug(r, i0 + 13u), x_aug(r, i0 + 14u), x_aug(r, i0 + 15u), dz(r, oc),
+                          dz(r, oc2));
             }
-            workgroupBarrier();
         }
         for (var t = 0u; t < TM; t = t + 1u) {
             let i = i0 + t;
@@ -110,7 +112,7 @@ fn backward(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
         let h = g - nw;
         let r0 = (h / tiles_i) * TM;
         let i = (h % tiles_i) * WX + lid.x;
-        tile_product(r0, i, IN, OUT, lid.x);
+        tile_product(r0, i, IN, OUT);
         for (var t = 0u; t < TM; t = t + 1u) {
             let r = r0 + t;
             let a = acc_row(t);

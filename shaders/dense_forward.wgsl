@@ -30,7 +30,7 @@ fn activate(v: f32) -> f32 {
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let c = wg.x * WX + lid.x;
     let r0 = wg.y * TM;
-    tile_product(r0, c, OUT, IN, lid.x);
+    tile_product(r0, c, OUT, IN);
     let bias = params[W_OFF + IN * OUT + min(c, OUT - 1u)];
     let bias2 = params[W_OFF + IN * OUT + min(c + NI, OUT - 1u)];
     for (var i = 0u; i < TM; i = i + 1u) {

@@ -6,14 +6,14 @@
 //
 // Tiling (`tile_product`): a workgroup is NI = 32 invocations laid along the WX = 64 columns
 // of a 16 x 64 tile of the result; each invocation owns two columns (c and c + 32) and TM = 16
-// rows of them, i.e. 32 accumulators in registers as 2 x 4 vec4 "row quads". The operand indexed by
-// the tile's rows (X for the forward, dZ for dX; dense_backward.wgsl's dW loop stages [X, 1]^T
-// the same way) is staged in workgroup memory in
-// chunks of KC = 128 values of k, transposed as [k][quad], with coalesced loads; the inner loop
-// then reads 4 vec4 at one workgroup-uniform address (a broadcast) and two elements of the
-// column operand per k, contiguous across invocations (coalesced), for 32 FMAs. Two barriers
-// per chunk: layers up to 128 wide need one chunk, the batch (the K of dW) needs one per 128
-// rows. Rows/columns past the edge are clamped or zeroed for loads and skipped for stores.
+// rows of them, i.e. 32 accumulators in registers as 2 x 4 vec4 "row quads". Per k it reads the
+// 16 values of the operand indexed by the tile's rows (X for the forward, dZ for dX,
+// dense_backward.wgsl's dW loop [X, 1]^T) at workgroup-uniform addresses (broadcasts) and two
+// elements of the column operand, contiguous across invocations (coalesced), for 32 FMAs. No
+// workgroup memory and no barriers: a software adapter (SwiftShader) runs the invocations of a
+// workgroup with barriers as coroutines, and the staging they served cost more than it saved
+// (the training step's dense kernels 14% faster without). Rows/columns past the edge are
+// clamped for loads and skipped for stores.
 // Keep WX and TM in sync with src/engine/gpu/mod.rs.
 //
 // One-row path (`row_product`, a matrix-vector product for a batch of one row: the 16-row tiles
@@ -27,10 +27,8 @@ override W_OFF: u32 = 0u;    // offset of this layer's block in params
 const NI: u32 = 32u;   // invocations per workgroup
 const WX: u32 = 64u;   // columns per tile: two per invocation, NI apart
 const TM: u32 = 16u;   // rows per invocation = rows per tile (4 vec4 quads)
-const KC: u32 = 128u;  // values of k staged per chunk
 const ROW_WG: u32 = 64u;
 
-var<workgroup> stage: array<vec4<f32>, 512>;   // KC x TM: [k][quad], 8 KiB
 // The invocation's 2 x TM accumulators: its two columns' 4 row quads each, as eight named
 // vectors rather than arrays: a dynamically indexed private array lives in memory on software
 // adapters (SwiftShader), which made every FMA a load and a store.
@@ -46,20 +44,23 @@ var<private> b3: vec4<f32>;
 @group(0) @binding(0) var<uniform> dims: DenseDims;
 @group(0) @binding(1) var<storage, read> params: array<f32>;
 
-// a += stage[k] * a and b += stage[k] * b over the 4 row quads: 32 FMAs for one k.
-fn fma_quads(k: u32, a: f32, b: f32) {
-    let x0 = stage[k * 4u];
-    let x1 = stage[k * 4u + 1u];
-    let x2 = stage[k * 4u + 2u];
-    let x3 = stage[k * 4u + 3u];
-    a0 = a0 + x0 * a;
-    a1 = a1 + x1 * a;
-    a2 = a2 + x2 * a;
-    a3 = a3 + x3 * a;
-    b0 = b0 + x0 * b;
-    b1 = b1 + x1 * b;
-    b2 = b2 + x2 * b;
-    b3 = b3 + x3 * b;
+// The 16 rows' values x0 .. x15 of one k times the two columns' a and b, into the
+// accumulators: 32 FMAs.
+fn fma_quads(x0: f32, x1: f32, x2: f32, x3: f32, x4: f32, x5: f32, x6: f32, x7: f32, x8: f32,
+             x9: f32, x10: f32, x11: f32, x12: f32, x13: f32, x14: f32, x15: f32, a: f32,
+             b: f32) {
+    let q0 = vec4(x0, x1, x2, x3);
+    let q1 = vec4(x4, x5, x6, x7);
+    let q2 = vec4(x8, x9, x10, x11);
+    let q3 = vec4(x12, x13, x14, x15);
+    a0 = a0 + q0 * a;
+    a1 = a1 + q1 * a;
+    a2 = a2 + q2 * a;
+    a3 = a3 + q3 * a;
+    b0 = b0 + q0 * b;
+    b1 = b1 + q1 * b;
+    b2 = b2 + q2 * b;
+    b3 = b3 + q3 * b;
 }
 
 // Row i of the tile: the accumulators of the invocation's two columns.
@@ -75,28 +76,20 @@ fn acc_row(i: u32) -> vec2<f32> {
     return vec2<f32>(x[i % 4u], y[i % 4u]);
 }
 
-// acc, acc2 += lhs[r0 .. r0 + TM][0 .. kdim] rhs[0 .. kdim][c and c + NI] (rows past dims.rows
-// clamped, columns past ncols clamped). Call in uniform control flow (barriers).
-fn tile_product(r0: u32, c: u32, ncols: u32, kdim: u32, lane: u32) {
+// The accumulators += lhs[r0 .. r0 + TM][0 .. kdim] rhs[0 .. kdim][c and c + NI] (rows past
+// dims.rows clamped, columns past ncols clamped).
+fn tile_product(r0: u32, c: u32, ncols: u32, kdim: u32) {
     let cc = min(c, ncols - 1u);
     let cc2 = min(c + NI, ncols - 1u);
-    for (var k0 = 0u; k0 < kdim; k0 = k0 + KC) {
-        let kn = min(KC, kdim - k0);
-        // stage lhs[r0 .. r0 + TM][k0 .. k0 + KC] as [k][quad]; lanes read consecutive k
-        for (var idx = lane; idx < KC * TM; idx = idx + NI) {
-            let kk = idx % KC;
-            let t = idx / KC;
-            var v = 0.0;
-            if (kk < kn) {
-                v = lhs(min(r0 + t, dims.rows - 1u), k0 + kk);
-            }
-            stage[kk * 4u + t / 4u][t % 4u] = v;
-        }
-        workgroupBarrier();
-        for (var kk = 0u; kk < kn; kk = kk + 1u) {
-            fma_quads(kk, rhs(k0 + kk, cc), rhs(k0 + kk, cc2));
-        }
-        workgroupBarrier();
+    let last = dims.rows - 1u;
+    for (var k = 0u; k < kdim; k = k + 1u) {
+        fma_quads(lhs(min(r0, last), k), lhs(min(r0 + 1u, last), k), lhs(min(r0 + 2u, last), k),
+                  lhs(min(r0 + 3u, last), k), lhs(min(r0 + 4u, last), k), lhs(min(r0 + 5u, last), k),
+                  lhs(min(r0 + 6u, last), k), lhs(min(r0 + 7u, last), k), lhs(min(r0 + 8u, last), k),
+                  lhs(min(r0 + 9u, last), k), lhs(min(r0 + 10u, last), k),
+                  lhs(min(r0 + 11u, last), k), lhs(min(r0 + 12u, last), k),
+                  lhs(min(r0 + 13u, last), k), lhs(min(r0 + 14u, last), k),
+                  lhs(min(r0 + 15u, last), k), rhs(k, cc), rhs(k, cc2));
     }
 }
 

@@ -14,22 +14,27 @@ override D: u32 = 64u;
 @group(0) @binding(6) var<storage, read_write> d_user: array<f32>;
 @group(0) @binding(7) var<storage, read_write> row_stats: array<f32>;
 
-// Tiling: one workgroup handles R = 8 rows (a block of the batch), so every item embedding it
-// loads is used by 8 rows (the per-row kernel loaded the whole item matrix once per row, twice).
-// Invocation t owns items j = t, t + 256, ... for the logits and the softmax sums; the 8 rows'
-// values travel together as two vec4 "row quads". Passes:
+// Tiling: one workgroup of PG = 64 invocations handles R = 8 rows (a block of the batch), so
+// every item embedding it loads is used by 8 rows. Invocation t owns items j = t, t + PG, ...
+// for the logits and the softmax sums; the 8 rows' values travel together as two vec4 "row
+// quads". Passes:
 //   1. z[r, j] = u_r.e_j / T for the 8 rows (u_r staged in workgroup memory as [d][quad], one
 //      embedding load per d for 8 FMAs); masked items get NEG; per-row maxima.
 //   2. exp(z - m) sums and sum(exp(z - m) (z - m)), so the entropy needs no third pass:
 //      H = log S - sum(e (z - m)) / S with S = sum(e).
-//   3. dL/dz for a chunk of 256 items into workgroup memory ([item][quad]), then dL/du: each
-//      invocation owns 4 embedding columns and every G-th item of the chunk (G = 256 /
+//   3. dL/dz for a chunk of PC = 256 items into workgroup memory ([item][quad]), then dL/du:
+//      each invocation owns 4 embedding columns and every G-th item of the chunk (G = PG /
 //      ceil(D / 4)), so per item it reads 2 vec4 of dL/dz and 4 embedding values for 32 FMAs;
-//      the G partial sums are added at the end, two rows at a time.
-// Reductions over the workgroup fold 8 rows at once (4 barriers each).
-const R: u32 = 8u;     // rows per workgroup: two vec4 quads; R * 32 = WG (see reduce8)
+//      the G partial sums are added at the end.
+// Reductions over the workgroup fold 8 rows at once (4 barriers each). The workgroup is small
+// because a software adapter (SwiftShader) runs each group of 4 invocations of a workgroup
+// with barriers as a coroutine: 256 invocations made its switches most of the kernel's time.
+const R: u32 = 8u;     // rows per workgroup: two vec4 quads
+const PG: u32 = 64u;   // invocations per workgroup
+const PL: u32 = PG / R;   // invocations per row in the reductions' second level
+const PC: u32 = 256u;  // items per chunk of pass 3
 var<workgroup> sh4: array<vec4<f32>, 512>;   // pass 1: u[d][quad] (D <= 256); pass 3: dL/dz[item][quad]
-var<workgroup> red8: array<f32, 2048>;       // reductions: R x WG; dL/du: [item group][d][2 rows]
+var<workgroup> red8: array<f32, 2048>;       // reductions: R x PG; dL/du: [item group][d][row]
 
 fn open(r: u32, j: u32) -> bool {
     return ld.use_mask == 0u || !bit_set(mask[r * ld.words + j / 32u], j);
@@ -51,36 +56,36 @@ fn quads(v: f32) -> Quads {
 // them.
 fn reduce8(v: Quads, t: u32, op: u32) -> Quads {
     red8[t] = v.lo.x;
-    red8[WG + t] = v.lo.y;
-    red8[2u * WG + t] = v.lo.z;
-    red8[3u * WG + t] = v.lo.w;
-    red8[4u * WG + t] = v.hi.x;
-    red8[5u * WG + t] = v.hi.y;
-    red8[6u * WG + t] = v.hi.z;
-    red8[7u * WG + t] = v.hi.w;
+    red8[PG + t] = v.lo.y;
+    red8[2u * PG + t] = v.lo.z;
+    red8[3u * PG + t] = v.lo.w;
+    red8[4u * PG + t] = v.hi.x;
+    red8[5u * PG + t] = v.hi.y;
+    red8[6u * PG + t] = v.hi.z;
+    red8[7u * PG + t] = v.hi.w;
     workgroupBarrier();
-    // invocation t folds row t / 32, entries (t % 32) + 32k, into entry t % 32
-    let rr = t / 32u;
-    let p = t % 32u;
-    var a = red8[rr * WG + p];
-    for (var k = 1u; k < WG / 32u; k = k + 1u) {
-        let b = red8[rr * WG + p + 32u * k];
+    // invocation t folds row t / PL, entries (t % PL) + PL k, into entry t % PL
+    let rr = t / PL;
+    let p = t % PL;
+    var a = red8[rr * PG + p];
+    for (var k = 1u; k < PG / PL; k = k + 1u) {
+        let b = red8[rr * PG + p + PL * k];
         a = select(a + b, max(a, b), op == 0u);
     }
-    red8[rr * WG + p] = a;
+    red8[rr * PG + p] = a;
     workgroupBarrier();
     if (t < R) {
-        var b = red8[t * WG];
-        for (var k = 1u; k < 32u; k = k + 1u) {
-            let c = red8[t * WG + k];
+        var b = red8[t * PG];
+        for (var k = 1u; k < PL; k = k + 1u) {
+            let c = red8[t * PG + k];
             b = select(b + c, max(b, c), op == 0u);
         }
-        red8[t * WG] = b;
+        red8[t * PG] = b;
     }
     workgroupBarrier();
     let out = Quads(
-        vec4(red8[0], red8[WG], red8[2u * WG], red8[3u * WG]),
-        vec4(red8[4u * WG], red8[5u * WG], red8[6u * WG], red8[7u * WG]),
+        vec4(red8[0], red8[PG], red8[2u * PG], red8[3u * PG]),
+        vec4(red8[4u * PG], red8[5u * PG], red8[6u * PG], red8[7u * PG]),
     );
     workgroupBarrier();
     return out;
@@ -188,22 +193,29 @@ fn dl_dz(j: u32, z: vec4<f32>, log_z: vec4<f32>, h: vec4<f32>, coef: vec4<f32>,
     return select(g, vec4(0.0), z == vec4(NEG));
 }
 
-// The item groups' partial sums of dL/du for column d, rows 2 rp and 2 rp + 1.
-fn put_pair(ig: u32, d: u32, lo: vec4<f32>, hi: vec4<f32>, rp: u32) {
+// Item group ig's partial sums of dL/du for column d, the 8 rows: red8[(ig * D + d) * R + r].
+fn put_rows(ig: u32, d: u32, lo: vec4<f32>, hi: vec4<f32>) {
     if (d < D) {
-        red8[(ig * D + d) * 2u] = quad_get(lo, hi, 2u * rp);
-        red8[(ig * D + d) * 2u + 1u] = quad_get(lo, hi, 2u * rp + 1u);
+        let o = (ig * D + d) * R;
+        red8[o] = lo.x;
+        red8[o + 1u] = lo.y;
+        red8[o + 2u] = lo.z;
+        red8[o + 3u] = lo.w;
+        red8[o + 4u] = hi.x;
+        red8[o + 5u] = hi.y;
+        red8[o + 6u] = hi.z;
+        red8[o + 7u] = hi.w;
     }
 }
 
 // Grid: (ceil(rows / R), 1).
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let r0 = wg.x * R;
     let t = lid.x;
     // rows past the batch compute with u = 0 and store nothing
     let nrows = min(R, ld.rows - r0);
-    for (var i = t; i < D * 2u; i = i + WG) {
+    for (var i = t; i < D * 2u; i = i + PG) {
         let d = i / 2u;
         let q = (i % 2u) * 4u;
         var v = vec4(0.0);
@@ -230,9 +242,9 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
 
     // 1. logits and per-row maxima
     var m = quads(NEG);
-    // two items per invocation per step (j and j + WG): each staged u quad read feeds 8 FMAs
-    for (var j = t; j < ld.items; j = j + 2u * WG) {
-        let j2 = j + WG;
+    // two items per invocation per step (j and j + PG): each staged u quad read feeds 8 FMAs
+    for (var j = t; j < ld.items; j = j + 2u * PG) {
+        let j2 = j + PG;
         let jc = min(j2, ld.items - 1u);
         var a0 = vec4(0.0);
         var a1 = vec4(0.0);
@@ -264,7 +276,7 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     // 2. softmax sums (same invocation reads back what it wrote: no barrier needed)
     var s = quads(0.0);
     var sz = quads(0.0);
-    for (var j = t; j < ld.items; j = j + WG) {
+    for (var j = t; j < ld.items; j = j + PG) {
         let z = load8(r0, nrows, j);
         let xl = z.lo - m.lo;
         let xh = z.hi - m.hi;
@@ -287,11 +299,11 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     let pg_lo = pg_terms4(za_lo - lz_lo, r0, nrows, 0u);
     let pg_hi = pg_terms4(za_hi - lz_hi, r0, nrows, 4u);
 
-    // 3. dL/dz by chunks of WG items, staged as [item][quad], then dL/du: invocation t owns the
+    // 3. dL/dz by chunks of PC items, staged as [item][quad], then dL/du: invocation t owns the
     // embedding columns 4 dg .. 4 dg + 3 (dg = t % DG) and the chunk's items ig, ig + G, ...
     // (ig = t / DG), so each staged pair of quads it reads feeds 32 FMAs (4 columns x 8 rows).
     let dgroups = (D + 3u) / 4u;
-    let igroups = WG / dgroups;
+    let igroups = max(PG / dgroups, 1u);
     let dg = t % dgroups;
     let ig = t / dgroups;
     // column 4 dg + c: c{c}l (rows 0-3), c{c}h (rows 4-7)
@@ -303,19 +315,21 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     var c2h = vec4(0.0);
     var c3l = vec4(0.0);
     var c3h = vec4(0.0);
-    for (var c0 = 0u; c0 < ld.items; c0 = c0 + WG) {
-        let j = c0 + t;
-        var g = quads(0.0);
-        if (j < ld.items) {
-            let z = load8(r0, nrows, j);
-            g = Quads(dl_dz(j, z.lo, lz_lo, h_lo, pg_lo[0], act_lo),
-                      dl_dz(j, z.hi, lz_hi, h_hi, pg_hi[0], act_hi));
+    for (var c0 = 0u; c0 < ld.items; c0 = c0 + PC) {
+        for (var jl = t; jl < PC; jl = jl + PG) {
+            let j = c0 + jl;
+            var g = quads(0.0);
+            if (j < ld.items) {
+                let z = load8(r0, nrows, j);
+                g = Quads(dl_dz(j, z.lo, lz_lo, h_lo, pg_lo[0], act_lo),
+                          dl_dz(j, z.hi, lz_hi, h_hi, pg_hi[0], act_hi));
+            }
+            sh4[2u * jl] = g.lo;
+            sh4[2u * jl + 1u] = g.hi;
         }
-        sh4[2u * t] = g.lo;
-        sh4[2u * t + 1u] = g.hi;
         workgroupBarrier();
-        if (ig < igroups) {
-            let n = min(WG, ld.items - c0);
+        if (ig < igroups && dg < dgroups) {
+            let n = min(PC, ld.items - c0);
             for (var jj = ig; jj < n; jj = jj + igroups) {
                 let g0 = sh4[2u * jj];
                 let g1 = sh4[2u * jj + 1u];
@@ -336,28 +350,24 @@ fn policy_grad(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         }
         workgroupBarrier();
     }
-    // add the item groups' partial sums, two rows at a time: red8[(ig * D + d) * 2 + k]
-    for (var rp = 0u; rp < R / 2u; rp = rp + 1u) {
-        if (ig < igroups) {
-            put_pair(ig, 4u * dg, c0l, c0h, rp);
-            put_pair(ig, 4u * dg + 1u, c1l, c1h, rp);
-            put_pair(ig, 4u * dg + 2u, c2l, c2h, rp);
-            put_pair(ig, 4u * dg + 3u, c3l, c3h, rp);
+    // add the item groups' partial sums (igroups x D x R <= 2048 values: D <= 4 PG / igroups)
+    if (ig < igroups && dg < dgroups) {
+        put_rows(ig, 4u * dg, c0l, c0h);
+        put_rows(ig, 4u * dg + 1u, c1l, c1h);
+        put_rows(ig, 4u * dg + 2u, c2l, c2h);
+        put_rows(ig, 4u * dg + 3u, c3l, c3h);
+    }
+    workgroupBarrier();
+    for (var i = t; i < R * D; i = i + PG) {
+        let r = i % R;
+        let dd = i / R;
+        var sum = 0.0;
+        for (var g2 = 0u; g2 < igroups; g2 = g2 + 1u) {
+            sum = sum + red8[(g2 * D + dd) * R + r];
         }
-        workgroupBarrier();
-        for (var i = t; i < 2u * D; i = i + WG) {
-            let k = i % 2u;
-            let dd = i / 2u;
-            let r = 2u * rp + k;
-            var sum = 0.0;
-            for (var g2 = 0u; g2 < igroups; g2 = g2 + 1u) {
-                sum = sum + red8[(g2 * D + dd) * 2u + k];
-            }
-            if (r < nrows) {
-                d_user[(r0 + r) * D + dd] = sum / ld.temperature;
-            }
+        if (r < nrows) {
+            d_user[(r0 + r) * D + dd] = sum / ld.temperature;
         }
-        workgroupBarrier();
     }
     if (t == 0u) {
         for (var r = 0u; r < nrows; r = r + 1u) {

@@ -1,5 +1,6 @@
 //! Per-kernel timings (`GpuContext::profiled`, `metarec bench kernels`) on the native adapter
 //! (lavapipe writes timestamps inside compute passes).
+#![cfg(not(target_arch = "wasm32"))]
 
 use metarec::bench::{random_batch, REFERENCE_LOSS};
 use metarec::engine::gpu::{GpuContext, GpuEngine};
