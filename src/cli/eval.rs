@@ -122,6 +122,13 @@ pub struct Args {
     /// identity, in (0, 1]; 1 is no whitening.
     #[arg(long)]
     covariance_shrinkage: Option<f64>,
+    /// Also meta-learn meta-rl's item vectors (meta-rl and meta-rl-fixed; CAVIA with REINFORCE
+    /// steps): a residual on every item's vector, from zero, with this Adam step size.
+    #[arg(long)]
+    item_lr: Option<f32>,
+    /// Decoupled decay of that residual towards zero (Adam's weight decay; needs --item-lr).
+    #[arg(long, requires = "item_lr")]
+    item_decay: Option<f32>,
     /// Meta-training iterations of meta-rl.
     #[arg(long)]
     meta_iterations: Option<usize>,
@@ -237,6 +244,23 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
         _ => return Err("--feedback-start takes two numbers: LIKED,MISSED".into()),
     };
     h.policy_covariance = args.prior_covariance;
+    h.item_learning = match args.item_lr {
+        Some(lr) => Some(
+            crate::meta::ItemLearning {
+                lr,
+                decay: args.item_decay.unwrap_or(0.0),
+            }
+            .checked()?,
+        ),
+        None => None,
+    };
+    if h.item_learning.is_some() && h.meta.optimizer != crate::meta::Optimizer::Reinforce {
+        return Err(format!(
+            "--item-lr learns meta-rl's item vectors with REINFORCE steps, not {}",
+            h.meta.optimizer.name()
+        )
+        .into());
+    }
     h.covariance_shrinkage = args.covariance_shrinkage.unwrap_or(h.covariance_shrinkage);
     if !(h.covariance_shrinkage > 0.0 && h.covariance_shrinkage <= 1.0) {
         return Err("--covariance-shrinkage must be in (0, 1]".into());

@@ -11,6 +11,7 @@ mod checkpoint;
 mod dataset;
 mod episode;
 pub mod federated;
+mod items;
 mod observed;
 mod outer;
 mod synthetic;
@@ -20,8 +21,9 @@ mod vectors;
 pub use checkpoint::{run, Checkpoint, Hooks, RunResult, CHECKPOINT_FORMAT};
 pub use dataset::{iteration_users, shard_users, DatasetSetup};
 pub use episode::{run_episode, Episode};
+pub use items::{ItemLearning, LearnedItems};
 pub use observed::ObservedSetup;
-pub use outer::meta_step;
+pub use outer::{meta_step, meta_step_learning_items};
 pub use synthetic::{SyntheticSetup, SYNTHETIC_FACTORS};
 pub use trpo::{trpo_step, Optimizer, TrpoConfig, TrpoStep};
 pub use vectors::{

@@ -3,7 +3,7 @@
 use super::federated::{
     adapt_tasks, chained_mean, mean_contribution, outer_update, task_seed, InnerState,
 };
-use super::{run_episode, trpo_step, Algorithm, MetaConfig, MetaProgress, Optimizer};
+use super::{run_episode, trpo_step, Algorithm, LearnedItems, MetaConfig, MetaProgress, Optimizer};
 use crate::data::UserTask;
 use crate::engine::fisher::Fisher;
 use crate::engine::{Batch, Engine, EngineError, Loss, Mask, Result};
@@ -53,7 +53,7 @@ pub async fn meta_step<T: UserTask>(
         index: iteration,
     };
     match cfg.algorithm {
-        Algorithm::Cavia => cavia_step(engine, tasks, &it).await,
+        Algorithm::Cavia => cavia_step(engine, tasks, &it, None).await,
         Algorithm::Reptile | Algorithm::Fomaml if cfg.optimizer != Optimizer::Reinforce => {
             Err(EngineError::Input(format!(
                 "the {} optimiser is CAVIA's outer update; Reptile and first-order MAML take \
@@ -65,12 +65,39 @@ pub async fn meta_step<T: UserTask>(
     }
 }
 
+/// One meta-iteration of CAVIA with REINFORCE steps that also learns the policy's item vectors
+/// ([`LearnedItems`]): the residual takes one step along the outer loss's item gradient (at
+/// the network before the outer step), and the engine then holds the new vectors.
+pub async fn meta_step_learning_items<T: UserTask>(
+    engine: &mut impl Fisher,
+    tasks: Vec<T>,
+    cfg: &MetaConfig,
+    iteration: usize,
+    items: &mut LearnedItems,
+) -> Result<MetaProgress> {
+    if cfg.algorithm != Algorithm::Cavia || cfg.optimizer != Optimizer::Reinforce {
+        return Err(EngineError::Input(
+            "learned item vectors are CAVIA's with REINFORCE steps".into(),
+        ));
+    }
+    let it = Iteration {
+        cfg,
+        adapt: AdaptConfig {
+            adapts: cfg.algorithm.adapts(),
+            ..cfg.adapt
+        },
+        index: iteration,
+    };
+    cavia_step(engine, tasks, &it, Some(items)).await
+}
+
 /// CAVIA: one outer step on all the episodes' transitions (first order: contexts and summaries
-/// are treated as inputs).
+/// are treated as inputs); with `learned`, also a step of the learned item vectors.
 async fn cavia_step<T: UserTask>(
     engine: &mut impl Fisher,
     tasks: Vec<T>,
     it: &Iteration<'_>,
+    learned: Option<&mut LearnedItems>,
 ) -> Result<MetaProgress> {
     let cfg = it.cfg;
     let mut batch = Batch::default();
@@ -127,8 +154,16 @@ async fn cavia_step<T: UserTask>(
         }
     };
     batch.mask = Some(mask);
+    // the item vectors' gradient at the network the outer step starts from
+    let item_grad = match learned {
+        Some(_) => Some(engine.item_gradient(&batch, loss).await?.0),
+        None => None,
+    };
     engine.reset_stats()?;
     engine.train(&batch, loss, cfg.outer, cfg.outer_steps.max(1))?;
+    if let (Some(learned), Some(grad)) = (learned, item_grad) {
+        learned.step(engine, &grad)?;
+    }
     let stats = engine.stats().await?;
     let loss = (stats.steps > 0).then_some(stats.last_loss);
     Ok(it.progress(&rewards, loss, stats.skipped))
