@@ -20,7 +20,9 @@ use crate::data::{
 };
 use crate::finetune::{FinetuneConfig, SupervisedFit};
 use crate::linalg::Whitening;
-use crate::meta::{Algorithm, ItemLearning, MetaConfig, ObservedSetup, Optimizer, PolicyShape};
+use crate::meta::{
+    Algorithm, ItemLearning, MetaConfig, Objective, ObservedSetup, Optimizer, PolicyShape,
+};
 use crate::session::{AdaptConfig, Adapts};
 
 /// Hyperparameters of the methods (chosen on validation users; see EVALUATION.md).
@@ -315,10 +317,17 @@ impl Prepared {
             if !needs(wanted) {
                 return Ok(None);
             }
+            // a full-information objective is CAVIA's with REINFORCE steps (meta-rl's)
+            let plain = algorithm == Algorithm::Cavia && optimizer == Optimizer::Reinforce;
             let cfg = MetaConfig {
                 seed: seed as u32,
                 algorithm,
                 optimizer,
+                objective: if plain {
+                    h.meta.objective
+                } else {
+                    Objective::Sampled
+                },
                 ..h.meta.clone()
             };
             let feedback = h.feedback_start;
