@@ -133,7 +133,7 @@ pub struct Args {
     #[arg(long)]
     covariance_shrinkage: Option<f64>,
     /// Also meta-learn meta-rl's item vectors (meta-rl and meta-rl-fixed; CAVIA with REINFORCE
-    /// steps): a residual on every item's vector, from zero, with this Adam step size.
+    /// or PPO steps): a residual on every item's vector, from zero, with this Adam step size.
     #[arg(long)]
     item_lr: Option<f32>,
     /// Decoupled decay of that residual towards zero (Adam's weight decay; needs --item-lr).
@@ -276,12 +276,8 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
         ),
         None => None,
     };
-    if h.item_learning.is_some() && h.meta.optimizer != crate::meta::Optimizer::Reinforce {
-        return Err(format!(
-            "--item-lr learns meta-rl's item vectors with REINFORCE steps, not {}",
-            h.meta.optimizer.name()
-        )
-        .into());
+    if h.item_learning.is_some() && h.meta.optimizer == crate::meta::Optimizer::Trpo {
+        return Err("--item-lr learns meta-rl's item vectors with REINFORCE or PPO steps".into());
     }
     h.covariance_shrinkage = args.covariance_shrinkage.unwrap_or(h.covariance_shrinkage);
     if !(h.covariance_shrinkage > 0.0 && h.covariance_shrinkage <= 1.0) {

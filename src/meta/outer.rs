@@ -75,9 +75,10 @@ pub async fn meta_step<T: UserTask>(
     }
 }
 
-/// One meta-iteration of CAVIA with REINFORCE steps that also learns the policy's item vectors
-/// ([`LearnedItems`]): the residual takes one step along the outer loss's item gradient (at
-/// the network before the outer step), and the engine then holds the new vectors.
+/// One meta-iteration of CAVIA with REINFORCE or PPO steps that also learns the policy's item
+/// vectors ([`LearnedItems`]): the residual takes one step along the outer loss's item gradient
+/// at the network before the outer step (for PPO, where its ratio is 1: the policy gradient),
+/// and the engine then holds the new vectors.
 pub async fn meta_step_learning_items<T: UserTask>(
     engine: &mut impl Fisher,
     tasks: Vec<T>,
@@ -85,9 +86,9 @@ pub async fn meta_step_learning_items<T: UserTask>(
     iteration: usize,
     items: &mut LearnedItems,
 ) -> Result<MetaProgress> {
-    if cfg.algorithm != Algorithm::Cavia || cfg.optimizer != Optimizer::Reinforce {
+    if cfg.algorithm != Algorithm::Cavia || cfg.optimizer == Optimizer::Trpo {
         return Err(EngineError::Input(
-            "learned item vectors are CAVIA's with REINFORCE steps".into(),
+            "learned item vectors are CAVIA's with REINFORCE or PPO steps".into(),
         ));
     }
     let it = Iteration {
