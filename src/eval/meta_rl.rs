@@ -40,8 +40,9 @@ impl Trained {
     /// [`crate::meta::policy_start`] (the prior of vectors that carry one, else random weights); with
     /// `cfg.iterations == 0` the policy keeps its start (RL from scratch, over vectors without a
     /// prior). With `feedback` = (liked, missed) the policy starts from
-    /// [`crate::meta::feedback_start`] instead. With `items` (CAVIA with REINFORCE or PPO steps) the
-    /// item vectors are meta-learned too ([`LearnedItems`]) and the policy keeps the learned ones.
+    /// [`crate::meta::feedback_start`] instead. With `items` (CAVIA with REINFORCE or PPO
+    /// steps) the item vectors are meta-learned too ([`LearnedItems`]) and the policy keeps the
+    /// learned ones.
     pub fn meta_train(
         setup: &ObservedSetup,
         shape: &PolicyShape,

@@ -1,9 +1,9 @@
-//! Meta-learned item vectors: CAVIA's outer loop (REINFORCE or PPO steps) also learns a residual `r_j` on every item's
-//! vector, `e'_j = e_j + r_j` (from zero), along the outer policy-gradient loss's gradient
-//! w.r.t. the item matrix ([`Engine::item_gradient`], the CPU engine), with its own Adam step
-//! and a decoupled decay towards zero. Sessions (the episodes' and, after training, new
-//! people's) score and summarise with `e'`; the gradient does not flow through the summaries
-//! (first order, as CAVIA treats the contexts).
+//! Meta-learned item vectors: CAVIA's outer loop (REINFORCE or PPO steps) also learns a
+//! residual `r_j` on every item's vector, `e'_j = e_j + r_j` (from zero), along the outer
+//! policy-gradient loss's gradient w.r.t. the item matrix ([`Engine::item_gradient`], the CPU
+//! engine), with its own Adam step and a decoupled decay towards zero. Sessions (the episodes'
+//! and, after training, new people's) score and summarise with `e'`; the gradient does not flow
+//! through the summaries (first order, as CAVIA treats the contexts).
 
 use crate::engine::{adam_update, Adam, AdamState, Engine, EngineError, Result};
 use serde::{Deserialize, Serialize};
