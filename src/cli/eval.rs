@@ -93,16 +93,6 @@ pub struct Args {
     /// trpo).
     #[arg(long, value_parser = crate::meta::Optimizer::parse)]
     optimizer: Option<crate::meta::Optimizer>,
-    /// What meta-rl's CAVIA outer step follows: sampled (the policy gradient of the episodes'
-    /// actions), or, from the training users' known rewards at every state the episodes pass,
-    /// full-ce (cross-entropy against the liked, unshown items) or full-expected (the expected
-    /// reward's exact gradient); the full ones take REINFORCE steps.
-    #[arg(long, value_parser = crate::meta::Objective::parse)]
-    outer_objective: Option<crate::meta::Objective>,
-    /// Most rows (items) per state in a full-information outer batch; a state with more liked,
-    /// unshown items gets this many drawn.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    objective_draws: Option<u32>,
     /// TRPO's KL radius δ (meta-rl-trpo, or meta-rl with `--optimizer trpo`).
     #[arg(long)]
     max_kl: Option<f32>,
@@ -132,13 +122,6 @@ pub struct Args {
     /// identity, in (0, 1]; 1 is no whitening.
     #[arg(long)]
     covariance_shrinkage: Option<f64>,
-    /// Also meta-learn meta-rl's item vectors (meta-rl and meta-rl-fixed; CAVIA with REINFORCE
-    /// or PPO steps): a residual on every item's vector, from zero, with this Adam step size.
-    #[arg(long)]
-    item_lr: Option<f32>,
-    /// Decoupled decay of that residual towards zero (Adam's weight decay; needs --item-lr).
-    #[arg(long, requires = "item_lr")]
-    item_decay: Option<f32>,
     /// Meta-training iterations of meta-rl.
     #[arg(long)]
     meta_iterations: Option<usize>,
@@ -234,18 +217,6 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
         ..h.meta.trpo
     };
     super::train_meta::set_optimizer(&mut h.meta, args.optimizer, args.outer_steps, trpo)?;
-    h.meta.objective = args.outer_objective.unwrap_or(h.meta.objective);
-    h.meta.objective_draws = args.objective_draws.unwrap_or(h.meta.objective_draws);
-    if h.meta.objective != crate::meta::Objective::Sampled
-        && h.meta.optimizer != crate::meta::Optimizer::Reinforce
-    {
-        return Err(format!(
-            "--outer-objective {} takes REINFORCE steps, not {}",
-            h.meta.objective.name(),
-            h.meta.optimizer.name()
-        )
-        .into());
-    }
     h.meta.adapt.entropy = args.entropy.unwrap_or(h.meta.adapt.entropy);
     h.meta.adapt.temperature = args.temperature.unwrap_or(h.meta.adapt.temperature);
     if !(h.meta.adapt.temperature.is_finite() && h.meta.adapt.temperature > 0.0) {
@@ -266,19 +237,6 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
         _ => return Err("--feedback-start takes two numbers: LIKED,MISSED".into()),
     };
     h.policy_covariance = args.prior_covariance;
-    h.item_learning = match args.item_lr {
-        Some(lr) => Some(
-            crate::meta::ItemLearning {
-                lr,
-                decay: args.item_decay.unwrap_or(0.0),
-            }
-            .checked()?,
-        ),
-        None => None,
-    };
-    if h.item_learning.is_some() && h.meta.optimizer == crate::meta::Optimizer::Trpo {
-        return Err("--item-lr learns meta-rl's item vectors with REINFORCE or PPO steps".into());
-    }
     h.covariance_shrinkage = args.covariance_shrinkage.unwrap_or(h.covariance_shrinkage);
     if !(h.covariance_shrinkage > 0.0 && h.covariance_shrinkage <= 1.0) {
         return Err("--covariance-shrinkage must be in (0, 1]".into());

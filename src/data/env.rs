@@ -59,13 +59,6 @@ pub trait UserTask {
     fn step(&mut self, slate: &[Shown]) -> Result<Vec<f32>, DataError>;
     /// Every item shown so far.
     fn log(&self) -> &[LogEntry];
-    /// The reward `item` would earn if shown, where the task knows it without showing it (a
-    /// training user's logged ratings): what a full-information outer objective of
-    /// meta-training reads. `None` (the default) where it is not known.
-    fn known_reward(&self, item: u32) -> Option<f32> {
-        let _ = item;
-        None
-    }
 }
 
 /// How ratings become rewards.
@@ -254,13 +247,6 @@ impl ObservedTask {
         task.core = TaskCore::new(user, (0..n).collect(), horizon);
         task
     }
-
-    /// The reward of `item` from the user's rating; an unrated item counts as the scale's
-    /// lowest rating.
-    fn reward_of(&self, item: u32) -> f32 {
-        let rating = self.ratings.get(&item).copied().unwrap_or(self.scale.min);
-        self.mode.reward(rating, self.scale)
-    }
 }
 
 impl UserTask for ObservedTask {
@@ -268,13 +254,15 @@ impl UserTask for ObservedTask {
 
     fn step(&mut self, slate: &[Shown]) -> Result<Vec<f32>, DataError> {
         self.core.check(slate)?;
-        let rewards: Vec<f32> = slate.iter().map(|s| self.reward_of(s.item)).collect();
+        let rewards: Vec<f32> = slate
+            .iter()
+            .map(|s| {
+                let rating = self.ratings.get(&s.item).copied().unwrap_or(self.scale.min);
+                self.mode.reward(rating, self.scale)
+            })
+            .collect();
         self.core.record(slate, &rewards);
         Ok(rewards)
-    }
-
-    fn known_reward(&self, item: u32) -> Option<f32> {
-        Some(self.reward_of(item))
     }
 }
 

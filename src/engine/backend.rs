@@ -44,8 +44,6 @@ pub enum Wrt {
     Params,
     /// The inputs' (`rows × input`).
     Input,
-    /// The item matrix's (`items × output`) under a policy-gradient loss (the CPU engine only).
-    Items,
 }
 
 /// A Fisher operation on checked arguments.

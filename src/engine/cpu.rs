@@ -264,8 +264,6 @@ impl Backend for CpuEngine {
     async fn gradient(&mut self, b: Checked<'_>, wrt: Wrt) -> Result<(Vec<f32>, f32)> {
         let want_input = wrt == Wrt::Input;
         Ok(match (self.kernels, wrt) {
-            (Kernels::Reference, Wrt::Items) => self.reference_item_gradient(b.batch, b.loss),
-            (Kernels::Blocked, Wrt::Items) => self.fast_item_gradient(b.batch, b.loss),
             (Kernels::Reference, _) => {
                 let (grads, d_input, value, _) =
                     self.reference_gradients(b.batch, b.loss, want_input);

@@ -381,14 +381,6 @@ pub trait Engine: Backend {
         let b = check_batch(self.config(), batch, loss)?;
         self.gradient(b, Wrt::Input).await
     }
-    /// Gradient of a policy-gradient `loss` on `batch` w.r.t. the item matrix (`items ×
-    /// output`), and the loss; parameters and items unchanged: what meta-training follows when
-    /// it also learns the policy's item vectors. The CPU engine computes it; the GPU engine
-    /// refuses it.
-    async fn item_gradient(&mut self, batch: &Batch, loss: Loss) -> Result<(Vec<f32>, f32)> {
-        let b = check_batch(self.config(), batch, loss)?;
-        self.gradient(b, Wrt::Items).await
-    }
     /// A context-adapting session's interaction ([`interaction`]): a step on `state` along the
     /// reaction's input gradient, then the next slate at the adapted input.
     async fn adapt_context(

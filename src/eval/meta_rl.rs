@@ -9,10 +9,7 @@ use super::{EvalError, Recommender};
 use crate::data::Environment;
 use crate::engine::cpu::CpuEngine;
 use crate::engine::Engine;
-use crate::meta::{
-    feedback_start, meta_step, meta_step_learning_items, ItemLearning, LearnedItems, MetaConfig,
-    ObservedSetup, PolicyShape,
-};
+use crate::meta::{feedback_start, meta_step, MetaConfig, ObservedSetup, PolicyShape};
 use crate::model::ModelConfig;
 use crate::session::{AdaptConfig, Adapts, Session};
 use std::future::Future;
@@ -40,22 +37,18 @@ impl Trained {
     /// [`crate::meta::policy_start`] (the prior of vectors that carry one, else random weights); with
     /// `cfg.iterations == 0` the policy keeps its start (RL from scratch, over vectors without a
     /// prior). With `feedback` = (liked, missed) the policy starts from
-    /// [`crate::meta::feedback_start`] instead. With `items` (CAVIA with REINFORCE or PPO
-    /// steps) the item vectors are meta-learned too ([`LearnedItems`]) and the policy keeps the
-    /// learned ones.
+    /// [`crate::meta::feedback_start`] instead.
     pub fn meta_train(
         setup: &ObservedSetup,
         shape: &PolicyShape,
         cfg: &MetaConfig,
         env: Environment,
         feedback: Option<(f32, f32)>,
-        items: Option<ItemLearning>,
     ) -> Result<Self, EvalError> {
         if setup.train.is_empty() {
             return Err(EvalError("meta-training needs training users".into()));
         }
         let model = setup.model(shape, cfg);
-        let learning = items;
         let items = setup.vectors.values.clone();
         let start = match feedback {
             None => setup.start(&model),
@@ -70,23 +63,15 @@ impl Trained {
         let mut engine = CpuEngine::new(&model).map_err(engine_error)?;
         engine.set_params(&start).map_err(engine_error)?;
         engine.set_items(&items).map_err(engine_error)?;
-        let mut learned = learning
-            .map(|l| LearnedItems::new(items.clone(), l))
-            .transpose()
-            .map_err(engine_error)?;
         for it in 0..cfg.iterations {
             let tasks = setup.tasks(cfg, it, env);
-            let step = match learned.as_mut() {
-                Some(l) => ready(meta_step_learning_items(&mut engine, tasks, cfg, it, l))?,
-                None => ready(meta_step(&mut engine, tasks, cfg, it))?,
-            };
-            step.map_err(engine_error)?;
+            ready(meta_step(&mut engine, tasks, cfg, it))?.map_err(engine_error)?;
         }
         let params = ready(engine.params())?.map_err(engine_error)?;
         Ok(Trained {
             model,
             params,
-            items: learned.map_or(items, |l| l.vectors()),
+            items,
         })
     }
 }
@@ -186,7 +171,6 @@ mod tests {
             &PolicyShape::default(),
             &cfg,
             Environment::Observed,
-            None,
             None,
         )
         .unwrap();

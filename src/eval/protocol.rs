@@ -20,9 +20,7 @@ use crate::data::{
 };
 use crate::finetune::{FinetuneConfig, SupervisedFit};
 use crate::linalg::Whitening;
-use crate::meta::{
-    Algorithm, ItemLearning, MetaConfig, Objective, ObservedSetup, Optimizer, PolicyShape,
-};
+use crate::meta::{Algorithm, MetaConfig, ObservedSetup, Optimizer, PolicyShape};
 use crate::session::{AdaptConfig, Adapts};
 
 /// Hyperparameters of the methods (chosen on validation users; see EVALUATION.md).
@@ -62,9 +60,6 @@ pub struct Hyper {
     pub covariance_shrinkage: f64,
     /// The meta-RL policies' item vectors whitened by that prior covariance.
     pub policy_covariance: bool,
-    /// meta-rl's (and meta-rl-fixed's) item vectors also meta-learned
-    /// ([`crate::meta::LearnedItems`]); `None`: fixed.
-    pub item_learning: Option<ItemLearning>,
 }
 
 impl Default for Hyper {
@@ -99,7 +94,6 @@ impl Default for Hyper {
             feedback_start: None,
             covariance_shrinkage: 0.1,
             policy_covariance: false,
-            item_learning: None,
         }
     }
 }
@@ -313,36 +307,23 @@ impl Prepared {
         };
         let with_prior = start_scores.map(|p| setup.clone().with_prior(&p));
         let with_prior = with_prior.as_ref().unwrap_or(&setup);
-        let meta_trained = |wanted: &[Method], algorithm, optimizer, items| {
+        let meta_trained = |wanted: &[Method], algorithm, optimizer| {
             if !needs(wanted) {
                 return Ok(None);
             }
-            // a full-information objective is CAVIA's with REINFORCE steps (meta-rl's)
-            let plain = algorithm == Algorithm::Cavia && optimizer == Optimizer::Reinforce;
             let cfg = MetaConfig {
                 seed: seed as u32,
                 algorithm,
                 optimizer,
-                objective: if plain {
-                    h.meta.objective
-                } else {
-                    Objective::Sampled
-                },
                 ..h.meta.clone()
             };
-            let feedback = h.feedback_start;
-            Trained::meta_train(with_prior, &h.shape, &cfg, env, feedback, items).map(Some)
+            Trained::meta_train(with_prior, &h.shape, &cfg, env, h.feedback_start).map(Some)
         };
         let (cavia, reinforce, meta_rl) = (Algorithm::Cavia, Optimizer::Reinforce, &meta_rl[..2]);
-        let meta = meta_trained(meta_rl, cavia, h.meta.optimizer, h.item_learning)?;
-        let trpo = meta_trained(&[Method::MetaRlTrpo], cavia, Optimizer::Trpo, None)?;
-        let reptile = meta_trained(
-            &[Method::MetaRlReptile],
-            Algorithm::Reptile,
-            reinforce,
-            None,
-        )?;
-        let fomaml = meta_trained(&[Method::MetaRlFomaml], Algorithm::Fomaml, reinforce, None)?;
+        let meta = meta_trained(meta_rl, cavia, h.meta.optimizer)?;
+        let trpo = meta_trained(&[Method::MetaRlTrpo], cavia, Optimizer::Trpo)?;
+        let reptile = meta_trained(&[Method::MetaRlReptile], Algorithm::Reptile, reinforce)?;
+        let fomaml = meta_trained(&[Method::MetaRlFomaml], Algorithm::Fomaml, reinforce)?;
         // no prior and no meta-iterations: the network keeps its random initial weights
         let scratch = if needs(&[Method::RlScratch]) {
             let cfg = MetaConfig {
@@ -350,9 +331,7 @@ impl Prepared {
                 iterations: 0,
                 ..h.meta.clone()
             };
-            Some(Trained::meta_train(
-                &setup, &h.shape, &cfg, env, None, None,
-            )?)
+            Some(Trained::meta_train(&setup, &h.shape, &cfg, env, None)?)
         } else {
             None
         };

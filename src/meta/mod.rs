@@ -11,8 +11,6 @@ mod checkpoint;
 mod dataset;
 mod episode;
 pub mod federated;
-mod full_info;
-mod items;
 mod observed;
 mod outer;
 mod synthetic;
@@ -22,10 +20,8 @@ mod vectors;
 pub use checkpoint::{run, Checkpoint, Hooks, RunResult, CHECKPOINT_FORMAT};
 pub use dataset::{iteration_users, shard_users, DatasetSetup};
 pub use episode::{run_episode, Episode};
-pub use full_info::Objective;
-pub use items::{ItemLearning, LearnedItems};
 pub use observed::ObservedSetup;
-pub use outer::{meta_step, meta_step_learning_items};
+pub use outer::meta_step;
 pub use synthetic::{SyntheticSetup, SYNTHETIC_FACTORS};
 pub use trpo::{trpo_step, Optimizer, TrpoConfig, TrpoStep};
 pub use vectors::{
@@ -132,15 +128,6 @@ pub struct MetaConfig {
     /// CAVIA with TRPO: the KL radius, conjugate gradient and line search.
     #[serde(default)]
     pub trpo: TrpoConfig,
-    /// CAVIA with REINFORCE: what the outer step follows, the sampled actions' policy
-    /// gradient or, on tasks whose every reward is known (training users' logged ratings), a
-    /// full-information objective over every unshown item at each state.
-    #[serde(default)]
-    pub objective: Objective,
-    /// A full-information objective: the most rows (items) per state in the outer batch; a
-    /// state with more weighted items gets this many drawn.
-    #[serde(default = "default_objective_draws")]
-    pub objective_draws: u32,
     /// Reptile: the fraction of the way to the mean adapted network taken per iteration.
     pub reptile_step: f32,
     pub seed: u32,
@@ -163,26 +150,16 @@ impl Default for MetaConfig {
             optimizer: Optimizer::Reinforce,
             outer_steps: 1,
             trpo: TrpoConfig::default(),
-            objective: Objective::Sampled,
-            objective_draws: default_objective_draws(),
             reptile_step: 1.0,
             seed: 1,
         }
     }
 }
 
-fn default_objective_draws() -> u32 {
-    8
-}
-
 impl MetaConfig {
     /// Rows of one outer batch, which the engine must allocate.
     pub fn rows(&self) -> usize {
-        let per_state = match self.objective {
-            Objective::Sampled => 1,
-            _ => self.objective_draws.max(1) as usize,
-        };
-        self.users_per_iteration * self.rounds * self.slate * per_state
+        self.users_per_iteration * self.rounds * self.slate
     }
 }
 

@@ -3,10 +3,7 @@
 use super::federated::{
     adapt_tasks, chained_mean, mean_contribution, outer_update, task_seed, InnerState,
 };
-use super::full_info::{known_rewards, outer_batch, States};
-use super::{
-    run_episode, trpo_step, Algorithm, LearnedItems, MetaConfig, MetaProgress, Objective, Optimizer,
-};
+use super::{run_episode, trpo_step, Algorithm, MetaConfig, MetaProgress, Optimizer};
 use crate::data::UserTask;
 use crate::engine::fisher::Fisher;
 use crate::engine::{Batch, Engine, EngineError, Loss, Mask, Result};
@@ -55,15 +52,8 @@ pub async fn meta_step<T: UserTask>(
         },
         index: iteration,
     };
-    let full = cfg.objective != Objective::Sampled;
-    if full && (cfg.algorithm != Algorithm::Cavia || cfg.optimizer != Optimizer::Reinforce) {
-        return Err(EngineError::Input(format!(
-            "the {} outer objective is CAVIA's with REINFORCE steps",
-            cfg.objective.name()
-        )));
-    }
     match cfg.algorithm {
-        Algorithm::Cavia => cavia_step(engine, tasks, &it, None).await,
+        Algorithm::Cavia => cavia_step(engine, tasks, &it).await,
         Algorithm::Reptile | Algorithm::Fomaml if cfg.optimizer != Optimizer::Reinforce => {
             Err(EngineError::Input(format!(
                 "the {} optimiser is CAVIA's outer update; Reptile and first-order MAML take \
@@ -75,58 +65,25 @@ pub async fn meta_step<T: UserTask>(
     }
 }
 
-/// One meta-iteration of CAVIA with REINFORCE or PPO steps that also learns the policy's item
-/// vectors ([`LearnedItems`]): the residual takes one step along the outer loss's item gradient
-/// at the network before the outer step (for PPO, where its ratio is 1: the policy gradient),
-/// and the engine then holds the new vectors.
-pub async fn meta_step_learning_items<T: UserTask>(
-    engine: &mut impl Fisher,
-    tasks: Vec<T>,
-    cfg: &MetaConfig,
-    iteration: usize,
-    items: &mut LearnedItems,
-) -> Result<MetaProgress> {
-    if cfg.algorithm != Algorithm::Cavia || cfg.optimizer == Optimizer::Trpo {
-        return Err(EngineError::Input(
-            "learned item vectors are CAVIA's with REINFORCE or PPO steps".into(),
-        ));
-    }
-    let it = Iteration {
-        cfg,
-        adapt: AdaptConfig {
-            adapts: cfg.algorithm.adapts(),
-            ..cfg.adapt
-        },
-        index: iteration,
-    };
-    cavia_step(engine, tasks, &it, Some(items)).await
-}
-
 /// CAVIA: one outer step on all the episodes' transitions (first order: contexts and summaries
-/// are treated as inputs); with `learned`, also a step of the learned item vectors.
+/// are treated as inputs).
 async fn cavia_step<T: UserTask>(
     engine: &mut impl Fisher,
     tasks: Vec<T>,
     it: &Iteration<'_>,
-    learned: Option<&mut LearnedItems>,
 ) -> Result<MetaProgress> {
     let cfg = it.cfg;
     let mut batch = Batch::default();
     let mut words = Vec::new();
     let mut rewards = Vec::new();
-    let items = engine.config().items();
-    let full = cfg.objective != Objective::Sampled;
-    let mut known = Vec::new();
     for (u, mut task) in tasks.into_iter().enumerate() {
         let ep = run_episode(engine, &mut task, it.adapt, cfg.slate, it.seed(u)).await?;
-        if full {
-            known.push((ep.rows.len(), known_rewards(&task, items)?));
-        }
         batch.inputs.extend(ep.inputs);
         batch.rows.extend(ep.rows);
         words.extend(ep.masks);
         rewards.extend(ep.rewards);
     }
+    let items = engine.config().items();
     let mask = Mask {
         words,
         words_per_row: items.div_ceil(32),
@@ -137,26 +94,6 @@ async fn cavia_step<T: UserTask>(
         temperature,
     };
     let loss = match cfg.optimizer {
-        // every reward known: an all-action outer batch at the episodes' states
-        _ if full => {
-            let logp = match cfg.objective {
-                Objective::ExpectedReward => Some(
-                    engine
-                        .log_probs(&batch.inputs, Some(&mask), temperature)
-                        .await?,
-                ),
-                _ => None,
-            };
-            let states = States {
-                inputs: &batch.inputs,
-                mask: &mask,
-                episodes: &known,
-            };
-            let seed = u64::from(it.seed(0)) << 32 | it.index as u64;
-            let draws = cfg.objective_draws.max(1) as usize;
-            batch = outer_batch(cfg.objective, &states, logp.as_deref(), draws, seed)?;
-            reinforce
-        }
         Optimizer::Reinforce => reinforce,
         Optimizer::Ppo => {
             // The ratio's reference is π_old(a | x) under each row's own mask (a slate's later
@@ -189,17 +126,9 @@ async fn cavia_step<T: UserTask>(
             });
         }
     };
-    batch.mask.get_or_insert(mask);
-    // the item vectors' gradient at the network the outer step starts from
-    let item_grad = match learned {
-        Some(_) => Some(engine.item_gradient(&batch, loss).await?.0),
-        None => None,
-    };
+    batch.mask = Some(mask);
     engine.reset_stats()?;
     engine.train(&batch, loss, cfg.outer, cfg.outer_steps.max(1))?;
-    if let (Some(learned), Some(grad)) = (learned, item_grad) {
-        learned.step(engine, &grad)?;
-    }
     let stats = engine.stats().await?;
     let loss = (stats.steps > 0).then_some(stats.last_loss);
     Ok(it.progress(&rewards, loss, stats.skipped))

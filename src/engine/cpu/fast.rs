@@ -248,21 +248,6 @@ impl CpuEngine {
         value
     }
 
-    /// The gradient of a policy-gradient loss w.r.t. the item matrix, `dL/dEᵀ = (dL/dZ)ᵀ U`
-    /// over the rows' MLP outputs `U` (the head's logit gradient already holds the `1/T`), and
-    /// the loss.
-    pub(super) fn fast_item_gradient(&mut self, batch: &Batch, loss: Loss) -> (Vec<f32>, f32) {
-        let (d, n) = (self.cfg.output, self.cfg.items());
-        let rows = batch.rows.len();
-        self.fast_forward(&batch.inputs);
-        let (value, _) = self.policy_head(batch, loss);
-        let s = &mut self.scratch;
-        kernels::transpose(&s.dlogits, rows, n, &mut s.xt);
-        let mut de = vec![0.0; n * d];
-        kernels::matmul_acc(&s.xt, n, &s.acts[self.layers.len()], rows, d, &mut de);
-        (de, value)
-    }
-
     /// The policy head: logits, masked softmax, REINFORCE / PPO with the entropy bonus, and the
     /// gradient w.r.t. the user vectors (into `scratch.dy`); returns the mean loss and entropy.
     fn policy_head(&mut self, batch: &Batch, loss: Loss) -> (f32, f32) {

@@ -72,38 +72,12 @@ impl CpuEngine {
         batch: &Batch,
         loss: Loss,
     ) -> (Vec<f32>, f32, f32) {
-        let tau = entropy_and_temperature(loss).1;
-        let d = self.cfg.output;
-        let n = self.cfg.items();
-        let (dlogits, value, entropy) = self.policy_dlogits(user, rows, batch, loss);
-        let mut du = vec![0.0; rows * d];
-        for (r, du_r) in du.chunks_exact_mut(d).enumerate() {
-            for (&dz, e) in dlogits[r * n..(r + 1) * n]
-                .iter()
-                .zip(self.items.chunks_exact(d))
-            {
-                for (g, &ev) in du_r.iter_mut().zip(e) {
-                    *g += dz * ev / tau;
-                }
-            }
-        }
-        (du, value, entropy)
-    }
-
-    /// The policy head's gradient w.r.t. the logits `u · e_j / T` (`rows × items`, zero for
-    /// masked items), and the mean loss and entropy over rows.
-    fn policy_dlogits(
-        &self,
-        user: &[f32],
-        rows: usize,
-        batch: &Batch,
-        loss: Loss,
-    ) -> (Vec<f32>, f32, f32) {
         let (entropy_w, tau) = entropy_and_temperature(loss);
+        let d = self.cfg.output;
         let n = self.cfg.items();
         let inv_b = 1.0 / rows as f32;
         let scores = self.score(user, rows);
-        let mut dlogits = vec![0.0; rows * n];
+        let mut du = vec![0.0; rows * d];
         let (mut loss_sum, mut ent_sum) = (0.0, 0.0);
         for (r, row) in batch.rows.iter().enumerate() {
             let lp = masked_log_softmax(&scores[r * n..(r + 1) * n], batch.mask.as_ref(), r, tau);
@@ -114,40 +88,22 @@ impl CpuEngine {
                 }
             }
             let (coef, row_loss) = pg_coefficient(loss, row, lp[row.action as usize]);
-            for (j, dz) in dlogits[r * n..(r + 1) * n].iter_mut().enumerate() {
+            let du_r = &mut du[r * d..(r + 1) * d];
+            for (j, e) in self.items.chunks_exact(d).enumerate() {
                 if lp[j] == f32::MIN {
                     continue;
                 }
                 let p = lp[j].exp();
                 let onehot = if j == row.action as usize { 1.0 } else { 0.0 };
-                *dz = inv_b * (-coef * (onehot - p) + entropy_w * p * (lp[j] + h));
+                let dz = inv_b * (-coef * (onehot - p) + entropy_w * p * (lp[j] + h));
+                for (g, &ev) in du_r.iter_mut().zip(e) {
+                    *g += dz * ev / tau;
+                }
             }
             loss_sum += row_loss - entropy_w * h;
             ent_sum += h;
         }
-        (dlogits, loss_sum * inv_b, ent_sum * inv_b)
-    }
-
-    /// The gradient of a policy-gradient loss w.r.t. the item matrix: `dL/de_j = Σ_r dL/dz_rj
-    /// u_r / T` over the rows' MLP outputs `u_r`; and the loss.
-    pub(super) fn reference_item_gradient(&self, batch: &Batch, loss: Loss) -> (Vec<f32>, f32) {
-        let tau = entropy_and_temperature(loss).1;
-        let (d, n) = (self.cfg.output, self.cfg.items());
-        let fwd = self.run_forward(&batch.inputs);
-        let user = &fwd.acts[self.layers.len()];
-        let (dlogits, value, _) = self.policy_dlogits(user, fwd.rows, batch, loss);
-        let mut de = vec![0.0; n * d];
-        for (r, u) in user.chunks_exact(d).enumerate() {
-            for (&dz, de_j) in dlogits[r * n..(r + 1) * n]
-                .iter()
-                .zip(de.chunks_exact_mut(d))
-            {
-                for (g, &uv) in de_j.iter_mut().zip(u) {
-                    *g += dz * uv / tau;
-                }
-            }
-        }
-        (de, value)
+        (du, loss_sum * inv_b, ent_sum * inv_b)
     }
 
     /// Backward pass from the gradient w.r.t. the MLP output to the flat parameter gradient and,

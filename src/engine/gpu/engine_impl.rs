@@ -4,8 +4,8 @@ use super::uniforms::{ReduceDims, RowDims};
 use super::{GpuEngine, Grad, Tail};
 use crate::engine::backend::{Backend, Checked, Rows, Scoring, Wrt};
 use crate::engine::{
-    Adam, Adapted, ContextState, ContextStep, Counters, Engine, EngineError, EngineInfo,
-    OptimizerState, Reduce, Result, SlateSpec, Slates, StepSums, TrainStats,
+    Adam, Adapted, ContextState, ContextStep, Counters, Engine, EngineInfo, OptimizerState, Reduce,
+    Result, SlateSpec, Slates, StepSums, TrainStats,
 };
 use crate::model::ModelConfig;
 use bytemuck::Zeroable;
@@ -163,13 +163,6 @@ impl Backend for GpuEngine {
         let (grad, buffer, bytes) = match wrt {
             Wrt::Params => (Grad::Weights, &self.grads, self.n_params * 4),
             Wrt::Input => (Grad::Input, &self.d_input, b.rows * self.cfg.input * 4),
-            Wrt::Items => {
-                return Err(EngineError::Input(
-                    "the item matrix's gradient is not supported on the GPU engine; the CPU \
-                     engine computes it"
-                        .into(),
-                ))
-            }
         };
         self.upload_batch(b, wrt == Wrt::Input)?;
         let mut enc = self.encoder();
