@@ -374,7 +374,8 @@ impl GpuContext {
         let out = self
             .read_back(enc, &p.staging, &[(&p.resolve, 8 * n as u64)])
             .await?;
-        let ticks: Vec<u64> = bytemuck::cast_slice(&out[0]).to_vec();
+        // copied out, not cast in place: the bytes need not be 8-aligned
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&out[0]);
         Ok(p.times(labels, &ticks))
     }
 

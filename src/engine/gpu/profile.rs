@@ -8,7 +8,7 @@ use crate::engine::{EngineError, Result};
 use std::sync::{Arc, Mutex};
 
 /// Dispatches one profiled context can time between two reads (two queries each).
-pub(crate) const CAPACITY: u32 = 2048;
+const CAPACITY: u32 = 2048;
 
 /// One timed dispatch: the kernel's label and its duration in nanoseconds.
 #[derive(Clone, Debug, PartialEq)]
