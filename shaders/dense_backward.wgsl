@@ -78,7 +78,9 @@ fn backward(grid: Grid, @builtin(local_invocation_id) lid: vec3<u32>) {
         let oc = min(o, OUT - 1u);
         let oc2 = min(o + NI, OUT - 1u);
         if (i0 + TM <= IN) {
-            // a tile of X's columns only (every tile but the last): plain loads
+            // a tile of X's columns only (every tile but the last): plain loads (x_aug's branch
+            // is a masked load per value on SwiftShader; a branch-free x_aug for every tile, a
+            // clamped load and a select, was 4% slower per training step there)
             for (var r = 0u; r < dims.rows; r = r + 1u) {
                 let x = r * IN + i0;
                 fma_quads(bx[x], bx[x + 1u], bx[x + 2u], bx[x + 3u], bx[x + 4u], bx[x + 5u],

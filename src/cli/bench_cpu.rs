@@ -84,7 +84,8 @@ fn paired(ratios: Vec<f64>) -> Ratio {
     }
 }
 
-fn median(v: &[f64]) -> f64 {
+/// The median (the upper one of an even count); `v` not empty.
+pub(super) fn median(v: &[f64]) -> f64 {
     quantile(&sorted(v.to_vec()), 0.5)
 }
 

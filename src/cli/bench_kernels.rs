@@ -3,6 +3,7 @@
 //! write timestamps inside compute passes — lavapipe does). Two workloads: the reference
 //! training step (as `bench engine`) and one interaction (as `bench interaction`).
 
+use super::bench_cpu::median;
 use crate::bench::{adaptation_model, Adaptation, StepTimer};
 use crate::engine::gpu::{GpuContext, GpuEngine, KernelTime};
 use crate::model::ModelConfig;
@@ -38,14 +39,6 @@ struct Report {
     workloads: Vec<Workload>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    if v.is_empty() {
-        return 0.0;
-    }
-    v[v.len() / 2]
-}
-
 /// Summarises the kernel times of `ops` operations (each the dispatches of one operation).
 fn summarise(name: String, ops: Vec<Vec<KernelTime>>, wall_ms: Vec<f64>) -> Workload {
     let n = ops.len();
@@ -71,7 +64,7 @@ fn summarise(name: String, ops: Vec<Vec<KernelTime>>, wall_ms: Vec<f64>) -> Work
             KernelRow {
                 kernel,
                 dispatches: calls as f64 / n as f64,
-                median_us: median(us),
+                median_us: median(&us),
                 share: 0.0,
             }
         })
@@ -81,15 +74,15 @@ fn summarise(name: String, ops: Vec<Vec<KernelTime>>, wall_ms: Vec<f64>) -> Work
         k.share = k.median_us / summed.max(1e-9);
     }
     kernels.sort_by(|a, b| b.median_us.total_cmp(&a.median_us));
-    let totals = ops
+    let totals: Vec<f64> = ops
         .iter()
         .map(|op| op.iter().map(|t| t.ns / 1e3).sum())
         .collect();
     Workload {
         name,
         operations: n,
-        median_total_us: median(totals),
-        median_wall_us: median(wall_ms.into_iter().map(|ms| ms * 1e3).collect()),
+        median_total_us: median(&totals),
+        median_wall_us: median(&wall_ms.iter().map(|ms| ms * 1e3).collect::<Vec<_>>()),
         kernels,
     }
 }
