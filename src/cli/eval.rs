@@ -19,7 +19,7 @@ pub struct Args {
     #[arg(long, default_value = "observed", value_parser = ["observed", "catalog"])]
     protocol: String,
     /// Comma-separated methods (default: all): random, pop-likes, pop-bayes, item-knn,
-    /// user-knn, eps-greedy-mf, linucb, lin-ts, linucb-cov, lin-ts-cov (the bandits over item
+    /// user-knn, user-posterior (Bayesian user-kNN), eps-greedy-mf, linucb, lin-ts, linucb-cov, lin-ts-cov (the bandits over item
     /// vectors whitened by the training users' prior covariance), sup-fixed, sup-finetune,
     /// meta-rl, meta-rl-fixed, meta-rl-trpo, meta-rl-reptile, meta-rl-fomaml, rl-scratch.
     #[arg(long, value_delimiter = ',')]
@@ -55,6 +55,12 @@ pub struct Args {
     /// Neighbours that vote in user-knn.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     neighbours: Option<u32>,
+    /// Noise of user-posterior's prototypes (0 < eps < 1).
+    #[arg(long)]
+    posterior_eps: Option<f64>,
+    /// Tempering of user-posterior's likelihood (> 0; 1 is plain Bayes).
+    #[arg(long)]
+    posterior_beta: Option<f64>,
     /// Collaborative factors (SVD of the training like-matrix) in the item vectors of the
     /// linear bandits and the meta-RL policy; 0 for content features only.
     #[arg(long)]
@@ -199,6 +205,8 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
     h.ts_scale = args.ts_scale.unwrap_or(h.ts_scale);
     h.bandit_lambda = args.bandit_lambda.unwrap_or(h.bandit_lambda);
     h.neighbours = args.neighbours.map_or(h.neighbours, |n| n as usize);
+    h.posterior_eps = args.posterior_eps.unwrap_or(h.posterior_eps);
+    h.posterior_beta = args.posterior_beta.unwrap_or(h.posterior_beta);
     h.factors = args.factors.unwrap_or(h.factors);
     h.user_fit.steps = args.user_fit_steps.unwrap_or(h.user_fit.steps);
     h.user_fit.lr = args.user_fit_lr.unwrap_or(h.user_fit.lr);

@@ -10,6 +10,7 @@ pub enum Method {
     PopularityBayes,
     ItemKnn,
     UserKnn,
+    UserPosterior,
     EpsilonGreedyMf,
     LinUcb,
     LinTs,
@@ -27,12 +28,13 @@ pub enum Method {
 
 impl Method {
     /// Every method, in table order.
-    pub const ALL: [Method; 18] = [
+    pub const ALL: [Method; 19] = [
         Method::Random,
         Method::PopularityLikes,
         Method::PopularityBayes,
         Method::ItemKnn,
         Method::UserKnn,
+        Method::UserPosterior,
         Method::EpsilonGreedyMf,
         Method::LinUcb,
         Method::LinTs,
@@ -56,6 +58,7 @@ impl Method {
             Method::PopularityBayes => "pop-bayes",
             Method::ItemKnn => "item-knn",
             Method::UserKnn => "user-knn",
+            Method::UserPosterior => "user-posterior",
             Method::EpsilonGreedyMf => "eps-greedy-mf",
             Method::LinUcb => "linucb",
             Method::LinTs => "lin-ts",

@@ -1,6 +1,6 @@
 //! Evaluation harness: the cold-start interactive protocol ([`protocol`]) over the methods
 //! ([`method`]), its metrics
-//! ([`metrics`]), the baselines ([`baselines`]) and the meta-RL policy as a
+//! ([`metrics`]), the baselines ([`baselines`], [`knn`], [`linear`], [`posterior`]) and the meta-RL policy as a
 //! [`Recommender`] ([`meta_rl`]), the supervised rating network without and with per-user
 //! refitting ([`supervised`]), the aggregated report ([`report`]), and off-policy
 //! estimators validated on the synthetic world ([`ope`]).
@@ -15,6 +15,7 @@ pub mod meta_rl;
 pub mod method;
 pub mod metrics;
 pub mod ope;
+pub mod posterior;
 pub mod protocol;
 pub mod report;
 pub mod supervised;

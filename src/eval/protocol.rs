@@ -12,6 +12,7 @@ use super::knn::{ItemKnn, UserKnn};
 use super::meta_rl::{ready, MetaRl, Trained};
 pub use super::method::Method;
 use super::metrics::{hit_at, ndcg_at, EpisodeLog};
+use super::posterior::UserPosterior;
 use super::supervised::{Supervised, UserFit};
 use super::{EvalError, Recommender};
 use crate::data::{
@@ -40,6 +41,10 @@ pub struct Hyper {
     pub ts_scale: f64,
     /// Neighbours that vote in user-kNN.
     pub neighbours: usize,
+    /// Noise ε of `user-posterior`'s prototypes ([`UserPosterior`]).
+    pub posterior_eps: f64,
+    /// Tempering β of `user-posterior`'s likelihood.
+    pub posterior_beta: f64,
     /// Collaborative factors in the item vectors of the linear bandits and the meta-RL policy
     /// (a truncated SVD of the training users' like-matrix, [`like_factors`]); 0 for none.
     pub factors: usize,
@@ -72,6 +77,8 @@ impl Default for Hyper {
             alpha: 0.05,
             ts_scale: 0.01,
             neighbours: 300,
+            posterior_eps: 0.2,
+            posterior_beta: 0.7,
             factors: crate::meta::DATASET_FACTORS,
             supervised: FinetuneConfig::default(),
             user_fit: UserFit {
@@ -380,6 +387,12 @@ impl Prepared {
                 self.bar.clone(),
                 h.neighbours,
             )),
+            Method::UserPosterior => Box::new(UserPosterior::new(
+                ds,
+                &self.train,
+                h.posterior_eps,
+                h.posterior_beta,
+            )?),
             Method::EpsilonGreedyMf => Box::new(EpsilonGreedyMf::new(
                 self.mf.as_ref().ok_or_else(missing)?,
                 h.mf_lambda,
