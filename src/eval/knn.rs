@@ -29,17 +29,6 @@ pub struct ItemKnn {
     sim: Vec<f32>,
     fallback: Vec<f64>,
     liked: Vec<u32>,
-    missed: Vec<u32>,
-    miss: f64,
-}
-
-/// Experiment (issue 14's headroom, removed again): `ITEM_EASE=λ,pop,miss` replaces the
-/// cosine similarities by EASE's item-item weights; `pop` weighs the fallback score (scaled to
-/// at most 1) and `miss` subtracts the weights from missed items.
-fn ease() -> Option<(f64, f64, f64)> {
-    let v = std::env::var("ITEM_EASE").ok()?;
-    let p: Vec<f64> = v.split(',').filter_map(|x| x.parse().ok()).collect();
-    (p.len() == 3).then(|| (p[0], p[1], p[2]))
 }
 
 impl ItemKnn {
@@ -56,33 +45,6 @@ impl ItemKnn {
                 }
             }
         }
-        if let Some((lambda, pop, miss)) = ease() {
-            // EASE (Steck 2019): B = I − P·diag(1/diag P), P = (G + λI)⁻¹, G the co-likes
-            let g: Vec<f64> = co.iter().map(|&v| f64::from(v)).collect();
-            let mut eye = vec![0.0; n * n];
-            for i in 0..n {
-                eye[i * n + i] = 1.0;
-            }
-            let p = crate::linalg::solve_ridge_columns(g, eye, n, lambda);
-            for a in 0..n {
-                for b in 0..n {
-                    co[a * n + b] = if a == b {
-                        0.0
-                    } else {
-                        (-p[a * n + b] / p[b * n + b]) as f32
-                    };
-                }
-            }
-            let max = fallback.iter().fold(1e-12f64, |m, v| m.max(v.abs()));
-            return ItemKnn {
-                n,
-                sim: co,
-                fallback: fallback.iter().map(|v| pop * v / max).collect(),
-                liked: Vec::new(),
-                missed: Vec::new(),
-                miss,
-            };
-        }
         for a in 0..n {
             for b in 0..n {
                 let d = (likes[a] * likes[b]).sqrt();
@@ -96,10 +58,8 @@ impl ItemKnn {
         ItemKnn {
             n,
             sim: co,
-            fallback: fallback.iter().map(|v| 1e-6 * v).collect(),
+            fallback,
             liked: Vec::new(),
-            missed: Vec::new(),
-            miss: 0.0,
         }
     }
 
@@ -113,19 +73,13 @@ impl ItemKnn {
             .iter()
             .map(|&j| f64::from(self.sim[j as usize * self.n + i]))
             .sum();
-        let m: f64 = self
-            .missed
-            .iter()
-            .map(|&j| f64::from(self.sim[j as usize * self.n + i]))
-            .sum();
-        s - self.miss * m + self.fallback.get(i).copied().unwrap_or(0.0)
+        s + 1e-6 * self.fallback.get(i).copied().unwrap_or(0.0)
     }
 }
 
 impl Recommender for ItemKnn {
     fn reset(&mut self, _: u64) {
         self.liked.clear();
-        self.missed.clear();
     }
     fn slate(&mut self, candidates: &[u32], k: usize) -> Result<Vec<u32>, EvalError> {
         Ok(top_k(candidates, k, |i| self.score(i)))
@@ -133,8 +87,6 @@ impl Recommender for ItemKnn {
     fn update(&mut self, item: u32, reward: f32) -> Result<(), EvalError> {
         if reward > 0.5 && (item as usize) < self.n {
             self.liked.push(item);
-        } else if (item as usize) < self.n {
-            self.missed.push(item);
         }
         Ok(())
     }

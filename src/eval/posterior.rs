@@ -79,107 +79,12 @@ impl UserPosterior {
     }
 }
 
-/// Experiment (issue 14's headroom, removed again): `POSTERIOR_LOOKAHEAD=M,γ` makes a K = 1
-/// slate the item, among the `M` best, with the highest expected reward now plus γ times the
-/// expected best score after its reaction (a one-step lookahead).
-fn lookahead() -> Option<(usize, f64)> {
-    let v = std::env::var("POSTERIOR_LOOKAHEAD").ok()?;
-    let (m, g) = v.split_once(',')?;
-    Some((m.parse().ok()?, g.parse().ok()?))
-}
-
-/// Experiment: `POSTERIOR_MIX=a` ranks by `a`·(the linear bandits' posterior mean score) +
-/// (1 − `a`)·(this posterior's like probability).
-pub fn mix() -> Option<f64> {
-    std::env::var("POSTERIOR_MIX").ok()?.parse().ok()
-}
-
-impl UserPosterior {
-    /// The weight factor of a liker of `item` after `liked` (relative to everyone else).
-    fn factor(&self, item: u32, liked: bool) -> f64 {
-        let low = self.eps * self.share[item as usize];
-        let high = 1.0 - self.eps + low;
-        let r = if liked {
-            high / low
-        } else {
-            (1.0 - high) / (1.0 - low)
-        };
-        r.powf(self.beta)
-    }
-
-    fn look_ahead(&self, candidates: &[u32], m: usize, gamma: f64) -> Option<u32> {
-        let ranked = top_k(candidates, 200, |i| self.scores[i as usize]);
-        let max = self.log_weight.iter().copied().fold(f64::MIN, f64::max);
-        let w: Vec<f64> = self.log_weight.iter().map(|l| (l - max).exp()).collect();
-        let total: f64 = w.iter().sum();
-        let w: Vec<f64> = w.iter().map(|x| x / total).collect();
-        let value = |c: u32| {
-            let p = self.scores[c as usize];
-            let after = |liked: bool| {
-                let f = self.factor(c, liked);
-                let mut w = w.clone();
-                let mut total = 1.0;
-                for &u in &self.likers[c as usize] {
-                    total += w[u as usize] * (f - 1.0);
-                    w[u as usize] *= f;
-                }
-                ranked
-                    .iter()
-                    .filter(|&&j| j != c)
-                    .map(|&j| {
-                        let mass: f64 =
-                            self.likers[j as usize].iter().map(|&u| w[u as usize]).sum();
-                        (1.0 - self.eps) * mass / total + self.eps * self.share[j as usize]
-                    })
-                    .fold(f64::MIN, f64::max)
-            };
-            p + gamma * (p * after(true) + (1.0 - p) * after(false))
-        };
-        ranked
-            .iter()
-            .take(m)
-            .map(|&c| (value(c), c))
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, c)| c)
-    }
-}
-
-/// Experiment: the mix of [`mix`].
-pub struct Mixed {
-    pub a: f64,
-    pub ridge: super::linear::Ridge,
-    pub features: super::linear::Features,
-    pub post: UserPosterior,
-}
-
-impl Recommender for Mixed {
-    fn reset(&mut self, seed: u64) {
-        self.ridge.reset();
-        self.post.reset(seed);
-    }
-    fn slate(&mut self, candidates: &[u32], k: usize) -> Result<Vec<u32>, EvalError> {
-        let theta = self.ridge.mean();
-        Ok(top_k(candidates, k, |i| {
-            self.a * self.features.score(i, &theta).unwrap_or(0.0)
-                + (1.0 - self.a) * self.post.scores[i as usize]
-        }))
-    }
-    fn update(&mut self, item: u32, reward: f32) -> Result<(), EvalError> {
-        self.ridge
-            .update(self.features.row(item), f64::from(reward));
-        self.post.update(item, reward)
-    }
-}
-
 impl Recommender for UserPosterior {
     fn reset(&mut self, _: u64) {
         self.log_weight.fill(0.0);
         self.rescore();
     }
     fn slate(&mut self, candidates: &[u32], k: usize) -> Result<Vec<u32>, EvalError> {
-        if let (Some((m, gamma)), 1) = (lookahead(), k) {
-            return Ok(self.look_ahead(candidates, m, gamma).into_iter().collect());
-        }
         Ok(top_k(candidates, k, |i| {
             self.scores.get(i as usize).copied().unwrap_or(f64::MIN)
         }))

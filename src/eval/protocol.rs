@@ -387,18 +387,12 @@ impl Prepared {
                 self.bar.clone(),
                 h.neighbours,
             )),
-            Method::UserPosterior => {
-                let post = UserPosterior::new(ds, &self.train, h.posterior_eps, h.posterior_beta)?;
-                match super::posterior::mix() {
-                    Some(a) => Box::new(super::posterior::Mixed {
-                        a,
-                        ridge: super::linear::Ridge::new(&self.prior, h.bandit_lambda),
-                        features: self.features.clone(),
-                        post,
-                    }),
-                    None => Box::new(post),
-                }
-            }
+            Method::UserPosterior => Box::new(UserPosterior::new(
+                ds,
+                &self.train,
+                h.posterior_eps,
+                h.posterior_beta,
+            )?),
             Method::EpsilonGreedyMf => Box::new(EpsilonGreedyMf::new(
                 self.mf.as_ref().ok_or_else(missing)?,
                 h.mf_lambda,
