@@ -55,6 +55,10 @@ pub struct Args {
     /// Neighbours that vote in user-knn.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     neighbours: Option<u32>,
+    /// Share of each seed's training users the methods learn from, a seeded random subset
+    /// (learning curves over the training population; the evaluated users stay the same).
+    #[arg(long, default_value_t = 1.0)]
+    train_fraction: f64,
     /// Noise of user-posterior's prototypes (0 < eps < 1).
     #[arg(long)]
     posterior_eps: Option<f64>,
@@ -189,6 +193,7 @@ fn setup(args: &Args) -> Result<(Protocol, Vec<Method>), Box<dyn std::error::Err
     let mut p = Protocol {
         environment,
         hyper: Hyper::for_environment(environment),
+        train_fraction: args.train_fraction,
         rounds: args.rounds,
         slate: args.slate,
         seeds: (1..=args.seeds).collect(),

@@ -23,6 +23,9 @@ use crate::finetune::{FinetuneConfig, SupervisedFit};
 use crate::linalg::Whitening;
 use crate::meta::{Algorithm, MetaConfig, ObservedSetup, Optimizer, PolicyShape};
 use crate::session::{AdaptConfig, Adapts};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 /// Hyperparameters of the methods (chosen on validation users; see EVALUATION.md).
 #[derive(Clone, Debug, PartialEq)]
@@ -149,6 +152,9 @@ pub struct Protocol {
     /// One user split and one set of fits per seed.
     pub seeds: Vec<u64>,
     pub users: Users,
+    /// Share of each seed's training users the methods learn from (a seeded random subset;
+    /// 1: all of them), for learning curves over the size of the training population.
+    pub train_fraction: f64,
     pub hyper: Hyper,
 }
 
@@ -160,6 +166,7 @@ impl Default for Protocol {
             slate: 1,
             seeds: (1..=5).collect(),
             users: Users::ColdStart,
+            train_fraction: 1.0,
             hyper: Hyper::default(),
         }
     }
@@ -199,6 +206,22 @@ pub struct Prepared {
     seed: u64,
 }
 
+/// A seeded random `fraction` ∈ (0, 1] of `users` (at least one), sorted; all of them at 1.
+fn subsample(mut users: Vec<u32>, fraction: f64, seed: u64) -> Result<Vec<u32>, EvalError> {
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        return Err(EvalError(format!(
+            "the training fraction must be in (0, 1], got {fraction}"
+        )));
+    }
+    if fraction < 1.0 {
+        let keep = ((users.len() as f64 * fraction).round() as usize).max(1);
+        users.shuffle(&mut ChaCha8Rng::seed_from_u64(seed ^ 0x7472_6169_6e00));
+        users.truncate(keep);
+        users.sort_unstable();
+    }
+    Ok(users)
+}
+
 /// Item-kNN keeps an items × items similarity matrix; larger catalogs are refused.
 const MAX_KNN_ITEMS: usize = 20_000;
 
@@ -211,7 +234,8 @@ impl Prepared {
         seed: u64,
     ) -> Result<Self, EvalError> {
         let fail = |e: crate::data::DataError| EvalError(e.to_string());
-        let split = split_users(ds.n_users(), SplitFractions::default(), seed).map_err(fail)?;
+        let mut split = split_users(ds.n_users(), SplitFractions::default(), seed).map_err(fail)?;
+        split.train = subsample(split.train, protocol.train_fraction, seed)?;
         if split.train.is_empty() {
             return Err(EvalError("too few users to split".into()));
         }
@@ -684,6 +708,34 @@ mod tests {
         fn update(&mut self, _: u32, _: f32) -> Result<(), EvalError> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_training_fraction_is_a_seeded_subset() {
+        let users: Vec<u32> = (0..100).collect();
+        let half = subsample(users.clone(), 0.5, 3).unwrap();
+        assert_eq!(half.len(), 50);
+        assert!(half.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(half, subsample(users.clone(), 0.5, 3).unwrap());
+        assert_ne!(half, subsample(users.clone(), 0.5, 4).unwrap());
+        assert_ne!(half, (0..50).collect::<Vec<u32>>());
+        assert_eq!(subsample(users.clone(), 1.0, 3).unwrap(), users);
+        assert_eq!(subsample(users.clone(), 0.001, 3).unwrap().len(), 1);
+        for bad in [0.0, -0.5, 1.5, f64::NAN] {
+            assert!(subsample(users.clone(), bad, 3).is_err());
+        }
+        // the protocol learns from the subset: fewer training users, same evaluated users
+        let ds = small();
+        let mut p = quick();
+        let all = Prepared::new(&ds, &p, &[Method::PopularityLikes], 1).unwrap();
+        p.train_fraction = 0.5;
+        let part = Prepared::new(&ds, &p, &[Method::PopularityLikes], 1).unwrap();
+        assert_eq!(
+            part.train.len(),
+            (all.train.len() as f64 * 0.5).round() as usize
+        );
+        assert!(part.train.iter().all(|u| all.train.contains(u)));
+        assert_eq!(part.evaluated, all.evaluated);
     }
 
     #[test]

@@ -85,6 +85,8 @@ pub struct Report {
     pub slate: usize,
     pub seeds: Vec<u64>,
     pub users: String,
+    /// Share of the training users the methods learned from.
+    pub train_fraction: f64,
     /// Evaluated episodes per method (users × seeds).
     pub episodes: usize,
     pub methods: BTreeMap<String, MethodReport>,
@@ -173,6 +175,7 @@ impl Report {
             slate: protocol.slate,
             seeds: protocol.seeds.clone(),
             users: format!("{:?}", protocol.users),
+            train_fraction: protocol.train_fraction,
             episodes,
             methods,
             order,
