@@ -19,9 +19,10 @@ pub struct Args {
     #[arg(long, default_value = "observed", value_parser = ["observed", "catalog"])]
     protocol: String,
     /// Comma-separated methods (default: all): random, pop-likes, pop-bayes, item-knn,
-    /// user-knn, user-posterior (Bayesian user-kNN), eps-greedy-mf, linucb, lin-ts, linucb-cov, lin-ts-cov (the bandits over item
-    /// vectors whitened by the training users' prior covariance), sup-fixed, sup-finetune,
-    /// meta-rl, meta-rl-fixed, meta-rl-trpo, meta-rl-reptile, meta-rl-fomaml, rl-scratch.
+    /// user-knn, user-posterior (Bayesian user-kNN), eps-greedy-mf, linucb, lin-ts, linucb-cov,
+    /// lin-ts-cov (the bandits over item vectors whitened by the training users' prior
+    /// covariance), sup-fixed, sup-finetune, meta-rl, meta-rl-fixed, meta-rl-trpo,
+    /// meta-rl-reptile, meta-rl-fomaml, rl-scratch.
     #[arg(long, value_delimiter = ',')]
     methods: Vec<String>,
     /// Number of seeds (user splits and fits): 1..=N.

@@ -22,6 +22,8 @@ pub struct UserPosterior {
     beta: f64,
     /// Log-weight of each training user, up to a constant.
     log_weight: Vec<f64>,
+    /// Scratch: each training user's weight relative to the largest.
+    weight: Vec<f64>,
     scores: Vec<f64>,
 }
 
@@ -55,7 +57,8 @@ impl UserPosterior {
             eps,
             beta,
             log_weight: vec![0.0; users.len()],
-            scores: Vec::new(),
+            weight: vec![0.0; users.len()],
+            scores: vec![0.0; ds.n_items()],
         };
         posterior.rescore();
         Ok(posterior)
@@ -65,17 +68,15 @@ impl UserPosterior {
     /// `(1 − ε)·Σ_{v liked i} w_v + ε·q_i`.
     fn rescore(&mut self) {
         let max = self.log_weight.iter().copied().fold(f64::MIN, f64::max);
-        let w: Vec<f64> = self.log_weight.iter().map(|l| (l - max).exp()).collect();
-        let total: f64 = w.iter().sum();
-        self.scores = self
-            .likers
-            .iter()
-            .zip(&self.share)
-            .map(|(likers, q)| {
-                let mass: f64 = likers.iter().map(|&v| w[v as usize]).sum();
-                (1.0 - self.eps) * mass / total + self.eps * q
-            })
-            .collect();
+        for (w, l) in self.weight.iter_mut().zip(&self.log_weight) {
+            *w = (l - max).exp();
+        }
+        let total: f64 = self.weight.iter().sum();
+        let items = self.likers.iter().zip(&self.share);
+        for (score, (likers, q)) in self.scores.iter_mut().zip(items) {
+            let mass: f64 = likers.iter().map(|&v| self.weight[v as usize]).sum();
+            *score = (1.0 - self.eps) * mass / total + self.eps * q;
+        }
     }
 }
 
