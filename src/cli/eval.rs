@@ -274,7 +274,7 @@ pub fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     bar.set_style(indicatif::ProgressStyle::with_template(
         "{bar:40} {pos}/{len} episodes (users x seeds x methods) {elapsed}",
     )?);
-    let runs = evaluate(&ds, &protocol, &methods, &mut || bar.inc(1))?;
+    let runs = evaluate(&ds, &protocol, &methods, &|| bar.inc(1))?;
     bar.finish_and_clear();
     let report = Report::new(&ds.name, ds.n_items(), &protocol, &runs);
     if let Some(path) = &args.plot {

@@ -9,6 +9,7 @@
 //! round it proposes a slate among the user's rated, not-yet-shown items, receives one reward
 //! per item, and updates before the next round.
 pub mod baselines;
+pub mod episode;
 pub mod hyper;
 pub mod knn;
 pub mod linear;

@@ -8,17 +8,17 @@
 //! rating ≥ 4); each round the method shows `slate` items and learns every reward before the
 //! next round.
 use super::baselines::{EpsilonGreedyMf, Features, ItemStats, LinTs, LinUcb, Popularity, Random};
+pub use super::episode::{episode_seed, rank_query, run_episode, RANK_K, SUPPORT_FRACTION};
 pub use super::hyper::Hyper;
 use super::knn::{ItemKnn, UserKnn};
 use super::meta_rl::{ready, MetaRl, Trained};
 pub use super::method::Method;
-use super::metrics::{hit_at, ndcg_at, EpisodeLog};
+use super::metrics::EpisodeLog;
 use super::posterior::UserPosterior;
 use super::supervised::Supervised;
 use super::{EvalError, Recommender};
 use crate::data::{
-    split_users, support_query, Dataset, Environment, FitConfig, LatentFactorModel, RewardMode,
-    Shown, SplitFractions, UserTask, LIKE_THRESHOLD,
+    split_users, Dataset, Environment, FitConfig, LatentFactorModel, RewardMode, SplitFractions,
 };
 use crate::finetune::{FinetuneConfig, SupervisedFit};
 use crate::linalg::Whitening;
@@ -27,6 +27,7 @@ use crate::session::{AdaptConfig, Adapts};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Which users are evaluated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -365,85 +366,6 @@ impl Prepared {
     }
 }
 
-/// The episode seed of `user` under the protocol seed `seed`.
-pub fn episode_seed(seed: u64, user: u32) -> u64 {
-    seed.wrapping_mul(1_000_003).wrapping_add(u64::from(user))
-}
-
-/// Runs one episode of `rec` on `task` with slates of `k`: each round the method proposes up
-/// to `k` candidates, the task answers, and the method learns every reward.
-pub fn run_episode(
-    rec: &mut dyn Recommender,
-    task: &mut impl UserTask,
-    k: usize,
-    seed: u64,
-) -> Result<EpisodeLog, EvalError> {
-    rec.reset(seed);
-    let mut log = EpisodeLog::default();
-    while !task.done() {
-        let slate = rec.slate(task.candidates(), k)?;
-        if slate.is_empty() || slate.len() > k {
-            return Err(EvalError(format!(
-                "the method proposed {} items for a slate of {k}",
-                slate.len()
-            )));
-        }
-        let shown: Vec<Shown> = slate
-            .iter()
-            .map(|&item| Shown {
-                item,
-                propensity: 1.0,
-            })
-            .collect();
-        let rewards = task.step(&shown).map_err(|e| EvalError(e.to_string()))?;
-        for (&item, &r) in slate.iter().zip(&rewards) {
-            rec.update(item, r)?;
-        }
-        log.hits.push(rewards.iter().map(|&r| f64::from(r)).sum());
-        log.shown.push(slate.len());
-        log.items.extend(&slate);
-    }
-    Ok(log)
-}
-
-/// Share of each user's ratings (earliest first) given to a method before it ranks the rest.
-pub const SUPPORT_FRACTION: f64 = 0.5;
-
-/// Query-set ranking of one user: reset, learn the rewards of the user's earliest ratings
-/// (the support set, [`SUPPORT_FRACTION`]), then rank the remaining rated items (the query
-/// set) with one slate of `k`. Returns (NDCG@k with gain 2^rating − 1, Hit@k), or `None` when
-/// the query set is empty or has no gain.
-pub fn rank_query(
-    rec: &mut dyn Recommender,
-    ds: &Dataset,
-    user: u32,
-    k: usize,
-    seed: u64,
-) -> Result<Option<(f64, f64)>, EvalError> {
-    let (support, query) =
-        support_query(ds, user, SUPPORT_FRACTION).map_err(|e| EvalError(e.to_string()))?;
-    if query.is_empty() {
-        return Ok(None);
-    }
-    rec.reset(seed);
-    for r in support {
-        rec.update(r.item, f32::from(u8::from(r.value >= LIKE_THRESHOLD)))?;
-    }
-    let mut candidates: Vec<u32> = query.iter().map(|r| r.item).collect();
-    candidates.sort_unstable();
-    let ranked = rec.slate(&candidates, k)?;
-    let rating = |item: u32| query.iter().find(|r| r.item == item).map(|r| r.value);
-    let ranked: Vec<f32> = ranked
-        .iter()
-        .map(|&i| rating(i).ok_or_else(|| EvalError(format!("item {i} is not in the query set"))))
-        .collect::<Result<_, _>>()?;
-    let all: Vec<f32> = query.iter().map(|r| r.value).collect();
-    Ok(ndcg_at(&ranked, &all, k).map(|n| (n, hit_at(&ranked, k, LIKE_THRESHOLD))))
-}
-
-/// Items ranked in the query-set protocol.
-pub const RANK_K: usize = 10;
-
 /// The episodes of one method under one seed, in user order, and the query-set rankings
 /// (NDCG@10, Hit@10) of the users that had one.
 #[derive(Clone, Debug, PartialEq)]
@@ -456,39 +378,91 @@ pub struct Run {
 
 /// Runs `methods` under `protocol` on `ds`; `progress` is called after every episode
 /// (seeds × methods × evaluated users in all). Runs are ordered by seed, then method.
+///
+/// Natively the seeds run in parallel, one per available core (each seed's split, fits and
+/// episodes depend on nothing else, so the runs are the same as one seed after another); on
+/// wasm they run in turn.
 pub fn evaluate(
     ds: &Dataset,
     protocol: &Protocol,
     methods: &[Method],
-    progress: &mut dyn FnMut(),
+    progress: &(dyn Fn() + Sync),
 ) -> Result<Vec<Run>, EvalError> {
     if protocol.rounds == 0 || protocol.slate == 0 {
         return Err(EvalError("rounds and slate must be at least 1".into()));
     }
-    let mut runs = Vec::new();
-    for &seed in &protocol.seeds {
-        let prepared = Prepared::new(ds, protocol, methods, seed)?;
-        for &method in methods {
-            let mut rec = prepared.build(ds, method, &protocol.hyper)?;
-            let mut episodes = Vec::with_capacity(prepared.evaluated.len());
-            let mut ranking = Vec::new();
-            for &user in &prepared.evaluated {
-                let seed = prepared.episode_seed(user);
-                ranking.extend(rank_query(rec.as_mut(), ds, user, RANK_K, seed)?);
-                let mut task =
-                    protocol
-                        .environment
-                        .task(ds, user, RewardMode::default(), protocol.rounds);
-                episodes.push(run_episode(rec.as_mut(), &mut task, protocol.slate, seed)?);
-                progress();
+    let seeds = &protocol.seeds;
+    let next = AtomicUsize::new(0);
+    // each worker takes the next seed until none is left or one fails
+    let work = || {
+        let mut done = Vec::new();
+        while let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let runs = evaluate_seed(ds, protocol, methods, seed, progress);
+            let failed = runs.is_err();
+            done.push((seed, runs));
+            if failed {
+                break;
             }
-            runs.push(Run {
-                method,
-                seed,
-                episodes,
-                ranking,
-            });
         }
+        done
+    };
+    let workers = if cfg!(target_arch = "wasm32") {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    };
+    let mut done = if workers.min(seeds.len()) <= 1 {
+        work()
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers.min(seeds.len()))
+                .map(|_| s.spawn(work))
+                .collect();
+            let mut done = Vec::new();
+            for h in handles {
+                done.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            }
+            done
+        })
+    };
+    done.sort_by_key(|(seed, _)| seeds.iter().position(|s| s == seed));
+    let mut runs = Vec::new();
+    for (_, r) in done {
+        runs.extend(r?);
+    }
+    Ok(runs)
+}
+
+/// The runs of `methods` under one `seed`, in method order.
+fn evaluate_seed(
+    ds: &Dataset,
+    protocol: &Protocol,
+    methods: &[Method],
+    seed: u64,
+    progress: &(dyn Fn() + Sync),
+) -> Result<Vec<Run>, EvalError> {
+    let prepared = Prepared::new(ds, protocol, methods, seed)?;
+    let mut runs = Vec::with_capacity(methods.len());
+    for &method in methods {
+        let mut rec = prepared.build(ds, method, &protocol.hyper)?;
+        let mut episodes = Vec::with_capacity(prepared.evaluated.len());
+        let mut ranking = Vec::new();
+        for &user in &prepared.evaluated {
+            let seed = prepared.episode_seed(user);
+            ranking.extend(rank_query(rec.as_mut(), ds, user, RANK_K, seed)?);
+            let mut task =
+                protocol
+                    .environment
+                    .task(ds, user, RewardMode::default(), protocol.rounds);
+            episodes.push(run_episode(rec.as_mut(), &mut task, protocol.slate, seed)?);
+            progress();
+        }
+        runs.push(Run {
+            method,
+            seed,
+            episodes,
+            ranking,
+        });
     }
     Ok(runs)
 }
@@ -542,8 +516,12 @@ mod tests {
     fn every_method_runs_the_protocol_deterministically() {
         let ds = small();
         let p = quick();
-        let mut episodes = 0;
-        let runs = evaluate(&ds, &p, &Method::ALL, &mut || episodes += 1).unwrap();
+        let episodes = AtomicUsize::new(0);
+        let count = || {
+            episodes.fetch_add(1, Ordering::Relaxed);
+        };
+        let runs = evaluate(&ds, &p, &Method::ALL, &count).unwrap();
+        let episodes = episodes.into_inner();
         let users: usize = evaluated_users(&ds, &p).unwrap().iter().sum();
         assert_eq!(episodes, users * Method::ALL.len());
         assert_eq!(runs.len(), 2 * Method::ALL.len());
@@ -555,7 +533,7 @@ mod tests {
                 assert_eq!(distinct.len(), e.items.len(), "{:?} repeats", run.method);
             }
         }
-        let again = evaluate(&ds, &p, &Method::ALL, &mut || {}).unwrap();
+        let again = evaluate(&ds, &p, &Method::ALL, &|| {}).unwrap();
         assert_eq!(runs, again);
         let json = Report::new("small", ds.n_items(), &p, &runs).to_json();
         assert_eq!(
