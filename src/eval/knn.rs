@@ -5,7 +5,7 @@ use super::{top_k, EvalError, Recommender};
 use crate::data::{Dataset, LIKE_THRESHOLD};
 
 /// The items each of `users` liked (rating ≥ [`LIKE_THRESHOLD`]), sorted.
-fn liked_items(ds: &Dataset, users: &[u32]) -> Vec<Vec<u32>> {
+pub(super) fn liked_items(ds: &Dataset, users: &[u32]) -> Vec<Vec<u32>> {
     users
         .iter()
         .map(|&u| {
@@ -19,6 +19,18 @@ fn liked_items(ds: &Dataset, users: &[u32]) -> Vec<Vec<u32>> {
             l
         })
         .collect()
+}
+
+/// The users (indices into `likes`) who liked each of `n_items` items, from each user's
+/// liked items.
+pub(super) fn likers(likes: &[Vec<u32>], n_items: usize) -> Vec<Vec<u32>> {
+    let mut likers = vec![Vec::new(); n_items];
+    for (v, l) in likes.iter().enumerate() {
+        for &i in l {
+            likers[i as usize].push(v as u32);
+        }
+    }
+    likers
 }
 
 /// Item-kNN: a candidate's score is the sum of its cosine similarities (co-likes among training
@@ -114,12 +126,7 @@ impl UserKnn {
     /// Neighbours among `users` of `ds`; `fallback` scores items before any like.
     pub fn new(ds: &Dataset, users: &[u32], fallback: Vec<f64>, neighbours: usize) -> Self {
         let likes = liked_items(ds, users);
-        let mut likers = vec![Vec::new(); ds.n_items()];
-        for (v, l) in likes.iter().enumerate() {
-            for &i in l {
-                likers[i as usize].push(v as u32);
-            }
-        }
+        let likers = likers(&likes, ds.n_items());
         let max = fallback
             .iter()
             .fold(0.0f64, |m, v| m.max(v.abs()))

@@ -9,8 +9,9 @@
 //! is 1 when v liked i and `q_i` the share of training users who liked i. A reaction r to item
 //! i multiplies v's weight by `p_vi^β` (like) or `(1 − p_vi)^β` (miss); β < 1 tempers the
 //! evidence. Before any reaction every score is `q_i`: the `pop-likes` order.
+use super::knn::{liked_items, likers};
 use super::{top_k, EvalError, Recommender};
-use crate::data::{Dataset, LIKE_THRESHOLD};
+use crate::data::Dataset;
 
 /// The posterior over training users as prototypes (see the module documentation).
 pub struct UserPosterior {
@@ -39,14 +40,7 @@ impl UserPosterior {
         if users.is_empty() {
             return Err(EvalError("user-posterior needs training users".into()));
         }
-        let mut likers = vec![Vec::new(); ds.n_items()];
-        for (v, &u) in users.iter().enumerate() {
-            for r in ds.user_ratings(u) {
-                if r.value >= LIKE_THRESHOLD {
-                    likers[r.item as usize].push(v as u32);
-                }
-            }
-        }
+        let likers = likers(&liked_items(ds, users), ds.n_items());
         let share = likers
             .iter()
             .map(|l| l.len() as f64 / users.len() as f64)

@@ -396,10 +396,12 @@ pub fn evaluate(
     // each worker takes the next seed until none is left or one fails
     let work = || {
         let mut done = Vec::new();
-        while let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) {
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&seed) = seeds.get(i) else { break };
             let runs = evaluate_seed(ds, protocol, methods, seed, progress);
             let failed = runs.is_err();
-            done.push((seed, runs));
+            done.push((i, runs));
             if failed {
                 break;
             }
@@ -425,7 +427,7 @@ pub fn evaluate(
             done
         })
     };
-    done.sort_by_key(|(seed, _)| seeds.iter().position(|s| s == seed));
+    done.sort_by_key(|&(i, _)| i);
     let mut runs = Vec::new();
     for (_, r) in done {
         runs.extend(r?);
